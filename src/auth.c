@@ -1,0 +1,349 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth.c
+ *		Credentials on the wire: Mapal's password-grant JWT, Connecteam's
+ *		X-API-KEY or OAuth client-credentials token.
+ *
+ * Tokens are cached per backend (and per worker) in TopMemoryContext, keyed
+ * by a fingerprint of the server and every credential option, so an ALTER
+ * USER MAPPING takes effect on the next call.  A token is reused until 60 s
+ * before it expires (api-contracts.md); then the refresh token is tried,
+ * and the password grant if the refresh fails.  After a 401 from an API the
+ * caller invalidates the entry and fetches once more.
+ *
+ * Secrets are only ever written into request bodies and headers.  Error
+ * messages name the option to check, never its value.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "sa_json.h"
+
+#include "common/base64.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "vendor.h"
+
+#define TOKEN_EARLY_REFRESH_SECS 60
+
+typedef struct TokenEntry
+{
+	uint64		key;			/* SalesApiServer.cred_hash */
+	char	   *access_token;	/* in TopMemoryContext */
+	char	   *refresh_token;
+	TimestampTz expires_at;
+} TokenEntry;
+
+static HTAB *token_cache = NULL;
+
+static TokenEntry *
+token_entry(const SalesApiServer *srv, bool create)
+{
+	bool		found;
+	TokenEntry *e;
+
+	if (token_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(TokenEntry);
+		ctl.hcxt = TopMemoryContext;
+		token_cache = hash_create("sales_api tokens", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(token_cache, &srv->cred_hash, create ? HASH_ENTER : HASH_FIND, &found);
+	if (create && !found)
+	{
+		e->access_token = NULL;
+		e->refresh_token = NULL;
+		e->expires_at = 0;
+	}
+	return e;
+}
+
+static void
+secret_free(char **p)
+{
+	if (*p != NULL)
+	{
+		explicit_bzero(*p, strlen(*p));
+		pfree(*p);
+		*p = NULL;
+	}
+}
+
+static void
+form_add(StringInfo buf, const char *name, const char *value)
+{
+	char	   *enc = url_encode(value);
+
+	appendStringInfo(buf, "%s%s=%s", buf->len ? "&" : "", name, enc);
+	explicit_bzero(enc, strlen(enc));
+	pfree(enc);
+}
+
+bool
+auth_uses_token(const SalesApiServer *srv)
+{
+	return srv->vendor == VENDOR_MAPAL || srv->use_oauth;
+}
+
+void
+auth_invalidate(const SalesApiServer *srv)
+{
+	TokenEntry *e = token_entry(srv, false);
+
+	if (e != NULL)
+	{
+		secret_free(&e->access_token);
+		e->expires_at = 0;
+	}
+}
+
+TimestampTz
+auth_cached_expiry(const SalesApiServer *srv)
+{
+	TokenEntry *e = token_entry(srv, false);
+
+	return (e && e->access_token) ? e->expires_at : 0;
+}
+
+/* Build the token request: refresh grant if we hold a refresh token. */
+static HttpRequest *
+token_request(SalesApiServer *srv, const char *refresh_token)
+{
+	HttpRequest *req = http_request_new("POST", srv->token_url);
+	StringInfoData body;
+
+	initStringInfo(&body);
+	if (srv->vendor == VENDOR_MAPAL)
+	{
+		if (refresh_token)
+		{
+			form_add(&body, "grant_type", "refresh_token");
+			form_add(&body, "refresh_token", refresh_token);
+		}
+		else
+		{
+			form_add(&body, "grant_type", "password");
+			form_add(&body, "username", srv->username);
+			form_add(&body, "password", srv->password);
+		}
+		form_add(&body, "client_id", srv->client_id);
+		form_add(&body, "client_secret", srv->client_secret);
+	}
+	else
+	{
+		/* Connecteam: HTTP Basic client_id:client_secret */
+		char	   *pair = psprintf("%s:%s", srv->um_client_id, srv->client_secret);
+		int			plen = strlen(pair);
+		int			elen = pg_b64_enc_len(plen);
+		char	   *enc = palloc(elen + 1);
+		int			n = pg_b64_encode(pair, plen, enc, elen);
+
+		if (n < 0)
+			elog(ERROR, "base64 encoding failed");
+		enc[n] = '\0';
+		req->auth_header = psprintf("Authorization: Basic %s", enc);
+		explicit_bzero(pair, plen);
+		explicit_bzero(enc, n);
+		form_add(&body, "grant_type", "client_credentials");
+		if (srv->scope)
+			form_add(&body, "scope", srv->scope);
+	}
+	http_set_form_body(req, &body);
+	return req;
+}
+
+static void
+token_request_free(HttpRequest *req)
+{
+	if (req->body)
+		explicit_bzero(req->body, req->body_len);
+	if (req->auth_header)
+		explicit_bzero(req->auth_header, strlen(req->auth_header));
+}
+
+/* Send a token request; its secrets are wiped from memory whatever happens. */
+static void
+token_perform(HttpRequest *req)
+{
+	PG_TRY();
+	{
+		http_perform(req);
+	}
+	PG_CATCH();
+	{
+		token_request_free(req);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	token_request_free(req);
+}
+
+/*
+ * Parse a successful token response into the cache entry.  Returns NULL on
+ * success, or a message describing what was wrong with the response.
+ */
+static char *
+token_store(TokenEntry *e, HttpRequest *req)
+{
+	json_object *root;
+	json_object *val;
+	const char *access;
+	const char *refresh;
+	int64		expires_in = 3600;
+	char	   *msg = NULL;
+
+	root = json_tokener_parse(req->resp);
+	if (root == NULL || !json_object_is_type(root, json_type_object))
+		msg = "the token endpoint's answer is not a JSON object";
+	else if ((access = json_get_str(root, "access_token")) == NULL || access[0] == '\0')
+		msg = "the token endpoint's answer has no access_token";
+	else
+	{
+		val = json_get(root, "expires_in");
+		if (val && json_object_is_type(val, json_type_int))
+			expires_in = json_object_get_int64(val);
+		if (expires_in <= 0 || expires_in > 366 * 86400)
+			expires_in = 3600;
+		refresh = json_get_str(root, "refresh_token");
+
+		secret_free(&e->access_token);
+		e->access_token = MemoryContextStrdup(TopMemoryContext, access);
+		if (refresh && refresh[0])
+		{
+			secret_free(&e->refresh_token);
+			e->refresh_token = MemoryContextStrdup(TopMemoryContext, refresh);
+		}
+		e->expires_at = GetCurrentTimestamp() + expires_in * USECS_PER_SEC;
+	}
+	if (root)
+		json_object_put(root);
+	return msg;
+}
+
+/*
+ * Fetch a new token into the cache.  Tries the refresh grant first when one
+ * is held, then the password (or client-credentials) grant.  Never raises
+ * for a vendor's refusal: the outcome is in the result.
+ */
+static AuthResult
+token_fetch(SalesApiServer *srv, TokenEntry *e)
+{
+	AuthResult	r = {0};
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		bool		refreshing = (attempt == 0 && e->refresh_token != NULL &&
+								  srv->vendor == VENDOR_MAPAL);
+		HttpRequest *req;
+		char	   *bad;
+
+		if (attempt == 0 && !refreshing)
+			attempt = 1;
+		req = token_request(srv, refreshing ? e->refresh_token : NULL);
+		token_perform(req);
+
+		r.http_status = req->status;
+		r.latency_ms += req->elapsed_ms;
+		if (!req->done)
+		{
+			/* the endpoint is unreachable: another grant would fare no better */
+			r.ok = false;
+			r.message = psprintf("token request failed: %s", http_transport_error(req));
+			return r;
+		}
+		if (req->status != 200)
+		{
+			r.ok = false;
+			r.message = psprintf("token endpoint answered HTTP %ld: %s", req->status,
+								 vendor_error_message(req));
+			if (refreshing && (req->status == 400 || req->status == 401))
+			{
+				/* refresh token refused: forget it, use the password grant */
+				secret_free(&e->refresh_token);
+				continue;
+			}
+			return r;
+		}
+		bad = token_store(e, req);
+		if (bad)
+		{
+			r.ok = false;
+			r.message = pstrdup(bad);
+			if (refreshing)
+			{
+				secret_free(&e->refresh_token);
+				continue;
+			}
+			return r;
+		}
+		r.ok = true;
+		r.message = NULL;
+		r.expires_at = e->expires_at;
+		return r;
+	}
+	return r;
+}
+
+AuthResult
+auth_try_fetch(SalesApiServer *srv)
+{
+	AuthResult	r = {0};
+
+	if (!auth_uses_token(srv))
+	{
+		r.ok = true;
+		return r;
+	}
+	return token_fetch(srv, token_entry(srv, true));
+}
+
+/*
+ * Put the right credential header on a request, fetching a token when none
+ * is cached, the cached one is about to expire, or force_new is set.
+ */
+void
+auth_apply(SalesApiServer *srv, HttpRequest *req, bool force_new)
+{
+	TokenEntry *e;
+	AuthResult	r;
+
+	if (!auth_uses_token(srv))
+	{
+		req->auth_header = psprintf("X-API-KEY: %s", srv->api_key);
+		return;
+	}
+	e = token_entry(srv, true);
+	if (force_new || e->access_token == NULL ||
+		GetCurrentTimestamp() >= e->expires_at - TOKEN_EARLY_REFRESH_SECS * USECS_PER_SEC)
+	{
+		r = token_fetch(srv, e);
+		if (!r.ok)
+		{
+			if (r.http_status == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+						 errmsg("could not obtain a %s access token for server \"%s\"",
+								vendor_name(srv->vendor), srv->name),
+						 errdetail("%s", r.message),
+						 errhint("Check that token_url is reachable and sales_api.ca_file trusts its certificate.")));
+			ereport(ERROR,
+					(errcode(r.http_status >= 500 ? ERRCODE_SALES_API_VENDOR_ERROR :
+							 ERRCODE_SALES_API_AUTH_FAILED),
+					 errmsg("%s refused the credentials of server \"%s\"",
+							vendor_name(srv->vendor), srv->name),
+					 errdetail("%s", r.message),
+					 errhint(srv->vendor == VENDOR_MAPAL ?
+							 "Check username, password and client_secret in the user mapping, and the server's client_id." :
+							 "Check client_id and client_secret in the user mapping, and the server's scope.")));
+		}
+	}
+	req->auth_header = psprintf("Authorization: Bearer %s", e->access_token);
+}

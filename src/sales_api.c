@@ -1,0 +1,200 @@
+/*-------------------------------------------------------------------------
+ *
+ * sales_api.c
+ *		Entry point of the sales_api extension: _PG_init with every GUC, and
+ *		check_server(), the one function that proves the whole path to a
+ *		vendor (server, user mapping, TLS, credentials) works.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "vendor.h"
+
+PG_MODULE_MAGIC;
+
+char	   *sales_api_ca_file = NULL;
+bool		sales_api_allow_http = false;
+int			sales_api_connect_timeout_ms = 5000;
+int			sales_api_request_timeout_ms = 30000;
+int			sales_api_max_response_kb = 8192;
+int			sales_api_max_concurrency = 4;
+int			sales_api_rate_limit_max_wait_ms = 60000;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(sales_api_check_server);
+PG_FUNCTION_INFO_V1(sales_api_version);
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("sales_api.ca_file",
+							   "CA bundle used to verify vendors' TLS certificates.",
+							   "Empty means the system's default bundle. Verification itself can never be turned off.",
+							   &sales_api_ca_file,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("sales_api.allow_http",
+							 "Allows plain http:// vendor URLs (for local tests only).",
+							 NULL,
+							 &sales_api_allow_http,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.connect_timeout",
+							"Time allowed to connect to a vendor, TLS handshake included.",
+							NULL,
+							&sales_api_connect_timeout_ms,
+							5000, 100, 600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.request_timeout",
+							"Total time allowed for one vendor request.",
+							NULL,
+							&sales_api_request_timeout_ms,
+							30000, 100, 3600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.max_response_size",
+							"Largest vendor response body accepted.",
+							"A larger body is an error, never an out-of-memory.",
+							&sales_api_max_response_kb,
+							8192, 1, 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.max_concurrency",
+							"Most requests one call sends to vendors at the same time.",
+							NULL,
+							&sales_api_max_concurrency,
+							4, 1, 64,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.rate_limit_max_wait",
+							"Longest a call waits for a vendor's rate-limit window to reset before failing.",
+							NULL,
+							&sales_api_rate_limit_max_wait_ms,
+							60000, 0, 3600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("sales_api");
+}
+
+TimestampTz
+now_timestamptz(void)
+{
+	return GetCurrentTimestamp();
+}
+
+Datum
+sales_api_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(SALES_API_VERSION));
+}
+
+/*
+ * check_server(server name) -> one row: whether authentication works, the
+ * HTTP status of the call that proves it, its latency and the token expiry.
+ * Vendor and transport failures are reported in the row, not raised; only a
+ * bad argument (unknown server, no mapping, no USAGE) raises.
+ */
+Datum
+sales_api_check_server(PG_FUNCTION_ARGS)
+{
+	SalesApiServer *srv;
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	bool		ok;
+	long		status = 0;
+	double		latency = 0;
+	TimestampTz expires = 0;
+	char	   *message = NULL;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("server name must not be null")));
+	srv = server_lookup(NameStr(*PG_GETARG_NAME(0)), VENDOR_ANY);
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	/*
+	 * Mapal: a token grant proves the credentials (the refresh grant when a
+	 * refresh token is held, as every later call would).  Connecteam: one
+	 * authenticated call, with the cached OAuth token if there is one.
+	 */
+	if (srv->vendor == VENDOR_MAPAL ||
+		(srv->use_oauth && auth_cached_expiry(srv) == 0))
+	{
+		AuthResult	r = auth_try_fetch(srv);
+
+		ok = r.ok;
+		status = r.http_status;
+		latency = r.latency_ms;
+		expires = r.expires_at;
+		message = r.message;
+	}
+	else
+		ok = true;
+
+	/* Connecteam: the cheapest authenticated call is one location */
+	if (ok && srv->vendor == VENDOR_CONNECTEAM)
+	{
+		HttpRequest *req = http_request_new("GET",
+											psprintf("%s/sales/v1/locations?limit=1", srv->base_url));
+
+		vendor_perform(srv, req);
+		status = req->status;
+		latency += req->elapsed_ms;
+		ok = vendor_ok(req);
+		if (!req->done)
+			message = psprintf("request failed: %s", http_transport_error(req));
+		else if (!ok)
+			message = psprintf("HTTP %ld: %s", req->status, vendor_error_message(req));
+		if (auth_uses_token(srv))
+			expires = auth_cached_expiry(srv);
+	}
+
+	values[0] = CStringGetDatum(srv->name);
+	values[0] = DirectFunctionCall1(namein, values[0]);
+	values[1] = CStringGetTextDatum(vendor_name(srv->vendor));
+	values[2] = BoolGetDatum(ok);
+	if (status > 0)
+		values[3] = Int32GetDatum((int32) status);
+	else
+		nulls[3] = true;
+	values[4] = Float8GetDatum(latency);
+	if (expires != 0)
+		values[5] = TimestampTzGetDatum(expires);
+	else
+		nulls[5] = true;
+	if (message)
+		values[6] = CStringGetTextDatum(message);
+	else
+		nulls[6] = true;
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * vendor.c
+ *		Authenticated requests and the mapping of a vendor's answer to a
+ *		SQL error: SQLSTATE by HTTP status class, the vendor's own message in
+ *		the detail (ProblemDetails, Cashrec's code/message, OAuth errors,
+ *		Connecteam's 422 field list and domain errors), and a hint.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "sa_json.h"
+
+#include "vendor.h"
+
+/*
+ * Run requests with credentials.  Requests answered 401 are sent once more
+ * with a freshly fetched token: a token can expire or be revoked between
+ * two requests of the same call.
+ */
+void
+vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, int concurrency)
+{
+	HttpRequest **retry;
+	int			nretry = 0;
+
+	for (int i = 0; i < n; i++)
+		auth_apply(srv, reqs[i], false);
+	http_perform_all(reqs, n, concurrency);
+
+	if (!auth_uses_token(srv))
+		return;
+	retry = palloc(sizeof(HttpRequest *) * n);
+	for (int i = 0; i < n; i++)
+		if (reqs[i]->done && reqs[i]->status == 401)
+			retry[nretry++] = reqs[i];
+	if (nretry > 0)
+	{
+		auth_invalidate(srv);
+		for (int i = 0; i < nretry; i++)
+			auth_apply(srv, retry[i], false);
+		http_perform_all(retry, nretry, concurrency);
+	}
+	pfree(retry);
+}
+
+void
+vendor_perform(SalesApiServer *srv, HttpRequest *req)
+{
+	vendor_perform_all(srv, &req, 1, 1);
+}
+
+bool
+vendor_ok(const HttpRequest *req)
+{
+	return req->done && req->status >= 200 && req->status < 300;
+}
+
+static void
+append_clean(StringInfo buf, const char *s, int maxlen)
+{
+	int			n = 0;
+
+	for (const char *p = s; *p && n < maxlen; p++, n++)
+		appendStringInfoChar(buf, ((unsigned char) *p < ' ') ? ' ' : *p);
+	if (strlen(s) > (size_t) maxlen)
+		appendStringInfoString(buf, "...");
+}
+
+static void
+append_json_scalar(StringInfo buf, json_object *v)
+{
+	if (v == NULL)
+		appendStringInfoString(buf, "null");
+	else if (json_object_is_type(v, json_type_string))
+		append_clean(buf, json_object_get_string(v), 300);
+	else
+		append_clean(buf, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), 300);
+}
+
+/* Connecteam 422: detail[].loc joined with "." plus msg */
+static void
+describe_detail_list(StringInfo buf, json_object *detail)
+{
+	size_t		n = json_object_array_length(detail);
+
+	for (size_t i = 0; i < n && i < 10; i++)
+	{
+		json_object *item = json_object_array_get_idx(detail, i);
+		json_object *loc = json_get(item, "loc");
+
+		if (i > 0)
+			appendStringInfoString(buf, "; ");
+		if (loc && json_object_is_type(loc, json_type_array))
+		{
+			for (size_t j = 0; j < json_object_array_length(loc); j++)
+			{
+				if (j > 0)
+					appendStringInfoChar(buf, '.');
+				append_json_scalar(buf, json_object_array_get_idx(loc, j));
+			}
+			appendStringInfoString(buf, ": ");
+		}
+		append_json_scalar(buf, json_get(item, "msg"));
+	}
+	if (n > 10)
+		appendStringInfo(buf, "; and %zu more", n - 10);
+}
+
+/*
+ * The vendor's error, in one line, from whichever of the documented error
+ * bodies it sent; a non-JSON body is described, not dumped.
+ */
+char *
+vendor_error_message(const HttpRequest *req)
+{
+	StringInfoData buf;
+	json_object *root = NULL;
+	json_object *v;
+
+	initStringInfo(&buf);
+	if (req->status >= 300 && req->status < 400)
+	{
+		appendStringInfoString(&buf, "redirect refused: sales_api never follows redirects");
+		return buf.data;
+	}
+	if (req->resp == NULL || req->resp_len == 0)
+	{
+		appendStringInfoString(&buf, "(empty body)");
+		return buf.data;
+	}
+	root = json_tokener_parse(req->resp);
+	if (root == NULL || !json_object_is_type(root, json_type_object))
+	{
+		if (req->content_type && strstr(req->content_type, "html"))
+			appendStringInfo(&buf, "(HTML page of %zu bytes, not JSON)", req->resp_len);
+		else
+		{
+			appendStringInfoString(&buf, "(non-JSON body) ");
+			append_clean(&buf, req->resp, 200);
+		}
+		if (root)
+			json_object_put(root);
+		return buf.data;
+	}
+
+	/* Connecteam domain error: {"error", "details": {"error_message", "error_code"}} */
+	if ((v = json_get(root, "details")) && json_object_is_type(v, json_type_object))
+	{
+		append_json_scalar(&buf, json_get(v, "error_message") ? json_get(v, "error_message") : json_get(root, "error"));
+		if (json_get(v, "error_code"))
+		{
+			appendStringInfoString(&buf, " (error_code ");
+			append_json_scalar(&buf, json_get(v, "error_code"));
+			appendStringInfoChar(&buf, ')');
+		}
+	}
+	/* Connecteam 422 */
+	else if ((v = json_get(root, "detail")) && json_object_is_type(v, json_type_array))
+		describe_detail_list(&buf, v);
+	/* Mapal ProblemDetails */
+	else if (json_get(root, "title") || json_get(root, "errors"))
+	{
+		json_object *errors = json_get(root, "errors");
+
+		append_json_scalar(&buf, json_get(root, "title"));
+		if (errors && json_object_is_type(errors, json_type_object))
+		{
+			int			k = 0;
+
+			json_object_object_foreach(errors, key, msgs)
+			{
+				if (k++ >= 10)
+				{
+					appendStringInfoString(&buf, "; ...");
+					break;
+				}
+				appendStringInfo(&buf, "%s", k == 1 ? ": " : "; ");
+				append_clean(&buf, key, 100);
+				appendStringInfoString(&buf, ": ");
+				if (msgs && json_object_is_type(msgs, json_type_array))
+				{
+					for (size_t j = 0; j < json_object_array_length(msgs); j++)
+					{
+						if (j > 0)
+							appendStringInfoString(&buf, ", ");
+						append_json_scalar(&buf, json_object_array_get_idx(msgs, j));
+					}
+				}
+				else
+					append_json_scalar(&buf, msgs);
+			}
+		}
+	}
+	/* Cashrec: {"code", "message"} */
+	else if (json_get(root, "message"))
+	{
+		if (json_get(root, "code"))
+		{
+			appendStringInfoString(&buf, "code ");
+			append_json_scalar(&buf, json_get(root, "code"));
+			appendStringInfoString(&buf, ": ");
+		}
+		append_json_scalar(&buf, json_get(root, "message"));
+	}
+	/* OAuth: {"error", "error_description"} */
+	else if (json_get(root, "error"))
+	{
+		append_json_scalar(&buf, json_get(root, "error"));
+		if (json_get(root, "error_description"))
+		{
+			appendStringInfoString(&buf, ": ");
+			append_json_scalar(&buf, json_get(root, "error_description"));
+		}
+	}
+	else if ((v = json_get(root, "detail")))
+		append_json_scalar(&buf, v);
+	else
+	{
+		appendStringInfoString(&buf, "(unrecognised error body) ");
+		append_clean(&buf, req->resp, 200);
+	}
+	json_object_put(root);
+	return buf.data;
+}
+
+/*
+ * Raise (or log) the failure of a request: a transport failure, a redirect,
+ * or a non-2xx status.  `what` names the call, e.g. "Mapal real-time sales
+ * for unit 1001".
+ */
+void
+vendor_report_error(const HttpRequest *req, int elevel, const char *what)
+{
+	int			sqlstate;
+	const char *hint;
+
+	if (!req->done)
+	{
+		http_report_transport_error(req, elevel, what);
+		return;
+	}
+	if (req->status >= 300 && req->status < 400)
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s answered with a redirect (HTTP %ld), which is refused", what, req->status),
+				 errdetail("sales_api never follows redirects, so credentials cannot be sent to another host or over plain http."),
+				 errhint("Configure the vendor's final https:// URL on the server.")));
+		return;
+	}
+
+	switch (req->status)
+	{
+		case 401:
+		case 403:
+			sqlstate = ERRCODE_SALES_API_AUTH_FAILED;
+			hint = "The vendor rejected the credentials even after a fresh token; check the user mapping and the account's scopes.";
+			break;
+		case 404:
+			sqlstate = ERRCODE_SALES_API_NOT_FOUND;
+			hint = "Check the ids passed and the server's URLs; for Mapal a 404 means the tenant or its configuration was not found.";
+			break;
+		case 422:
+			sqlstate = ERRCODE_SALES_API_UNPROCESSABLE;
+			hint = "The vendor's schema rejected a field; the detail names it.";
+			break;
+		case 429:
+			sqlstate = ERRCODE_SALES_API_RATE_LIMITED;
+			hint = "The account's rate limit is spent; wait for the window to reset, or lower the request rate.";
+			break;
+		default:
+			if (req->status >= 500)
+			{
+				sqlstate = ERRCODE_SALES_API_VENDOR_ERROR;
+				hint = "The vendor failed; this is usually temporary, try again later.";
+			}
+			else
+			{
+				sqlstate = ERRCODE_SALES_API_VENDOR_REJECTED;
+				hint = "The vendor rejected the request; the detail gives its reason.";
+			}
+	}
+	if (req->status == 429 && req->retry_after_s >= 0)
+		ereport(elevel,
+				(errcode(sqlstate),
+				 errmsg("%s failed with HTTP %ld", what, req->status),
+				 errdetail("Vendor message: %s", vendor_error_message(req)),
+				 errhint("Retry after %d seconds.", req->retry_after_s)));
+	else
+		ereport(elevel,
+				(errcode(sqlstate),
+				 errmsg("%s failed with HTTP %ld", what, req->status),
+				 errdetail("Vendor message: %s", vendor_error_message(req)),
+				 errhint("%s", hint)));
+}
+
+/* Raise unless the request got a 2xx answer. */
+void
+vendor_check(const HttpRequest *req, const char *what)
+{
+	if (!vendor_ok(req))
+		vendor_report_error(req, ERROR, what);
+}
