@@ -51,8 +51,14 @@ RESET statement_timeout;
 \! mockctl fault delay --path /connect/token --delay-ms 8000 --count 1
 \! (sleep 1; psql -XAtq -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'pg_regress%' AND pid <> pg_backend_pid() AND state = 'active'" >/dev/null 2>&1) &
 SELECT auth_ok FROM sales_api.check_server('t_mapal');
--- the backend is fine afterwards, and reuses its connection
+-- the backend is fine afterwards
 SELECT auth_ok FROM sales_api.check_server('t_mapal');
+-- connections are kept alive: three calls of one backend arrive over one connection
+\! mockctl mark
+SELECT auth_ok FROM sales_api.check_server('t_mapal');
+SELECT auth_ok FROM sales_api.check_server('t_mapal');
+SELECT auth_ok FROM sales_api.check_server('t_mapal');
+\! mockctl log --since-mark --fields conn | sort -u | wc -l
 -- a response over sales_api.max_response_size is refused, not buffered
 \! mockctl fault oversized --path /connect/token --size-bytes 300000 --count 1
 SET sales_api.max_response_size = '64kB';

@@ -306,6 +306,31 @@ auth_try_fetch(SalesApiServer *srv)
 }
 
 /*
+ * Make sure a usable credential is at hand without raising: true when the
+ * server uses an API key or a valid token is cached or could be fetched;
+ * otherwise false with the reason in *message.  The worker and the 401
+ * retry use it so that a refused token is an outcome, not an ERROR.
+ */
+bool
+auth_ready(SalesApiServer *srv, char **message)
+{
+	TokenEntry *e;
+	AuthResult	r;
+
+	*message = NULL;
+	if (!auth_uses_token(srv))
+		return true;
+	e = token_entry(srv, true);
+	if (e->access_token != NULL &&
+		GetCurrentTimestamp() < e->expires_at - TOKEN_EARLY_REFRESH_SECS * USECS_PER_SEC)
+		return true;
+	r = token_fetch(srv, e);
+	if (!r.ok)
+		*message = r.message;
+	return r.ok;
+}
+
+/*
  * Put the right credential header on a request, fetching a token when none
  * is cached, the cached one is about to expire, or force_new is set.
  */

@@ -37,7 +37,15 @@ vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, int concurren
 			retry[nretry++] = reqs[i];
 	if (nretry > 0)
 	{
+		char	   *why;
+
 		auth_invalidate(srv);
+		/* a refused token leaves the 401 answers as the outcome */
+		if (!auth_ready(srv, &why))
+		{
+			pfree(retry);
+			return;
+		}
 		for (int i = 0; i < nretry; i++)
 			auth_apply(srv, retry[i], false);
 		http_perform_all(retry, nretry, concurrency);

@@ -27,6 +27,7 @@ extern bool auth_uses_token(const SalesApiServer *srv);
 extern void auth_apply(SalesApiServer *srv, HttpRequest *req, bool force_new);
 extern void auth_invalidate(const SalesApiServer *srv);
 extern AuthResult auth_try_fetch(SalesApiServer *srv);
+extern bool auth_ready(SalesApiServer *srv, char **message);
 extern TimestampTz auth_cached_expiry(const SalesApiServer *srv);
 
 /* vendor.c */
