@@ -307,6 +307,8 @@ http_start(Transfer *t)
 	CURL_SETOPT(h, CURLOPT_HEADERDATA, (void *) t);
 	CURL_SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	CURL_SETOPT(h, CURLOPT_ACCEPT_ENCODING, "");
+	if (req->fresh_connection)
+		CURL_SETOPT(h, CURLOPT_FRESH_CONNECT, 1L);
 
 	if (strcmp(req->method, "GET") == 0 && req->body == NULL)
 		CURL_SETOPT(h, CURLOPT_HTTPGET, 1L);

@@ -30,6 +30,11 @@ typedef struct HttpRequest
 	size_t		body_len;
 	char	   *auth_header;	/* "Authorization: ..." or "X-API-KEY: ...",
 								 * kept apart so it is never logged */
+	bool		fresh_connection;	/* never on a reused connection: libcurl
+										 * silently resends a request whose
+										 * reused connection closes without an
+										 * answer, which a non-idempotent POST
+										 * must not be */
 
 	/* outcome */
 	bool		done;			/* a response (any status) was received */

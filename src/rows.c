@@ -127,7 +127,8 @@ rows_from_query(const char *source, const RowColumn *cols, int ncols, const char
 	{
 		List	   *names = stringToQualifiedNameList(source);
 
-		relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+		/* a bare name is never a query: a missing relation is that error */
+		relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
 	}
 
 	initStringInfo(&sql);

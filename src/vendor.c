@@ -173,6 +173,9 @@ vendor_error_message(const HttpRequest *req)
 		json_object *errors = json_get(root, "errors");
 
 		append_json_scalar(&buf, json_get(root, "title"));
+		/* "Validation failed.: field" reads badly: drop the title's full stop */
+		if (errors && buf.len > 0 && buf.data[buf.len - 1] == '.')
+			buf.data[--buf.len] = '\0';
 		if (errors && json_object_is_type(errors, json_type_object))
 		{
 			int			k = 0;
@@ -290,7 +293,7 @@ vendor_report_error(const HttpRequest *req, int elevel, const char *what)
 				hint = "The vendor rejected the request; the detail gives its reason.";
 			}
 	}
-	if (req->status == 429 && req->retry_after_s >= 0)
+	if ((req->status == 429 || req->status == 503) && req->retry_after_s >= 0)
 		ereport(elevel,
 				(errcode(sqlstate),
 				 errmsg("%s failed with HTTP %ld", what, req->status),

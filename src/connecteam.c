@@ -1,0 +1,1278 @@
+/*-------------------------------------------------------------------------
+ *
+ * connecteam.c
+ *		The Connecteam Sales Data API from SQL: locations (list, create),
+ *		transactions (create in requests of 100, delete one, delete a time
+ *		range), daily sales (read totals and projections, set projections)
+ *		and the account's rate-limit budget.
+ *
+ * Design note.  Every request goes through ratelimit_perform_all(), which
+ * paces it by the account's x-ratelimit-* budget (ratelimit.c).  Requests
+ * are built to validate against Connecteam's OpenAPI document exactly:
+ * camelCase field names only, integers (ids, Unix seconds) as JSON
+ * integers, money as exact JSON numbers from numeric, sale types from the
+ * documented enum, optional fields left out rather than sent as null, and
+ * 1 to 100 items per transactions request.  Everything a caller passes is
+ * validated before the first request, so a bad row costs no call.
+ *
+ * POST /sales/v1/transactions has no idempotency key: a request resent after
+ * the vendor acted on it creates every row twice.  So a transactions request
+ * is resent only when the vendor certainly did not act on it (a 429, or a
+ * transport failure before the whole request was written); after any other
+ * failure the rows are reported with ok = false and an error that says
+ * whether they were certainly not stored or may or may not exist.  The
+ * function returns a row per input row instead of raising, so that one bad
+ * request never hides the transaction ids of the requests that succeeded.
+ *
+ * The other functions raise, in the extension's usual style: vendor_check()
+ * puts the HTTP status and the vendor's own message (the 422 field list or
+ * the domain error) in the detail.
+ *
+ * Row values that end up in a URL are percent-encoded; path segments
+ * encode '.' as well, so a transaction id such as ".." cannot become a
+ * dot-segment that changes the path.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "sa_json.h"
+
+#include <curl/curl.h>
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "ratelimit.h"
+#include "rows.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "vendor.h"
+
+PG_FUNCTION_INFO_V1(sales_api_connecteam_post_transactions);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_post_transactions_query);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_locations);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_create_location);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_delete_transaction);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_delete_transactions);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_daily_sales);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_set_projected_sales);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_set_projected_sales_query);
+PG_FUNCTION_INFO_V1(sales_api_connecteam_rate_limit);
+
+/* documented: at most 100 transactions per request, 1000 locations per page */
+#define CT_MAX_ITEMS		100
+#define CT_PAGE_LIMIT		1000
+
+/* amounts must be finite and below this in absolute value */
+#define CT_AMOUNT_LIMIT		"1000000000000"
+
+/* createdAt / startTime / endTime: Unix seconds in [1970-01-01, 2100-01-01) */
+#define CT_MIN_EPOCH		INT64CONST(0)
+#define CT_MAX_EPOCH		INT64CONST(4102444800)
+
+#define CT_NSALE_TYPES 12
+static const char *const ct_sale_types[CT_NSALE_TYPES] = {
+	"SALE", "VOID", "RECALL", "REFUND", "SPLIT", "UPDATE", "TRANSFER",
+	"FLOAT", "TRANSITORY", "CROSS_BL", "CANCEL", "MANUAL"
+};
+
+/* columns of sales_api.connecteam_transaction, and of a source query */
+enum
+{
+	TX_LOCATION_ID,
+	TX_SALE_TYPE,
+	TX_CREATED_AT,
+	TX_FINAL_SALE_AMOUNT,
+	TX_TAX_AMOUNT,
+	TX_CURRENCY,
+	TX_REFERENCE,
+	TX_NCOLS
+};
+
+/* sale_type is read as text from a query, as the enum from an array */
+static const RowColumn ct_tx_cols[TX_NCOLS] = {
+	{"location_id", "bigint"},
+	{"sale_type", "text"},
+	{"created_at", "timestamptz"},
+	{"final_sale_amount", "numeric"},
+	{"tax_amount", "numeric"},
+	{"currency", "text"},
+	{"reference", "text"},
+};
+
+static const RowColumn ct_projected_cols[2] = {
+	{"sales_date", "date"},
+	{"projected_sales", "numeric"},
+};
+
+/* one validated transaction */
+typedef struct CtTx
+{
+	int64		location_id;
+	const char *sale_type;
+	int64		created_at;		/* Unix seconds, UTC */
+	Datum		final_amount;
+	Datum		tax_amount;
+	bool		has_tax;
+	char	   *currency;		/* NULL: left out */
+	char	   *reference;		/* NULL allowed; never sent */
+} CtTx;
+
+/* what a caller gets back for one transaction */
+typedef struct CtTxResult
+{
+	char	   *transaction_id;
+	int			http_status;	/* 0: none */
+	bool		ok;
+	char	   *error;
+} CtTxResult;
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------
+ */
+
+static SalesApiServer *
+ct_server(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("server name must not be null")));
+	return server_lookup(NameStr(*PG_GETARG_NAME(0)), VENDOR_CONNECTEAM);
+}
+
+static void
+ct_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * Percent-encode one path segment: everything but letters, digits, '-',
+ * '_' and '~'.  Unlike url_encode() this encodes '.', so no value can form
+ * a "." or ".." segment, which libcurl would resolve.
+ */
+static char *
+ct_path_segment(const char *s)
+{
+	StringInfoData buf;
+	static const char hex[] = "0123456789ABCDEF";
+
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '~')
+			appendStringInfoChar(&buf, (char) *p);
+		else
+		{
+			appendStringInfoChar(&buf, '%');
+			appendStringInfoChar(&buf, hex[*p >> 4]);
+			appendStringInfoChar(&buf, hex[*p & 15]);
+		}
+	}
+	return buf.data;
+}
+
+/* Unix seconds (floor) of a timestamptz, false when out of our range */
+static bool
+ct_unix_seconds(TimestampTz ts, int64 *secs)
+{
+	const int64 epoch_off = (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return false;
+	if (ts < (CT_MIN_EPOCH - epoch_off) * USECS_PER_SEC ||
+		ts >= (CT_MAX_EPOCH - epoch_off) * USECS_PER_SEC)
+		return false;
+	*secs = (ts + epoch_off * USECS_PER_SEC) / USECS_PER_SEC;
+	return true;
+}
+
+/* YYYY-MM-DD of a date, whatever DateStyle says */
+static char *
+ct_date_str(DateADT d)
+{
+	int			y,
+				m,
+				day;
+
+	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
+	return psprintf("%04d-%02d-%02d", y, m, day);
+}
+
+static bool
+ct_date_ok(DateADT d)
+{
+	int			y,
+				m,
+				day;
+
+	if (DATE_NOT_FINITE(d))
+		return false;
+	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
+	return y >= 1 && y <= 9999;
+}
+
+/* a vendor's "YYYY-MM-DD" */
+static bool
+ct_parse_date(const char *s, DateADT *out)
+{
+	int			y,
+				m,
+				d;
+
+	if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return false;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !isdigit((unsigned char) s[i]))
+			return false;
+	y = atoi(s);
+	m = atoi(s + 5);
+	d = atoi(s + 8);
+	if (y < 1 || m < 1 || m > 12 || d < 1 || d > day_tab[isleap(y) ? 1 : 0][m - 1])
+		return false;
+	*out = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
+	return true;
+}
+
+static Datum
+ct_amount_limit(void)
+{
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(CT_AMOUNT_LIMIT),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+/* NULL when fine, else why (for an errmsg) */
+static const char *
+ct_amount_problem(Datum num)
+{
+	Numeric		n = DatumGetNumeric(num);
+
+	if (numeric_is_nan(n) || numeric_is_inf(n))
+		return "is not a finite number";
+	if (DatumGetBool(DirectFunctionCall2(numeric_ge,
+										 DirectFunctionCall1(numeric_abs, num),
+										 ct_amount_limit())))
+		return "is out of range";
+	return NULL;
+}
+
+static char *
+ct_numeric_str(Datum num)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out, num));
+}
+
+/* "row 3" or "row 3 (reference \"T-1\")" */
+static char *
+ct_row_label(int row, const char *reference)
+{
+	if (reference != NULL)
+		return psprintf("row %d (reference \"%s\")", row, reference);
+	return psprintf("row %d", row);
+}
+
+static const char *
+ct_what(const char *method, const char *path)
+{
+	return psprintf("Connecteam %s %s", method, path);
+}
+
+/*
+ * Send one request, paced by the rate limit, and return the "data" object
+ * of its answer.  Raises for a spent budget, a failure and a malformed
+ * answer.  A request that is not idempotent and may have been acted on
+ * gets an error that says so, with `unknown_hint` telling how to check.
+ */
+static json_object *
+ct_call(SalesApiServer *srv, HttpRequest *req, bool idempotent, const char *what,
+		const char *unknown_hint)
+{
+	RateLimitRun *run = ratelimit_perform_all(srv, &req, 1, idempotent);
+	json_object *root;
+
+	if (run->nnot_sent > 0)
+		ratelimit_report(srv, run, ERROR, what);
+	if (!idempotent && !req->done && req->maybe_processed)
+		ereport(ERROR,
+				(errcode(req->curl_code == CURLE_OPERATION_TIMEDOUT ?
+						 ERRCODE_SALES_API_TIMEOUT : ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s failed after the request was sent, so its outcome is unknown", what),
+				 errdetail("%s", http_transport_error(req)),
+				 errhint("%s", unknown_hint)));
+	if (!idempotent && req->done && req->status >= 500)
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_VENDOR_ERROR),
+				 errmsg("%s failed with HTTP %ld, so its outcome is unknown", what, req->status),
+				 errdetail("Vendor message: %s", vendor_error_message(req)),
+				 errhint("%s", unknown_hint)));
+	vendor_check(req, what);
+
+	root = json_parse_response(req->resp, req->resp_len, what);
+	if (!json_object_is_type(root, json_type_object))
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s returned a response that is not a JSON object", what),
+				 errhint("The vendor's API may have changed; check its status.")));
+	return json_require(root, "data", json_type_object, what);
+}
+
+static void
+ct_drop_json(void *arg)
+{
+	json_object_put((json_object *) arg);
+}
+
+/*
+ * Parse a 2xx body without raising: a transactions request that succeeded
+ * must still report its rows as stored when the answer is unreadable.
+ */
+static json_object *
+ct_parse_quiet(const HttpRequest *req, char **why)
+{
+	json_tokener *tok;
+	json_object *obj;
+	enum json_tokener_error jerr;
+	MemoryContextCallback *cb;
+
+	if (req->resp == NULL || req->resp_len == 0)
+	{
+		*why = "the answer is empty";
+		return NULL;
+	}
+	cb = palloc(sizeof(MemoryContextCallback));
+	tok = json_tokener_new_ex(64);
+	if (tok == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, req->resp, (int) req->resp_len);
+	jerr = json_tokener_get_error(tok);
+	if (obj != NULL && jerr == json_tokener_success)
+	{
+		for (size_t i = json_tokener_get_parse_end(tok); i < req->resp_len; i++)
+			if (!isspace((unsigned char) req->resp[i]))
+			{
+				jerr = json_tokener_error_parse_unexpected;
+				break;
+			}
+	}
+	json_tokener_free(tok);
+	if (obj == NULL || jerr != json_tokener_success)
+	{
+		if (obj != NULL)
+			json_object_put(obj);
+		*why = psprintf("the answer is malformed JSON (%s)",
+						jerr == json_tokener_continue ? "the document ends early" :
+						json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	cb->func = ct_drop_json;
+	cb->arg = obj;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	return obj;
+}
+
+static bool
+ct_json_int(json_object *obj, const char *key, int64 *out)
+{
+	json_object *v = json_get(obj, key);
+
+	if (v == NULL || !json_object_is_type(v, json_type_int))
+		return false;
+	*out = json_object_get_int64(v);
+	return true;
+}
+
+/* Deconstruct a bigint[] argument, refusing NULL elements. */
+static int
+ct_bigint_array(ArrayType *arr, const char *argname, int64 **out)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname)));
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	*out = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s has a NULL element at position %d", argname, i + 1)));
+		(*out)[i] = DatumGetInt64(elems[i]);
+	}
+	return n;
+}
+
+static void
+ct_append_location_ids(StringInfo q, const int64 *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		appendStringInfo(q, "%slocationIds=" INT64_FORMAT, q->len ? "&" : "", ids[i]);
+}
+
+/* ------------------------------------------------------------------------
+ * connecteam_post_transactions
+ * ------------------------------------------------------------------------
+ */
+
+/* Check every row and turn it into a CtTx; raises naming the row. */
+static CtTx *
+ct_validate_transactions(RowSet *rs, bool sale_type_is_enum)
+{
+	CtTx	   *txs = palloc0(sizeof(CtTx) * Max(rs->nrows, 1));
+
+	for (int r = 0; r < rs->nrows; r++)
+	{
+		CtTx	   *tx = &txs[r];
+		int			row = r + 1;
+		char	   *label;
+		const char *problem;
+
+		tx->reference = ROWSET_ISNULL(rs, r, TX_REFERENCE) ? NULL :
+			TextDatumGetCString(ROWSET_VALUE(rs, r, TX_REFERENCE));
+		label = ct_row_label(row, tx->reference);
+
+		/* location_id */
+		if (ROWSET_ISNULL(rs, r, TX_LOCATION_ID))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("transaction %s has no location_id", label),
+					 errhint("Every transaction needs the id of a Connecteam location; sales_api.connecteam_locations() lists them.")));
+		tx->location_id = DatumGetInt64(ROWSET_VALUE(rs, r, TX_LOCATION_ID));
+		if (tx->location_id <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("transaction %s has an invalid location_id", label),
+					 errdetail("location_id is " INT64_FORMAT "; Connecteam location ids are positive.",
+							   tx->location_id)));
+
+		/* sale_type */
+		if (ROWSET_ISNULL(rs, r, TX_SALE_TYPE))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("transaction %s has no sale_type", label),
+					 errhint("Use one of SALE, VOID, RECALL, REFUND, SPLIT, UPDATE, TRANSFER, FLOAT, TRANSITORY, CROSS_BL, CANCEL, MANUAL.")));
+		{
+			char	   *st = sale_type_is_enum ?
+				DatumGetCString(DirectFunctionCall1(enum_out, ROWSET_VALUE(rs, r, TX_SALE_TYPE))) :
+				TextDatumGetCString(ROWSET_VALUE(rs, r, TX_SALE_TYPE));
+
+			tx->sale_type = NULL;
+			for (int i = 0; i < CT_NSALE_TYPES; i++)
+				if (strcmp(st, ct_sale_types[i]) == 0)
+					tx->sale_type = ct_sale_types[i];
+			if (tx->sale_type == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("transaction %s has an unknown sale_type \"%s\"", label, st),
+						 errhint("Use one of SALE, VOID, RECALL, REFUND, SPLIT, UPDATE, TRANSFER, FLOAT, TRANSITORY, CROSS_BL, CANCEL, MANUAL (upper case).")));
+		}
+
+		/* created_at */
+		if (ROWSET_ISNULL(rs, r, TX_CREATED_AT))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("transaction %s has no created_at", label)));
+		{
+			TimestampTz ts = DatumGetTimestampTz(ROWSET_VALUE(rs, r, TX_CREATED_AT));
+
+			if (!ct_unix_seconds(ts, &tx->created_at))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+						 errmsg("transaction %s has a created_at Connecteam cannot take", label),
+						 errdetail("created_at is %s; it is sent as Unix seconds and must be from 1970-01-01 up to, not including, 2100-01-01 UTC.",
+								   timestamptz_to_str(ts))));
+		}
+
+		/* amounts */
+		if (ROWSET_ISNULL(rs, r, TX_FINAL_SALE_AMOUNT))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("transaction %s has no final_sale_amount", label)));
+		tx->final_amount = ROWSET_VALUE(rs, r, TX_FINAL_SALE_AMOUNT);
+		if ((problem = ct_amount_problem(tx->final_amount)) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("final_sale_amount of transaction %s %s", label, problem),
+					 errdetail("final_sale_amount is %s; amounts must be finite and less than %s in absolute value.",
+							   ct_numeric_str(tx->final_amount), CT_AMOUNT_LIMIT)));
+		tx->has_tax = !ROWSET_ISNULL(rs, r, TX_TAX_AMOUNT);
+		if (tx->has_tax)
+		{
+			tx->tax_amount = ROWSET_VALUE(rs, r, TX_TAX_AMOUNT);
+			if ((problem = ct_amount_problem(tx->tax_amount)) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("tax_amount of transaction %s %s", label, problem),
+						 errdetail("tax_amount is %s; amounts must be finite and less than %s in absolute value.",
+								   ct_numeric_str(tx->tax_amount), CT_AMOUNT_LIMIT)));
+		}
+
+		/* currency */
+		if (!ROWSET_ISNULL(rs, r, TX_CURRENCY))
+		{
+			tx->currency = TextDatumGetCString(ROWSET_VALUE(rs, r, TX_CURRENCY));
+			if (tx->currency[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("transaction %s has an empty currency", label),
+						 errhint("Use NULL to leave the currency out, or a currency code such as EUR.")));
+		}
+		pfree(label);
+	}
+	return txs;
+}
+
+static void
+ct_append_tx(StringInfo buf, const CtTx *tx)
+{
+	appendStringInfo(buf, "{\"locationId\":" INT64_FORMAT ",\"saleType\":", tx->location_id);
+	json_append_string(buf, tx->sale_type);
+	appendStringInfo(buf, ",\"createdAt\":" INT64_FORMAT ",\"finalSaleAmount\":", tx->created_at);
+	json_append_numeric(buf, tx->final_amount, "final_sale_amount");
+	if (tx->has_tax)
+	{
+		appendStringInfoString(buf, ",\"taxAmount\":");
+		json_append_numeric(buf, tx->tax_amount, "tax_amount");
+	}
+	if (tx->currency != NULL)
+	{
+		appendStringInfoString(buf, ",\"currency\":");
+		json_append_string(buf, tx->currency);
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * Fill in the results of one request's rows [first, first + count) from a
+ * 2xx answer.  The rows are stored whatever the answer looks like, so they
+ * are ok; an answer that cannot be matched leaves transaction_id NULL and
+ * says why in error.
+ */
+static void
+ct_tx_success(const HttpRequest *req, const CtTx *txs, CtTxResult *res, int first, int count)
+{
+	char	   *why = NULL;
+	json_object *root = ct_parse_quiet(req, &why);
+	json_object *list = NULL;
+
+	for (int i = 0; i < count; i++)
+	{
+		res[first + i].ok = true;
+		res[first + i].http_status = (int) req->status;
+	}
+	if (root != NULL)
+	{
+		json_object *data = json_get(root, "data");
+
+		list = json_get(data, "transactions");
+		if (list == NULL || !json_object_is_type(list, json_type_array))
+		{
+			why = "the answer has no data.transactions array";
+			list = NULL;
+		}
+		else if ((int) json_object_array_length(list) != count)
+		{
+			why = psprintf("the answer lists %d transactions for the %d sent",
+						   (int) json_object_array_length(list), count);
+			list = NULL;
+		}
+	}
+	for (int i = 0; i < count; i++)
+	{
+		const CtTx *tx = &txs[first + i];
+		json_object *item = list ? json_object_array_get_idx(list, i) : NULL;
+		const char *tid = item ? json_get_str(item, "transactionId") : NULL;
+		int64		loc,
+					created;
+
+		if (list == NULL)
+			res[first + i].error = psprintf("stored by Connecteam (HTTP %ld), but %s, so the transaction id is unknown",
+											req->status, why);
+		else if (tid == NULL || tid[0] == '\0' ||
+				 !ct_json_int(item, "locationId", &loc) || loc != tx->location_id ||
+				 !ct_json_int(item, "createdAt", &created) || created != tx->created_at)
+			res[first + i].error = psprintf("stored by Connecteam (HTTP %ld), but answer item %d does not match this row, so the transaction id is unknown",
+											req->status, i);
+		else
+			res[first + i].transaction_id = pstrdup(tid);
+	}
+}
+
+/* Results of rows [first, first + count) of a request that did not succeed. */
+static void
+ct_tx_failure(SalesApiServer *srv, const HttpRequest *req, const RateLimitRun *run, int reqno,
+			  CtTxResult *res, int first, int count)
+{
+	char	   *err;
+	char	   *rows = psprintf("rows %d-%d", first + 1, first + count);
+
+	if (run->not_sent[reqno])
+		err = psprintf("not sent, the rows were not stored. %s", ratelimit_describe(srv, run));
+	else if (!req->done && req->maybe_processed)
+		err = psprintf("outcome unknown: the request with %s failed after it was sent (%s); the rows may or may not exist at Connecteam, check with sales_api.connecteam_daily_sales() before sending them again",
+					   rows, http_transport_error(req));
+	else if (!req->done)
+		err = psprintf("not sent, the rows were not stored: the request with %s failed before reaching Connecteam (%s); it is safe to send them again",
+					   rows, http_transport_error(req));
+	else if (req->status >= 500)
+		err = psprintf("outcome unknown: HTTP %ld for the request with %s: %s; the rows may or may not exist at Connecteam, check with sales_api.connecteam_daily_sales() before sending them again",
+					   req->status, rows, vendor_error_message(req));
+	else
+		err = psprintf("HTTP %ld for the request with %s, the rows were not stored: %s",
+					   req->status, rows, vendor_error_message(req));
+
+	for (int i = 0; i < count; i++)
+	{
+		res[first + i].ok = false;
+		res[first + i].http_status = req->done ? (int) req->status : 0;
+		res[first + i].error = err;
+	}
+}
+
+static void
+ct_post_transactions(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
+					 bool sale_type_is_enum)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *what = ct_what("POST", "/sales/v1/transactions");
+	CtTx	   *txs;
+	CtTxResult *res;
+	HttpRequest **reqs;
+	RateLimitRun *run;
+	int			nreq;
+	char	   *url;
+
+	txs = ct_validate_transactions(rs, sale_type_is_enum);
+	if (rs->nrows == 0)
+		return;
+
+	/* full requests of 100, in input order: never a call more than needed */
+	nreq = (rs->nrows + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
+	reqs = palloc(sizeof(HttpRequest *) * nreq);
+	url = psprintf("%s/sales/v1/transactions", srv->base_url);
+	for (int q = 0; q < nreq; q++)
+	{
+		int			first = q * CT_MAX_ITEMS;
+		int			count = Min(CT_MAX_ITEMS, rs->nrows - first);
+		StringInfoData body;
+
+		initStringInfo(&body);
+		appendStringInfoString(&body, "{\"transactionsCreateRequest\":[");
+		for (int i = 0; i < count; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(&body, ',');
+			ct_append_tx(&body, &txs[first + i]);
+		}
+		appendStringInfoString(&body, "]}");
+		reqs[q] = http_request_new("POST", url);
+		http_set_json_body(reqs[q], &body);
+	}
+
+	run = ratelimit_perform_all(srv, reqs, nreq, false);
+
+	/* nothing reached the vendor: a plain error, as everywhere else */
+	if (run->nnot_sent == nreq)
+		ratelimit_report(srv, run, ERROR, what);
+	if (run->nnot_sent > 0)
+		ratelimit_report(srv, run, WARNING, what);
+
+	res = palloc0(sizeof(CtTxResult) * rs->nrows);
+	for (int q = 0; q < nreq; q++)
+	{
+		int			first = q * CT_MAX_ITEMS;
+		int			count = Min(CT_MAX_ITEMS, rs->nrows - first);
+
+		if (!run->not_sent[q] && vendor_ok(reqs[q]))
+			ct_tx_success(reqs[q], txs, res, first, count);
+		else
+			ct_tx_failure(srv, reqs[q], run, q, res, first, count);
+	}
+
+	for (int r = 0; r < rs->nrows; r++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		values[0] = txs[r].reference ? CStringGetTextDatum(txs[r].reference) : (Datum) 0;
+		nulls[0] = txs[r].reference == NULL;
+		values[1] = res[r].transaction_id ? CStringGetTextDatum(res[r].transaction_id) : (Datum) 0;
+		nulls[1] = res[r].transaction_id == NULL;
+		values[2] = Int64GetDatum(txs[r].location_id);
+		values[3] = Int32GetDatum(res[r].http_status);
+		nulls[3] = res[r].http_status == 0;
+		values[4] = BoolGetDatum(res[r].ok);
+		values[5] = res[r].error ? CStringGetTextDatum(res[r].error) : (Datum) 0;
+		nulls[5] = res[r].error == NULL;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/* connecteam_post_transactions(server name, transactions connecteam_transaction[]) */
+Datum
+sales_api_connecteam_post_transactions(PG_FUNCTION_ARGS)
+{
+	SalesApiServer *srv = ct_server(fcinfo);
+	RowSet	   *rs;
+
+	ct_require_arg(fcinfo, 1, "transactions");
+	rs = rows_from_array(PG_GETARG_ARRAYTYPE_P(1), ct_tx_cols, TX_NCOLS, "transactions");
+	InitMaterializedSRF(fcinfo, 0);
+	ct_post_transactions(fcinfo, srv, rs, true);
+	return (Datum) 0;
+}
+
+/* connecteam_post_transactions(server name, source text) */
+Datum
+sales_api_connecteam_post_transactions_query(PG_FUNCTION_ARGS)
+{
+	SalesApiServer *srv = ct_server(fcinfo);
+	RowSet	   *rs;
+
+	ct_require_arg(fcinfo, 1, "source");
+	rs = rows_from_query(text_to_cstring(PG_GETARG_TEXT_PP(1)), ct_tx_cols, TX_NCOLS, "source");
+	InitMaterializedSRF(fcinfo, 0);
+	ct_post_transactions(fcinfo, srv, rs, false);
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Locations
+ * ------------------------------------------------------------------------
+ */
+
+static void
+ct_put_location(ReturnSetInfo *rsinfo, json_object *loc, const char *what)
+{
+	Datum		values[3];
+	bool		nulls[3] = {0};
+
+	if (!json_object_is_type(loc, json_type_object))
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s returned a location that is not a JSON object", what),
+				 errhint("The vendor's API may have changed; check its status.")));
+	values[0] = Int64GetDatum(json_to_int64(json_require(loc, "id", json_type_int, what), "location id"));
+	values[1] = CStringGetTextDatum(json_object_get_string(json_require(loc, "name", json_type_string, what)));
+	values[2] = BoolGetDatum(json_object_get_boolean(json_require(loc, "isActive", json_type_boolean, what)));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * connecteam_locations(server, location_ids bigint[], names text[],
+ *						is_active boolean): every page
+ */
+Datum
+sales_api_connecteam_locations(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SalesApiServer *srv = ct_server(fcinfo);
+	const char *what = ct_what("GET", "/sales/v1/locations");
+	StringInfoData filters;
+	MemoryContext pagecxt;
+	int64		offset = 0;
+	bool		empty = false;
+
+	initStringInfo(&filters);
+	if (!PG_ARGISNULL(1))
+	{
+		int64	   *ids;
+		int			n = ct_bigint_array(PG_GETARG_ARRAYTYPE_P(1), "location_ids", &ids);
+
+		empty |= (n == 0);
+		ct_append_location_ids(&filters, ids, n);
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+		Datum	   *elems;
+		bool	   *elnulls;
+		int			n;
+
+		if (ARR_NDIM(arr) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("names must be a one-dimensional array")));
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elnulls, &n);
+		empty |= (n == 0);
+		for (int i = 0; i < n; i++)
+		{
+			if (elnulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("names has a NULL element at position %d", i + 1)));
+			appendStringInfo(&filters, "%slocationNames=%s", filters.len ? "&" : "",
+							 url_encode(TextDatumGetCString(elems[i])));
+		}
+	}
+	if (!PG_ARGISNULL(3))
+		appendStringInfo(&filters, "%sisActive=%s", filters.len ? "&" : "",
+						 PG_GETARG_BOOL(3) ? "true" : "false");
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (empty)
+		return (Datum) 0;		/* an empty filter list matches nothing */
+
+	pagecxt = AllocSetContextCreate(CurrentMemoryContext, "connecteam locations page",
+									ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(pagecxt);
+		HttpRequest *req;
+		json_object *data;
+		json_object *list;
+		int			n;
+
+		req = http_request_new("GET",
+							   psprintf("%s/sales/v1/locations?%s%slimit=%d&offset=" INT64_FORMAT,
+										srv->base_url, filters.data, filters.len ? "&" : "",
+										CT_PAGE_LIMIT, offset));
+		data = ct_call(srv, req, true, what, NULL);
+		list = json_require(data, "locations", json_type_array, what);
+		n = (int) json_object_array_length(list);
+		for (int i = 0; i < n; i++)
+			ct_put_location(rsinfo, json_object_array_get_idx(list, i), what);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(pagecxt);
+		if (n < CT_PAGE_LIMIT)
+			break;
+		offset += n;
+	}
+	MemoryContextDelete(pagecxt);
+	return (Datum) 0;
+}
+
+/* connecteam_create_location(server, name text, is_active boolean) */
+Datum
+sales_api_connecteam_create_location(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SalesApiServer *srv = ct_server(fcinfo);
+	const char *what = ct_what("POST", "/sales/v1/locations");
+	char	   *name;
+	StringInfoData body;
+	HttpRequest *req;
+	json_object *data;
+
+	ct_require_arg(fcinfo, 1, "name");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("location name must not be empty")));
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"name\":");
+	json_append_string(&body, name);
+	if (!PG_ARGISNULL(2))
+		appendStringInfo(&body, ",\"isActive\":%s", PG_GETARG_BOOL(2) ? "true" : "false");
+	appendStringInfoChar(&body, '}');
+
+	InitMaterializedSRF(fcinfo, 0);
+	req = http_request_new("POST", psprintf("%s/sales/v1/locations", srv->base_url));
+	http_set_json_body(req, &body);
+	data = ct_call(srv, req, false, what,
+				   "The location may have been created; check with sales_api.connecteam_locations() before creating it again.");
+	ct_put_location(rsinfo, data, what);
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Deleting transactions
+ * ------------------------------------------------------------------------
+ */
+
+/* connecteam_delete_transaction(server, transaction_id text) */
+Datum
+sales_api_connecteam_delete_transaction(PG_FUNCTION_ARGS)
+{
+	SalesApiServer *srv = ct_server(fcinfo);
+	const char *what = ct_what("DELETE", "/sales/v1/transactions/{transactionId}");
+	char	   *tid;
+	HttpRequest *req;
+
+	ct_require_arg(fcinfo, 1, "transaction_id");
+	tid = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (tid[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("transaction_id must not be empty")));
+	req = http_request_new("DELETE", psprintf("%s/sales/v1/transactions/%s",
+											  srv->base_url, ct_path_segment(tid)));
+	(void) ct_call(srv, req, true, what, NULL);
+	PG_RETURN_VOID();
+}
+
+static int64
+ct_time_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	TimestampTz ts;
+	int64		secs;
+
+	ct_require_arg(fcinfo, argno, name);
+	ts = PG_GETARG_TIMESTAMPTZ(argno);
+	if (!ct_unix_seconds(ts, &secs))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s is out of the range Connecteam can take", name),
+				 errdetail("%s is %s; it is sent as Unix seconds and must be from 1970-01-01 up to, not including, 2100-01-01 UTC.",
+						   name, timestamptz_to_str(ts))));
+	return secs;
+}
+
+/*
+ * connecteam_delete_transactions(server, location_id, start_time, end_time):
+ * both ends inclusive, to the second
+ */
+Datum
+sales_api_connecteam_delete_transactions(PG_FUNCTION_ARGS)
+{
+	SalesApiServer *srv = ct_server(fcinfo);
+	const char *what = ct_what("DELETE", "/sales/v1/transactions");
+	int64		location_id;
+	int64		start_s;
+	int64		end_s;
+	HttpRequest *req;
+
+	ct_require_arg(fcinfo, 1, "location_id");
+	location_id = PG_GETARG_INT64(1);
+	start_s = ct_time_arg(fcinfo, 2, "start_time");
+	end_s = ct_time_arg(fcinfo, 3, "end_time");
+	if (end_s < start_s)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("end_time must not be before start_time")));
+	req = http_request_new("DELETE",
+						   psprintf("%s/sales/v1/transactions?locationId=" INT64_FORMAT
+									"&startTime=" INT64_FORMAT "&endTime=" INT64_FORMAT,
+									srv->base_url, location_id, start_s, end_s));
+	(void) ct_call(srv, req, true, what, NULL);
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Daily sales
+ * ------------------------------------------------------------------------
+ */
+
+static Datum
+ct_optional_numeric(json_object *obj, const char *key, bool *isnull, const char *what)
+{
+	json_object *v = json_get(obj, key);
+
+	*isnull = (v == NULL);
+	if (v == NULL)
+		return (Datum) 0;
+	return json_to_numeric(v, psprintf("\"%s\" in the answer of %s", key, what));
+}
+
+static DateADT
+ct_entry_date(json_object *entry, const char *what)
+{
+	const char *s = json_object_get_string(json_require(entry, "date", json_type_string, what));
+	DateADT		d;
+
+	if (!ct_parse_date(s, &d))
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s returned a date that is not YYYY-MM-DD", what),
+				 errhint("The vendor's API may have changed; check its status.")));
+	return d;
+}
+
+static void
+ct_check_date_range(FunctionCallInfo fcinfo, int argstart, int argend,
+					DateADT *start, DateADT *end)
+{
+	ct_require_arg(fcinfo, argstart, "start_date");
+	ct_require_arg(fcinfo, argend, "end_date");
+	*start = PG_GETARG_DATEADT(argstart);
+	*end = PG_GETARG_DATEADT(argend);
+	if (!ct_date_ok(*start) || !ct_date_ok(*end))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("start_date and end_date must be dates between the years 1 and 9999")));
+	if (*end < *start)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("end_date must not be before start_date"),
+				 errdetail("Both ends of the range are inclusive.")));
+}
+
+/* connecteam_daily_sales(server, start_date, end_date, location_ids bigint[]) */
+Datum
+sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SalesApiServer *srv = ct_server(fcinfo);
+	const char *what = ct_what("GET", "/sales/v1/daily-sales");
+	DateADT		start;
+	DateADT		end;
+	StringInfoData q;
+	HttpRequest *req;
+	json_object *data;
+	json_object *list;
+	int			n;
+
+	ct_check_date_range(fcinfo, 1, 2, &start, &end);
+	initStringInfo(&q);
+	appendStringInfo(&q, "startDate=%s&endDate=%s", ct_date_str(start), ct_date_str(end));
+	if (!PG_ARGISNULL(3))
+	{
+		int64	   *ids;
+		int			nids = ct_bigint_array(PG_GETARG_ARRAYTYPE_P(3), "location_ids", &ids);
+
+		InitMaterializedSRF(fcinfo, 0);
+		if (nids == 0)
+			return (Datum) 0;	/* no locations, no rows */
+		ct_append_location_ids(&q, ids, nids);
+	}
+	else
+		InitMaterializedSRF(fcinfo, 0);
+
+	req = http_request_new("GET", psprintf("%s/sales/v1/daily-sales?%s", srv->base_url, q.data));
+	data = ct_call(srv, req, true, what, NULL);
+	list = json_require(data, "dailySales", json_type_array, what);
+	n = (int) json_object_array_length(list);
+	for (int i = 0; i < n; i++)
+	{
+		json_object *e = json_object_array_get_idx(list, i);
+		Datum		values[4];
+		bool		nulls[4] = {0};
+
+		if (!json_object_is_type(e, json_type_object))
+			ereport(ERROR,
+					(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+					 errmsg("%s returned an entry that is not a JSON object", what),
+					 errhint("The vendor's API may have changed; check its status.")));
+		values[0] = Int64GetDatum(json_to_int64(json_require(e, "locationId", json_type_int, what),
+												"locationId"));
+		values[1] = DateADTGetDatum(ct_entry_date(e, what));
+		values[2] = ct_optional_numeric(e, "totalSales", &nulls[2], what);
+		values[3] = ct_optional_numeric(e, "projectedSales", &nulls[3], what);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+typedef struct CtProjected
+{
+	DateADT		date;
+	Datum		amount;
+	int			row;
+} CtProjected;
+
+static int
+ct_projected_cmp(const void *a, const void *b)
+{
+	const CtProjected *x = (const CtProjected *) a;
+	const CtProjected *y = (const CtProjected *) b;
+
+	if (x->date != y->date)
+		return (x->date > y->date) ? 1 : -1;
+	return x->row - y->row;
+}
+
+static void
+ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 location_id,
+					   RowSet *rs)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *what = ct_what("PUT", "/sales/v1/locations/{locationId}/daily-sales");
+	CtProjected *items;
+	CtProjected *sorted;
+	StringInfoData body;
+	HttpRequest *req;
+	json_object *data;
+	json_object *list;
+	int			n;
+
+	if (location_id <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("location_id must be positive")));
+	if (rs->nrows == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("updates must contain at least one row"),
+				 errdetail("Connecteam takes one to any number of days per request, never none.")));
+
+	items = palloc(sizeof(CtProjected) * rs->nrows);
+	for (int r = 0; r < rs->nrows; r++)
+	{
+		const char *problem;
+
+		items[r].row = r + 1;
+		if (ROWSET_ISNULL(rs, r, 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("projected sales row %d has no sales_date", r + 1)));
+		items[r].date = DatumGetDateADT(ROWSET_VALUE(rs, r, 0));
+		if (!ct_date_ok(items[r].date))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("projected sales row %d has a sales_date out of range", r + 1),
+					 errdetail("Dates must be between the years 1 and 9999.")));
+		if (ROWSET_ISNULL(rs, r, 1))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("projected sales row %d (%s) has no projected_sales", r + 1,
+							ct_date_str(items[r].date))));
+		items[r].amount = ROWSET_VALUE(rs, r, 1);
+		if ((problem = ct_amount_problem(items[r].amount)) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("projected_sales of row %d (%s) %s", r + 1,
+							ct_date_str(items[r].date), problem),
+					 errdetail("projected_sales is %s; amounts must be finite and less than %s in absolute value.",
+							   ct_numeric_str(items[r].amount), CT_AMOUNT_LIMIT)));
+	}
+	sorted = palloc(sizeof(CtProjected) * rs->nrows);
+	memcpy(sorted, items, sizeof(CtProjected) * rs->nrows);
+	qsort(sorted, rs->nrows, sizeof(CtProjected), ct_projected_cmp);
+	for (int i = 1; i < rs->nrows; i++)
+		if (sorted[i].date == sorted[i - 1].date)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("projected sales rows %d and %d are both for %s",
+							sorted[i - 1].row, sorted[i].row, ct_date_str(sorted[i].date)),
+					 errdetail("Connecteam takes each date at most once per request.")));
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"updates\":[");
+	for (int r = 0; r < rs->nrows; r++)
+	{
+		appendStringInfo(&body, "%s{\"date\":\"%s\",\"projectedSales\":", r ? "," : "",
+						 ct_date_str(items[r].date));
+		json_append_numeric(&body, items[r].amount, "projected_sales");
+		appendStringInfoChar(&body, '}');
+	}
+	appendStringInfoString(&body, "]}");
+
+	InitMaterializedSRF(fcinfo, 0);
+	req = http_request_new("PUT",
+						   psprintf("%s/sales/v1/locations/" INT64_FORMAT "/daily-sales",
+									srv->base_url, location_id));
+	http_set_json_body(req, &body);
+	/* a PUT replaces the days' projections: sending it twice is harmless */
+	data = ct_call(srv, req, true, what, NULL);
+	list = json_require(data, "updatedDays", json_type_array, what);
+	n = (int) json_object_array_length(list);
+	for (int i = 0; i < n; i++)
+	{
+		json_object *e = json_object_array_get_idx(list, i);
+		Datum		values[3];
+		bool		nulls[3] = {0};
+
+		if (!json_object_is_type(e, json_type_object))
+			ereport(ERROR,
+					(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+					 errmsg("%s returned an entry that is not a JSON object", what),
+					 errhint("The vendor's API may have changed; check its status.")));
+		values[0] = DateADTGetDatum(ct_entry_date(e, what));
+		values[1] = ct_optional_numeric(e, "totalSales", &nulls[1], what);
+		values[2] = ct_optional_numeric(e, "projectedSales", &nulls[2], what);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/* connecteam_set_projected_sales(server, location_id, updates connecteam_projected_sale[]) */
+Datum
+sales_api_connecteam_set_projected_sales(PG_FUNCTION_ARGS)
+{
+	SalesApiServer *srv = ct_server(fcinfo);
+	RowSet	   *rs;
+
+	ct_require_arg(fcinfo, 1, "location_id");
+	ct_require_arg(fcinfo, 2, "updates");
+	rs = rows_from_array(PG_GETARG_ARRAYTYPE_P(2), ct_projected_cols, 2, "updates");
+	ct_set_projected_sales(fcinfo, srv, PG_GETARG_INT64(1), rs);
+	return (Datum) 0;
+}
+
+/* connecteam_set_projected_sales(server, location_id, source text) */
+Datum
+sales_api_connecteam_set_projected_sales_query(PG_FUNCTION_ARGS)
+{
+	SalesApiServer *srv = ct_server(fcinfo);
+	RowSet	   *rs;
+
+	ct_require_arg(fcinfo, 1, "location_id");
+	ct_require_arg(fcinfo, 2, "source");
+	rs = rows_from_query(text_to_cstring(PG_GETARG_TEXT_PP(2)), ct_projected_cols, 2, "source");
+	ct_set_projected_sales(fcinfo, srv, PG_GETARG_INT64(1), rs);
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * connecteam_rate_limit
+ * ------------------------------------------------------------------------
+ */
+Datum
+sales_api_connecteam_rate_limit(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SalesApiServer *srv = ct_server(fcinfo);
+	RateLimitState st;
+	Datum		values[7] = {0};
+	bool		nulls[7];
+	bool		known = ratelimit_get(srv, &st) && st.has_headers;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < 7; i++)
+		nulls[i] = true;
+	if (known)
+	{
+		if (st.minute_limit >= 0)
+		{
+			values[0] = Int64GetDatum(st.minute_limit);
+			nulls[0] = false;
+		}
+		if (st.minute_remaining >= 0)
+		{
+			values[1] = Int64GetDatum(st.minute_remaining);
+			nulls[1] = false;
+		}
+		if (st.minute_reset != 0)
+		{
+			values[2] = TimestampTzGetDatum(st.minute_reset);
+			nulls[2] = false;
+		}
+		if (st.day_limit >= 0)
+		{
+			values[3] = Int64GetDatum(st.day_limit);
+			nulls[3] = false;
+		}
+		if (st.day_remaining >= 0)
+		{
+			values[4] = Int64GetDatum(st.day_remaining);
+			nulls[4] = false;
+		}
+		if (st.day_reset != 0)
+		{
+			values[5] = TimestampTzGetDatum(st.day_reset);
+			nulls[5] = false;
+		}
+		values[6] = TimestampTzGetDatum(st.observed_at);
+		nulls[6] = false;
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}

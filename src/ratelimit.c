@@ -1,0 +1,507 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit.c
+ *		Pacing requests to a vendor account by its own rate limits.
+ *
+ * Design note.  Connecteam limits every account per minute and per day,
+ * as low as 5 and 100 requests, and says so in x-ratelimit-* headers on
+ * every response (limit, remaining, reset as UTC epoch seconds).  A client
+ * that sends first and backs off on 429 wastes calls the account cannot
+ * spare, so sales_api paces itself from those headers instead:
+ *
+ *	- The budget is kept per account (the server's cred_hash) in a small
+ *	  plain-data RateLimitState.  For now the states live in a hash table in
+ *	  TopMemoryContext, one per backend; every access goes through the
+ *	  functions below, so the background worker can move them into shared
+ *	  memory without touching the callers.
+ *	- ratelimit_acquire(n) says how many requests may start now and
+ *	  reserves them (the remaining counts go down before the answers come
+ *	  back, so a wave never overspends); when the answer is 0 it says until
+ *	  when to wait.  While nothing is known about an account, one request
+ *	  goes first to learn its budget.  Once a window's reset time has passed
+ *	  (plus a small margin for clock skew) the whole limit is available again.
+ *	- ratelimit_update() merges a response's headers: a later reset time
+ *	  starts a new window, the same reset time keeps the lower remaining
+ *	  count (answers of concurrent requests arrive in any order), an earlier
+ *	  one is stale and ignored.
+ *	- After a 429 the account is blocked until Retry-After, else until the
+ *	  exhausted window's reset, else for an exponential backoff with jitter.
+ *
+ * ratelimit_perform_all() is the engine the Connecteam functions use: it
+ * sends requests in waves of what the budget allows (each wave with
+ * sales_api.max_concurrency transfers at once), sleeps on the process latch
+ * between waves (cancellable: pg_cancel_backend and statement_timeout stop
+ * it), resends requests answered 429 and, when safe, requests that failed
+ * in transit, and gives up on what is left when a single wait would exceed
+ * sales_api.rate_limit_max_wait.  A request that is not idempotent (a POST
+ * that creates rows: the vendor has no idempotency key) is resent only when
+ * the vendor certainly did not act on it: after a 429, or a transport
+ * failure before the request was fully sent.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "ratelimit.h"
+#include "storage/latch.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+#include "vendor.h"
+
+/* sent this long after a window's advertised reset, for clock skew */
+#define RL_RESET_MARGIN_MS		500
+/* attempts per request when the vendor answers 429 */
+#define RL_MAX_ATTEMPTS_429		6
+/* attempts per request after a transport failure or a 5xx */
+#define RL_MAX_ATTEMPTS_TRANSIENT 3
+#define RL_BACKOFF_429_BASE_MS	1000
+#define RL_BACKOFF_TRANSIENT_BASE_MS 500
+#define RL_BACKOFF_CAP_MS		60000
+
+static HTAB *rl_states = NULL;
+
+static RateLimitState *
+rl_entry(const SalesApiServer *srv, bool create)
+{
+	RateLimitState *st;
+	bool		found;
+
+	if (rl_states == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(RateLimitState);
+		ctl.hcxt = TopMemoryContext;
+		rl_states = hash_create("sales_api rate limits", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	st = hash_search(rl_states, &srv->cred_hash, create ? HASH_ENTER : HASH_FIND, &found);
+	if (create && !found)
+	{
+		uint64		key = st->key;
+
+		memset(st, 0, sizeof(RateLimitState));
+		st->key = key;
+		st->minute_limit = st->minute_remaining = -1;
+		st->day_limit = st->day_remaining = -1;
+	}
+	return st;
+}
+
+static TimestampTz
+epoch_to_ts(int64 secs)
+{
+	return time_t_to_timestamptz((pg_time_t) secs);
+}
+
+static TimestampTz
+after_ms(TimestampTz t, int64 ms)
+{
+	return t + ms * (TimestampTz) 1000;
+}
+
+/* base * 2^(step-1), capped, scaled by a random factor in [0.5, 1) */
+static int64
+backoff_ms(int base, int step)
+{
+	int64		ms = base;
+
+	for (int i = 1; i < step && ms < RL_BACKOFF_CAP_MS; i++)
+		ms *= 2;
+	ms = Min(ms, RL_BACKOFF_CAP_MS);
+	return (int64) (ms * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+}
+
+/*
+ * Requests one window still allows: -1 when unlimited (unknown), at least
+ * 1 once the window has reset (or when its reset time is unknown: that one
+ * request will tell us).
+ */
+static int64
+rl_available(int64 limit, int64 remaining, TimestampTz reset, TimestampTz now)
+{
+	if (remaining < 0)
+		return -1;
+	if (reset == 0)
+		return Max(remaining, 1);
+	if (now >= after_ms(reset, RL_RESET_MARGIN_MS))
+		return Max(limit, 1);
+	return remaining;
+}
+
+static void
+rl_reserve(int64 limit, int64 *remaining, TimestampTz *reset, TimestampTz now, int n)
+{
+	if (*remaining < 0)
+		return;
+	if (*reset != 0 && now >= after_ms(*reset, RL_RESET_MARGIN_MS))
+	{
+		/* we open a new window; its reset comes with the first answer */
+		*remaining = Max(limit, 1) - n;
+		*reset = 0;
+	}
+	else
+		*remaining = *remaining - n;
+	*remaining = Max(*remaining, 0);
+}
+
+/*
+ * How many of `want` requests may start now; they are reserved against the
+ * budget.  When none may, *wait_until says when to ask again and *why which
+ * budget is spent.
+ */
+int
+ratelimit_acquire(const SalesApiServer *srv, int want, TimestampTz *wait_until,
+				  RateLimitWait *why)
+{
+	RateLimitState *st = rl_entry(srv, true);
+	TimestampTz now = GetCurrentTimestamp();
+	int64		allowed = want;
+
+	*wait_until = 0;
+	*why = RL_WAIT_NONE;
+	if (want <= 0)
+		return 0;
+	if (st->not_before > now)
+	{
+		*wait_until = st->not_before;
+		*why = RL_WAIT_BACKOFF;
+		return 0;
+	}
+	if (!st->observed)
+		allowed = 1;			/* learn the budget with the first request */
+	else if (st->has_headers)
+	{
+		int64		day = rl_available(st->day_limit, st->day_remaining, st->day_reset, now);
+		int64		minute = rl_available(st->minute_limit, st->minute_remaining, st->minute_reset, now);
+
+		if (day == 0)
+		{
+			*wait_until = after_ms(st->day_reset, RL_RESET_MARGIN_MS);
+			*why = RL_WAIT_DAY;
+			return 0;
+		}
+		if (minute == 0)
+		{
+			*wait_until = after_ms(st->minute_reset, RL_RESET_MARGIN_MS);
+			*why = RL_WAIT_MINUTE;
+			return 0;
+		}
+		if (day > 0)
+			allowed = Min(allowed, day);
+		if (minute > 0)
+			allowed = Min(allowed, minute);
+	}
+	rl_reserve(st->minute_limit, &st->minute_remaining, &st->minute_reset, now, (int) allowed);
+	rl_reserve(st->day_limit, &st->day_remaining, &st->day_reset, now, (int) allowed);
+	return (int) allowed;
+}
+
+static void
+rl_merge(int64 *limit, int64 *remaining, TimestampTz *reset,
+		 int64 rlimit, int64 rremaining, int64 rreset_epoch)
+{
+	TimestampTz rreset;
+
+	if (rremaining < 0 || rreset_epoch < 0)
+		return;
+	rreset = epoch_to_ts(rreset_epoch);
+	if (*reset == 0 || rreset > *reset)
+	{
+		*limit = rlimit;
+		*remaining = rremaining;
+		*reset = rreset;
+	}
+	else if (rreset == *reset)
+	{
+		if (rlimit >= 0)
+			*limit = rlimit;
+		*remaining = (*remaining < 0) ? rremaining : Min(*remaining, rremaining);
+	}
+	/* else: an answer from an older window, already superseded */
+}
+
+/* Learn from a response's x-ratelimit-* headers. */
+void
+ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
+{
+	RateLimitState *st;
+
+	if (!req->done)
+		return;
+	st = rl_entry(srv, true);
+	st->observed = true;
+	if (req->status >= 200 && req->status < 300)
+		st->backoff_step = 0;
+	if ((req->rl_minute_remaining >= 0 && req->rl_minute_reset >= 0) ||
+		(req->rl_day_remaining >= 0 && req->rl_day_reset >= 0))
+	{
+		st->has_headers = true;
+		st->observed_at = GetCurrentTimestamp();
+		rl_merge(&st->minute_limit, &st->minute_remaining, &st->minute_reset,
+				 req->rl_minute_limit, req->rl_minute_remaining, req->rl_minute_reset);
+		rl_merge(&st->day_limit, &st->day_remaining, &st->day_reset,
+				 req->rl_day_limit, req->rl_day_remaining, req->rl_day_reset);
+	}
+}
+
+/*
+ * After a 429: block the account until Retry-After, else until the spent
+ * window resets, else for an exponential backoff with jitter (the vendor
+ * gave no clue, e.g. a limit we do not see in the headers).  Returns the
+ * time the next attempt may start.
+ */
+TimestampTz
+ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
+{
+	RateLimitState *st = rl_entry(srv, true);
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz until;
+
+	if (req->retry_after_s >= 0)
+		until = after_ms(now, (int64) req->retry_after_s * 1000);
+	else if (req->rl_day_remaining == 0 && req->rl_day_reset >= 0 &&
+			 epoch_to_ts(req->rl_day_reset) > now)
+		until = after_ms(epoch_to_ts(req->rl_day_reset), RL_RESET_MARGIN_MS);
+	else if (req->rl_minute_remaining == 0 && req->rl_minute_reset >= 0 &&
+			 epoch_to_ts(req->rl_minute_reset) > now)
+		until = after_ms(epoch_to_ts(req->rl_minute_reset), RL_RESET_MARGIN_MS);
+	else
+	{
+		st->backoff_step++;
+		until = after_ms(now, backoff_ms(RL_BACKOFF_429_BASE_MS, st->backoff_step));
+	}
+	st->not_before = Max(st->not_before, until);
+	return until;
+}
+
+/* A copy of the account's state; false when nothing was ever seen. */
+bool
+ratelimit_get(const SalesApiServer *srv, RateLimitState *out)
+{
+	RateLimitState *st = rl_entry(srv, false);
+
+	if (st == NULL || !st->observed)
+		return false;
+	*out = *st;
+	return true;
+}
+
+/*
+ * Sleep on the process latch until `until`.  Interrupts are served every
+ * time the latch is set, so cancellation and statement_timeout end the wait
+ * at once; postmaster death ends the process.
+ */
+void
+ratelimit_sleep_until(TimestampTz until)
+{
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (now >= until)
+			break;
+		ms = TimestampDifferenceMilliseconds(now, until);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(ms, 1), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+static bool
+curl_code_transient(int code)
+{
+	switch ((CURLcode) code)
+	{
+		case CURLE_COULDNT_CONNECT:
+		case CURLE_OPERATION_TIMEDOUT:
+		case CURLE_SEND_ERROR:
+		case CURLE_RECV_ERROR:
+		case CURLE_GOT_NOTHING:
+		case CURLE_PARTIAL_FILE:
+		case CURLE_HTTP2:
+		case CURLE_HTTP2_STREAM:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* May this request, just failed without a 429, be sent again? */
+static bool
+rl_resend_ok(const HttpRequest *req, bool idempotent)
+{
+	if (!req->done)
+	{
+		if (req->too_large || !curl_code_transient(req->curl_code))
+			return false;
+		return idempotent || !req->maybe_processed;
+	}
+	/* a 5xx may have been acted on: only idempotent requests go again */
+	return idempotent && req->status != 429 && http_status_retryable(req->status);
+}
+
+static int
+int_cmp(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Send requests as fast as the account's budget allows.  Never raises for a
+ * vendor's answer or a transport failure (each request holds its outcome),
+ * only for cancellation and out-of-memory.  See the design note.
+ */
+RateLimitRun *
+ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, bool idempotent)
+{
+	RateLimitRun *run = palloc0(sizeof(RateLimitRun));
+	int		   *queue = palloc(sizeof(int) * Max(n, 1));
+	int		   *next = palloc(sizeof(int) * Max(n, 1));
+	HttpRequest **wave = palloc(sizeof(HttpRequest *) * Max(n, 1));
+	int			qlen = n;
+
+	run->n = n;
+	run->not_sent = palloc0(sizeof(bool) * Max(n, 1));
+	run->attempts = palloc0(sizeof(int) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		queue[i] = i;
+		/* libcurl would resend it by itself if a reused connection died */
+		if (!idempotent)
+			reqs[i]->fresh_connection = true;
+	}
+
+	while (qlen > 0)
+	{
+		TimestampTz until;
+		RateLimitWait why;
+		TimestampTz transient_until = 0;
+		int			k;
+		int			nnext = 0;
+
+		k = ratelimit_acquire(srv, qlen, &until, &why);
+		if (k == 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (until > after_ms(now, sales_api_rate_limit_max_wait_ms))
+			{
+				for (int j = 0; j < qlen; j++)
+					run->not_sent[queue[j]] = true;
+				run->nnot_sent += qlen;
+				run->retry_at = Max(run->retry_at, until);
+				run->why = why;
+				break;
+			}
+			ratelimit_sleep_until(until);
+			continue;
+		}
+
+		for (int j = 0; j < k; j++)
+			wave[j] = reqs[queue[j]];
+		vendor_perform_all(srv, wave, k, sales_api_max_concurrency);
+
+		for (int j = 0; j < k; j++)
+		{
+			int			idx = queue[j];
+			HttpRequest *r = wave[j];
+
+			run->attempts[idx]++;
+			ratelimit_update(srv, r);
+			if (r->done && r->status == 429)
+			{
+				TimestampTz t = ratelimit_note_429(srv, r);
+
+				if (run->attempts[idx] < RL_MAX_ATTEMPTS_429)
+					next[nnext++] = idx;
+				else
+				{
+					/* a 429 is a refusal: the vendor did not act on it */
+					run->not_sent[idx] = true;
+					run->nnot_sent++;
+					run->retry_at = Max(run->retry_at, t);
+					run->why = RL_WAIT_BACKOFF;
+				}
+			}
+			else if (r->done && r->status >= 200 && r->status < 300)
+				run->nsent_ok++;
+			else if (run->attempts[idx] < RL_MAX_ATTEMPTS_TRANSIENT && rl_resend_ok(r, idempotent))
+			{
+				next[nnext++] = idx;
+				transient_until = Max(transient_until,
+									  after_ms(GetCurrentTimestamp(),
+											   backoff_ms(RL_BACKOFF_TRANSIENT_BASE_MS,
+														  run->attempts[idx])));
+			}
+		}
+
+		/* what goes next: the resends and the untouched rest, in input order */
+		for (int j = k; j < qlen; j++)
+			next[nnext++] = queue[j];
+		qsort(next, nnext, sizeof(int), int_cmp);
+		memcpy(queue, next, sizeof(int) * nnext);
+		qlen = nnext;
+
+		if (qlen > 0 && transient_until != 0)
+			ratelimit_sleep_until(transient_until);
+	}
+
+	pfree(queue);
+	pfree(next);
+	pfree(wave);
+	return run;
+}
+
+/* One sentence on why requests were not sent and when to try again. */
+char *
+ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run)
+{
+	RateLimitState st;
+	char	   *when = pstrdup(timestamptz_to_str(run->retry_at));
+	bool		known = ratelimit_get(srv, &st);
+
+	switch (run->why)
+	{
+		case RL_WAIT_DAY:
+			return psprintf("The account's daily budget (%lld requests) is spent until %s.",
+							known ? (long long) st.day_limit : -1LL, when);
+		case RL_WAIT_MINUTE:
+			return psprintf("The account's per-minute budget (%lld requests) is spent until %s, later than sales_api.rate_limit_max_wait (%d ms) allows waiting.",
+							known ? (long long) st.minute_limit : -1LL, when,
+							sales_api_rate_limit_max_wait_ms);
+		default:
+			return psprintf("The vendor answered 429 Too Many Requests; the next attempt would be at %s.",
+							when);
+	}
+}
+
+/* Raise (or log) SA429 for a run that left requests unsent. */
+void
+ratelimit_report(const SalesApiServer *srv, const RateLimitRun *run, int elevel,
+				 const char *what)
+{
+	ereport(elevel,
+			(errcode(ERRCODE_SALES_API_RATE_LIMITED),
+			 errmsg("%s: the rate limit of server \"%s\" is spent", what, srv->name),
+			 errdetail("%s %d of %d requests were not sent.",
+					   ratelimit_describe(srv, run), run->nnot_sent, run->n),
+			 errhint("Retry after %s, or raise sales_api.rate_limit_max_wait; sales_api.connecteam_rate_limit() shows the remaining budget.",
+					 timestamptz_to_str(run->retry_at))));
+}

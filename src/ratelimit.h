@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit.h
+ *		Pacing requests by a vendor account's rate limits (ratelimit.c):
+ *		the per-account budget learnt from x-ratelimit-* headers, waiting
+ *		for a window to reset, backing off after a 429, and an engine that
+ *		sends a set of requests in waves the budget allows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SALES_API_RATELIMIT_H
+#define SALES_API_RATELIMIT_H
+
+#include "http.h"
+#include "sales_api.h"
+
+/*
+ * What a backend knows about one account's budget.  Plain data with no
+ * pointers, so that it can later live in shared memory (for the background
+ * worker) without changing the functions below.
+ */
+typedef struct RateLimitState
+{
+	uint64		key;			/* SalesApiServer.cred_hash */
+	bool		observed;		/* at least one response has been seen */
+	bool		has_headers;	/* ... and it carried x-ratelimit-* headers */
+	int64		minute_limit;	/* -1 when unknown */
+	int64		minute_remaining;
+	TimestampTz minute_reset;	/* 0 when unknown */
+	int64		day_limit;
+	int64		day_remaining;
+	TimestampTz day_reset;
+	TimestampTz observed_at;	/* when the last headers arrived */
+	TimestampTz not_before;		/* no request before this (429 backoff) */
+	int			backoff_step;	/* consecutive 429s backed off exponentially */
+} RateLimitState;
+
+/* why ratelimit_acquire() said "not now" */
+typedef enum RateLimitWait
+{
+	RL_WAIT_NONE = 0,
+	RL_WAIT_MINUTE,
+	RL_WAIT_DAY,
+	RL_WAIT_BACKOFF
+} RateLimitWait;
+
+extern int	ratelimit_acquire(const SalesApiServer *srv, int want,
+							  TimestampTz *wait_until, RateLimitWait *why);
+extern void ratelimit_update(const SalesApiServer *srv, const HttpRequest *req);
+extern TimestampTz ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req);
+extern bool ratelimit_get(const SalesApiServer *srv, RateLimitState *out);
+extern void ratelimit_sleep_until(TimestampTz until);
+
+/*
+ * The outcome of ratelimit_perform_all().  A request with not_sent[i] set
+ * never got a final answer because the budget did not come back within
+ * sales_api.rate_limit_max_wait (or the vendor kept answering 429): the
+ * vendor certainly did not act on it.  Every other request holds its final
+ * outcome in the HttpRequest itself.
+ */
+typedef struct RateLimitRun
+{
+	int			n;
+	bool	   *not_sent;
+	int		   *attempts;
+	int			nnot_sent;
+	int			nsent_ok;		/* requests answered 2xx */
+	TimestampTz retry_at;		/* when the budget is expected back */
+	RateLimitWait why;
+} RateLimitRun;
+
+extern RateLimitRun *ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs,
+										   int n, bool idempotent);
+extern char *ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run);
+extern void ratelimit_report(const SalesApiServer *srv, const RateLimitRun *run,
+							 int elevel, const char *what);
+
+#endif							/* SALES_API_RATELIMIT_H */
