@@ -36,7 +36,7 @@ SELECT has_function_privilege('public', 'sales_api.check_server(name)', 'EXECUTE
 -- the wrapper is validator-only
 SELECT fdwname, fdwhandler = 0 AS no_handler, fdwvalidator::regproc FROM pg_foreign_data_wrapper WHERE fdwname = 'sales_api';
 -- settings
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'sales\_api.%' AND name <> 'sales_api.ca_file' ORDER BY name;
+SELECT name, boot_val, unit, context FROM pg_settings WHERE name LIKE 'sales\_api.%' ORDER BY name;
 SET sales_api.no_such_setting = 1;
 CREATE ROLE regress_sa_plain;
 SET ROLE regress_sa_plain;

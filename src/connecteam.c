@@ -43,6 +43,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "connecteam.h"
 #include "ratelimit.h"
 #include "rows.h"
 #include "utils/array.h"
@@ -65,8 +66,7 @@ PG_FUNCTION_INFO_V1(sales_api_connecteam_set_projected_sales);
 PG_FUNCTION_INFO_V1(sales_api_connecteam_set_projected_sales_query);
 PG_FUNCTION_INFO_V1(sales_api_connecteam_rate_limit);
 
-/* documented: at most 100 transactions per request, 1000 locations per page */
-#define CT_MAX_ITEMS		100
+/* documented: at most 1000 locations per page (100 transactions: connecteam.h) */
 #define CT_PAGE_LIMIT		1000
 
 /* amounts must be finite and below this in absolute value */
@@ -111,27 +111,6 @@ static const RowColumn ct_projected_cols[2] = {
 	{"projected_sales", "numeric"},
 };
 
-/* one validated transaction */
-typedef struct CtTx
-{
-	int64		location_id;
-	const char *sale_type;
-	int64		created_at;		/* Unix seconds, UTC */
-	Datum		final_amount;
-	Datum		tax_amount;
-	bool		has_tax;
-	char	   *currency;		/* NULL: left out */
-	char	   *reference;		/* NULL allowed; never sent */
-} CtTx;
-
-/* what a caller gets back for one transaction */
-typedef struct CtTxResult
-{
-	char	   *transaction_id;
-	int			http_status;	/* 0: none */
-	bool		ok;
-	char	   *error;
-} CtTxResult;
 
 /* ------------------------------------------------------------------------
  * Helpers
@@ -565,7 +544,7 @@ ct_append_tx(StringInfo buf, const CtTx *tx)
  * are ok; an answer that cannot be matched leaves transaction_id NULL and
  * says why in error.
  */
-static void
+void
 ct_tx_success(const HttpRequest *req, const CtTx *txs, CtTxResult *res, int first, int count)
 {
 	char	   *why = NULL;
@@ -657,7 +636,6 @@ ct_post_transactions(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 	HttpRequest **reqs;
 	RateLimitRun *run;
 	int			nreq;
-	char	   *url;
 
 	txs = ct_validate_transactions(rs, sale_type_is_enum);
 	if (rs->nrows == 0)
@@ -666,24 +644,11 @@ ct_post_transactions(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 	/* full requests of 100, in input order: never a call more than needed */
 	nreq = (rs->nrows + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
 	reqs = palloc(sizeof(HttpRequest *) * nreq);
-	url = psprintf("%s/sales/v1/transactions", srv->base_url);
 	for (int q = 0; q < nreq; q++)
 	{
 		int			first = q * CT_MAX_ITEMS;
-		int			count = Min(CT_MAX_ITEMS, rs->nrows - first);
-		StringInfoData body;
 
-		initStringInfo(&body);
-		appendStringInfoString(&body, "{\"transactionsCreateRequest\":[");
-		for (int i = 0; i < count; i++)
-		{
-			if (i > 0)
-				appendStringInfoChar(&body, ',');
-			ct_append_tx(&body, &txs[first + i]);
-		}
-		appendStringInfoString(&body, "]}");
-		reqs[q] = http_request_new("POST", url);
-		http_set_json_body(reqs[q], &body);
+		reqs[q] = ct_build_post(srv, txs + first, Min(CT_MAX_ITEMS, rs->nrows - first));
 	}
 
 	run = ratelimit_perform_all(srv, reqs, nreq, false);
@@ -914,8 +879,7 @@ sales_api_connecteam_delete_transaction(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("transaction_id must not be empty")));
-	req = http_request_new("DELETE", psprintf("%s/sales/v1/transactions/%s",
-											  srv->base_url, ct_path_segment(tid)));
+	req = ct_build_delete(srv, tid);
 	(void) ct_call(srv, req, true, what, NULL);
 	PG_RETURN_VOID();
 }
@@ -959,10 +923,7 @@ sales_api_connecteam_delete_transactions(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("end_time must not be before start_time")));
-	req = http_request_new("DELETE",
-						   psprintf("%s/sales/v1/transactions?locationId=" INT64_FORMAT
-									"&startTime=" INT64_FORMAT "&endTime=" INT64_FORMAT,
-									srv->base_url, location_id, start_s, end_s));
+	req = ct_build_delete_range(srv, location_id, start_s, end_s);
 	(void) ct_call(srv, req, true, what, NULL);
 	PG_RETURN_VOID();
 }
@@ -1275,4 +1236,96 @@ sales_api_connecteam_rate_limit(PG_FUNCTION_ARGS)
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * For the background worker (outbox.c)
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Fill *tx from an outbox row's values, applying the same rules as
+ * connecteam_post_transactions(); returns NULL, or why the row can never be
+ * sent (the worker dead-letters it with that message instead of raising).
+ */
+char *
+ct_tx_from_outbox(CtTx *tx, bool location_null, int64 location_id, const char *sale_type,
+				  bool created_null, TimestampTz created_at, bool amount_null, Datum amount,
+				  bool tax_null, Datum tax, const char *currency, char *reference)
+{
+	const char *problem;
+
+	memset(tx, 0, sizeof(CtTx));
+	tx->reference = reference;
+	if (location_null || location_id <= 0)
+		return "the capture mapping gave no valid location_id (Connecteam location ids are positive)";
+	tx->location_id = location_id;
+	if (sale_type == NULL)
+		return "the capture mapping gave no sale_type";
+	for (int i = 0; i < CT_NSALE_TYPES; i++)
+		if (strcmp(sale_type, ct_sale_types[i]) == 0)
+			tx->sale_type = ct_sale_types[i];
+	if (tx->sale_type == NULL)
+		return psprintf("unknown sale_type \"%s\": use one of SALE, VOID, RECALL, REFUND, SPLIT, UPDATE, TRANSFER, FLOAT, TRANSITORY, CROSS_BL, CANCEL, MANUAL", sale_type);
+	if (created_null || !ct_unix_seconds(created_at, &tx->created_at))
+		return "created_at is NULL or outside 1970-01-01 .. 2100-01-01 UTC";
+	if (amount_null)
+		return "final_sale_amount is NULL";
+	if ((problem = ct_amount_problem(amount)) != NULL)
+		return psprintf("final_sale_amount %s", problem);
+	tx->final_amount = amount;
+	tx->has_tax = !tax_null;
+	if (tx->has_tax)
+	{
+		if ((problem = ct_amount_problem(tax)) != NULL)
+			return psprintf("tax_amount %s", problem);
+		tx->tax_amount = tax;
+	}
+	if (currency != NULL)
+	{
+		if (currency[0] == '\0')
+			return "currency is empty";
+		tx->currency = pstrdup(currency);
+	}
+	return NULL;
+}
+
+/* POST /sales/v1/transactions with txs[0..n-1] (n <= CT_MAX_ITEMS) */
+HttpRequest *
+ct_build_post(SalesApiServer *srv, const CtTx *txs, int n)
+{
+	StringInfoData body;
+	HttpRequest *req;
+
+	Assert(n >= 1 && n <= CT_MAX_ITEMS);
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"transactionsCreateRequest\":[");
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&body, ',');
+		ct_append_tx(&body, &txs[i]);
+	}
+	appendStringInfoString(&body, "]}");
+	req = http_request_new("POST", psprintf("%s/sales/v1/transactions", srv->base_url));
+	http_set_json_body(req, &body);
+	return req;
+}
+
+/* DELETE /sales/v1/transactions/{id} */
+HttpRequest *
+ct_build_delete(SalesApiServer *srv, const char *transaction_id)
+{
+	return http_request_new("DELETE", psprintf("%s/sales/v1/transactions/%s",
+											   srv->base_url, ct_path_segment(transaction_id)));
+}
+
+/* DELETE /sales/v1/transactions?locationId&startTime&endTime (inclusive) */
+HttpRequest *
+ct_build_delete_range(SalesApiServer *srv, int64 location_id, int64 start_s, int64 end_s)
+{
+	return http_request_new("DELETE",
+							psprintf("%s/sales/v1/transactions?locationId=" INT64_FORMAT
+									 "&startTime=" INT64_FORMAT "&endTime=" INT64_FORMAT,
+									 srv->base_url, location_id, start_s, end_s));
 }

@@ -75,19 +75,6 @@ static const RowColumn sale_cols[NUM_SALE_COLS] = {
 };
 
 /* One validated input row; after merging, one slot of a request. */
-typedef struct Sale
-{
-	int			row;			/* 1-based position in the input */
-	int64		unit;
-	DateADT		day;
-	char	   *currency;
-	char	   *sales_type;
-	Timestamp	slot;
-	Datum		net;
-	Datum		gross;
-	int64		checks;			/* int64 so that sums cannot overflow */
-	int64		guests;
-} Sale;
 
 /* One (unit, business day): one request, one result row. */
 typedef struct PushGroup
@@ -385,9 +372,9 @@ numeric_sign_of(Datum d)
 											 NumericGetDatum(int64_to_numeric(0))));
 }
 
-/* Check row r and return it as a Sale; raises naming the row. */
+/* Check row r and return it as a MapalSale; raises naming the row. */
 static void
-sale_validate(RowSet *rs, int r, int slot_minutes, Sale *s)
+sale_validate(RowSet *rs, int r, int slot_minutes, MapalSale *s)
 {
 	struct pg_tm tm = {0};
 	fsec_t		fsec = 0;
@@ -471,8 +458,8 @@ sale_validate(RowSet *rs, int r, int slot_minutes, Sale *s)
 static int
 sale_cmp(const void *a, const void *b)
 {
-	const Sale *x = *(Sale *const *) a;
-	const Sale *y = *(Sale *const *) b;
+	const MapalSale *x = *(MapalSale *const *) a;
+	const MapalSale *y = *(MapalSale *const *) b;
 	int			c;
 
 	if (x->unit != y->unit)
@@ -488,8 +475,8 @@ sale_cmp(const void *a, const void *b)
 	return x->row - y->row;
 }
 
-static bool
-same_slot(const Sale *x, const Sale *y)
+bool
+mapal_same_slot(const MapalSale *x, const MapalSale *y)
 {
 	return x->unit == y->unit && x->day == y->day && x->slot == y->slot &&
 		strcmp(x->currency, y->currency) == 0 &&
@@ -497,13 +484,13 @@ same_slot(const Sale *x, const Sale *y)
 }
 
 static bool
-same_group(const Sale *x, const Sale *y)
+same_group(const MapalSale *x, const MapalSale *y)
 {
 	return x->unit == y->unit && x->day == y->day;
 }
 
 static char *
-slot_key_str(const Sale *s)
+slot_key_str(const MapalSale *s)
 {
 	StringInfoData buf;
 
@@ -524,8 +511,8 @@ slot_key_str(const Sale *s)
  * ------------------------------------------------------------------------
  */
 
-static HttpRequest *
-build_request(SalesApiServer *srv, Sale **slots, int n)
+HttpRequest *
+mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
 {
 	StringInfoData body;
 	HttpRequest *req;
@@ -536,7 +523,7 @@ build_request(SalesApiServer *srv, Sale **slots, int n)
 	appendStringInfoString(&body, "\",\"realTimeSales\":[");
 	for (int i = 0; i < n; i++)
 	{
-		Sale	   *s = slots[i];
+		MapalSale	   *s = slots[i];
 
 		appendStringInfoString(&body, i ? ",{\"currencyId\":" : "{\"currencyId\":");
 		json_append_string(&body, s->currency);
@@ -594,17 +581,17 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 		   bool sum_duplicates, bool raise_on_error)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Sale	   *sales;
-	Sale	  **sorted;
-	Sale	  **merged;
+	MapalSale	   *sales;
+	MapalSale	  **sorted;
+	MapalSale	  **merged;
 	int			nmerged = 0;
 	PushGroup  *groups;
 	int			ngroups = 0;
 	HttpRequest **reqs;
 
 	/* 1-2. every row valid before anything is sent */
-	sales = palloc0(sizeof(Sale) * Max(rs->nrows, 1));
-	sorted = palloc(sizeof(Sale *) * Max(rs->nrows, 1));
+	sales = palloc0(sizeof(MapalSale) * Max(rs->nrows, 1));
+	sorted = palloc(sizeof(MapalSale *) * Max(rs->nrows, 1));
 	for (int r = 0; r < rs->nrows; r++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -614,14 +601,14 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 
 	/* 3. sort, merge duplicated slots, cut into (unit, business day) groups */
 	if (rs->nrows > 1)
-		qsort(sorted, rs->nrows, sizeof(Sale *), sale_cmp);
-	merged = palloc(sizeof(Sale *) * Max(rs->nrows, 1));
+		qsort(sorted, rs->nrows, sizeof(MapalSale *), sale_cmp);
+	merged = palloc(sizeof(MapalSale *) * Max(rs->nrows, 1));
 	for (int i = 0; i < rs->nrows; i++)
 	{
-		Sale	   *s = sorted[i];
-		Sale	   *prev = nmerged > 0 ? merged[nmerged - 1] : NULL;
+		MapalSale	   *s = sorted[i];
+		MapalSale	   *prev = nmerged > 0 ? merged[nmerged - 1] : NULL;
 
-		if (prev == NULL || !same_slot(prev, s))
+		if (prev == NULL || !mapal_same_slot(prev, s))
 		{
 			merged[nmerged++] = s;
 			continue;
@@ -667,7 +654,7 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 		groups[ngroups].unit = merged[i]->unit;
 		groups[ngroups].day = merged[i]->day;
 		groups[ngroups].nslots = j - i;
-		groups[ngroups].req = build_request(srv, &merged[i], j - i);
+		groups[ngroups].req = mapal_build_request(srv, &merged[i], j - i);
 		reqs[ngroups] = groups[ngroups].req;
 		ngroups++;
 		i = j;

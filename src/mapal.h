@@ -15,7 +15,28 @@
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "pgtime.h"
+#include "http.h"
+#include "sales_api.h"
 #include "utils/date.h"
+
+/* One slot's totals, as sent in realTimeSales[] */
+typedef struct MapalSale
+{
+	int			row;			/* 1-based position in the input (0: worker) */
+	int64		unit;
+	DateADT		day;
+	char	   *currency;
+	char	   *sales_type;
+	Timestamp	slot;
+	Datum		net;
+	Datum		gross;
+	int64		checks;			/* int64 so that sums cannot overflow */
+	int64		guests;
+} MapalSale;
+
+/* The request for one (unit, business day) carrying slots[0..n-1] */
+extern HttpRequest *mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n);
+extern bool mapal_same_slot(const MapalSale *x, const MapalSale *y);
 
 /* The zone named by a server's timezone option, or the session's zone. */
 extern pg_tz *mapal_timezone(const char *tzname);

@@ -16,6 +16,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "vendor.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -97,6 +98,8 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	worker_init();
 
 	MarkGUCPrefixReserved("sales_api");
 }

@@ -22,7 +22,7 @@
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
-#define SALES_API_VERSION "0.2.0"
+#define SALES_API_VERSION "0.3.0"
 #define SALES_API_USER_AGENT "sales_api/" SALES_API_VERSION
 
 /*

@@ -102,6 +102,11 @@ listen_addresses = ''
 unix_socket_directories = '$PGHOST'
 shared_preload_libraries = 'sales_api'
 sales_api.ca_file = '$MOCK_CA'
+sales_api.database = 'sa_worker'
+sales_api.worker_naptime = '2s'
+sales_api.retry_base = '200ms'
+sales_api.retry_max = '2s'
+sales_api.lease_time = '15s'
 fsync = off
 log_line_prefix = '%m [%p] %q%a '
 log_min_messages = info
@@ -109,7 +114,10 @@ CONF
     [ -n "${SA_EXTRA_CONF:-}" ] && printf '%s\n' "$SA_EXTRA_CONF" >> "$PGDATA/postgresql.conf"
     export SA_PGLOG="$SA_WORK/postgresql.log"
     touch "$SA_PGLOG"; chown postgres "$SA_PGLOG"
+    [ -n "${SA_CORE:-}" ] && ulimit -c unlimited
     runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$SA_PGLOG" -w -t 60 start >/dev/null
+    # the database the background worker drains (scenario tests and the demo)
+    "$PG_BINDIR/psql" -X -q -d postgres -c "CREATE DATABASE sa_worker" >/dev/null
 }
 
 sa_psql() { "$PG_BINDIR/psql" -X -v ON_ERROR_STOP=1 -q "$@"; }

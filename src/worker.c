@@ -1,0 +1,420 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The sales_api background worker: one process, started by the
+ *		postmaster when sales_api is in shared_preload_libraries, that drains
+ *		the outbox of the database named by sales_api.database.
+ *
+ * Design note.  Capture triggers enqueue work in the inserting transaction
+ * and call wake_worker_on_commit(), which registers a transaction callback
+ * that sets the worker's latch when (and only when) that transaction
+ * commits: there is no polling delay and a rolled-back sale wakes nothing.
+ * A slow timer (sales_api.worker_naptime) is the safety net, and also
+ * brings back items whose retry time has come.
+ *
+ * Each cycle (outbox.c) claims a batch in one short transaction, sends it
+ * with no transaction open (so no lock is held while the network is slow),
+ * and records the outcome in a second transaction.  A crash between the two
+ * leaves the batch "in_flight" with a lease; when the lease expires the
+ * items are taken again (Connecteam posts through the ambiguous-outcome
+ * policy, since the vendor may have stored them).
+ *
+ * The worker registers with BgWorkerStart_RecoveryFinished, so a standby
+ * never starts it, and checks RecoveryInProgress() anyway.  SIGTERM uses
+ * the core die() handler: CHECK_FOR_INTERRUPTS() in the transfer loop ends
+ * the process promptly, mid-transfer included.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "outbox.h"
+#include "sales_api.h"
+#include "worker.h"
+
+PGDLLEXPORT void sales_api_worker_main(Datum main_arg);
+
+PG_FUNCTION_INFO_V1(sales_api_wake_worker_on_commit);
+PG_FUNCTION_INFO_V1(sales_api_worker_stats);
+PG_FUNCTION_INFO_V1(sales_api_wake_worker);
+
+WorkerShared *worker_shared = NULL;
+
+char	   *sales_api_database = NULL;
+bool		sales_api_worker_enabled = true;
+int			sales_api_worker_naptime_ms = 10000;
+int			sales_api_batch_size = 2000;
+int			sales_api_lease_ms = 120000;
+int			sales_api_max_attempts = 25;
+int			sales_api_retry_base_ms = 1000;
+int			sales_api_retry_max_ms = 600000;
+int			sales_api_ambiguous_policy = AMBIGUOUS_REPLACE_WINDOW;
+int			sales_api_sent_retention_ms = 7 * 86400 * 1000;
+
+static const struct config_enum_entry ambiguous_options[] = {
+	{"replace_window", AMBIGUOUS_REPLACE_WINDOW, false},
+	{"park", AMBIGUOUS_PARK, false},
+	{NULL, 0, false}
+};
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static bool wake_registered = false;
+static bool wake_pending = false;
+
+static void
+worker_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerShared)));
+}
+
+static void
+worker_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	worker_shared = ShmemInitStruct("sales_api worker", sizeof(WorkerShared), &found);
+	if (!found)
+	{
+		memset(worker_shared, 0, sizeof(WorkerShared));
+		SpinLockInit(&worker_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Called from _PG_init: the worker's settings always exist (so the README's
+ * table is true in every session); shared memory and the worker itself only
+ * when loaded through shared_preload_libraries.
+ */
+void
+worker_init(void)
+{
+	DefineCustomStringVariable("sales_api.database",
+							   "Database whose outbox the background worker drains.",
+							   NULL, &sales_api_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("sales_api.worker_enabled",
+							 "Starts the background worker.",
+							 NULL, &sales_api_worker_enabled, true,
+							 PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.worker_naptime",
+							"Safety-net timer of the worker; commits wake it at once.",
+							NULL, &sales_api_worker_naptime_ms, 10000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.batch_size",
+							"Most outbox items the worker claims in one cycle.",
+							NULL, &sales_api_batch_size, 2000, 1, 100000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.lease_time",
+							"How long claimed items stay in flight before they are taken again.",
+							NULL, &sales_api_lease_ms, 120000, 1000, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.max_attempts",
+							"Attempts before an item is dead-lettered.",
+							NULL, &sales_api_max_attempts, 25, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.retry_base",
+							"First retry delay; doubles each attempt, with jitter.",
+							NULL, &sales_api_retry_base_ms, 1000, 1, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.retry_max",
+							"Longest retry delay.",
+							NULL, &sales_api_retry_max_ms, 600000, 1, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomEnumVariable("sales_api.ambiguous_policy",
+							 "What the worker does when a Connecteam post may or may not have been stored.",
+							 "replace_window deletes the location's time window at the vendor and posts every local sale of it again; park marks the items unknown for an operator.",
+							 &sales_api_ambiguous_policy, AMBIGUOUS_REPLACE_WINDOW, ambiguous_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.sent_retention",
+							"How long sent outbox items are kept before the worker purges them.",
+							NULL, &sales_api_sent_retention_ms, 7 * 86400 * 1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = worker_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = worker_shmem_startup;
+
+	if (sales_api_worker_enabled && !IsBinaryUpgrade)
+	{
+		BackgroundWorker bgw;
+
+		memset(&bgw, 0, sizeof(bgw));
+		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		bgw.bgw_restart_time = 5;
+		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "sales_api");
+		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "sales_api_worker_main");
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api worker");
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "sales_api worker");
+		RegisterBackgroundWorker(&bgw);
+	}
+}
+
+static void
+worker_wake(void)
+{
+	Latch	   *latch = NULL;
+
+	if (worker_shared == NULL)
+		return;
+	SpinLockAcquire(&worker_shared->mutex);
+	latch = worker_shared->latch;
+	SpinLockRelease(&worker_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+static void
+wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_pending)
+				worker_wake();
+			wake_pending = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_pending = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Called by capture triggers: wake the worker when this transaction commits. */
+Datum
+sales_api_wake_worker_on_commit(PG_FUNCTION_ARGS)
+{
+	if (!wake_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_registered = true;
+	}
+	wake_pending = true;
+	PG_RETURN_VOID();
+}
+
+/* Operators' nudge (after resume, retry_dead): wake the worker now. */
+Datum
+sales_api_wake_worker(PG_FUNCTION_ARGS)
+{
+	bool		running = false;
+
+	if (worker_shared != NULL)
+	{
+		SpinLockAcquire(&worker_shared->mutex);
+		running = (worker_shared->latch != NULL);
+		SpinLockRelease(&worker_shared->mutex);
+		worker_wake();
+	}
+	PG_RETURN_BOOL(running);
+}
+
+void
+worker_note_request(double ms, long status)
+{
+	if (worker_shared == NULL)
+		return;
+	SpinLockAcquire(&worker_shared->mutex);
+	worker_shared->requests++;
+	if (status == 429)
+		worker_shared->rate_limited++;
+	worker_shared->latency_ms[worker_shared->latency_pos] = (float4) ms;
+	worker_shared->latency_pos = (worker_shared->latency_pos + 1) % WORKER_LATENCY_SAMPLES;
+	if (worker_shared->nlatency < WORKER_LATENCY_SAMPLES)
+		worker_shared->nlatency++;
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+static int
+float4_cmp(const void *a, const void *b)
+{
+	float4		x = *(const float4 *) a;
+	float4		y = *(const float4 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* worker_stats(): the live figures from shared memory, one row */
+Datum
+sales_api_worker_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	WorkerShared snap;
+	Datum		values[16];
+	bool		nulls[16] = {0};
+	float4		sorted[WORKER_LATENCY_SAMPLES];
+	int			i = 0;
+
+	if (worker_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sales_api is not loaded through shared_preload_libraries"),
+				 errhint("Add sales_api to shared_preload_libraries in postgresql.conf and restart PostgreSQL.")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	SpinLockAcquire(&worker_shared->mutex);
+	memcpy(&snap, worker_shared, sizeof(WorkerShared));
+	SpinLockRelease(&worker_shared->mutex);
+
+	values[i++] = BoolGetDatum(snap.latch != NULL);
+	if (snap.pid)
+		values[i++] = Int32GetDatum(snap.pid);
+	else
+		nulls[i++] = true;
+#define TS_OR_NULL(ts) do { if (ts) values[i++] = TimestampTzGetDatum(ts); else nulls[i++] = true; } while (0)
+	TS_OR_NULL(snap.started_at);
+	TS_OR_NULL(snap.last_cycle_at);
+	TS_OR_NULL(snap.last_success_at);
+#undef TS_OR_NULL
+	values[i++] = Int64GetDatum((int64) snap.cycles);
+	values[i++] = Int64GetDatum((int64) snap.requests);
+	values[i++] = Int64GetDatum((int64) snap.items_sent);
+	values[i++] = Int64GetDatum((int64) snap.items_failed);
+	values[i++] = Int64GetDatum((int64) snap.items_dead);
+	values[i++] = Int64GetDatum((int64) snap.retries);
+	values[i++] = Int64GetDatum((int64) snap.rate_limited);
+	values[i++] = Int64GetDatum((int64) snap.ambiguous);
+	values[i++] = Int64GetDatum((int64) snap.rate_waits);
+	if (snap.nlatency > 0)
+	{
+		memcpy(sorted, snap.latency_ms, sizeof(float4) * snap.nlatency);
+		qsort(sorted, snap.nlatency, sizeof(float4), float4_cmp);
+		values[i++] = Float8GetDatum(sorted[(snap.nlatency - 1) / 2]);
+		values[i++] = Float8GetDatum(sorted[Min(snap.nlatency - 1, (int) (snap.nlatency * 0.99))]);
+	}
+	else
+	{
+		nulls[i++] = true;
+		nulls[i++] = true;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+static void
+worker_shmem_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	if (worker_shared == NULL)
+		return;
+	SpinLockAcquire(&worker_shared->mutex);
+	worker_shared->latch = NULL;
+	worker_shared->pid = 0;
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+/*
+ * One cycle inside an error boundary: an unexpected ERROR is logged, the
+ * transaction aborted, and the worker goes on (items it had claimed come
+ * back when their lease expires).
+ */
+static bool
+worker_cycle_guarded(MemoryContext cycle_cxt, long *wait_ms)
+{
+	bool		busy = false;
+
+	PG_TRY();
+	{
+		busy = outbox_cycle(cycle_cxt, wait_ms);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cycle_cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		*wait_ms = Min(*wait_ms, 5000);
+		busy = false;
+	}
+	PG_END_TRY();
+	return busy;
+}
+
+void
+sales_api_worker_main(Datum main_arg pg_attribute_unused())
+{
+	MemoryContext cycle_cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(sales_api_database, NULL, 0);
+	pgstat_report_appname("sales_api worker");
+
+	SpinLockAcquire(&worker_shared->mutex);
+	worker_shared->latch = MyLatch;
+	worker_shared->pid = MyProcPid;
+	worker_shared->started_at = GetCurrentTimestamp();
+	SpinLockRelease(&worker_shared->mutex);
+	on_shmem_exit(worker_shmem_exit, (Datum) 0);
+
+	ereport(LOG,
+			(errmsg("sales_api worker started for database \"%s\"", sales_api_database)));
+
+	cycle_cxt = AllocSetContextCreate(TopMemoryContext, "sales_api worker cycle",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		long		wait_ms = sales_api_worker_naptime_ms;
+		bool		busy = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (!RecoveryInProgress())
+		{
+			MemoryContextSwitchTo(cycle_cxt);
+			busy = worker_cycle_guarded(cycle_cxt, &wait_ms);
+			MemoryContextSwitchTo(TopMemoryContext);
+			MemoryContextReset(cycle_cxt);
+			SpinLockAcquire(&worker_shared->mutex);
+			worker_shared->cycles++;
+			worker_shared->last_cycle_at = GetCurrentTimestamp();
+			SpinLockRelease(&worker_shared->mutex);
+		}
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		if (!busy)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Max(wait_ms, 1), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}

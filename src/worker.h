@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *		The background worker that drains the outbox (worker.c), its shared
+ *		memory (figures, the latch to wake it) and its settings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SALES_API_WORKER_H
+#define SALES_API_WORKER_H
+
+#include "postgres.h"
+
+#include "storage/latch.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#define WORKER_LATENCY_SAMPLES 1024
+
+typedef struct WorkerShared
+{
+	slock_t		mutex;
+	Latch	   *latch;			/* the running worker's latch, NULL if none */
+	pid_t		pid;
+	TimestampTz started_at;
+	TimestampTz last_cycle_at;
+	TimestampTz last_success_at;
+	uint64		cycles;
+	uint64		requests;
+	uint64		items_sent;
+	uint64		items_failed;
+	uint64		items_dead;
+	uint64		retries;
+	uint64		rate_limited;	/* 429s received */
+	uint64		ambiguous;
+	uint64		rate_waits;		/* times the worker paced itself */
+	int			nlatency;		/* samples in the ring, up to WORKER_LATENCY_SAMPLES */
+	int			latency_pos;
+	float4		latency_ms[WORKER_LATENCY_SAMPLES];
+} WorkerShared;
+
+extern WorkerShared *worker_shared;
+
+/* settings */
+extern char *sales_api_database;
+extern bool sales_api_worker_enabled;
+extern int	sales_api_worker_naptime_ms;
+extern int	sales_api_batch_size;
+extern int	sales_api_lease_ms;
+extern int	sales_api_max_attempts;
+extern int	sales_api_retry_base_ms;
+extern int	sales_api_retry_max_ms;
+extern int	sales_api_ambiguous_policy;
+extern int	sales_api_sent_retention_ms;
+
+#define AMBIGUOUS_REPLACE_WINDOW 0
+#define AMBIGUOUS_PARK 1
+
+extern void worker_init(void);
+extern void worker_note_request(double ms, long status);
+
+#endif							/* SALES_API_WORKER_H */

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Compare what the POS table holds with what the mock vendors received.
+
+Usage: compare.py SCENARIO [--no-connecteam] [--no-mapal]
+Reads the local sales with psql (database $SA_DB, default sa_worker) and the
+mock's state from $MOCK_URL/_mock/state (TLS verified with $MOCK_CA), prints
+one row:
+  scenario  committed  delivered  duplicates  lost  extra  dead  unknown  mapal_slots  mapal_mismatch
+and exits non-zero if any sale is lost or duplicated, if Connecteam holds a
+transaction no local sale explains, or if any Mapal slot total differs from
+the local total.  Connecteam identity of a sale: (location, createdAt,
+finalSaleAmount, taxAmount, saleType); the scenarios' data makes it unique.
+"""
+import collections
+import csv
+import io
+import json
+import os
+import ssl
+import subprocess
+import sys
+import urllib.request
+from decimal import Decimal
+
+db = os.environ.get("SA_DB", "sa_worker")
+scenario = sys.argv[1] if len(sys.argv) > 1 else "scenario"
+do_ct = "--no-connecteam" not in sys.argv
+do_mapal = "--no-mapal" not in sys.argv
+
+
+def psql_csv(sql):
+    out = subprocess.run(["psql", "-X", "-q", "-d", db, "-c", f"COPY ({sql}) TO STDOUT WITH CSV"],
+                         check=True, capture_output=True, text=True).stdout
+    return list(csv.reader(io.StringIO(out)))
+
+
+ctx = ssl.create_default_context(cafile=os.environ["MOCK_CA"])
+with urllib.request.urlopen(os.environ["MOCK_URL"] + "/_mock/state", context=ctx) as r:
+    state = json.load(r, parse_float=Decimal)
+
+committed = delivered = dups = lost = extra = 0
+if do_ct:
+    local = collections.Counter(
+        (int(r[0]), int(r[1]), Decimal(r[2]), Decimal(r[3]), r[4])
+        for r in psql_csv("SELECT store, extract(epoch FROM sold_at)::bigint, net, tax, kind FROM pos_sales"))
+    remote = collections.Counter(
+        (int(t["locationId"]), int(t["createdAt"]), Decimal(str(t["finalSaleAmount"])),
+         Decimal(str(t.get("taxAmount") or 0)), t["saleType"])
+        for t in state.get("connecteam_transactions", []))
+    committed = sum(local.values())
+    for k, n in local.items():
+        m = remote.get(k, 0)
+        delivered += min(n, m)
+        lost += max(0, n - m)
+        dups += max(0, m - n)
+    for k, m in remote.items():
+        if k not in local:
+            extra += m
+
+dead = int(psql_csv("SELECT count(*) FROM sales_api.outbox WHERE state = 'dead'")[0][0])
+unknown = int(psql_csv("SELECT count(*) FROM sales_api.outbox WHERE state = 'unknown'")[0][0])
+
+slots = mismatch = 0
+if do_mapal:
+    local_slots = {}
+    for r in psql_csv("SELECT 1000 + store, to_char(date_bin('15 min', sold_at AT TIME ZONE 'UTC', '2000-01-01'), "
+                      "'YYYY-MM-DD\"T\"HH24:MI:SS'), channel, sum(net), sum(net + tax), count(*), sum(guests) "
+                      "FROM pos_sales GROUP BY 1, 2, 3"):
+        local_slots[(int(r[0]), r[1], r[2])] = (Decimal(r[3]), Decimal(r[4]), int(r[5]), int(r[6]))
+    remote_slots = {}
+    for s in state.get("mapal_sales", []):
+        remote_slots[(int(s["unitId"]), s["timeSlotStart"], s["salesTypeId"])] = (
+            Decimal(str(s["netSales"])), Decimal(str(s["grossSales"])), int(s["numChecks"]), int(s["numGuests"]))
+    slots = len(local_slots)
+    for k, v in local_slots.items():
+        if remote_slots.get(k) != v:
+            mismatch += 1
+    for k, v in remote_slots.items():
+        if k not in local_slots and v != (0, 0, 0, 0):
+            mismatch += 1
+
+print(f"{scenario:<28} committed={committed:<7} delivered={delivered:<7} duplicates={dups:<4} "
+      f"lost={lost:<4} extra={extra:<4} dead={dead:<4} unknown={unknown:<4} "
+      f"mapal_slots={slots:<5} mapal_mismatch={mismatch}")
+sys.exit(1 if (lost or dups or extra or mismatch) else 0)
