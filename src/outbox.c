@@ -590,6 +590,31 @@ claim(Cycle *c)
 		w->items = list_append_in(c->cxt, w->items, it);
 		it->outcome = O_AMBIGUOUS;
 	}
+	/*
+	 * A post claimed in this cycle whose sale falls in a window is carried by
+	 * the window's repost; sending it as well would store it twice.
+	 */
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OItem	   *it = &c->items[i];
+		ListCell   *wc;
+
+		if (it->kind != K_CT_POST || it->outcome != O_NONE || !it->txn_valid)
+			continue;
+		foreach(wc, c->windows)
+		{
+			Window	   *w = lfirst(wc);
+
+			if (w->cap == it->cap && w->location_id == it->txn.location_id &&
+				it->txn.created_at >= w->start_epoch && it->txn.created_at <= w->end_epoch)
+			{
+				w->items = list_append_in(c->cxt, w->items, it);
+				it->outcome = O_AMBIGUOUS;
+				break;
+			}
+		}
+	}
+
 	foreach(lc, c->windows)
 	{
 		Window	   *w = lfirst(lc);

@@ -10,7 +10,7 @@
 # sa_stop_all undoes it all; callers install it as an EXIT trap.
 
 SA_ROOT=${SA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+export PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 SA_PACKAGES="postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libjson-c-dev libssl-dev pkg-config make gcc python3 openssl curl"
 
 sa_log() { printf '%s\n' "== $*" >&2; }
