@@ -662,6 +662,9 @@ set_outcome_from_request(OItem *it, const HttpRequest *req, bool non_idempotent)
 		if (non_idempotent && req->maybe_processed)
 		{
 			it->outcome = (sales_api_ambiguous_policy == AMBIGUOUS_PARK) ? O_UNKNOWN : O_AMBIGUOUS;
+			if (it->outcome == O_UNKNOWN)
+				it->error = psprintf("outcome unknown: the request failed after it was sent (%s); the vendor may or may not hold this sale; parked for an operator (sales_api.ambiguous_policy = park)",
+									 http_transport_error(req));
 			if (worker_shared)
 			{
 				SpinLockAcquire(&worker_shared->mutex);

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# A physical standby of the cluster never runs the worker (it registers with
+# BgWorkerStart_RecoveryFinished), so it sends nothing; promoted, it drains
+# what the primary had enqueued.
+. "$(dirname "$0")/../lib/scenario.sh"
+scenario_setup
+make_locations 1
+attach_connecteam
+q -c "SELECT sales_api.pause('connecteam')" >/dev/null
+q -c "INSERT INTO pos_sales (store, sold_at, net) VALUES (1, '2026-11-23 09:00+00', 2.20)"
+
+SB=$SA_WORK/standby
+SBPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+mkdir -p "$SB"; chown postgres "$SB"; chmod 700 "$SB"
+runuser -u postgres -- "$PG_BINDIR/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U postgres -D "$SB" -R -X stream -c fast
+printf "port = %s\n" "$SBPORT" >> "$SB/postgresql.auto.conf"
+touch "$SA_WORK/standby.log"; chown postgres "$SA_WORK/standby.log"
+runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$SB" -l "$SA_WORK/standby.log" -w -t 60 start >/dev/null
+trap 'runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$SB" -m fast -w stop >/dev/null 2>&1 || true' EXIT
+
+expect_eq "$(psql -X -At -p "$SBPORT" -d postgres -c "SELECT pg_is_in_recovery()")" t "the standby is in recovery"
+sleep 3
+expect_eq "$(psql -X -At -p "$SBPORT" -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sales_api worker'")" 0 "no worker on the standby"
+expect_eq "$(psql -X -At -p "$SBPORT" -d "$SA_DB" -c "SELECT count(*) FROM sales_api.outbox WHERE state = 'pending'")" 1 "the standby sees the pending sale"
+expect_eq "$(mockctl count --path /connecteam/sales/v1/transactions --method POST)" 0 "nothing was sent"
+
+# the primary is gone; the standby is promoted and its worker drains the outbox
+runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$SB" -w promote >/dev/null
+psql -X -q -p "$SBPORT" -d "$SA_DB" -c "SELECT sales_api.resume('connecteam')" >/dev/null
+for i in $(seq 1 100); do
+    [ "$(psql -X -At -p "$SBPORT" -d "$SA_DB" -c "SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'")" = 1 ] && break
+    sleep 0.3
+done
+expect_eq "$(mockctl count --path /connecteam/sales/v1/transactions --method POST)" 1 "the promoted standby sent the sale"
+runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$SB" -m fast -w stop >/dev/null
+runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$SA_PGLOG" -w -t 60 start >/dev/null
+echo "standby scenario passed"
