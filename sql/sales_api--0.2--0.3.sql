@@ -18,9 +18,10 @@ CREATE TABLE sales_api.capture (
     recompute_sql text,                    -- Mapal: slot totals of a unit-day from the table
     window_sql  text,                      -- Connecteam: every local sale of a location in a time window
     attached_at timestamptz NOT NULL DEFAULT now(),
-    detached_at timestamptz,
-    UNIQUE (relid, server_id)
+    detached_at timestamptz
 );
+-- one live capture per table and server; a detached one keeps draining
+CREATE UNIQUE INDEX capture_live_idx ON sales_api.capture (relid, server_id) WHERE detached_at IS NULL;
 COMMENT ON TABLE sales_api.capture IS 'POS tables attached to a vendor server by sales_api.attach()';
 
 -- Per server: paused by an operator?
@@ -211,6 +212,12 @@ BEGIN
                   HINT = format('Fields for a %s server: %s.', vendor, array_to_string(known, ', '));
     END IF;
 
+    IF EXISTS (SELECT 1 FROM sales_api.capture c WHERE c.relid = sales_table AND c.server_id = srv.oid
+               AND c.detached_at IS NULL) THEN
+        RAISE EXCEPTION '% is already attached to server "%"', tbl, server
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Call sales_api.detach() first to change the mapping.';
+    END IF;
     INSERT INTO sales_api.capture (relid, server_id, server_name, vendor, run_as, mapping, key_expr)
     VALUES (sales_table, srv.oid, srv.srvname, vendor, run_as, mapping, k)
     RETURNING id INTO cid;

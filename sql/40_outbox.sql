@@ -1,0 +1,85 @@
+--
+-- 40_outbox: attach/detach checks, what the triggers enqueue, privileges.
+-- The worker drains another database (sales_api.database), so what is
+-- enqueued here stays visible.
+--
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS sales_api;
+RESET client_min_messages;
+CREATE SERVER o_ct FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam');
+CREATE SERVER o_mapal FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', timezone 'Europe/Madrid', slot_minutes '30');
+CREATE TABLE pos (id serial PRIMARY KEY, shop int, at timestamptz, total numeric(10,2), vat numeric(10,2), kind text DEFAULT 'SALE', channel text DEFAULT 'TAKE');
+CREATE UNLOGGED TABLE pos_unlogged (id serial PRIMARY KEY, shop int);
+CREATE TABLE pos_nokey (shop int, at timestamptz, total numeric);
+-- bad attach calls
+SELECT sales_api.attach('pos', 'no_such_server', '{}');
+SELECT sales_api.attach('pos', 'o_ct', NULL);
+SELECT sales_api.attach('pos', 'o_ct', '[1]');
+SELECT sales_api.attach('pos_unlogged', 'o_ct', '{"location_id": "shop"}');
+SELECT sales_api.attach('pos_nokey', 'o_ct', '{"location_id": "shop"}');
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "bogus": "1"}');
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "sale_type": "kind", "created_at": "at"}');
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop; DROP TABLE pos", "sale_type": "kind", "created_at": "at", "final_sale_amount": "total"}');
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "no_such_column", "sale_type": "kind", "created_at": "at", "final_sale_amount": "total"}');
+SELECT count(*) AS captures_after_errors FROM sales_api.capture;
+-- good ones
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "sale_type": "kind", "created_at": "at",
+  "final_sale_amount": "total - vat", "tax_amount": "vat", "currency": "''EUR''"}') AS ct_capture;
+SELECT sales_api.attach('pos', 'o_mapal', '{"unit_id": "shop", "sold_at": "at", "currency_id": "''EUR''",
+  "sales_type_id": "channel", "net_sales": "total - vat", "gross_sales": "total"}') AS mapal_capture;
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "sale_type": "kind", "created_at": "at", "final_sale_amount": "total"}');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'pos'::regclass ORDER BY 1;
+-- one statement, many rows: one outbox item per sale, one dirty slot per slot
+INSERT INTO pos (shop, at, total, vat, kind, channel)
+SELECT 1 + i % 2, timestamptz '2026-11-20 11:50+01' + i * interval '7 min', 10 + i, 1, 'SALE', 'TAKE'
+  FROM generate_series(0, 9) i;
+SELECT kind, count(*) FROM sales_api.outbox GROUP BY 1 ORDER BY 1;
+SELECT unit_id, business_day, slot_start, count(*) FROM sales_api.outbox WHERE kind = 'mapal_slot'
+ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+SELECT sale_key, location_id, sale_type, final_sale_amount, tax_amount, currency FROM sales_api.outbox
+ WHERE kind = 'ct_post' ORDER BY id LIMIT 3;
+-- a rolled-back statement enqueues nothing
+BEGIN;
+INSERT INTO pos (shop, at, total, vat) VALUES (1, '2026-11-20 15:00+01', 5, 0);
+ROLLBACK;
+SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post';
+-- a mapped value the vendor cannot take does not fail the sale: it is checked when sent
+INSERT INTO pos (shop, at, total, vat, kind) VALUES (1, '2026-11-20 15:00+01', 5, 0, 'GIFT');
+SELECT sale_type, state FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_type = 'GIFT';
+-- delete of an unsent sale: its post is superseded, nothing to delete at the vendor
+DELETE FROM pos WHERE kind = 'GIFT';
+SELECT kind, state, count(*) FROM sales_api.outbox WHERE kind <> 'mapal_slot' GROUP BY 1, 2 ORDER BY 1, 2;
+-- the status view
+SELECT server_name, state, items, paused FROM sales_api.outbox_status ORDER BY 1, 2;
+SELECT sales_api.pause('o_ct');
+SELECT server_name, state, items, paused FROM sales_api.outbox_status WHERE server_name = 'o_ct';
+SELECT sales_api.resume('o_ct');
+-- roles that insert sales need nothing on the outbox
+CREATE ROLE regress_till;
+GRANT INSERT, SELECT ON pos TO regress_till;
+GRANT USAGE ON SEQUENCE pos_id_seq TO regress_till;
+SET ROLE regress_till;
+INSERT INTO pos (shop, at, total, vat) VALUES (2, '2026-11-20 16:00+01', 3, 0);
+SELECT count(*) FROM sales_api.outbox;
+SELECT sales_api.attach('pos', 'o_ct', '{}');
+RESET ROLE;
+SELECT count(*) AS till_sale_enqueued FROM sales_api.outbox WHERE kind = 'ct_post' AND final_sale_amount = 3;
+-- the trigger functions run as their owner with a fixed search_path
+SELECT proname, prosecdef, proconfig FROM pg_proc WHERE proname LIKE 'capture\_%' ORDER BY 1;
+-- worker figures need shared_preload_libraries (loaded here)
+SELECT count(*) FROM sales_api.worker_stats();
+-- detach: triggers gone, queued work kept
+SELECT sales_api.detach('pos', 'o_ct');
+SELECT sales_api.detach('pos', 'o_ct');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'pos'::regclass ORDER BY 1;
+SELECT count(*) > 0 AS queued_work_kept FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id
+ WHERE c.server_name = 'o_ct';
+-- attached again after a detach
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "sale_type": "kind", "created_at": "at", "final_sale_amount": "total"}') > 0 AS reattached;
+SELECT sales_api.detach('pos', 'o_ct');
+SELECT sales_api.detach('pos', 'o_mapal');
+DROP TABLE pos, pos_unlogged, pos_nokey;
+DROP OWNED BY regress_till;
+DROP ROLE regress_till;
+DELETE FROM sales_api.capture;
+DROP SERVER o_ct, o_mapal;
