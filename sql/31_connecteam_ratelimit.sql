@@ -123,7 +123,40 @@ SELECT clock_timestamp() - :'t0'::timestamptz < interval '10 s' AS cancelled_pro
 -- the only 429s of this test are the three injected above
 \! mockctl count --status 429
 
+--
+-- Once a request has been answered, nothing raises: the ids of the rows
+-- already stored must come back
+--
+-- a wait that would outlast statement_timeout is not started: the rest is
+-- reported as not sent instead of the whole call being cancelled
+\! mockctl config connecteam_minute_limit=1 connecteam_window_seconds=30
+CREATE SERVER rlt FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam', base_url :'ct_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rlt OPTIONS (api_key 'ct-key-123');
+SET sales_api.rate_limit_max_wait = '1min';
+SET statement_timeout = '5s';
+\set VERBOSITY terse
+SELECT ok, count(*) AS rows, count(transaction_id) AS ids,
+       min(substr(reference, 3)::int) AS first, max(substr(reference, 3)::int) AS last,
+       regexp_replace(min(error), 'until .* for', 'until <reset> for') AS error
+  FROM sales_api.connecteam_post_transactions('rlt', 'SELECT * FROM sales WHERE n <= 200')
+ GROUP BY 1 ORDER BY 1;
+\set VERBOSITY default
+RESET statement_timeout;
+-- a token that cannot be renewed between two waves: the rows of the first
+-- wave keep their ids, the others are reported as not sent
+\! mockctl config connecteam_minute_limit=1 connecteam_window_seconds=3 connecteam_token_ttl=4
+CREATE SERVER rlo FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam', base_url :'ct_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rlo OPTIONS (client_id 'ct-client', client_secret 'ct-secret');
+\! (sleep 1; mockctl fault status --path /oauth/v1/token --status 500 --count 5 >/dev/null) &
+SELECT ok, http_status, count(*) AS rows, count(transaction_id) AS ids,
+       min(substr(reference, 3)::int) AS first, max(substr(reference, 3)::int) AS last, min(error) AS error
+  FROM sales_api.connecteam_post_transactions('rlo', 'SELECT * FROM sales WHERE n <= 200')
+ GROUP BY 1, 2 ORDER BY 1, 2;
+\! mockctl faults-clear
+\! mockctl count --method POST --path /oauth/v1/token --status 500
+\! mockctl config connecteam_token_ttl=3600
+
 RESET sales_api.rate_limit_max_wait;
 SET client_min_messages = warning;
-DROP SERVER rl, rl5, rl2, rld CASCADE;
+DROP SERVER rl, rl5, rl2, rld, rlt, rlo CASCADE;
 RESET client_min_messages;

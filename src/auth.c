@@ -238,6 +238,9 @@ token_fetch(SalesApiServer *srv, TokenEntry *e)
 {
 	AuthResult	r = {0};
 
+	r.server_name = srv->name;
+	r.vendor = srv->vendor;
+
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
 		bool		refreshing = (attempt == 0 && e->refresh_token != NULL &&
@@ -305,70 +308,114 @@ auth_try_fetch(SalesApiServer *srv)
 	return token_fetch(srv, token_entry(srv, true));
 }
 
+/* A cached token that is not about to expire */
+static bool
+token_usable(const TokenEntry *e)
+{
+	return e->access_token != NULL &&
+		GetCurrentTimestamp() < e->expires_at - TOKEN_EARLY_REFRESH_SECS * USECS_PER_SEC;
+}
+
 /*
- * Make sure a usable credential is at hand without raising: true when the
- * server uses an API key or a valid token is cached or could be fetched;
- * otherwise false with the reason in *message.  The worker and the 401
- * retry use it so that a refused token is an outcome, not an ERROR.
+ * Make sure a usable credential is at hand, never raising for a vendor's
+ * refusal or an unreachable token endpoint: NULL when the server uses an
+ * API key or a valid token is cached or could be fetched, otherwise the
+ * failure (palloc'd), for the caller to record or to raise with
+ * auth_report_error().  vendor_perform_all() relies on this: an ERROR in
+ * the middle of a multi-request call would lose the outcome of the
+ * requests already answered.
+ */
+AuthResult *
+auth_obtain(SalesApiServer *srv)
+{
+	TokenEntry *e;
+	AuthResult *r;
+
+	if (!auth_uses_token(srv))
+		return NULL;
+	e = token_entry(srv, true);
+	if (token_usable(e))
+		return NULL;
+	r = palloc(sizeof(AuthResult));
+	*r = token_fetch(srv, e);
+	if (r->ok)
+	{
+		pfree(r);
+		return NULL;
+	}
+	return r;
+}
+
+/*
+ * The same as a yes/no with the reason: the worker and the 401 retry use
+ * it so that a refused token is an outcome, not an ERROR.
  */
 bool
 auth_ready(SalesApiServer *srv, char **message)
 {
-	TokenEntry *e;
-	AuthResult	r;
+	AuthResult *r = auth_obtain(srv);
 
-	*message = NULL;
-	if (!auth_uses_token(srv))
-		return true;
-	e = token_entry(srv, true);
-	if (e->access_token != NULL &&
-		GetCurrentTimestamp() < e->expires_at - TOKEN_EARLY_REFRESH_SECS * USECS_PER_SEC)
-		return true;
-	r = token_fetch(srv, e);
-	if (!r.ok)
-		*message = r.message;
-	return r.ok;
+	*message = r ? r->message : NULL;
+	return r == NULL;
 }
 
 /*
- * Put the right credential header on a request, fetching a token when none
- * is cached, the cached one is about to expire, or force_new is set.
+ * Put the credential header on a request: the API key, or the cached token
+ * (auth_obtain() must have said one is at hand).
  */
 void
-auth_apply(SalesApiServer *srv, HttpRequest *req, bool force_new)
+auth_set_header(SalesApiServer *srv, HttpRequest *req)
 {
 	TokenEntry *e;
-	AuthResult	r;
 
 	if (!auth_uses_token(srv))
 	{
 		req->auth_header = psprintf("X-API-KEY: %s", srv->api_key);
 		return;
 	}
-	e = token_entry(srv, true);
-	if (force_new || e->access_token == NULL ||
-		GetCurrentTimestamp() >= e->expires_at - TOKEN_EARLY_REFRESH_SECS * USECS_PER_SEC)
-	{
-		r = token_fetch(srv, e);
-		if (!r.ok)
-		{
-			if (r.http_status == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-						 errmsg("could not obtain a %s access token for server \"%s\"",
-								vendor_name(srv->vendor), srv->name),
-						 errdetail("%s", r.message),
-						 errhint("Check that token_url is reachable and sales_api.ca_file trusts its certificate.")));
-			ereport(ERROR,
-					(errcode(r.http_status >= 500 ? ERRCODE_SALES_API_VENDOR_ERROR :
-							 ERRCODE_SALES_API_AUTH_FAILED),
-					 errmsg("%s refused the credentials of server \"%s\"",
-							vendor_name(srv->vendor), srv->name),
-					 errdetail("%s", r.message),
-					 errhint(srv->vendor == VENDOR_MAPAL ?
-							 "Check username, password and client_secret in the user mapping, and the server's client_id." :
-							 "Check client_id and client_secret in the user mapping, and the server's scope.")));
-		}
-	}
+	e = token_entry(srv, false);
+	if (e == NULL || e->access_token == NULL)
+		elog(ERROR, "no access token is cached for server \"%s\"", srv->name);
 	req->auth_header = psprintf("Authorization: Bearer %s", e->access_token);
+}
+
+/* Raise (or log) a failure to obtain a token. */
+void
+auth_report_error(const AuthResult *r, int elevel)
+{
+	if (r->http_status == 0)
+		ereport(elevel,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not obtain a %s access token for server \"%s\"",
+						vendor_name(r->vendor), r->server_name),
+				 errdetail("%s", r->message),
+				 errhint("Check that token_url is reachable and sales_api.ca_file trusts its certificate.")));
+	else
+		ereport(elevel,
+				(errcode(r->http_status >= 500 ? ERRCODE_SALES_API_VENDOR_ERROR :
+						 ERRCODE_SALES_API_AUTH_FAILED),
+				 errmsg("%s refused the credentials of server \"%s\"",
+						vendor_name(r->vendor), r->server_name),
+				 errdetail("%s", r->message),
+				 errhint(r->vendor == VENDOR_MAPAL ?
+						 "Check username, password and client_secret in the user mapping, and the server's client_id." :
+						 "Check client_id and client_secret in the user mapping, and the server's scope.")));
+}
+
+/*
+ * Put the right credential header on a request, fetching a token when none
+ * is cached, the cached one is about to expire, or force_new is set; raises
+ * when none can be had.
+ */
+void
+auth_apply(SalesApiServer *srv, HttpRequest *req, bool force_new)
+{
+	AuthResult *r;
+
+	if (force_new)
+		auth_invalidate(srv);
+	r = auth_obtain(srv);
+	if (r != NULL)
+		auth_report_error(r, ERROR);
+	auth_set_header(srv, req);
 }

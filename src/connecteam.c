@@ -636,6 +636,8 @@ ct_post_transactions(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 	HttpRequest **reqs;
 	RateLimitRun *run;
 	int			nreq;
+	int			nauth = 0;
+	int			first_auth = 0;
 
 	txs = ct_validate_transactions(rs, sale_type_is_enum);
 	if (rs->nrows == 0)
@@ -653,9 +655,23 @@ ct_post_transactions(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 
 	run = ratelimit_perform_all(srv, reqs, nreq, false);
 
-	/* nothing reached the vendor: a plain error, as everywhere else */
+	/*
+	 * Nothing reached the vendor: a plain error, as everywhere else.  Once
+	 * something did, nothing may raise any more: the transaction ids of the
+	 * rows stored are only in this function's memory.
+	 */
+	for (int q = 0; q < nreq; q++)
+		if (reqs[q]->auth_failure != NULL)
+		{
+			if (nauth++ == 0)
+				first_auth = q;
+		}
+	if (nauth > 0 && nauth + run->nnot_sent == nreq)
+		vendor_report_error(reqs[first_auth], ERROR, what);
 	if (run->nnot_sent == nreq)
 		ratelimit_report(srv, run, ERROR, what);
+	if (nauth > 0)
+		vendor_report_error(reqs[first_auth], WARNING, what);
 	if (run->nnot_sent > 0)
 		ratelimit_report(srv, run, WARNING, what);
 

@@ -96,6 +96,8 @@ http_request_reset_outcome(HttpRequest *req)
 	req->retry_after_s = -1;
 	req->rl_minute_limit = req->rl_minute_remaining = req->rl_minute_reset = -1;
 	req->rl_day_limit = req->rl_day_remaining = req->rl_day_reset = -1;
+	req->auth_error = NULL;
+	req->auth_failure = NULL;
 }
 
 void
@@ -524,6 +526,8 @@ http_status_retryable(long status)
 const char *
 http_transport_error(const HttpRequest *req)
 {
+	if (req->auth_error != NULL)
+		return req->auth_error;
 	if (req->too_large)
 		return psprintf("response body larger than sales_api.max_response_size (%d kB)",
 						sales_api_max_response_kb);

@@ -58,6 +58,14 @@ typedef struct HttpRequest
 	int64		rl_day_remaining;
 	int64		rl_day_reset;
 
+	/*
+	 * Set by vendor_perform_all() when no credential could be obtained: the
+	 * request was never sent (done is false, curl_code 0), auth_error says
+	 * why and auth_failure (vendor.h) holds what is needed to raise it.
+	 */
+	char	   *auth_error;
+	struct AuthResult *auth_failure;
+
 	void	   *user;			/* caller's cookie */
 } HttpRequest;
 

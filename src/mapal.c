@@ -664,6 +664,10 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 	if (ngroups > 0)
 		vendor_perform_all(srv, reqs, ngroups, sales_api_max_concurrency);
 
+	/* no credential, so nothing was sent: an error, whatever raise_on_error */
+	if (ngroups > 0 && reqs[0]->auth_failure != NULL)
+		vendor_report_error(reqs[0], ERROR, "Mapal real-time sales");
+
 	if (raise_on_error)
 	{
 		for (int g = 0; g < ngroups; g++)

@@ -30,10 +30,14 @@
  * ratelimit_perform_all() is the engine the Connecteam functions use: it
  * sends requests in waves of what the budget allows (each wave with
  * sales_api.max_concurrency transfers at once), sleeps on the process latch
- * between waves (cancellable: pg_cancel_backend and statement_timeout stop
- * it), resends requests answered 429 and, when safe, requests that failed
- * in transit, and gives up on what is left when a single wait would exceed
- * sales_api.rate_limit_max_wait.  A request that is not idempotent (a POST
+ * between waves (cancellable: pg_cancel_backend stops it), resends requests
+ * answered 429 and, when safe, requests that failed in transit, and gives
+ * up on what is left when a single wait would exceed
+ * sales_api.rate_limit_max_wait or would end less than RL_DEADLINE_MARGIN_MS
+ * before statement_timeout fires.  Giving up instead of being cancelled
+ * matters: an ERROR would lose the outcome of the requests already
+ * answered (for Connecteam transactions, the ids of the rows stored), while
+ * requests given up on are reported as not sent.  A request that is not idempotent (a POST
  * that creates rows: the vendor has no idempotency key) is resent only when
  * the vendor certainly did not act on it: after a 429, or a transport
  * failure before the request was fully sent.
@@ -49,8 +53,10 @@
 #include "pgstat.h"
 #include "ratelimit.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 #include "vendor.h"
@@ -64,6 +70,8 @@
 #define RL_BACKOFF_429_BASE_MS	1000
 #define RL_BACKOFF_TRANSIENT_BASE_MS 500
 #define RL_BACKOFF_CAP_MS		60000
+/* no wait may end closer than this to statement_timeout */
+#define RL_DEADLINE_MARGIN_MS	1000
 
 static HTAB *rl_states = NULL;
 
@@ -354,6 +362,31 @@ rl_resend_ok(const HttpRequest *req, bool idempotent)
 	return idempotent && req->status != 429 && http_status_retryable(req->status);
 }
 
+/*
+ * The latest time a wait may end: RL_DEADLINE_MARGIN_MS before the
+ * statement's statement_timeout fires, 0 when none is armed (as in the
+ * background worker).
+ */
+static TimestampTz
+rl_deadline(void)
+{
+	if (!get_timeout_active(STATEMENT_TIMEOUT))
+		return 0;
+	return after_ms(get_timeout_finish_time(STATEMENT_TIMEOUT), -RL_DEADLINE_MARGIN_MS);
+}
+
+/* Give up on every request still queued: none of them reached the vendor. */
+static void
+rl_give_up(RateLimitRun *run, const int *queue, int qlen, TimestampTz until,
+		   RateLimitWait why)
+{
+	for (int j = 0; j < qlen; j++)
+		run->not_sent[queue[j]] = true;
+	run->nnot_sent += qlen;
+	run->retry_at = Max(run->retry_at, until);
+	run->why = why;
+}
+
 static int
 int_cmp(const void *a, const void *b)
 {
@@ -400,14 +433,16 @@ ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, bool idemp
 		if (k == 0)
 		{
 			TimestampTz now = GetCurrentTimestamp();
+			TimestampTz deadline = rl_deadline();
 
 			if (until > after_ms(now, sales_api_rate_limit_max_wait_ms))
 			{
-				for (int j = 0; j < qlen; j++)
-					run->not_sent[queue[j]] = true;
-				run->nnot_sent += qlen;
-				run->retry_at = Max(run->retry_at, until);
-				run->why = why;
+				rl_give_up(run, queue, qlen, until, why);
+				break;
+			}
+			if (deadline != 0 && until > deadline)
+			{
+				rl_give_up(run, queue, qlen, until, RL_WAIT_DEADLINE);
 				break;
 			}
 			ratelimit_sleep_until(until);
@@ -460,7 +495,16 @@ ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, bool idemp
 		qlen = nnext;
 
 		if (qlen > 0 && transient_until != 0)
+		{
+			TimestampTz deadline = rl_deadline();
+
+			if (deadline != 0 && transient_until > deadline)
+			{
+				rl_give_up(run, queue, qlen, transient_until, RL_WAIT_DEADLINE);
+				break;
+			}
 			ratelimit_sleep_until(transient_until);
+		}
 	}
 
 	pfree(queue);
@@ -486,6 +530,9 @@ ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run)
 			return psprintf("The account's per-minute budget (%lld requests) is spent until %s, later than sales_api.rate_limit_max_wait (%d ms) allows waiting.",
 							known ? (long long) st.minute_limit : -1LL, when,
 							sales_api_rate_limit_max_wait_ms);
+		case RL_WAIT_DEADLINE:
+			return psprintf("Waiting until %s for the next attempt would outlast statement_timeout (%d ms).",
+							when, StatementTimeout);
 		default:
 			return psprintf("The vendor answered 429 Too Many Requests; the next attempt would be at %s.",
 							when);
@@ -499,9 +546,15 @@ ratelimit_report(const SalesApiServer *srv, const RateLimitRun *run, int elevel,
 {
 	ereport(elevel,
 			(errcode(ERRCODE_SALES_API_RATE_LIMITED),
+			 run->why == RL_WAIT_DEADLINE ?
+			 errmsg("%s: waiting for the rate limit of server \"%s\" would outlast statement_timeout",
+					what, srv->name) :
 			 errmsg("%s: the rate limit of server \"%s\" is spent", what, srv->name),
 			 errdetail("%s %d of %d requests were not sent.",
 					   ratelimit_describe(srv, run), run->nnot_sent, run->n),
+			 run->why == RL_WAIT_DEADLINE ?
+			 errhint("Retry after %s, or raise statement_timeout; sales_api.connecteam_rate_limit() shows the remaining budget.",
+					 timestamptz_to_str(run->retry_at)) :
 			 errhint("Retry after %s, or raise sales_api.rate_limit_max_wait; sales_api.connecteam_rate_limit() shows the remaining budget.",
 					 timestamptz_to_str(run->retry_at))));
 }

@@ -41,7 +41,8 @@ typedef enum RateLimitWait
 	RL_WAIT_NONE = 0,
 	RL_WAIT_MINUTE,
 	RL_WAIT_DAY,
-	RL_WAIT_BACKOFF
+	RL_WAIT_BACKOFF,
+	RL_WAIT_DEADLINE			/* the wait would outlast statement_timeout */
 } RateLimitWait;
 
 extern int	ratelimit_acquire(const SalesApiServer *srv, int want,
@@ -54,8 +55,8 @@ extern void ratelimit_sleep_until(TimestampTz until);
 /*
  * The outcome of ratelimit_perform_all().  A request with not_sent[i] set
  * never got a final answer because the budget did not come back within
- * sales_api.rate_limit_max_wait (or the vendor kept answering 429): the
- * vendor certainly did not act on it.  Every other request holds its final
+ * sales_api.rate_limit_max_wait or before statement_timeout (or the vendor
+ * kept answering 429): the vendor certainly did not act on it.  Every other request holds its final
  * outcome in the HttpRequest itself.
  */
 typedef struct RateLimitRun

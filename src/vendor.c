@@ -18,15 +18,37 @@
  * Run requests with credentials.  Requests answered 401 are sent once more
  * with a freshly fetched token: a token can expire or be revoked between
  * two requests of the same call.
+ *
+ * Never raises for a credential that cannot be had: when no token can be
+ * fetched, no request is sent and each records why (auth_error,
+ * auth_failure), so that a caller running several waves keeps the outcome
+ * of the waves already answered; vendor_report_error() raises it.
  */
 void
 vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, int concurrency)
 {
 	HttpRequest **retry;
+	AuthResult *fail;
 	int			nretry = 0;
 
+	if (n <= 0)
+		return;
+	fail = auth_obtain(srv);
+	if (fail != NULL)
+	{
+		char	   *msg = psprintf("no %s access token could be obtained: %s",
+								   vendor_name(srv->vendor), fail->message);
+
+		for (int i = 0; i < n; i++)
+		{
+			http_request_reset_outcome(reqs[i]);
+			reqs[i]->auth_error = msg;
+			reqs[i]->auth_failure = fail;
+		}
+		return;
+	}
 	for (int i = 0; i < n; i++)
-		auth_apply(srv, reqs[i], false);
+		auth_set_header(srv, reqs[i]);
 	http_perform_all(reqs, n, concurrency);
 
 	if (!auth_uses_token(srv))
@@ -37,18 +59,14 @@ vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, int concurren
 			retry[nretry++] = reqs[i];
 	if (nretry > 0)
 	{
-		char	   *why;
-
 		auth_invalidate(srv);
 		/* a refused token leaves the 401 answers as the outcome */
-		if (!auth_ready(srv, &why))
+		if (auth_obtain(srv) == NULL)
 		{
-			pfree(retry);
-			return;
+			for (int i = 0; i < nretry; i++)
+				auth_set_header(srv, retry[i]);
+			http_perform_all(retry, nretry, concurrency);
 		}
-		for (int i = 0; i < nretry; i++)
-			auth_apply(srv, retry[i], false);
-		http_perform_all(retry, nretry, concurrency);
 	}
 	pfree(retry);
 }
@@ -247,6 +265,11 @@ vendor_report_error(const HttpRequest *req, int elevel, const char *what)
 	int			sqlstate;
 	const char *hint;
 
+	if (req->auth_failure != NULL)
+	{
+		auth_report_error(req->auth_failure, elevel);
+		return;
+	}
 	if (!req->done)
 	{
 		http_report_transport_error(req, elevel, what);

@@ -21,9 +21,15 @@ typedef struct AuthResult
 	double		latency_ms;
 	TimestampTz expires_at;		/* 0 when the credential does not expire */
 	char	   *message;		/* why not ok */
+	/* what auth_report_error() needs to raise a failure later */
+	const char *server_name;
+	SalesApiVendor vendor;
 } AuthResult;
 
 extern bool auth_uses_token(const SalesApiServer *srv);
+extern AuthResult *auth_obtain(SalesApiServer *srv);
+extern void auth_set_header(SalesApiServer *srv, HttpRequest *req);
+extern void auth_report_error(const AuthResult *r, int elevel);
 extern void auth_apply(SalesApiServer *srv, HttpRequest *req, bool force_new);
 extern void auth_invalidate(const SalesApiServer *srv);
 extern AuthResult auth_try_fetch(SalesApiServer *srv);
