@@ -36,4 +36,16 @@ ALTER USER MAPPING FOR CURRENT_USER SERVER c_ct OPTIONS (SET api_key 'wrong-key'
 SELECT auth_ok, http_status, message FROM sales_api.check_server('c_ct');
 ALTER USER MAPPING FOR CURRENT_USER SERVER c_ct_oauth OPTIONS (SET client_secret 'wrong-secret');
 SELECT auth_ok, http_status, message FROM sales_api.check_server('c_ct_oauth');
+ALTER USER MAPPING FOR CURRENT_USER SERVER c_mapal OPTIONS (SET password 'pos-pass');
+-- any 2xx answer of a token endpoint carries the token
+\! mockctl fault status --path /connect/token --status 201 --body '{"access_token":"tok-201","token_type":"Bearer","expires_in":3600}'
+SELECT auth_ok, http_status, message FROM sales_api.check_server('c_mapal');
+-- a refusal is described by its OAuth error fields only, never by the body,
+-- which could hold a token whatever the status says
+\! mockctl fault status --path /connect/token --status 400 --count 2 --body '{"access_token":"leaked-secret-token","error":"invalid_grant","error_description":"The user is locked."}'
+SELECT auth_ok, http_status, message, message LIKE '%leaked%' AS leaked FROM sales_api.check_server('c_mapal');
+\! mockctl fault status --path /connect/token --status 502 --content-type text/plain --body 'access_token=leaked-secret-token'
+SELECT auth_ok, http_status, message, message LIKE '%leaked%' AS leaked FROM sales_api.check_server('c_mapal');
+\! mockctl fault status --path /connect/token --status 403 --body '{"access_token":"leaked-secret-token"}'
+SELECT auth_ok, http_status, message, message LIKE '%leaked%' AS leaked FROM sales_api.check_server('c_mapal');
 DROP SERVER c_mapal, c_ct, c_ct_oauth CASCADE;

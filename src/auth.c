@@ -169,6 +169,24 @@ token_request_free(HttpRequest *req)
 		explicit_bzero(req->auth_header, strlen(req->auth_header));
 }
 
+/* The answer holds the token: wipe it once it has been read. */
+static void
+token_response_wipe(HttpRequest *req)
+{
+	if (req->resp)
+		explicit_bzero(req->resp, req->resp_len);
+}
+
+/* Wipe a string of a parsed token answer before json-c frees it. */
+static void
+token_json_wipe(json_object *root, const char *key)
+{
+	json_object *val = json_get(root, key);
+
+	if (val != NULL && json_object_is_type(val, json_type_string))
+		explicit_bzero((char *) json_object_get_string(val), json_object_get_string_len(val));
+}
+
 /* Send a token request; its secrets are wiped from memory whatever happens. */
 static void
 token_perform(HttpRequest *req)
@@ -224,7 +242,11 @@ token_store(TokenEntry *e, HttpRequest *req)
 		e->expires_at = GetCurrentTimestamp() + expires_in * USECS_PER_SEC;
 	}
 	if (root)
+	{
+		token_json_wipe(root, "access_token");
+		token_json_wipe(root, "refresh_token");
 		json_object_put(root);
+	}
 	return msg;
 }
 
@@ -260,13 +282,16 @@ token_fetch(SalesApiServer *srv, TokenEntry *e)
 			/* the endpoint is unreachable: another grant would fare no better */
 			r.ok = false;
 			r.message = psprintf("token request failed: %s", http_transport_error(req));
+			token_response_wipe(req);
 			return r;
 		}
-		if (req->status != 200)
+		/* any 2xx carries the token (some endpoints answer 201) */
+		if (req->status < 200 || req->status >= 300)
 		{
 			r.ok = false;
 			r.message = psprintf("token endpoint answered HTTP %ld: %s", req->status,
-								 vendor_error_message(req));
+								 vendor_token_error_message(req));
+			token_response_wipe(req);
 			if (refreshing && (req->status == 400 || req->status == 401))
 			{
 				/* refresh token refused: forget it, use the password grant */
@@ -276,6 +301,7 @@ token_fetch(SalesApiServer *srv, TokenEntry *e)
 			return r;
 		}
 		bad = token_store(e, req);
+		token_response_wipe(req);
 		if (bad)
 		{
 			r.ok = false;

@@ -255,6 +255,52 @@ vendor_error_message(const HttpRequest *req)
 }
 
 /*
+ * The answer of a token endpoint that refused a grant, in one line, from
+ * the OAuth "error" and "error_description" fields only.  Unlike
+ * vendor_error_message() it never quotes the body itself: a token endpoint's
+ * body can hold a token even when its status says otherwise.
+ */
+char *
+vendor_token_error_message(const HttpRequest *req)
+{
+	StringInfoData buf;
+	json_object *root;
+	json_object *err;
+
+	initStringInfo(&buf);
+	if (req->status >= 300 && req->status < 400)
+	{
+		appendStringInfoString(&buf, "redirect refused: sales_api never follows redirects");
+		return buf.data;
+	}
+	if (req->resp == NULL || req->resp_len == 0)
+	{
+		appendStringInfoString(&buf, "(empty body)");
+		return buf.data;
+	}
+	root = json_tokener_parse(req->resp);
+	err = json_get(root, "error");
+	if (err != NULL && json_object_is_type(err, json_type_string))
+	{
+		json_object *desc = json_get(root, "error_description");
+
+		append_json_scalar(&buf, err);
+		if (desc != NULL && json_object_is_type(desc, json_type_string))
+		{
+			appendStringInfoString(&buf, ": ");
+			append_json_scalar(&buf, desc);
+		}
+	}
+	else if (req->content_type && strstr(req->content_type, "html"))
+		appendStringInfo(&buf, "(HTML page of %zu bytes, not JSON)", req->resp_len);
+	else
+		appendStringInfo(&buf, "(no OAuth error in the body of %zu bytes)", req->resp_len);
+	if (root)
+		json_object_put(root);
+	return buf.data;
+}
+
+/*
  * Raise (or log) the failure of a request: a transport failure, a redirect,
  * or a non-2xx status.  `what` names the call, e.g. "Mapal real-time sales
  * for unit 1001".
