@@ -44,7 +44,7 @@ CREATE TABLE sales_api.server_state (
 CREATE TABLE sales_api.outbox (
     id              bigserial PRIMARY KEY,
     capture_id      integer NOT NULL REFERENCES sales_api.capture ON DELETE CASCADE,
-    kind            text NOT NULL CHECK (kind IN ('ct_post', 'ct_delete', 'mapal_slot')),
+    kind            text NOT NULL CHECK (kind IN ('ct_post', 'ct_delete', 'ct_window', 'mapal_slot')),
     state           text NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'dead', 'unknown', 'superseded')),
     sale_key        text,
@@ -70,6 +70,8 @@ CREATE TABLE sales_api.outbox (
     http_status     integer,
     vendor_ref      text,
     ambiguous       boolean NOT NULL DEFAULT false,  -- a post that may have been stored
+    window_start    timestamptz,           -- ct_window: replace this location's window at the vendor
+    window_end      timestamptz,
     last_error      text
 );
 COMMENT ON TABLE sales_api.outbox IS 'work for the vendors, enqueued by capture triggers in the inserting transaction';
@@ -238,12 +240,13 @@ BEGIN
             ' cancelled AS (UPDATE sales_api.outbox o SET state = ''superseded'', lease_until = NULL'
             '   FROM gone WHERE o.capture_id = %s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
             '   AND o.state IN (''pending'', ''failed'') RETURNING o.sale_key)'
-            ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, next_attempt_at)'
-            ' SELECT %s, ''ct_delete'', gone.k, statement_timestamp() FROM gone'
+            ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, next_attempt_at)'
+            ' SELECT %s, ''ct_delete'', gone.k, cs.location_id, cs.created_at, statement_timestamp() FROM gone'
+            ' LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %s AND cs.sale_key = gone.k'
             ' WHERE EXISTS (SELECT 1 FROM sales_api.connecteam_sent c WHERE c.capture_id = %s AND c.sale_key = gone.k)'
             '    OR EXISTS (SELECT 1 FROM sales_api.outbox o WHERE o.capture_id = %s AND o.kind = ''ct_post'''
             '               AND o.sale_key = gone.k AND o.state IN (''in_flight'', ''unknown''))',
-            k, cid, cid, cid, cid);
+            k, cid, cid, cid, cid, cid);
         win_sql := format(
             'SELECT %s::text, %s::bigint, %s::text, %s::timestamptz, %s::numeric, %s::numeric, %s::text FROM %s AS s'
             ' WHERE %s::bigint = $1 AND %s::timestamptz BETWEEN $2 AND $3',

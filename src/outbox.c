@@ -60,6 +60,7 @@ typedef enum ItemKind
 {
 	K_CT_POST,
 	K_CT_DELETE,
+	K_CT_WINDOW,				/* repair: replace a location's window */
 	K_MAPAL_SLOT
 } ItemKind;
 
@@ -98,6 +99,8 @@ typedef struct OItem
 	CtTx		txn;
 	bool		txn_valid;
 	char	   *transaction_id; /* for deletes: the version the vendor holds */
+	int64		window_start;	/* K_CT_WINDOW: Unix seconds, inclusive */
+	int64		window_end;
 	/* Mapal */
 	MapalSale	slot;
 	bool		slot_valid;
@@ -338,7 +341,7 @@ claim_connecteam(Cycle *c, int limit)
 {
 	const char *sql =
 		"WITH c AS (SELECT o.id" CLAIM_COMMON
-		" AND o.kind IN ('ct_post', 'ct_delete')"
+		" AND o.kind IN ('ct_post', 'ct_delete', 'ct_window')"
 		" AND (o.kind = 'ct_post' OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
 		"      WHERE p.capture_id = o.capture_id AND p.sale_key = o.sale_key AND p.kind = 'ct_post'"
 		"      AND p.id < o.id AND p.state IN ('pending', 'failed', 'in_flight')))"
@@ -349,7 +352,8 @@ claim_connecteam(Cycle *c, int limit)
 		" RETURNING o.id, o.capture_id, o.kind, o.attempts, o.ambiguous, o.sale_key, o.location_id,"
 		"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 		"   (SELECT cs.transaction_id FROM sales_api.connecteam_sent cs"
-		"     WHERE cs.capture_id = o.capture_id AND cs.sale_key = o.sale_key)";
+		"     WHERE cs.capture_id = o.capture_id AND cs.sale_key = o.sale_key),"
+		"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint";
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		vals[2] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms)};
 	int			ret;
@@ -374,13 +378,29 @@ claim_connecteam(Cycle *c, int limit)
 		it->id = spi_int64(tup, td, 1, &isnull);
 		it->cap = capture_find(c, (int) spi_int64(tup, td, 2, &isnull));
 		kind = SPI_getvalue(tup, td, 3);
-		it->kind = strcmp(kind, "ct_post") == 0 ? K_CT_POST : K_CT_DELETE;
+		it->kind = strcmp(kind, "ct_post") == 0 ? K_CT_POST :
+			strcmp(kind, "ct_window") == 0 ? K_CT_WINDOW : K_CT_DELETE;
 		it->attempts = (int) spi_int64(tup, td, 4, &isnull);
 		it->ambiguous = DatumGetBool(SPI_getbinval(tup, td, 5, &isnull));
 		it->sale_key = spi_str(tup, td, 6, c->cxt);
 		it->transaction_id = spi_str(tup, td, 13, c->cxt);
 		it->retry_after_s = -1;
-		if (it->kind == K_CT_POST)
+		if (it->kind == K_CT_WINDOW)
+		{
+			bool		n1,
+						n2,
+						n3;
+
+			it->txn.location_id = spi_int64(tup, td, 7, &n1);
+			it->window_start = spi_int64(tup, td, 14, &n2);
+			it->window_end = spi_int64(tup, td, 15, &n3);
+			if (n1 || n2 || n3 || it->window_end < it->window_start)
+			{
+				it->outcome = O_DEAD;
+				it->error = "a window repair needs a location_id and window_start <= window_end";
+			}
+		}
+		else if (it->kind == K_CT_POST)
 		{
 			char	   *err = tx_from_spi(&it->txn, c->cxt, tup, td, 7, it->sale_key);
 
@@ -555,16 +575,28 @@ claim(Cycle *c)
 			}
 	}
 
-	/* windows to replace for ambiguous posts (replace_window policy) */
+	/* windows to replace: ambiguous posts (replace_window policy), repairs */
 	for (int i = 0; i < c->nitems; i++)
 	{
 		OItem	   *it = &c->items[i];
 		Window	   *w = NULL;
 		ListCell   *wc;
+		int64		start,
+					end;
 
-		if (it->kind != K_CT_POST || !it->ambiguous || it->outcome != O_NONE)
+		if (it->outcome != O_NONE)
 			continue;
-		if (sales_api_ambiguous_policy == AMBIGUOUS_PARK)
+		if (it->kind == K_CT_WINDOW)
+		{
+			/* an operator's repair: the window is given */
+			start = it->window_start;
+			end = it->window_end;
+		}
+		else if (it->kind == K_CT_POST && it->ambiguous)
+			start = end = it->txn.created_at;
+		else
+			continue;
+		if (it->kind == K_CT_POST && sales_api_ambiguous_policy == AMBIGUOUS_PARK)
 		{
 			it->outcome = O_UNKNOWN;
 			it->error = "the vendor may or may not have stored this sale (ambiguous_policy = park)";
@@ -582,11 +614,12 @@ claim(Cycle *c)
 			w = MemoryContextAllocZero(c->cxt, sizeof(Window));
 			w->cap = it->cap;
 			w->location_id = it->txn.location_id;
-			w->start_epoch = w->end_epoch = it->txn.created_at;
+			w->start_epoch = start;
+			w->end_epoch = end;
 			c->windows = list_append_in(c->cxt, c->windows, w);
 		}
-		w->start_epoch = Min(w->start_epoch, it->txn.created_at);
-		w->end_epoch = Max(w->end_epoch, it->txn.created_at);
+		w->start_epoch = Min(w->start_epoch, start);
+		w->end_epoch = Max(w->end_epoch, end);
 		w->items = list_append_in(c->cxt, w->items, it);
 		it->outcome = O_AMBIGUOUS;
 	}

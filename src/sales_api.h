@@ -22,7 +22,7 @@
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
-#define SALES_API_VERSION "0.3.0"
+#define SALES_API_VERSION "0.4.0"
 #define SALES_API_USER_AGENT "sales_api/" SALES_API_VERSION
 
 /*
@@ -100,6 +100,7 @@ typedef struct SalesApiServer
 	uint64		cred_hash;
 } SalesApiServer;
 
+extern Oid	server_lookup_as_user;
 extern SalesApiServer *server_lookup(const char *name, SalesApiVendor expected);
 extern SalesApiServer *server_lookup_by_oid(Oid serverid, Oid userid,
 											SalesApiVendor expected);
@@ -113,6 +114,7 @@ extern void url_check_scheme(const char *url, const char *what);
 struct json_object;
 
 extern void json_append_string(StringInfo buf, const char *s);
+extern void append_quoted(StringInfo buf, const char *s);
 extern void json_append_numeric(StringInfo buf, Datum numeric, const char *what);
 extern struct json_object *json_parse_response(const char *body, size_t len,
 											   const char *what);
@@ -122,9 +124,12 @@ extern struct json_object *json_require(struct json_object *obj,
 										const char *what);
 extern const char *json_get_str(struct json_object *obj, const char *key);
 extern Datum json_to_numeric(struct json_object *val, const char *what);
-extern Datum json_to_jsonb(struct json_object *val);
+extern Datum json_to_jsonb(struct json_object *val, const char *what);
 extern int64 json_to_int64(struct json_object *val, const char *what);
 extern char *url_encode(const char *s);
+extern char *json_text(struct json_object *v, const char *what);
+extern const char *json_text_problem(struct json_object *v, char **out);
+extern char *vendor_text_for_message(const char *s, size_t len, int maxlen);
 
 /* ------------------------------------------------------------------------
  * Misc

@@ -83,6 +83,13 @@ static const OptionDef option_defs[] = {
 	{NULL, InvalidOid, VENDOR_ANY, OPT_TEXT, 0, 0, NULL}
 };
 
+/*
+ * Set only by the background worker, around a scheduled reconciliation, so
+ * that the SQL functions it runs use the capture's run_as mapping instead
+ * of the worker's own (superuser) identity.  Nothing in SQL can set it.
+ */
+Oid			server_lookup_as_user = InvalidOid;
+
 #define MAPAL_DEFAULT_TOKEN_URL "https://login.mapal-os.com/connect/token"
 #define MAPAL_DEFAULT_SALES_URL "https://api.workforce.mapal-os.com/sales"
 #define MAPAL_DEFAULT_CASHREC_URL "https://cashrec.api.pro.mapal-os.com"
@@ -551,5 +558,7 @@ server_lookup(const char *name, SalesApiVendor expected)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("server \"%s\" does not exist", name),
 				 errhint("Create it with CREATE SERVER ... FOREIGN DATA WRAPPER sales_api OPTIONS (vendor '...').")));
-	return server_lookup_by_oid(fs->serverid, GetUserId(), expected);
+	return server_lookup_by_oid(fs->serverid,
+								OidIsValid(server_lookup_as_user) ? server_lookup_as_user : GetUserId(),
+								expected);
 }

@@ -29,6 +29,9 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/snapmgr.h"
 #include "access/xlog.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -67,6 +70,11 @@ int			sales_api_retry_base_ms = 1000;
 int			sales_api_retry_max_ms = 600000;
 int			sales_api_ambiguous_policy = AMBIGUOUS_REPLACE_WINDOW;
 int			sales_api_sent_retention_ms = 7 * 86400 * 1000;
+int			sales_api_reconcile_interval_ms = 0;
+int			sales_api_reconcile_days = 2;
+int			sales_api_reconcile_grace_ms = 3600 * 1000;
+int			sales_api_reconcile_retention_s = 30 * 86400;
+char	   *sales_api_reconcile_timezone = NULL;
 
 static const struct config_enum_entry ambiguous_options[] = {
 	{"replace_window", AMBIGUOUS_REPLACE_WINDOW, false},
@@ -153,6 +161,27 @@ worker_init(void)
 							"How long sent outbox items are kept before the worker purges them.",
 							NULL, &sales_api_sent_retention_ms, 7 * 86400 * 1000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.reconcile_interval",
+							"How often the worker reconciles Connecteam daily totals with the POS tables; 0 turns it off.",
+							NULL, &sales_api_reconcile_interval_ms, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.reconcile_days",
+							"Days, today included, that each scheduled reconciliation covers.",
+							NULL, &sales_api_reconcile_days, 2, 1, 366,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.reconcile_grace",
+							"How long a mismatch may last before the worker logs a warning.",
+							NULL, &sales_api_reconcile_grace_ms, 3600 * 1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.reconcile_retention",
+							"How long reconciliation results are kept.",
+							NULL, &sales_api_reconcile_retention_s, 30 * 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("sales_api.reconcile_timezone",
+							   "Time zone of the vendor's days (Connecteam's account time zone).",
+							   NULL, &sales_api_reconcile_timezone, "UTC",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -336,6 +365,95 @@ worker_shmem_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused(
 }
 
 /*
+ * The scheduled reconciliation: each Connecteam server with a live capture
+ * is reconciled with its capture's run_as credentials, the results are
+ * recorded, and a mismatch older than sales_api.reconcile_grace is logged.
+ */
+static void
+worker_reconcile(void)
+{
+	int			nservers;
+	char	  **names;
+	Oid		   *roles;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "sales_api worker: reconciling");
+	if (SPI_execute("SELECT DISTINCT server_name::text, run_as::oid FROM sales_api.capture"
+					" WHERE vendor = 'connecteam' AND detached_at IS NULL"
+					" AND to_regprocedure('sales_api.record_reconciliation(name,integer,text,interval)') IS NOT NULL",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the captures to reconcile");
+	nservers = (int) SPI_processed;
+	names = palloc(sizeof(char *) * (nservers + 1));
+	roles = palloc(sizeof(Oid) * (nservers + 1));
+	for (int i = 0; i < nservers; i++)
+	{
+		bool		isnull;
+
+		names[i] = MemoryContextStrdup(TopTransactionContext,
+									   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		roles[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	for (int i = 0; i < nservers; i++)
+	{
+		Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, INT8OID};
+		Datum		vals[4];
+
+		vals[0] = CStringGetTextDatum(names[i]);
+		vals[1] = Int32GetDatum(sales_api_reconcile_days);
+		vals[2] = CStringGetTextDatum(sales_api_reconcile_timezone);
+		vals[3] = Int64GetDatum((int64) sales_api_reconcile_grace_ms);
+		server_lookup_as_user = roles[i];
+		if (SPI_execute_with_args("SELECT location_id, sales_date::text, difference::text, mismatch_since::text"
+								  " FROM sales_api.record_reconciliation($1::name, $2, $3, $4 * interval '1 ms')",
+								  4, types, vals, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not record a reconciliation");
+		server_lookup_as_user = InvalidOid;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+
+			ereport(WARNING,
+					(errmsg("sales_api: Connecteam totals of location %s on %s differ from the POS by %s since %s",
+							SPI_getvalue(tup, td, 1), SPI_getvalue(tup, td, 2),
+							SPI_getvalue(tup, td, 3), SPI_getvalue(tup, td, 4)),
+					 errdetail("Server \"%s\"; the mismatch has lasted longer than sales_api.reconcile_grace.", names[i]),
+					 errhint("Look at sales_api.reconciliation_latest, then repair with sales_api.repair_connecteam('%s', %s, '%s').",
+							 names[i], SPI_getvalue(tup, td, 1), SPI_getvalue(tup, td, 2))));
+		}
+	}
+	if (sales_api_reconcile_retention_s > 0)
+		SPI_execute(psprintf("DELETE FROM sales_api.reconciliation WHERE run_at < now() - interval '%d s'",
+							 sales_api_reconcile_retention_s), false, 0);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+static void
+worker_reconcile_guarded(MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		worker_reconcile();
+	}
+	PG_CATCH();
+	{
+		server_lookup_as_user = InvalidOid;
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+	}
+	PG_END_TRY();
+	server_lookup_as_user = InvalidOid;
+}
+
+/*
  * One cycle inside an error boundary: an unexpected ERROR is logged, the
  * transaction aborted, and the worker goes on (items it had claimed come
  * back when their lease expires).
@@ -366,6 +484,7 @@ void
 sales_api_worker_main(Datum main_arg pg_attribute_unused())
 {
 	MemoryContext cycle_cxt;
+	TimestampTz next_reconcile_at = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -387,6 +506,8 @@ sales_api_worker_main(Datum main_arg pg_attribute_unused())
 									  ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
+		TimestampTz now;
+
 		long		wait_ms = sales_api_worker_naptime_ms;
 		bool		busy = false;
 
@@ -407,6 +528,19 @@ sales_api_worker_main(Datum main_arg pg_attribute_unused())
 			worker_shared->cycles++;
 			worker_shared->last_cycle_at = GetCurrentTimestamp();
 			SpinLockRelease(&worker_shared->mutex);
+
+			now = GetCurrentTimestamp();
+			if (sales_api_reconcile_interval_ms > 0 &&
+				now >= next_reconcile_at)
+			{
+				MemoryContextSwitchTo(cycle_cxt);
+				worker_reconcile_guarded(cycle_cxt);
+				MemoryContextSwitchTo(TopMemoryContext);
+				MemoryContextReset(cycle_cxt);
+				next_reconcile_at = now + (int64) sales_api_reconcile_interval_ms * 1000;
+			}
+			if (sales_api_reconcile_interval_ms > 0)
+				wait_ms = Min(wait_ms, Max(1, (long) ((next_reconcile_at - now) / 1000)));
 		}
 		pgstat_report_activity(STATE_IDLE, NULL);
 

@@ -52,6 +52,11 @@ extern int	sales_api_retry_base_ms;
 extern int	sales_api_retry_max_ms;
 extern int	sales_api_ambiguous_policy;
 extern int	sales_api_sent_retention_ms;
+extern int	sales_api_reconcile_interval_ms;
+extern int	sales_api_reconcile_days;
+extern int	sales_api_reconcile_grace_ms;
+extern int	sales_api_reconcile_retention_s;
+extern char *sales_api_reconcile_timezone;
 
 #define AMBIGUOUS_REPLACE_WINDOW 0
 #define AMBIGUOUS_PARK 1
