@@ -320,6 +320,17 @@ record_field(json_object *rec, const char *key)
 	return NULL;
 }
 
+/* A vendor's value, quoted, for a message (never raises) */
+static void
+append_vendor_value(StringInfo buf, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t		len = json_object_is_type(v, json_type_string) ?
+		(size_t) json_object_get_string_len(v) : strlen(s);
+
+	append_quoted(buf, vendor_text_for_message(s, len, 100));
+}
+
 static char *
 record_where(const CashRequest *cr, int idx, json_object *rec)
 {
@@ -332,7 +343,7 @@ record_where(const CashRequest *cr, int idx, json_object *rec)
 	if (id && (json_object_is_type(id, json_type_string) || json_object_is_type(id, json_type_int)))
 	{
 		appendStringInfoString(&buf, " (cashSheetId ");
-		json_append_string(&buf, json_object_get_string(id));
+		append_vendor_value(&buf, id);
 		appendStringInfoChar(&buf, ')');
 	}
 	appendStringInfoChar(&buf, '.');
@@ -358,12 +369,30 @@ bad_field_value(const CashRequest *cr, int idx, json_object *rec, const CashFiel
 	StringInfoData val;
 
 	initStringInfo(&val);
-	json_append_string(&val, json_object_get_string(v));
+	append_vendor_value(&val, v);
 	ereport(ERROR,
 			(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
 			 errmsg("Mapal Cashrec returned a cash sheet with an invalid \"%s\"", f->key),
 			 errdetail("%s The value %s is not %s.", record_where(cr, idx, rec), val.data, why),
 			 errhint("The vendor's record format differs from the documented one; check the vendor's status or report it.")));
+}
+
+/* A string field as database text; SA502 naming the record if it cannot be. */
+static char *
+field_text(const CashRequest *cr, int idx, json_object *rec, const CashField *f,
+		   json_object *v)
+{
+	char	   *out;
+	const char *why = json_text_problem(v, &out);
+
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("Mapal Cashrec returned a cash sheet whose \"%s\" is not text the database can store",
+						f->key),
+				 errdetail("%s In the vendor's value, %s.", record_where(cr, idx, rec), why),
+				 errhint("The vendor's answer is malformed, or uses characters the database encoding cannot represent (a UTF8 database takes every character).")));
+	return out;
 }
 
 static void
@@ -400,16 +429,22 @@ record_to_row(const CashRequest *cr, int idx, json_object *rec, pg_tz *tz, CashR
 					break;
 				}
 			case FK_ID:
-				if (t != json_type_string && t != json_type_int)
-					bad_field_type(cr, idx, rec, f, v);
-				row->values[c] = CStringGetTextDatum(json_object_get_string(v));
-				if (c == CF_SHEET)
-					row->sheet_id = pstrdup(json_object_get_string(v));
-				break;
+				{
+					char	   *id;
+
+					if (t != json_type_string && t != json_type_int)
+						bad_field_type(cr, idx, rec, f, v);
+					id = (t == json_type_string) ? field_text(cr, idx, rec, f, v) :
+						pstrdup(json_object_get_string(v));
+					row->values[c] = CStringGetTextDatum(id);
+					if (c == CF_SHEET)
+						row->sheet_id = id;
+					break;
+				}
 			case FK_TEXT:
 				if (t != json_type_string)
 					bad_field_type(cr, idx, rec, f, v);
-				row->values[c] = CStringGetTextDatum(json_object_get_string(v));
+				row->values[c] = CStringGetTextDatum(field_text(cr, idx, rec, f, v));
 				break;
 			case FK_DATE:
 				{
@@ -442,11 +477,14 @@ record_to_row(const CashRequest *cr, int idx, json_object *rec, pg_tz *tz, CashR
 			case FK_ARRAY:
 				if (t != json_type_array)
 					bad_field_type(cr, idx, rec, f, v);
-				row->values[c] = json_to_jsonb(v);
+				row->values[c] = json_to_jsonb(v, psprintf("\"%s\" of a Mapal Cashrec cash sheet",
+														   f->key));
 				break;
 		}
 	}
-	row->values[NUM_CASH_FIELDS] = json_to_jsonb(rec);
+	row->values[NUM_CASH_FIELDS] =
+		json_to_jsonb(rec, psprintf("record %d of the Mapal Cashrec answer for centres %s from %s to %s",
+									idx + 1, cr->centers, cr->start, cr->end));
 	row->nulls[NUM_CASH_FIELDS] = false;
 }
 

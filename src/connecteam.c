@@ -42,6 +42,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "connecteam.h"
 #include "ratelimit.h"
@@ -146,9 +147,10 @@ ct_path_segment(const char *s)
 {
 	StringInfoData buf;
 	static const char hex[] = "0123456789ABCDEF";
+	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
 
 	initStringInfo(&buf);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	for (const unsigned char *p = (const unsigned char *) u; *p; p++)
 	{
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '~')
@@ -334,7 +336,7 @@ ct_parse_quiet(const HttpRequest *req, char **why)
 	tok = json_tokener_new_ex(64);
 	if (tok == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, req->resp, (int) req->resp_len);
 	jerr = json_tokener_get_error(tok);
 	if (obj != NULL && jerr == json_tokener_success)
@@ -577,20 +579,27 @@ ct_tx_success(const HttpRequest *req, const CtTx *txs, CtTxResult *res, int firs
 	{
 		const CtTx *tx = &txs[first + i];
 		json_object *item = list ? json_object_array_get_idx(list, i) : NULL;
-		const char *tid = item ? json_get_str(item, "transactionId") : NULL;
+		json_object *tidv = item ? json_get(item, "transactionId") : NULL;
+		char	   *tid = NULL;
+		const char *bad = NULL;
 		int64		loc,
 					created;
 
+		if (tidv != NULL && json_object_is_type(tidv, json_type_string))
+			bad = json_text_problem(tidv, &tid);
 		if (list == NULL)
 			res[first + i].error = psprintf("stored by Connecteam (HTTP %ld), but %s, so the transaction id is unknown",
 											req->status, why);
+		else if (bad != NULL)
+			res[first + i].error = psprintf("stored by Connecteam (HTTP %ld), but in the transactionId of answer item %d %s, so the transaction id is unknown",
+											req->status, i, bad);
 		else if (tid == NULL || tid[0] == '\0' ||
 				 !ct_json_int(item, "locationId", &loc) || loc != tx->location_id ||
 				 !ct_json_int(item, "createdAt", &created) || created != tx->created_at)
 			res[first + i].error = psprintf("stored by Connecteam (HTTP %ld), but answer item %d does not match this row, so the transaction id is unknown",
 											req->status, i);
 		else
-			res[first + i].transaction_id = pstrdup(tid);
+			res[first + i].transaction_id = tid;
 	}
 }
 
@@ -751,7 +760,8 @@ ct_put_location(ReturnSetInfo *rsinfo, json_object *loc, const char *what)
 				 errmsg("%s returned a location that is not a JSON object", what),
 				 errhint("The vendor's API may have changed; check its status.")));
 	values[0] = Int64GetDatum(json_to_int64(json_require(loc, "id", json_type_int, what), "location id"));
-	values[1] = CStringGetTextDatum(json_object_get_string(json_require(loc, "name", json_type_string, what)));
+	values[1] = CStringGetTextDatum(json_text(json_require(loc, "name", json_type_string, what),
+											  psprintf("the name of a location in the answer of %s", what)));
 	values[2] = BoolGetDatum(json_object_get_boolean(json_require(loc, "isActive", json_type_boolean, what)));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }

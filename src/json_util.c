@@ -15,6 +15,14 @@
  * registers a reset callback on the current memory context that drops the
  * tree, so an ERROR anywhere after parsing frees it with the context.
  *
+ * Vendors speak UTF-8; the database may use another encoding.  Text crosses
+ * that boundary only through the helpers at the end of this file: a vendor
+ * string becomes database text with json_text() (SA502 when it cannot: a
+ * NUL, bytes that are not UTF-8, a character the database encoding lacks),
+ * or, for a message, with vendor_text_for_message(), which never raises;
+ * outgoing text is converted to UTF-8 by json_append_string() and
+ * url_encode().  The parser itself is told to refuse invalid UTF-8.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,18 +30,35 @@
 #include "sa_json.h"
 #include <math.h>
 
+#include "catalog/namespace.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "sales_api.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
 #define JSON_MAX_DEPTH 64
 
+static const char *utf8_to_server(const char *s, size_t len, char **out);
+
+/* Append s (database text) as a JSON string, in UTF-8, for the wire. */
 void
 json_append_string(StringInfo buf, const char *s)
+{
+	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
+
+	escape_json(buf, u);
+	if (u != s)
+		pfree(u);
+}
+
+/* Append s (database text) quoted as a JSON string, for a message. */
+void
+append_quoted(StringInfo buf, const char *s)
 {
 	escape_json(buf, s);
 }
@@ -79,7 +104,7 @@ json_parse_response(const char *body, size_t len, const char *what)
 	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
 	if (tok == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, body, (int) len);
 	jerr = json_tokener_get_error(tok);
 	if (obj != NULL && jerr == json_tokener_success &&
@@ -223,25 +248,88 @@ json_to_int64(json_object *val, const char *what)
 	return json_object_get_int64(val);
 }
 
-/* The whole value as jsonb, numbers exact. */
-Datum
-json_to_jsonb(json_object *val)
+/*
+ * Why a parsed value cannot become jsonb, or NULL: a string holding a NUL
+ * (json-c keeps it, jsonb refuses \u0000).
+ */
+static const char *
+json_tree_problem(json_object *val)
 {
-	const char *s = json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN |
-												   JSON_C_TO_STRING_NOSLASHESCAPE);
+	switch (json_object_get_type(val))
+	{
+		case json_type_string:
+			if (strlen(json_object_get_string(val)) != (size_t) json_object_get_string_len(val))
+				return "a string holds a NUL character (\\u0000)";
+			return NULL;
+		case json_type_array:
+			{
+				size_t		n = json_object_array_length(val);
 
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+				for (size_t i = 0; i < n; i++)
+				{
+					json_object *item = json_object_array_get_idx(val, i);
+					const char *why = item ? json_tree_problem(item) : NULL;
+
+					if (why)
+						return why;
+				}
+				return NULL;
+			}
+		case json_type_object:
+			{
+				json_object_object_foreach(val, key, item)
+				{
+					const char *why = item ? json_tree_problem(item) : NULL;
+
+					(void) key;
+					if (why)
+						return why;
+				}
+				return NULL;
+			}
+		default:
+			return NULL;
+	}
 }
 
-/* Percent-encode everything but RFC 3986 unreserved characters. */
+/* The whole value as jsonb, numbers exact; `what` names it in an error. */
+Datum
+json_to_jsonb(json_object *val, const char *what)
+{
+	const char *s;
+	const char *why;
+	char	   *text;
+
+	check_stack_depth();
+	why = json_tree_problem(val);
+	if (why == NULL)
+	{
+		s = json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN |
+										   JSON_C_TO_STRING_NOSLASHESCAPE);
+		why = utf8_to_server(s, strlen(s), &text);
+	}
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s cannot be stored as jsonb", what),
+				 errdetail("In the vendor's value, %s.", why),
+				 errhint("The vendor's answer is malformed, or uses characters the database encoding cannot represent (a UTF8 database takes every character).")));
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+}
+
+/*
+ * Percent-encode s (database text) as UTF-8, everything but RFC 3986
+ * unreserved characters.
+ */
 char *
 url_encode(const char *s)
 {
 	StringInfoData buf;
 	static const char hex[] = "0123456789ABCDEF";
+	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
 
 	initStringInfo(&buf);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	for (const unsigned char *p = (const unsigned char *) u; *p; p++)
 	{
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
@@ -253,5 +341,163 @@ url_encode(const char *s)
 			appendStringInfoChar(&buf, hex[*p & 15]);
 		}
 	}
+	if (u != s)
+	{
+		/* it may be a secret (auth.c's form bodies) */
+		explicit_bzero(u, strlen(u));
+		pfree(u);
+	}
 	return buf.data;
+}
+
+/* ------------------------------------------------------------------------
+ * Vendor text in the database encoding
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * UTF-8 bytes s[0..len) as database text in *out (palloc'd).  Returns why
+ * that is impossible, or NULL; never raises for the input.
+ */
+static const char *
+utf8_to_server(const char *s, size_t len, char **out)
+{
+	static Oid	proc = InvalidOid;
+	int			dbenc = GetDatabaseEncoding();
+	char	   *dest;
+	size_t		destlen;
+	int			converted;
+
+	*out = NULL;
+	if (memchr(s, '\0', len) != NULL)
+		return "a string holds a NUL character (\\u0000)";
+	if (len > (size_t) PG_INT32_MAX / MAX_CONVERSION_GROWTH - 1)
+		return "a string is too long";
+	if (!pg_verify_mbstr(PG_UTF8, s, (int) len, true))
+		return "a string is not valid UTF-8";
+	if (dbenc == PG_UTF8 || dbenc == PG_SQL_ASCII)
+	{
+		/* SQL_ASCII stores the bytes as they are, as pg_any_to_server() does */
+		*out = pnstrdup(s, len);
+		return NULL;
+	}
+	if (!OidIsValid(proc))
+	{
+		proc = FindDefaultConversionProc(PG_UTF8, dbenc);
+		if (!OidIsValid(proc))
+			return psprintf("there is no conversion from UTF8 to %s", GetDatabaseEncodingName());
+	}
+	destlen = len * MAX_CONVERSION_GROWTH + 1;
+	dest = MemoryContextAllocHuge(CurrentMemoryContext, destlen);
+	converted = pg_do_encoding_conversion_buf(proc, PG_UTF8, dbenc,
+											  (unsigned char *) s, (int) len,
+											  (unsigned char *) dest, (int) destlen, true);
+	if (converted < (int) len)
+	{
+		pfree(dest);
+		return psprintf("a string holds a character that the database encoding %s cannot represent",
+						GetDatabaseEncodingName());
+	}
+	*out = dest;
+	return NULL;
+}
+
+/*
+ * Why a vendor's JSON string cannot be database text, or NULL with the
+ * text in *out.  For callers that must not raise.
+ */
+const char *
+json_text_problem(json_object *v, char **out)
+{
+	return utf8_to_server(json_object_get_string(v), json_object_get_string_len(v), out);
+}
+
+/* A vendor's JSON string as database text; SA502 naming `what` if it cannot be. */
+char *
+json_text(json_object *v, const char *what)
+{
+	char	   *out;
+	const char *why = json_text_problem(v, &out);
+
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s is not text the database can store", what),
+				 errdetail("In the vendor's value, %s.", why),
+				 errhint("The vendor's answer is malformed, or uses characters the database encoding cannot represent (a UTF8 database takes every character).")));
+	return out;
+}
+
+/*
+ * Vendor text s[0..len) for a message, never raising: in the database
+ * encoding (a byte that is not UTF-8, or a character the encoding lacks,
+ * becomes '?'), control characters as spaces, at most maxlen bytes cut on a
+ * character boundary, with "..." when cut.
+ */
+char *
+vendor_text_for_message(const char *s, size_t len, int maxlen)
+{
+	StringInfoData u;
+	StringInfoData out;
+	size_t		i = 0;
+	bool		cut = false;
+	char	   *conv;
+	int			clip;
+
+	initStringInfo(&u);
+	while (i < len)
+	{
+		unsigned char c = (unsigned char) s[i];
+		int			l;
+
+		if (u.len >= maxlen * MAX_CONVERSION_GROWTH)
+		{
+			cut = true;
+			break;
+		}
+		if (c < 0x80)
+		{
+			appendStringInfoChar(&u, (c < ' ' || c == 0x7f) ? ' ' : (char) c);
+			i++;
+			continue;
+		}
+		l = pg_utf_mblen((const unsigned char *) s + i);
+		if (i + l <= len && pg_utf8_islegal((const unsigned char *) s + i, l))
+		{
+			appendBinaryStringInfo(&u, s + i, l);
+			i += l;
+		}
+		else
+		{
+			appendStringInfoChar(&u, '?');
+			i++;
+		}
+	}
+
+	if (utf8_to_server(u.data, u.len, &conv) != NULL)
+	{
+		/* one character at a time, '?' for those the encoding lacks */
+		initStringInfo(&out);
+		for (int k = 0; k < u.len;)
+		{
+			int			l = pg_utf_mblen((const unsigned char *) u.data + k);
+			char	   *one;
+
+			if (utf8_to_server(u.data + k, l, &one) == NULL)
+				appendStringInfoString(&out, one);
+			else
+				appendStringInfoChar(&out, '?');
+			k += l;
+		}
+		conv = out.data;
+	}
+
+	clip = pg_mbcliplen(conv, strlen(conv), maxlen);
+	if (clip < (int) strlen(conv))
+		cut = true;
+	initStringInfo(&out);
+	appendBinaryStringInfo(&out, conv, clip);
+	if (cut)
+		appendStringInfoString(&out, "...");
+	return out.data;
 }

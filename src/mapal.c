@@ -315,7 +315,7 @@ sale_value_str(RowSet *rs, int r, int c)
 				StringInfoData buf;
 
 				initStringInfo(&buf);
-				json_append_string(&buf, TextDatumGetCString(d));
+				append_quoted(&buf, TextDatumGetCString(d));
 				return buf.data;
 			}
 		case COL_SLOT:
@@ -498,9 +498,9 @@ slot_key_str(const MapalSale *s)
 	appendStringInfo(&buf, "unit " INT64_FORMAT ", business day ", s->unit);
 	mapal_append_date(&buf, s->day);
 	appendStringInfoString(&buf, ", currency ");
-	json_append_string(&buf, s->currency);
+	append_quoted(&buf, s->currency);
 	appendStringInfoString(&buf, ", sales type ");
-	json_append_string(&buf, s->sales_type);
+	append_quoted(&buf, s->sales_type);
 	appendStringInfoString(&buf, ", slot ");
 	mapal_append_timestamp(&buf, s->slot);
 	return buf.data;

@@ -83,15 +83,11 @@ vendor_ok(const HttpRequest *req)
 	return req->done && req->status >= 200 && req->status < 300;
 }
 
+/* Vendor text (UTF-8, any bytes) into a message: see vendor_text_for_message() */
 static void
-append_clean(StringInfo buf, const char *s, int maxlen)
+append_clean(StringInfo buf, const char *s, size_t len, int maxlen)
 {
-	int			n = 0;
-
-	for (const char *p = s; *p && n < maxlen; p++, n++)
-		appendStringInfoChar(buf, ((unsigned char) *p < ' ') ? ' ' : *p);
-	if (strlen(s) > (size_t) maxlen)
-		appendStringInfoString(buf, "...");
+	appendStringInfoString(buf, vendor_text_for_message(s, len, maxlen));
 }
 
 static void
@@ -100,9 +96,13 @@ append_json_scalar(StringInfo buf, json_object *v)
 	if (v == NULL)
 		appendStringInfoString(buf, "null");
 	else if (json_object_is_type(v, json_type_string))
-		append_clean(buf, json_object_get_string(v), 300);
+		append_clean(buf, json_object_get_string(v), json_object_get_string_len(v), 300);
 	else
-		append_clean(buf, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), 300);
+	{
+		const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+
+		append_clean(buf, s, strlen(s), 300);
+	}
 }
 
 /* Connecteam 422: detail[].loc joined with "." plus msg */
@@ -164,7 +164,7 @@ vendor_error_message(const HttpRequest *req)
 		else
 		{
 			appendStringInfoString(&buf, "(non-JSON body) ");
-			append_clean(&buf, req->resp, 200);
+			append_clean(&buf, req->resp, req->resp_len, 200);
 		}
 		if (root)
 			json_object_put(root);
@@ -206,7 +206,7 @@ vendor_error_message(const HttpRequest *req)
 					break;
 				}
 				appendStringInfo(&buf, "%s", k == 1 ? ": " : "; ");
-				append_clean(&buf, key, 100);
+				append_clean(&buf, key, strlen(key), 100);
 				appendStringInfoString(&buf, ": ");
 				if (msgs && json_object_is_type(msgs, json_type_array))
 				{
@@ -248,7 +248,7 @@ vendor_error_message(const HttpRequest *req)
 	else
 	{
 		appendStringInfoString(&buf, "(unrecognised error body) ");
-		append_clean(&buf, req->resp, 200);
+		append_clean(&buf, req->resp, req->resp_len, 200);
 	}
 	json_object_put(root);
 	return buf.data;

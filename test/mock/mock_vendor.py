@@ -9,7 +9,8 @@ with in-memory state, strict request validation and a control interface:
   /cashrec/api/v1/cashSheet                         Mapal Cashrec
   /connecteam/oauth/v1/token                        Connecteam OAuth2 (client credentials, HTTP Basic)
   /connecteam/sales/v1/...                          Connecteam Sales Data API (OpenAPI in shared/contracts)
-  /_mock/...                                        control interface for the tests (JSON, no auth, not logged)
+  /_mock/...                                        control interface for the tests (JSON, no auth, not logged);
+                                                    /_mock/tokens/issued lists every token value issued since start
 
 Contract: shared/api-contracts.md and shared/contracts/connecteam-sales-openapi.json.
 Python 3.11 standard library only.  Run with --help for the command line.
@@ -431,6 +432,7 @@ class App:
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.seq = 0            # log sequence; NOT reset by /_mock/reset so marks stay valid
+        self.issued = []        # every token value ever issued; NOT reset (the secrets check greps for them)
         self.reset()
 
     # ---- state -----------------------------------------------------------
@@ -507,6 +509,7 @@ class App:
             claims["client_id"] = info["client"]
         tok = make_jwt_like(claims)
         with self.lock:
+            self.issued.append(tok)
             self.tokens[tok] = dict(info, vendor=vendor, kind=kind, issued=now,
                                     exp=(now + ttl) if ttl is not None else None,
                                     expired=False, revoked=False, used=False)
@@ -1518,10 +1521,12 @@ def fault_response(app, rule, req, port):
     vendor = vendor_of(req.path)
     hdrs = [(k, v) for k, v in (rule.get("headers") or {}).items()]
     st = rule.get("status")
+    # body_b64 gives raw bytes (e.g. invalid UTF-8) that a JSON string cannot carry
+    fbody = rule["_raw"] if rule.get("_raw") is not None else rule.get("body")
     if action == "status":
         st = st or 500
-        if rule.get("body") is not None:
-            r = Resp(st, rule["body"], rule.get("content_type") or "application/json")
+        if fbody is not None:
+            r = Resp(st, fbody, rule.get("content_type") or "application/json")
         elif st in (204, 304) or st < 200:
             r = Resp(st, b"", None)
         else:
@@ -1531,16 +1536,16 @@ def fault_response(app, rule, req, port):
                   "mapal": '{"status":20',
                   "cashrec": '[{"centerId":101,"cashSheetId":"CS-101-',
                   "connecteam": '{"requestId":"%s","data":{"transactions":[{"transactionId":"' % req.request_id}
-        r = Resp(st or 200, rule.get("body") or prefix.get(vendor, '{"data":[{"id":1,"na'), "application/json")
+        r = Resp(st or 200, fbody or prefix.get(vendor, '{"data":[{"id":1,"na'), "application/json")
     elif action == "wrong_shape":
         shape = {"token": "[]", "mapal": "[]", "cashrec": '{"data":[]}',
                  "connecteam": '{"requestId":"%s","data":[]}' % req.request_id}
-        r = Resp(st or 200, rule.get("body") or shape.get(vendor, "[]"), "application/json")
+        r = Resp(st or 200, fbody or shape.get(vendor, "[]"), "application/json")
     elif action == "html":
         page = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
                 "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
                 "</body>\r\n</html>\r\n")
-        r = Resp(st or 502, rule.get("body") or page, "text/html")
+        r = Resp(st or 502, fbody or page, "text/html")
     elif action == "empty":
         r = Resp(st or 200, b"", "application/json")
     elif action == "oversized":
@@ -1648,6 +1653,9 @@ def control(app, req):
                         info["revoked"] = True
                         n += 1
             return jresp(200, {"ok": True, "tokens": n})
+        if p == "/_mock/tokens/issued" and m == "GET":
+            with app.lock:
+                return jresp(200, {"tokens": list(app.issued)})
         if p == "/_mock/log" and m == "GET":
             qs = dict(urllib.parse.parse_qsl(req.query))
             since = int(qs.get("since", "0") or 0)
@@ -1728,7 +1736,7 @@ def make_fault(d):
     if not isinstance(d, dict):
         return None, "fault must be an object"
     d = _plain(d)
-    known = {"method", "path", "count", "action", "status", "body", "headers", "delay_ms",
+    known = {"method", "path", "count", "action", "status", "body", "body_b64", "headers", "delay_ms",
              "size_bytes", "location", "content_type"}
     extra = set(d) - known
     if extra:
@@ -1761,8 +1769,16 @@ def make_fault(d):
     body = d.get("body")
     if body is not None and not isinstance(body, str):
         return None, "body must be a string"
+    raw = None
+    if d.get("body_b64") is not None:
+        if body is not None:
+            return None, "give body or body_b64, not both"
+        try:
+            raw = base64.b64decode(d["body_b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            return None, "body_b64 must be base64"
     rule = {"method": method.upper() if method else None, "path": path, "count": count, "remaining": count,
-            "action": action, "status": status, "body": body,
+            "action": action, "status": status, "body": body, "body_b64": d.get("body_b64"), "_raw": raw,
             "headers": {k: str(v) for k, v in hdrs.items()}, "delay_ms": d.get("delay_ms"),
             "size_bytes": d.get("size_bytes"), "location": d.get("location"),
             "content_type": d.get("content_type"), "_re": rx}

@@ -947,6 +947,11 @@ def t_faults(c, env, tmp):
     r = [c.raw("GET", q, headers=H) for _ in range(3)]
     check("fault status: count=2 then normal", [x[0] for x in r] == [503, 503, 200] and r[0][1].get("retry-after") == "1"
           and r[0][2] == b"busy" and r[0][1]["content-type"] == "text/plain", [x[:2] for x in r])
+    add(path="cashSheet", action="status", status=200, body_b64="WyJcdTAwMDBcdTAwZmYiLCAi/yJd")
+    st, _, b = c.raw("GET", q, headers=H)
+    check("fault status: body_b64 sends raw bytes", st == 200 and b == b'["\\u0000\\u00ff", "\xff"]', b)
+    st, _, d = c.ctl("POST", "/_mock/faults", {"path": "x", "action": "status", "body_b64": "not base64!"})
+    check("fault: bad body_b64 refused", st == 400, d)
     add(path="cashSheet", action="status", status=500, method="POST")
     st, _, _ = c.raw("GET", q, headers=H)
     check("fault: method filter", st == 200)
