@@ -114,17 +114,37 @@ ALTER SERVER regress_cashrec OPTIONS (DROP cashrec_start_param);
 \! mockctl fault status --path cashSheet --status 404
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
 \echo :LAST_ERROR_SQLSTATE
--- 500
-\! mockctl fault status --path cashSheet --status 500
+-- a 500 that persists: the GET is sent three times, then the call fails
+\! mockctl mark
+\! mockctl fault status --path cashSheet --status 500 --count 3
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
 \echo :LAST_ERROR_SQLSTATE
--- one failing request of several fails the call (one at a time, so that
+\! mockctl log --since-mark --path cashSheet --fields method,status
+-- a passing 503 with Retry-After among several requests: that request is
+-- sent again after the pause, and the call succeeds (one at a time, so that
 -- the fault meets the first day)
 SET sales_api.max_concurrency = 1;
+\! mockctl mark
+\! mockctl fault status --path cashSheet --status 503 --header 'Retry-After: 1'
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-22 23:59:59', '{101}');
+SELECT clock_timestamp() - :'t0'::timestamptz >= interval '1 s' AS waited_retry_after;
+\! mockctl log --since-mark --path cashSheet --fields query,status
+-- a Retry-After beyond sales_api.rate_limit_max_wait is not waited for: the
+-- 503 stands and fails the call
+SET sales_api.rate_limit_max_wait = '10s';
+\! mockctl mark
 \! mockctl fault status --path cashSheet --status 503 --header 'Retry-After: 30'
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-22 23:59:59', '{101}');
 \echo :LAST_ERROR_SQLSTATE
+\! mockctl count --since-mark --path cashSheet
+RESET sales_api.rate_limit_max_wait;
 RESET sales_api.max_concurrency;
+-- a request that times out is sent again
+SET sales_api.request_timeout = '500ms';
+\! mockctl fault delay --path cashSheet --delay-ms 2000
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+RESET sales_api.request_timeout;
 -- 401 after a failed token refresh: the token was revoked and the
 -- password changed at the vendor
 \! mockctl mark

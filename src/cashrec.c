@@ -14,8 +14,10 @@
  *
  * A long period is cut into windows of cashrec_max_days days and a long
  * centre list into chunks of cashrec_max_centers; every (window, chunk)
- * pair is one request, all sent through vendor_perform_all() at most
- * sales_api.max_concurrency at a time.  Windows are consecutive and
+ * pair is one request, all sent through ratelimit_perform_all() at most
+ * sales_api.max_concurrency at a time: the requests are idempotent GETs,
+ * so a timeout, a 5xx (after its Retry-After, when the vendor gives one) or
+ * a 429 is sent again rather than failing the whole call.  Windows are consecutive and
  * inclusive to the second (the vendor's format has no fractions), so none
  * overlaps; records are still de-duplicated on (centerId, cashSheetId) in
  * case a vendor selects by business day rather than by opening time.  The
@@ -36,6 +38,7 @@
 #include "funcapi.h"
 #include "mapal.h"
 #include "miscadmin.h"
+#include "ratelimit.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -708,6 +711,7 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 	int			nreqs;
 	CashRequest *crs;
 	HttpRequest **reqs;
+	RateLimitRun *run;
 	pg_tz	   *tz;
 	CashRow   **rows;
 	int			nrows = 0;
@@ -796,10 +800,13 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 		}
 	}
 
-	vendor_perform_all(srv, reqs, nreqs, sales_api_max_concurrency);
+	/* GETs: a timeout, a 5xx or a 429 is sent again (ratelimit.c) */
+	run = ratelimit_perform_all(srv, reqs, nreqs, true);
 	for (int i = 0; i < nreqs; i++)
-		if (!vendor_ok(crs[i].req))
+		if (!run->not_sent[i] && !vendor_ok(crs[i].req))
 			cashrec_report_error(&crs[i]);
+	if (run->nnot_sent > 0)
+		ratelimit_report(srv, run, ERROR, "Mapal Cashrec");
 
 	rows = palloc(sizeof(CashRow *) * cap);
 	for (int i = 0; i < nreqs; i++)

@@ -186,7 +186,7 @@ ratelimit_acquire(const SalesApiServer *srv, int want, TimestampTz *wait_until,
 		*why = RL_WAIT_BACKOFF;
 		return 0;
 	}
-	if (!st->observed)
+	if (!st->observed && srv->vendor == VENDOR_CONNECTEAM)
 		allowed = 1;			/* learn the budget with the first request */
 	else if (st->has_headers)
 	{
@@ -479,11 +479,22 @@ ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, bool idemp
 				run->nsent_ok++;
 			else if (run->attempts[idx] < RL_MAX_ATTEMPTS_TRANSIENT && rl_resend_ok(r, idempotent))
 			{
+				int64		wait_ms = backoff_ms(RL_BACKOFF_TRANSIENT_BASE_MS, run->attempts[idx]);
+
+				/*
+				 * A 5xx with Retry-After (a 503 during maintenance) is resent
+				 * no sooner than asked, and not at all when that is longer
+				 * than sales_api.rate_limit_max_wait: its answer then stands.
+				 */
+				if (r->done && r->retry_after_s >= 0)
+				{
+					if ((int64) r->retry_after_s * 1000 > sales_api_rate_limit_max_wait_ms)
+						continue;
+					wait_ms = Max(wait_ms, (int64) r->retry_after_s * 1000);
+				}
 				next[nnext++] = idx;
 				transient_until = Max(transient_until,
-									  after_ms(GetCurrentTimestamp(),
-											   backoff_ms(RL_BACKOFF_TRANSIENT_BASE_MS,
-														  run->attempts[idx])));
+									  after_ms(GetCurrentTimestamp(), wait_ms));
 			}
 		}
 
@@ -552,9 +563,8 @@ ratelimit_report(const SalesApiServer *srv, const RateLimitRun *run, int elevel,
 			 errmsg("%s: the rate limit of server \"%s\" is spent", what, srv->name),
 			 errdetail("%s %d of %d requests were not sent.",
 					   ratelimit_describe(srv, run), run->nnot_sent, run->n),
-			 run->why == RL_WAIT_DEADLINE ?
-			 errhint("Retry after %s, or raise statement_timeout; sales_api.connecteam_rate_limit() shows the remaining budget.",
-					 timestamptz_to_str(run->retry_at)) :
-			 errhint("Retry after %s, or raise sales_api.rate_limit_max_wait; sales_api.connecteam_rate_limit() shows the remaining budget.",
-					 timestamptz_to_str(run->retry_at))));
+			 errhint("Retry after %s, or raise %s%s", timestamptz_to_str(run->retry_at),
+					 run->why == RL_WAIT_DEADLINE ? "statement_timeout" : "sales_api.rate_limit_max_wait",
+					 srv->vendor == VENDOR_CONNECTEAM ?
+					 "; sales_api.connecteam_rate_limit() shows the remaining budget." : ".")));
 }
