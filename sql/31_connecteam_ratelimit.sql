@@ -34,6 +34,15 @@ SELECT clock_timestamp() AS t0 \gset
 SELECT * FROM sales_api.connecteam_locations('rl');
 SELECT clock_timestamp() - :'t0'::timestamptz >= interval '1 s' AS waited_retry_after;
 \! mockctl log --since-mark --fields method,status,fault
+-- the 429s of one wave are one step of the backoff, not one each: four
+-- requests answered 429 together wait 0.5-1 s, not 4-8 s
+\! mockctl mark
+\! mockctl fault status --status 429 --count 4 --path /transactions$
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) AS rows, count(*) FILTER (WHERE ok) AS ok, count(DISTINCT transaction_id) AS ids
+  FROM sales_api.connecteam_post_transactions('rl', 'SELECT * FROM sales WHERE n > 100 AND n <= 500');
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '3 s' AS one_backoff_step;
+\! mockctl log --since-mark --method POST --fields status | sort | uniq -c | sed 's/^ *//'
 
 --
 -- A limit of 5 requests per (shortened, 3 s) window: 12 requests go out in
@@ -120,7 +129,7 @@ SET sales_api.rate_limit_max_wait = '5min';
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(*) FROM sales_api.connecteam_locations('rl2');
 SELECT clock_timestamp() - :'t0'::timestamptz < interval '10 s' AS cancelled_promptly;
--- the only 429s of this test are the three injected above
+-- the only 429s of this test are the seven injected above
 \! mockctl count --status 429
 
 --

@@ -286,8 +286,14 @@ ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 		until = after_ms(epoch_to_ts(req->rl_minute_reset), RL_RESET_MARGIN_MS);
 	else
 	{
-		st->backoff_step++;
-		until = after_ms(now, backoff_ms(RL_BACKOFF_429_BASE_MS, st->backoff_step));
+		/*
+		 * One step per wave of 429s, not one per answer: the concurrent
+		 * requests of a wave all meet the same spent budget, and four of
+		 * them must not multiply the pause by eight.
+		 */
+		if (st->not_before <= now)
+			st->backoff_step++;
+		until = after_ms(now, backoff_ms(RL_BACKOFF_429_BASE_MS, Max(st->backoff_step, 1)));
 	}
 	st->not_before = Max(st->not_before, until);
 	return until;
