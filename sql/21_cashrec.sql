@@ -131,7 +131,8 @@ SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:0
 SELECT clock_timestamp() - :'t0'::timestamptz >= interval '1 s' AS waited_retry_after;
 \! mockctl log --since-mark --path cashSheet --fields query,status
 -- a Retry-After beyond sales_api.rate_limit_max_wait is not waited for: the
--- 503 stands and fails the call
+-- 503 stands and fails the call (the requests go in batches of
+-- sales_api.max_concurrency, so the later days are not even sent)
 SET sales_api.rate_limit_max_wait = '10s';
 \! mockctl mark
 \! mockctl fault status --path cashSheet --status 503 --header 'Retry-After: 30'

@@ -14,7 +14,7 @@
  *
  * A long period is cut into windows of cashrec_max_days days and a long
  * centre list into chunks of cashrec_max_centers; every (window, chunk)
- * pair is one request, all sent through ratelimit_perform_all() at most
+ * pair is one request, sent through ratelimit_perform_all() at most
  * sales_api.max_concurrency at a time: the requests are idempotent GETs,
  * so a timeout, a 5xx (after its Retry-After, when the vendor gives one) or
  * a 429 is sent again rather than failing the whole call.  Windows are consecutive and
@@ -23,9 +23,11 @@
  * case a vendor selects by business day rather than by opening time.  The
  * rows come out in a fixed order: centre, opening time, cash-sheet id.
  *
- * Each response is parsed in its own memory context, deleted once its
- * rows are extracted, so the json-c tree of one response is alive at a
- * time.
+ * The requests are sent and parsed in batches of sales_api.max_concurrency,
+ * and each response is parsed in its own memory context, deleted once its
+ * rows are extracted, with the body freed after it: at most one batch of
+ * bodies and the json-c tree of one response are alive at a time, not a
+ * thousand bodies of up to sales_api.max_response_size each.
  *
  *-------------------------------------------------------------------------
  */
@@ -711,7 +713,7 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 	int			nreqs;
 	CashRequest *crs;
 	HttpRequest **reqs;
-	RateLimitRun *run;
+	int			batch;
 	pg_tz	   *tz;
 	CashRow   **rows;
 	int			nrows = 0;
@@ -800,19 +802,35 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* GETs: a timeout, a 5xx or a 429 is sent again (ratelimit.c) */
-	run = ratelimit_perform_all(srv, reqs, nreqs, true);
-	for (int i = 0; i < nreqs; i++)
-		if (!run->not_sent[i] && !vendor_ok(crs[i].req))
-			cashrec_report_error(&crs[i]);
-	if (run->nnot_sent > 0)
-		ratelimit_report(srv, run, ERROR, "Mapal Cashrec");
-
+	/*
+	 * Send and parse in batches of sales_api.max_concurrency, dropping each
+	 * body once its rows are out: a body can be up to
+	 * sales_api.max_response_size, and there can be 1000 requests.  GETs: a
+	 * timeout, a 5xx or a 429 is sent again (ratelimit.c).
+	 */
 	rows = palloc(sizeof(CashRow *) * cap);
-	for (int i = 0; i < nreqs; i++)
+	batch = Max(sales_api_max_concurrency, 1);
+	for (int from = 0; from < nreqs; from += batch)
 	{
-		CHECK_FOR_INTERRUPTS();
-		response_rows(&crs[i], tz, &rows, &nrows, &cap);
+		int			n = Min(batch, nreqs - from);
+		RateLimitRun *run = ratelimit_perform_all(srv, reqs + from, n, true);
+
+		for (int i = 0; i < n; i++)
+			if (!run->not_sent[i] && !vendor_ok(crs[from + i].req))
+				cashrec_report_error(&crs[from + i]);
+		if (run->nnot_sent > 0)
+			ratelimit_report(srv, run, ERROR, "Mapal Cashrec");
+		for (int i = 0; i < n; i++)
+		{
+			HttpRequest *req = crs[from + i].req;
+
+			CHECK_FOR_INTERRUPTS();
+			response_rows(&crs[from + i], tz, &rows, &nrows, &cap);
+			if (req->resp != NULL)
+				pfree(req->resp);
+			req->resp = NULL;
+			req->resp_len = 0;
+		}
 	}
 
 	/* drop repeated (centre, cash sheet) pairs, then order */
