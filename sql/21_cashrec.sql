@@ -161,6 +161,22 @@ SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:0
 \! mockctl mark
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
 \! mockctl log --since-mark --fields method,path,status
+-- a token that lives less than a minute is reused for half its life, not
+-- fetched again for every request (a fresh server has no cached token)
+\! mockctl config mapal_token_ttl=20
+CREATE SERVER regress_cashrec_ttl FOREIGN DATA WRAPPER sales_api
+  OPTIONS (vendor 'mapal', token_url :'token_url', cashrec_url :'cashrec_url',
+           timezone 'Europe/Madrid', cashrec_max_days '1');
+CREATE USER MAPPING FOR CURRENT_USER SERVER regress_cashrec_ttl
+  OPTIONS (username 'pos-user', password 'pos-pass', client_secret 'mapal-secret');
+SET sales_api.max_concurrency = 1;
+\! mockctl mark
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec_ttl', '2026-11-20 00:00', '2026-11-22 23:59:59', '{101}');
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec_ttl', '2026-11-20 00:00', '2026-11-22 23:59:59', '{101}');
+\! mockctl log --since-mark --fields method,path,status | sort | uniq -c | sed 's/^ *//'
+RESET sales_api.max_concurrency;
+\! mockctl config mapal_token_ttl=3600
+DROP SERVER regress_cashrec_ttl CASCADE;
 -- a transport failure (libcurl itself resends a few times on reused connections)
 \! mockctl fault drop_before --path cashSheet --count 10
 \set VERBOSITY sqlstate

@@ -7,7 +7,9 @@
  * Tokens are cached per backend (and per worker) in TopMemoryContext, keyed
  * by a fingerprint of the server and every credential option, so an ALTER
  * USER MAPPING takes effect on the next call.  A token is reused until 60 s
- * before it expires (api-contracts.md); then the refresh token is tried,
+ * before it expires (api-contracts.md), or for half its life when it lives
+ * less than two minutes (else every request would fetch a new one); then
+ * the refresh token is tried,
  * and the password grant if the refresh fails.  After a 401 from an API the
  * caller invalidates the entry and fetches once more.
  *
@@ -34,6 +36,7 @@ typedef struct TokenEntry
 	char	   *access_token;	/* in TopMemoryContext */
 	char	   *refresh_token;
 	TimestampTz expires_at;
+	TimestampTz refresh_at;		/* renewed from then on */
 } TokenEntry;
 
 static HTAB *token_cache = NULL;
@@ -62,6 +65,7 @@ token_entry(const SalesApiServer *srv, bool create)
 		e->access_token = NULL;
 		e->refresh_token = NULL;
 		e->expires_at = 0;
+		e->refresh_at = 0;
 	}
 	return e;
 }
@@ -102,6 +106,7 @@ auth_invalidate(const SalesApiServer *srv)
 	{
 		secret_free(&e->access_token);
 		e->expires_at = 0;
+		e->refresh_at = 0;
 	}
 }
 
@@ -240,6 +245,9 @@ token_store(TokenEntry *e, HttpRequest *req)
 			e->refresh_token = MemoryContextStrdup(TopMemoryContext, refresh);
 		}
 		e->expires_at = GetCurrentTimestamp() + expires_in * USECS_PER_SEC;
+		/* a token that lives less than two minutes is kept for half its life */
+		e->refresh_at = e->expires_at -
+			Min((int64) TOKEN_EARLY_REFRESH_SECS, expires_in / 2) * USECS_PER_SEC;
 	}
 	if (root)
 	{
@@ -338,8 +346,7 @@ auth_try_fetch(SalesApiServer *srv)
 static bool
 token_usable(const TokenEntry *e)
 {
-	return e->access_token != NULL &&
-		GetCurrentTimestamp() < e->expires_at - TOKEN_EARLY_REFRESH_SECS * USECS_PER_SEC;
+	return e->access_token != NULL && GetCurrentTimestamp() < e->refresh_at;
 }
 
 /*
