@@ -90,6 +90,23 @@ SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-18 00:0
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-17 00:00', '2026-11-17 23:59:59', '{105}');
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-16 00:00', '2026-11-16 23:59:59', '{105}');
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-15 00:00', '2026-11-15 23:59:59', '{105}');
+-- integers beyond 64 bits (json-c would silently saturate them) and beyond bigint
+\! mockctl fault status --path cashSheet --status 200 --body '[{"centerId":105,"cashSheetId":"CS-B1","numChecks":99999999999999999999}]'
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\echo :LAST_ERROR_SQLSTATE
+\! mockctl fault status --path cashSheet --status 200 --body '[{"centerId":18446744073709551614,"cashSheetId":"CS-B2"}]'
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\! mockctl fault status --path cashSheet --status 200 --body '[{"centerId":105,"cashSheetId":"CS-B3","netSales":-99999999999999999999}]'
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\! mockctl fault status --path cashSheet --status 200 --body '[{"centerId":105,"cashSheetId":99999999999999999999}]'
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\! mockctl fault status --path cashSheet --status 200 --body '[{"centerId":105,"cashSheetId":"CS-B5","loyalty":{"points":99999999999999999999}}]'
+SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\echo :LAST_ERROR_SQLSTATE
+-- below the saturation, large values stay exact
+\! mockctl fault status --path cashSheet --status 200 --body '[{"centerId":105,"cashSheetId":"CS-B6","netSales":18446744073709551614,"grossSales":1e30,"loyalty":{"points":-9223372036854775807}}]'
+SELECT net_sales, gross_sales, record->'loyalty' AS loyalty
+  FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
 -- answers that are not a list of records
 \! mockctl fault wrong_shape --path cashSheet
 SELECT count(*) FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');

@@ -333,7 +333,11 @@ append_vendor_value(StringInfo buf, json_object *v)
 	size_t		len = json_object_is_type(v, json_type_string) ?
 		(size_t) json_object_get_string_len(v) : strlen(s);
 
-	append_quoted(buf, vendor_text_for_message(s, len, 100));
+	/* json-c only kept a saturated value: do not show it as the vendor's */
+	if (json_int_saturated(v))
+		appendStringInfoString(buf, "(an integer of 64 bits or more)");
+	else
+		append_quoted(buf, vendor_text_for_message(s, len, 100));
 }
 
 static char *
@@ -422,7 +426,10 @@ record_to_row(const CashRequest *cr, int idx, json_object *rec, pg_tz *tz, CashR
 
 					if (t != json_type_int)
 						bad_field_type(cr, idx, rec, f, v);
-					i = json_object_get_int64(v);
+					if (!json_int64_value(v, &i))
+						bad_field_value(cr, idx, rec, f, v,
+										f->kind == FK_INT4 ? "within the range of an integer" :
+										"within the range of a bigint");
 					if (f->kind == FK_INT4)
 					{
 						if (i < PG_INT32_MIN || i > PG_INT32_MAX)
@@ -439,6 +446,8 @@ record_to_row(const CashRequest *cr, int idx, json_object *rec, pg_tz *tz, CashR
 
 					if (t != json_type_string && t != json_type_int)
 						bad_field_type(cr, idx, rec, f, v);
+					if (json_int_saturated(v))
+						bad_field_value(cr, idx, rec, f, v, "a number sales_api can read exactly");
 					id = (t == json_type_string) ? field_text(cr, idx, rec, f, v) :
 						pstrdup(json_object_get_string(v));
 					row->values[c] = CStringGetTextDatum(id);
@@ -477,6 +486,8 @@ record_to_row(const CashRequest *cr, int idx, json_object *rec, pg_tz *tz, CashR
 			case FK_NUMERIC:
 				if (t != json_type_int && t != json_type_double)
 					bad_field_type(cr, idx, rec, f, v);
+				if (json_int_saturated(v))
+					bad_field_value(cr, idx, rec, f, v, "a number sales_api can read exactly");
 				row->values[c] = json_to_numeric(v, f->key);
 				break;
 			case FK_ARRAY:

@@ -367,12 +367,7 @@ ct_parse_quiet(const HttpRequest *req, char **why)
 static bool
 ct_json_int(json_object *obj, const char *key, int64 *out)
 {
-	json_object *v = json_get(obj, key);
-
-	if (v == NULL || !json_object_is_type(v, json_type_int))
-		return false;
-	*out = json_object_get_int64(v);
-	return true;
+	return json_int64_value(json_get(obj, key), out);
 }
 
 /* Deconstruct a bigint[] argument, refusing NULL elements. */

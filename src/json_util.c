@@ -7,9 +7,11 @@
  *
  * Money never passes through a C double.  Outgoing amounts are numeric
  * values printed with numeric_out(), so 12.30 is sent as 12.30.  Incoming
- * numbers are read back from the text json-c keeps for every number it
- * parses (json_object_get_string() returns the original characters), and
- * converted with numeric_in().
+ * numbers with a fraction or an exponent are read back from the text json-c
+ * keeps for them (json_object_get_string() returns the original
+ * characters), integers from their 64-bit value, and converted with
+ * numeric_in().  json-c saturates an integer beyond 64 bits without an
+ * error, so the two saturated values are refused (json_int_saturated()).
  *
  * A parsed json-c tree is malloc'd by json-c.  json_parse_response()
  * registers a reset callback on the current memory context that drops the
@@ -219,7 +221,35 @@ json_get_str(json_object *obj, const char *key)
 	return json_object_get_string(val);
 }
 
-/* A JSON number (kept exact, from its original text) as a numeric Datum. */
+/*
+ * json-c does not fail on an integer beyond 64 bits: it saturates it to
+ * INT64_MIN or UINT64_MAX, and prints the saturated value back.  Those two
+ * values may therefore stand for any larger magnitude, and are refused.
+ */
+bool
+json_int_saturated(json_object *val)
+{
+	return json_object_is_type(val, json_type_int) &&
+		(json_object_get_int64(val) == PG_INT64_MIN ||
+		 json_object_get_uint64(val) == PG_UINT64_MAX);
+}
+
+/* An integer that fits a bigint into *out; false otherwise (never raises). */
+bool
+json_int64_value(json_object *val, int64 *out)
+{
+	if (val == NULL || !json_object_is_type(val, json_type_int) ||
+		json_int_saturated(val) || json_object_get_uint64(val) > (uint64) PG_INT64_MAX)
+		return false;
+	*out = json_object_get_int64(val);
+	return true;
+}
+
+/*
+ * A JSON number as a numeric Datum, exact: from its original text for a
+ * number with a fraction or an exponent, from its 64-bit value for an
+ * integer (json-c does not keep an integer's text).
+ */
 Datum
 json_to_numeric(json_object *val, const char *what)
 {
@@ -232,6 +262,12 @@ json_to_numeric(json_object *val, const char *what)
 				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
 				 errmsg("%s is not a number", what),
 				 errhint("The vendor's API may have changed; check its status.")));
+	if (json_int_saturated(val))
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s is out of range", what),
+				 errdetail("The vendor sent an integer of 64 bits or more, which cannot be read exactly."),
+				 errhint("The vendor's answer is malformed; check its status.")));
 	s = json_object_get_string(val);
 	return DirectFunctionCall3(numeric_in, CStringGetDatum(s),
 							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
@@ -240,17 +276,25 @@ json_to_numeric(json_object *val, const char *what)
 int64
 json_to_int64(json_object *val, const char *what)
 {
+	int64		v;
+
 	if (val == NULL || !json_object_is_type(val, json_type_int))
 		ereport(ERROR,
 				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
 				 errmsg("%s is not an integer", what),
 				 errhint("The vendor's API may have changed; check its status.")));
-	return json_object_get_int64(val);
+	if (!json_int64_value(val, &v))
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s is out of range", what),
+				 errdetail("The vendor sent an integer that does not fit a bigint."),
+				 errhint("The vendor's answer is malformed; check its status.")));
+	return v;
 }
 
 /*
  * Why a parsed value cannot become jsonb, or NULL: a string holding a NUL
- * (json-c keeps it, jsonb refuses \u0000).
+ * (json-c keeps it, jsonb refuses \u0000), or an integer json-c saturated.
  */
 static const char *
 json_tree_problem(json_object *val)
@@ -260,6 +304,10 @@ json_tree_problem(json_object *val)
 		case json_type_string:
 			if (strlen(json_object_get_string(val)) != (size_t) json_object_get_string_len(val))
 				return "a string holds a NUL character (\\u0000)";
+			return NULL;
+		case json_type_int:
+			if (json_int_saturated(val))
+				return "an integer of 64 bits or more cannot be read exactly";
 			return NULL;
 		case json_type_array:
 			{

@@ -126,6 +126,8 @@ extern const char *json_get_str(struct json_object *obj, const char *key);
 extern Datum json_to_numeric(struct json_object *val, const char *what);
 extern Datum json_to_jsonb(struct json_object *val, const char *what);
 extern int64 json_to_int64(struct json_object *val, const char *what);
+extern bool json_int_saturated(struct json_object *val);
+extern bool json_int64_value(struct json_object *val, int64 *out);
 extern char *url_encode(const char *s);
 extern char *json_text(struct json_object *v, const char *what);
 extern const char *json_text_problem(struct json_object *v, char **out);
