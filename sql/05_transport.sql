@@ -83,6 +83,37 @@ SELECT auth_ok, http_status FROM sales_api.check_server('t_ct');
 \! mockctl fault status --path /oauth/v1/token --status 401 --count 5 --body '{"error":"invalid_client"}'
 SELECT auth_ok, http_status, message FROM sales_api.check_server('t_ct');
 \! mockctl faults-clear
+-- a token that cannot be had is raised with the SQLSTATE of its failure
+\set cashrec_url :mock_url/cashrec
+CREATE SERVER t_tok FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', token_url :'token_url', cashrec_url :'cashrec_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER t_tok
+  OPTIONS (username 'pos-user', password 'pos-pass', client_secret 'mapal-secret');
+\! mockctl fault delay --path /connect/token --delay-ms 2000
+SET sales_api.request_timeout = '500ms';
+\set VERBOSITY terse
+SELECT count(*) FROM sales_api.cashrec_fetch('t_tok', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+RESET sales_api.request_timeout;
+\! mockctl fault oversized --path /connect/token --size-bytes 300000
+SET sales_api.max_response_size = '64kB';
+SELECT count(*) FROM sales_api.cashrec_fetch('t_tok', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\echo :LAST_ERROR_SQLSTATE
+RESET sales_api.max_response_size;
+\! mockctl fault status --path /connect/token --status 429 --header 'Retry-After: 7'
+SELECT count(*) FROM sales_api.cashrec_fetch('t_tok', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\echo :LAST_ERROR_SQLSTATE
+\! mockctl fault status --path /connect/token --status 503
+SELECT count(*) FROM sales_api.cashrec_fetch('t_tok', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\echo :LAST_ERROR_SQLSTATE
+\! mockctl fault redirect --path /connect/token --location https://example.com/connect/token
+SELECT count(*) FROM sales_api.cashrec_fetch('t_tok', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\echo :LAST_ERROR_SQLSTATE
+ALTER USER MAPPING FOR CURRENT_USER SERVER t_tok OPTIONS (SET password 'wrong-password');
+SELECT count(*) FROM sales_api.cashrec_fetch('t_tok', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
+\echo :LAST_ERROR_SQLSTATE
+\! mockctl faults-clear
+DROP SERVER t_tok CASCADE;
 -- a dead vendor: connection refused is reported
 CREATE SERVER t_dead FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', token_url 'https://127.0.0.1:9/connect/token');
 CREATE USER MAPPING FOR CURRENT_USER SERVER t_dead

@@ -285,6 +285,7 @@ token_fetch(SalesApiServer *srv, TokenEntry *e)
 
 		r.http_status = req->status;
 		r.latency_ms += req->elapsed_ms;
+		r.token_req = req;
 		if (!req->done)
 		{
 			/* the endpoint is unreachable: another grant would fare no better */
@@ -412,23 +413,67 @@ auth_set_header(SalesApiServer *srv, HttpRequest *req)
 	req->auth_header = psprintf("Authorization: Bearer %s", e->access_token);
 }
 
-/* Raise (or log) a failure to obtain a token. */
+/*
+ * Raise (or log) a failure to obtain a token, with the SQLSTATE the same
+ * failure of any other request would get: a transport failure by its kind
+ * (timeout SA504, oversized 54000, ...), a redirect SA502, a 429 SA429, a
+ * 5xx SA500, any other refusal SA401.
+ */
 void
 auth_report_error(const AuthResult *r, int elevel)
 {
-	if (r->http_status == 0)
+	const char *vendor = vendor_name(r->vendor);
+	const HttpRequest *req = r->token_req;
+
+	if (r->http_status == 0 || (req != NULL && !req->done))
+	{
+		const char *hint = NULL;
+		int			sqlstate = ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
+
+		if (req != NULL)
+			sqlstate = http_transport_sqlstate(req, &hint);
 		ereport(elevel,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				(errcode(sqlstate),
 				 errmsg("could not obtain a %s access token for server \"%s\"",
-						vendor_name(r->vendor), r->server_name),
+						vendor, r->server_name),
 				 errdetail("%s", r->message),
-				 errhint("Check that token_url is reachable and sales_api.ca_file trusts its certificate.")));
+				 errhint("%s", hint ? hint :
+						 "Check that token_url is reachable and sales_api.ca_file trusts its certificate.")));
+	}
+	else if (r->http_status == 429)
+	{
+		if (req != NULL && req->retry_after_s >= 0)
+			ereport(elevel,
+					(errcode(ERRCODE_SALES_API_RATE_LIMITED),
+					 errmsg("the %s token endpoint of server \"%s\" is rate limited",
+							vendor, r->server_name),
+					 errdetail("%s", r->message),
+					 errhint("Retry after %d seconds.", req->retry_after_s)));
+		else
+			ereport(elevel,
+					(errcode(ERRCODE_SALES_API_RATE_LIMITED),
+					 errmsg("the %s token endpoint of server \"%s\" is rate limited",
+							vendor, r->server_name),
+					 errdetail("%s", r->message),
+					 errhint("Wait a little before calling again.")));
+	}
+	else if (r->http_status >= 300 && r->http_status < 400)
+		ereport(elevel,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("the %s token endpoint of server \"%s\" answered with a redirect (HTTP %ld), which is refused",
+						vendor, r->server_name, r->http_status),
+				 errdetail("sales_api never follows redirects, so credentials cannot be sent to another host or over plain http."),
+				 errhint("Set the server's token_url to the vendor's final https:// URL.")));
+	else if (r->http_status >= 500)
+		ereport(elevel,
+				(errcode(ERRCODE_SALES_API_VENDOR_ERROR),
+				 errmsg("the %s token endpoint of server \"%s\" failed", vendor, r->server_name),
+				 errdetail("%s", r->message),
+				 errhint("The vendor failed; this is usually temporary, try again later.")));
 	else
 		ereport(elevel,
-				(errcode(r->http_status >= 500 ? ERRCODE_SALES_API_VENDOR_ERROR :
-						 ERRCODE_SALES_API_AUTH_FAILED),
-				 errmsg("%s refused the credentials of server \"%s\"",
-						vendor_name(r->vendor), r->server_name),
+				(errcode(ERRCODE_SALES_API_AUTH_FAILED),
+				 errmsg("%s refused the credentials of server \"%s\"", vendor, r->server_name),
 				 errdetail("%s", r->message),
 				 errhint(r->vendor == VENDOR_MAPAL ?
 						 "Check username, password and client_secret in the user mapping, and the server's client_id." :

@@ -538,6 +538,44 @@ http_transport_error(const HttpRequest *req)
 }
 
 /*
+ * The SQLSTATE that says what kind of transport failure a request met, and
+ * in *hint what to do about it: NULL when there is nothing more specific to
+ * say than "check the URL" (which URL is the caller's to name).
+ */
+int
+http_transport_sqlstate(const HttpRequest *req, const char **hint)
+{
+	CURLcode	code = (CURLcode) req->curl_code;
+
+	*hint = NULL;
+	if (req->too_large)
+	{
+		*hint = "Raise sales_api.max_response_size if the vendor really sends bodies this large.";
+		return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+	}
+	if (code == CURLE_OPERATION_TIMEDOUT)
+	{
+		*hint = "The vendor did not answer in time; raise sales_api.request_timeout or sales_api.connect_timeout, or try again later.";
+		return ERRCODE_SALES_API_TIMEOUT;
+	}
+	if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+		code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CERTPROBLEM ||
+		code == CURLE_SSL_ISSUER_ERROR)
+	{
+		*hint = "The vendor's TLS certificate could not be verified; if it is issued by a private CA, point sales_api.ca_file at that CA.";
+		return ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
+	}
+	if (code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_CONNECT)
+		return ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
+	if (code == CURLE_UNSUPPORTED_PROTOCOL)
+	{
+		*hint = "Only https:// URLs are allowed.";
+		return ERRCODE_INVALID_PARAMETER_VALUE;
+	}
+	return ERRCODE_CONNECTION_FAILURE;
+}
+
+/*
  * Raise (or log, at elevel) a transport failure with a SQLSTATE that says
  * what kind it was.  The URL is not printed: for Connecteam deletes it can
  * hold row values, and the host is already in libcurl's message.
@@ -545,42 +583,17 @@ http_transport_error(const HttpRequest *req)
 void
 http_report_transport_error(const HttpRequest *req, int elevel, const char *what)
 {
-	CURLcode	code = (CURLcode) req->curl_code;
-	int			sqlstate = ERRCODE_CONNECTION_FAILURE;
-	const char *hint = "Check that the vendor's URL is right and reachable from the database server.";
-
-	if (req->too_large)
-	{
-		sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-		hint = "Raise sales_api.max_response_size if the vendor really sends bodies this large.";
-	}
-	else if (code == CURLE_OPERATION_TIMEDOUT)
-	{
-		sqlstate = ERRCODE_SALES_API_TIMEOUT;
-		hint = "The vendor did not answer in time; raise sales_api.request_timeout or sales_api.connect_timeout, or try again later.";
-	}
-	else if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
-			 code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CERTPROBLEM ||
-			 code == CURLE_SSL_ISSUER_ERROR)
-	{
-		sqlstate = ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
-		hint = "The vendor's TLS certificate could not be verified; if it is issued by a private CA, point sales_api.ca_file at that CA.";
-	}
-	else if (code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_CONNECT)
-		sqlstate = ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION;
-	else if (code == CURLE_UNSUPPORTED_PROTOCOL)
-	{
-		sqlstate = ERRCODE_INVALID_PARAMETER_VALUE;
-		hint = "Only https:// URLs are allowed.";
-	}
+	const char *hint;
+	int			sqlstate = http_transport_sqlstate(req, &hint);
 
 	ereport(elevel,
 			(errcode(sqlstate),
 			 errmsg("%s failed: %s", what,
 					req->too_large ? "response too large" :
-					curl_easy_strerror(code)),
+					curl_easy_strerror((CURLcode) req->curl_code)),
 			 errdetail("%s", http_transport_error(req)),
-			 errhint("%s", hint)));
+			 errhint("%s", hint ? hint :
+					 "Check that the vendor's URL is right and reachable from the database server.")));
 }
 
 void

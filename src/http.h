@@ -86,6 +86,7 @@ extern void http_perform(HttpRequest *req);
 extern bool http_transport_failed(const HttpRequest *req);
 extern bool http_status_retryable(long status);
 extern const char *http_transport_error(const HttpRequest *req);
+extern int	http_transport_sqlstate(const HttpRequest *req, const char **hint);
 extern void http_report_transport_error(const HttpRequest *req, int elevel,
 										const char *what);
 extern void http_cleanup(void);

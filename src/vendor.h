@@ -24,6 +24,7 @@ typedef struct AuthResult
 	/* what auth_report_error() needs to raise a failure later */
 	const char *server_name;
 	SalesApiVendor vendor;
+	HttpRequest *token_req;		/* the failed token request, secrets wiped */
 } AuthResult;
 
 extern bool auth_uses_token(const SalesApiServer *srv);
