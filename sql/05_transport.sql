@@ -64,6 +64,11 @@ SELECT auth_ok FROM sales_api.check_server('t_mapal');
 SET sales_api.max_response_size = '64kB';
 SELECT auth_ok, message FROM sales_api.check_server('t_mapal');
 RESET sales_api.max_response_size;
+-- the limit stays below what one palloc can hold (1 GB)
+SET sales_api.max_response_size = '1GB';
+SET sales_api.max_response_size = '1048574kB';
+SHOW sales_api.max_response_size;
+RESET sales_api.max_response_size;
 -- a redirect is never followed
 \! mockctl fault redirect --path /connect/token --location https://example.com/connect/token --count 1
 SELECT auth_ok, http_status, message FROM sales_api.check_server('t_mapal');

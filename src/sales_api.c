@@ -14,11 +14,18 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "vendor.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
+
+/*
+ * A body is copied into one palloc'd buffer of its size plus a NUL, which
+ * must stay below MaxAllocSize (1 GB - 1): hence 1 kB less than 1 GB.
+ */
+#define SALES_API_MAX_RESPONSE_KB_LIMIT ((int) (MaxAllocSize / 1024) - 1)
 
 char	   *sales_api_ca_file = NULL;
 bool		sales_api_allow_http = false;
@@ -76,7 +83,7 @@ _PG_init(void)
 							"Largest vendor response body accepted.",
 							"A larger body is an error, never an out-of-memory.",
 							&sales_api_max_response_kb,
-							8192, 1, 1024 * 1024,
+							8192, 1, SALES_API_MAX_RESPONSE_KB_LIMIT,
 							PGC_SUSET,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
