@@ -133,6 +133,24 @@ SELECT clock_timestamp() - :'t0'::timestamptz < interval '10 s' AS cancelled_pro
 \! mockctl count --status 429
 
 --
+-- Reset headers that are not plausible epoch seconds (garbage that would
+-- overflow, or seconds relative to now) are ignored, not trusted
+--
+\! mockctl config connecteam_minute_limit=100000 connecteam_window_seconds=60
+CREATE SERVER rlx FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam', base_url :'ct_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rlx OPTIONS (api_key 'ct-key-123');
+\! mockctl fault status --path /locations$ --status 200 --body '{"data":{"locations":[]}}' --header 'x-ratelimit-minute-limit: 5' --header 'x-ratelimit-minute-remaining: 0' --header 'x-ratelimit-minute-reset: 99999999999999' --header 'x-ratelimit-day-limit: 100' --header 'x-ratelimit-day-remaining: 0' --header 'x-ratelimit-day-reset: 30'
+SELECT count(*) FROM sales_api.connecteam_locations('rlx');
+SELECT minute_limit, minute_remaining, minute_reset, day_limit, day_remaining, day_reset
+  FROM sales_api.connecteam_rate_limit('rlx');
+-- so the next call is neither blocked nor delayed
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) FROM sales_api.connecteam_locations('rlx');
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '1 s' AS not_delayed;
+SELECT minute_limit, minute_remaining >= 0 AS minute_remaining, minute_reset IS NOT NULL AS minute_reset
+  FROM sales_api.connecteam_rate_limit('rlx');
+
+--
 -- Once a request has been answered, nothing raises: the ids of the rows
 -- already stored must come back
 --
@@ -167,5 +185,5 @@ SELECT ok, http_status, count(*) AS rows, count(transaction_id) AS ids,
 
 RESET sales_api.rate_limit_max_wait;
 SET client_min_messages = warning;
-DROP SERVER rl, rl5, rl2, rld, rlt, rlo CASCADE;
+DROP SERVER rl, rl5, rl2, rld, rlt, rlo, rlx CASCADE;
 RESET client_min_messages;

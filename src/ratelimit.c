@@ -106,10 +106,21 @@ rl_entry(const SalesApiServer *srv, bool create)
 	return st;
 }
 
-static TimestampTz
-epoch_to_ts(int64 secs)
+/*
+ * A window's reset header (UTC epoch seconds) as a time.  False for a value
+ * outside [now - 1 day, now + 2 days]: seconds relative to now (as some
+ * APIs send), garbage, or an epoch so large that converting it overflows;
+ * the caller then ignores that window's headers.
+ */
+static bool
+rl_reset_time(int64 epoch, TimestampTz now, TimestampTz *out)
 {
-	return time_t_to_timestamptz((pg_time_t) secs);
+	int64		now_epoch = (int64) timestamptz_to_time_t(now);
+
+	if (epoch < now_epoch - SECS_PER_DAY || epoch > now_epoch + 2 * SECS_PER_DAY)
+		return false;
+	*out = time_t_to_timestamptz((pg_time_t) epoch);
+	return true;
 }
 
 static TimestampTz
@@ -217,13 +228,12 @@ ratelimit_acquire(const SalesApiServer *srv, int want, TimestampTz *wait_until,
 
 static void
 rl_merge(int64 *limit, int64 *remaining, TimestampTz *reset,
-		 int64 rlimit, int64 rremaining, int64 rreset_epoch)
+		 int64 rlimit, int64 rremaining, int64 rreset_epoch, TimestampTz now)
 {
 	TimestampTz rreset;
 
-	if (rremaining < 0 || rreset_epoch < 0)
+	if (rremaining < 0 || rreset_epoch < 0 || !rl_reset_time(rreset_epoch, now, &rreset))
 		return;
-	rreset = epoch_to_ts(rreset_epoch);
 	if (*reset == 0 || rreset > *reset)
 	{
 		*limit = rlimit;
@@ -257,9 +267,11 @@ ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
 		st->has_headers = true;
 		st->observed_at = GetCurrentTimestamp();
 		rl_merge(&st->minute_limit, &st->minute_remaining, &st->minute_reset,
-				 req->rl_minute_limit, req->rl_minute_remaining, req->rl_minute_reset);
+				 req->rl_minute_limit, req->rl_minute_remaining, req->rl_minute_reset,
+				 st->observed_at);
 		rl_merge(&st->day_limit, &st->day_remaining, &st->day_reset,
-				 req->rl_day_limit, req->rl_day_remaining, req->rl_day_reset);
+				 req->rl_day_limit, req->rl_day_remaining, req->rl_day_reset,
+				 st->observed_at);
 	}
 }
 
@@ -275,15 +287,16 @@ ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 	RateLimitState *st = rl_entry(srv, true);
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz until;
+	TimestampTz reset;
 
 	if (req->retry_after_s >= 0)
 		until = after_ms(now, (int64) req->retry_after_s * 1000);
 	else if (req->rl_day_remaining == 0 && req->rl_day_reset >= 0 &&
-			 epoch_to_ts(req->rl_day_reset) > now)
-		until = after_ms(epoch_to_ts(req->rl_day_reset), RL_RESET_MARGIN_MS);
+			 rl_reset_time(req->rl_day_reset, now, &reset) && reset > now)
+		until = after_ms(reset, RL_RESET_MARGIN_MS);
 	else if (req->rl_minute_remaining == 0 && req->rl_minute_reset >= 0 &&
-			 epoch_to_ts(req->rl_minute_reset) > now)
-		until = after_ms(epoch_to_ts(req->rl_minute_reset), RL_RESET_MARGIN_MS);
+			 rl_reset_time(req->rl_minute_reset, now, &reset) && reset > now)
+		until = after_ms(reset, RL_RESET_MARGIN_MS);
 	else
 	{
 		/*
