@@ -29,6 +29,8 @@ SELECT server_name, vendor, auth_ok, http_status, token_expires_at, message FROM
 SELECT server_name, vendor, auth_ok, http_status, token_expires_at > now() AS has_expiry, message
   FROM sales_api.check_server('c_ct_oauth');
 \! mockctl log --path /connecteam --fields method,path,query,status,auth
+-- every request says who it is (version digits masked)
+\! mockctl log --fields h:user-agent | sed -E 's/[0-9]+/N/g' | sort -u
 -- wrong credentials are reported, not raised, and no secret is echoed
 ALTER USER MAPPING FOR CURRENT_USER SERVER c_mapal OPTIONS (SET password 'wrong-password');
 SELECT auth_ok, http_status, message FROM sales_api.check_server('c_mapal');
