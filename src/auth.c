@@ -222,8 +222,16 @@ token_store(TokenEntry *e, HttpRequest *req)
 	const char *refresh;
 	int64		expires_in = 3600;
 	char	   *msg = NULL;
+	const char *perr;
+	MemoryContext cxt;
+	MemoryContext oldcxt;
 
-	root = json_tokener_parse(req->resp);
+	/* parsed in a context of its own, deleted (with the tree) right away */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "sales_api token answer",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	root = json_parse_ex(req->resp, req->resp_len, &perr);
+	MemoryContextSwitchTo(oldcxt);
 	if (root == NULL || !json_object_is_type(root, json_type_object))
 		msg = "the token endpoint's answer is not a JSON object";
 	else if ((access = json_get_str(root, "access_token")) == NULL || access[0] == '\0')
@@ -231,9 +239,8 @@ token_store(TokenEntry *e, HttpRequest *req)
 	else
 	{
 		val = json_get(root, "expires_in");
-		if (val && json_object_is_type(val, json_type_int))
-			expires_in = json_object_get_int64(val);
-		if (expires_in <= 0 || expires_in > 366 * 86400)
+		if (!json_int64_value(val, &expires_in) || expires_in <= 0 ||
+			expires_in > 366 * 86400)
 			expires_in = 3600;
 		refresh = json_get_str(root, "refresh_token");
 
@@ -253,8 +260,8 @@ token_store(TokenEntry *e, HttpRequest *req)
 	{
 		token_json_wipe(root, "access_token");
 		token_json_wipe(root, "refresh_token");
-		json_object_put(root);
 	}
+	MemoryContextDelete(cxt);
 	return msg;
 }
 

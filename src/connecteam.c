@@ -309,61 +309,6 @@ ct_call(SalesApiServer *srv, HttpRequest *req, bool idempotent, const char *what
 	return json_require(root, "data", json_type_object, what);
 }
 
-static void
-ct_drop_json(void *arg)
-{
-	json_object_put((json_object *) arg);
-}
-
-/*
- * Parse a 2xx body without raising: a transactions request that succeeded
- * must still report its rows as stored when the answer is unreadable.
- */
-static json_object *
-ct_parse_quiet(const HttpRequest *req, char **why)
-{
-	json_tokener *tok;
-	json_object *obj;
-	enum json_tokener_error jerr;
-	MemoryContextCallback *cb;
-
-	if (req->resp == NULL || req->resp_len == 0)
-	{
-		*why = "the answer is empty";
-		return NULL;
-	}
-	cb = palloc(sizeof(MemoryContextCallback));
-	tok = json_tokener_new_ex(64);
-	if (tok == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, req->resp, (int) req->resp_len);
-	jerr = json_tokener_get_error(tok);
-	if (obj != NULL && jerr == json_tokener_success)
-	{
-		for (size_t i = json_tokener_get_parse_end(tok); i < req->resp_len; i++)
-			if (!isspace((unsigned char) req->resp[i]))
-			{
-				jerr = json_tokener_error_parse_unexpected;
-				break;
-			}
-	}
-	json_tokener_free(tok);
-	if (obj == NULL || jerr != json_tokener_success)
-	{
-		if (obj != NULL)
-			json_object_put(obj);
-		*why = psprintf("the answer is malformed JSON (%s)",
-						jerr == json_tokener_continue ? "the document ends early" :
-						json_tokener_error_desc(jerr));
-		return NULL;
-	}
-	cb->func = ct_drop_json;
-	cb->arg = obj;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
-	return obj;
-}
-
 static bool
 ct_json_int(json_object *obj, const char *key, int64 *out)
 {
@@ -544,9 +489,14 @@ ct_append_tx(StringInfo buf, const CtTx *tx)
 void
 ct_tx_success(const HttpRequest *req, const CtTx *txs, CtTxResult *res, int first, int count)
 {
+	const char *perr;
 	char	   *why = NULL;
-	json_object *root = ct_parse_quiet(req, &why);
+	json_object *root = json_parse_ex(req->resp, req->resp_len, &perr);
 	json_object *list = NULL;
+
+	if (root == NULL)
+		why = (req->resp_len == 0) ? "the answer is empty" :
+			psprintf("the answer is malformed JSON (%s)", perr);
 
 	for (int i = 0; i < count; i++)
 	{

@@ -87,20 +87,33 @@ json_release_cb(void *arg)
 	json_object_put((json_object *) arg);
 }
 
+/*
+ * Parse a vendor's body strictly (RFC 8259, valid UTF-8, nothing but white
+ * space after the value) without raising for the body: NULL and *why (a
+ * phrase: "the body is empty", the parser's complaint) when it is not JSON.
+ * The tree is tied to the current memory context, whose reset or deletion
+ * drops it, so an ERROR anywhere later frees it as well; the callback is
+ * allocated before json-c allocates anything, so no failure leaks the tree.
+ */
 json_object *
-json_parse_response(const char *body, size_t len, const char *what)
+json_parse_ex(const char *body, size_t len, const char **why)
 {
 	json_tokener *tok;
 	json_object *obj;
 	enum json_tokener_error jerr;
 	MemoryContextCallback *cb;
 
+	*why = NULL;
 	if (body == NULL || len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
-				 errmsg("%s returned an empty body", what),
-				 errdetail("A JSON document was expected."),
-				 errhint("The vendor may be failing; try again later.")));
+	{
+		*why = "the body is empty";
+		return NULL;
+	}
+	if (len > (size_t) PG_INT32_MAX)
+	{
+		*why = "the body is too large to parse";
+		return NULL;
+	}
 
 	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
 	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
@@ -120,25 +133,43 @@ json_parse_response(const char *body, size_t len, const char *what)
 				break;
 			}
 	}
+	json_tokener_free(tok);
 	if (obj == NULL || jerr != json_tokener_success)
 	{
-		const char *desc = (jerr == json_tokener_continue) ?
-			"the document ends early" : json_tokener_error_desc(jerr);
-
 		if (obj != NULL)
 			json_object_put(obj);
-		json_tokener_free(tok);
-		ereport(ERROR,
-				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
-				 errmsg("%s returned malformed JSON", what),
-				 errdetail("JSON parser: %s.", desc),
-				 errhint("The vendor may be failing or an intermediary may have answered; try again later.")));
+		pfree(cb);
+		*why = (jerr == json_tokener_continue) ? "the document ends early" :
+			json_tokener_error_desc(jerr);
+		return NULL;
 	}
-	json_tokener_free(tok);
 
 	cb->func = json_release_cb;
 	cb->arg = obj;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	return obj;
+}
+
+/* The same, raising SA502 naming `what` when the body is not JSON. */
+json_object *
+json_parse_response(const char *body, size_t len, const char *what)
+{
+	const char *why;
+	json_object *obj;
+
+	if (body == NULL || len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s returned an empty body", what),
+				 errdetail("A JSON document was expected."),
+				 errhint("The vendor may be failing; try again later.")));
+	obj = json_parse_ex(body, len, &why);
+	if (obj == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+				 errmsg("%s returned malformed JSON", what),
+				 errdetail("JSON parser: %s.", why),
+				 errhint("The vendor may be failing or an intermediary may have answered; try again later.")));
 	return obj;
 }
 

@@ -144,6 +144,7 @@ vendor_error_message(const HttpRequest *req)
 	StringInfoData buf;
 	json_object *root = NULL;
 	json_object *v;
+	const char *perr;
 
 	initStringInfo(&buf);
 	if (req->status >= 300 && req->status < 400)
@@ -156,7 +157,7 @@ vendor_error_message(const HttpRequest *req)
 		appendStringInfoString(&buf, "(empty body)");
 		return buf.data;
 	}
-	root = json_tokener_parse(req->resp);
+	root = json_parse_ex(req->resp, req->resp_len, &perr);
 	if (root == NULL || !json_object_is_type(root, json_type_object))
 	{
 		if (req->content_type && strstr(req->content_type, "html"))
@@ -166,8 +167,6 @@ vendor_error_message(const HttpRequest *req)
 			appendStringInfoString(&buf, "(non-JSON body) ");
 			append_clean(&buf, req->resp, req->resp_len, 200);
 		}
-		if (root)
-			json_object_put(root);
 		return buf.data;
 	}
 
@@ -250,7 +249,6 @@ vendor_error_message(const HttpRequest *req)
 		appendStringInfoString(&buf, "(unrecognised error body) ");
 		append_clean(&buf, req->resp, req->resp_len, 200);
 	}
-	json_object_put(root);
 	return buf.data;
 }
 
@@ -266,6 +264,7 @@ vendor_token_error_message(const HttpRequest *req)
 	StringInfoData buf;
 	json_object *root;
 	json_object *err;
+	const char *perr;
 
 	initStringInfo(&buf);
 	if (req->status >= 300 && req->status < 400)
@@ -278,7 +277,7 @@ vendor_token_error_message(const HttpRequest *req)
 		appendStringInfoString(&buf, "(empty body)");
 		return buf.data;
 	}
-	root = json_tokener_parse(req->resp);
+	root = json_parse_ex(req->resp, req->resp_len, &perr);
 	err = json_get(root, "error");
 	if (err != NULL && json_object_is_type(err, json_type_string))
 	{
@@ -295,8 +294,6 @@ vendor_token_error_message(const HttpRequest *req)
 		appendStringInfo(&buf, "(HTML page of %zu bytes, not JSON)", req->resp_len);
 	else
 		appendStringInfo(&buf, "(no OAuth error in the body of %zu bytes)", req->resp_len);
-	if (root)
-		json_object_put(root);
 	return buf.data;
 }
 
