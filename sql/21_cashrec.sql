@@ -213,6 +213,9 @@ SELECT * FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '20
 SELECT * FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{101,-4}');
 SELECT * FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59', '{{101},{102}}');
 SELECT * FROM sales_api.cashrec_fetch('regress_cashrec', '2020-01-01 00:00', '2026-11-20 23:59:59', '{101,102,103}');
+-- a long list is de-duplicated by sorting (60000 distinct ids, each twice)
+SELECT * FROM sales_api.cashrec_fetch('regress_cashrec', '2026-11-20 00:00', '2026-11-20 23:59:59',
+  (SELECT array_agg(1 + g % 60000) FROM generate_series(0, 119999) g));
 SELECT * FROM sales_api.cashrec_fetch(NULL, '2026-11-20 00:00', '2026-11-20 23:59:59', '{101}');
 \! mockctl count --since-mark --path cashSheet
 

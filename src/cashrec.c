@@ -663,7 +663,28 @@ check_period_bound(Timestamp t, const char *argname)
 				 errmsg("%s must be a finite timestamp between the years 1 and 9999", argname)));
 }
 
-/* The centre ids: one-dimensional, no NULLs, positive, duplicates dropped. */
+typedef struct CenterPos
+{
+	int64		id;
+	int			pos;
+} CenterPos;
+
+static int
+center_pos_cmp(const void *a, const void *b)
+{
+	const CenterPos *x = (const CenterPos *) a;
+	const CenterPos *y = (const CenterPos *) b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->pos - y->pos;
+}
+
+/*
+ * The centre ids: one-dimensional, no NULLs, positive; duplicates dropped
+ * (sorted, not compared pairwise: the array can be long), first occurrences
+ * kept in input order.
+ */
 static int64 *
 centers_from_array(ArrayType *arr, int *ncenters)
 {
@@ -671,6 +692,8 @@ centers_from_array(ArrayType *arr, int *ncenters)
 	bool	   *nulls;
 	int			n;
 	int64	   *out;
+	CenterPos  *sorted;
+	bool	   *keep;
 	int			k = 0;
 
 	if (ARR_NDIM(arr) > 1)
@@ -679,12 +702,12 @@ centers_from_array(ArrayType *arr, int *ncenters)
 				 errmsg("centers must be a one-dimensional array")));
 	deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &elems, &nulls, &n);
-	out = palloc(sizeof(int64) * Max(n, 1));
+	sorted = palloc(sizeof(CenterPos) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		int64		c;
-		bool		seen = false;
 
+		CHECK_FOR_INTERRUPTS();
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -696,11 +719,20 @@ centers_from_array(ArrayType *arr, int *ncenters)
 					 errmsg("centers has an invalid centre id at position %d: " INT64_FORMAT,
 							i + 1, c),
 					 errhint("Centre ids are the positive integers Mapal OS gives business centres.")));
-		for (int j = 0; j < k && !seen; j++)
-			seen = (out[j] == c);
-		if (!seen)
-			out[k++] = c;
+		sorted[i].id = c;
+		sorted[i].pos = i;
 	}
+	qsort(sorted, n, sizeof(CenterPos), center_pos_cmp);
+	keep = palloc0(sizeof(bool) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		if (i == 0 || sorted[i].id != sorted[i - 1].id)
+			keep[sorted[i].pos] = true;
+	out = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		if (keep[i])
+			out[k++] = DatumGetInt64(elems[i]);
+	pfree(sorted);
+	pfree(keep);
 	*ncenters = k;
 	return out;
 }
