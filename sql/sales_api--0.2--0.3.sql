@@ -109,6 +109,20 @@ COMMENT ON FUNCTION sales_api.wake_worker_on_commit() IS
 'sets the worker''s latch when the current transaction commits (called by capture triggers)';
 REVOKE ALL ON FUNCTION sales_api.wake_worker_on_commit() FROM PUBLIC;
 
+CREATE FUNCTION sales_api._depend_on_extension(regprocedure)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sales_api_depend_on_extension'
+LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION sales_api._depend_on_extension(regprocedure) FROM PUBLIC;
+
+-- pg_dump keeps the captures and the queued work (pg_cron's pattern)
+SELECT pg_catalog.pg_extension_config_dump('sales_api.capture', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.capture_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.server_state', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.connecteam_sent', '');
+
 -------------------------------------------------------------------------------
 -- attach() / detach()
 -------------------------------------------------------------------------------
@@ -323,6 +337,10 @@ BEGIN
             RETURN NULL;
         END $b$$f$, fn, format(del_sql, 'sales_api_old'), format(ins_sql, 'sales_api_new'));
     EXECUTE format('REVOKE ALL ON FUNCTION %s_ins(), %s_del(), %s_upd() FROM PUBLIC', fn, fn, fn);
+    -- DROP EXTENSION must not leave triggers behind that would fail every sale
+    PERFORM sales_api._depend_on_extension((fn || '_ins()')::regprocedure);
+    PERFORM sales_api._depend_on_extension((fn || '_del()')::regprocedure);
+    PERFORM sales_api._depend_on_extension((fn || '_upd()')::regprocedure);
     EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', cid, tbl, fn);
     EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'

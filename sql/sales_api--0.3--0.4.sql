@@ -247,6 +247,7 @@ CREATE TABLE sales_api.reconciliation (
     PRIMARY KEY (server_name, location_id, sales_date, run_at)
 );
 CREATE INDEX reconciliation_run_at_idx ON sales_api.reconciliation (run_at);
+SELECT pg_catalog.pg_extension_config_dump('sales_api.reconciliation', '');
 COMMENT ON TABLE sales_api.reconciliation IS 'results of the worker''s scheduled reconciliations (sales_api.reconcile_retention)';
 REVOKE ALL ON sales_api.reconciliation FROM PUBLIC;
 

@@ -9,6 +9,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/dependency.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -38,6 +42,7 @@ int			sales_api_rate_limit_max_wait_ms = 60000;
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(sales_api_check_server);
+PG_FUNCTION_INFO_V1(sales_api_depend_on_extension);
 PG_FUNCTION_INFO_V1(sales_api_version);
 
 void
@@ -115,6 +120,26 @@ TimestampTz
 now_timestamptz(void)
 {
 	return GetCurrentTimestamp();
+}
+
+/*
+ * _depend_on_extension(regprocedure): record that a function attach()
+ * generated depends on the extension (a normal dependency, not membership).
+ * DROP EXTENSION then refuses to leave capture triggers behind that would
+ * fail every sale (CASCADE drops them), while pg_dump still dumps the
+ * functions and triggers as the user's own objects.
+ */
+Datum
+sales_api_depend_on_extension(PG_FUNCTION_ARGS)
+{
+	ObjectAddress func;
+	ObjectAddress ext;
+	Oid			extoid = get_extension_oid("sales_api", false);
+
+	ObjectAddressSet(func, ProcedureRelationId, PG_GETARG_OID(0));
+	ObjectAddressSet(ext, ExtensionRelationId, extoid);
+	recordDependencyOn(&func, &ext, DEPENDENCY_NORMAL);
+	PG_RETURN_VOID();
 }
 
 Datum
