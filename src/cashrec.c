@@ -41,6 +41,7 @@
 #include "mapal.h"
 #include "miscadmin.h"
 #include "ratelimit.h"
+#include "rows.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -688,31 +689,19 @@ center_pos_cmp(const void *a, const void *b)
 static int64 *
 centers_from_array(ArrayType *arr, int *ncenters)
 {
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
+	int64	   *ids;
+	int			n = rows_int8_array(arr, "centers", &ids);
 	int64	   *out;
 	CenterPos  *sorted;
 	bool	   *keep;
 	int			k = 0;
 
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("centers must be a one-dimensional array")));
-	deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &elems, &nulls, &n);
 	sorted = palloc(sizeof(CenterPos) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		int64		c;
+		int64		c = ids[i];
 
 		CHECK_FOR_INTERRUPTS();
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("centers has a NULL element at position %d", i + 1)));
-		c = DatumGetInt64(elems[i]);
 		if (c <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -730,7 +719,7 @@ centers_from_array(ArrayType *arr, int *ncenters)
 	out = palloc(sizeof(int64) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		if (keep[i])
-			out[k++] = DatumGetInt64(elems[i]);
+			out[k++] = ids[i];
 	pfree(sorted);
 	pfree(keep);
 	*ncenters = k;

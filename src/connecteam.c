@@ -315,31 +315,6 @@ ct_json_int(json_object *obj, const char *key, int64 *out)
 	return json_int64_value(json_get(obj, key), out);
 }
 
-/* Deconstruct a bigint[] argument, refusing NULL elements. */
-static int
-ct_bigint_array(ArrayType *arr, const char *argname, int64 **out)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", argname)));
-	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
-	*out = palloc(sizeof(int64) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s has a NULL element at position %d", argname, i + 1)));
-		(*out)[i] = DatumGetInt64(elems[i]);
-	}
-	return n;
-}
-
 static void
 ct_append_location_ids(StringInfo q, const int64 *ids, int n)
 {
@@ -730,33 +705,20 @@ sales_api_connecteam_locations(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 	{
 		int64	   *ids;
-		int			n = ct_bigint_array(PG_GETARG_ARRAYTYPE_P(1), "location_ids", &ids);
+		int			n = rows_int8_array(PG_GETARG_ARRAYTYPE_P(1), "location_ids", &ids);
 
 		empty |= (n == 0);
 		ct_append_location_ids(&filters, ids, n);
 	}
 	if (!PG_ARGISNULL(2))
 	{
-		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
-		Datum	   *elems;
-		bool	   *elnulls;
-		int			n;
+		char	  **names;
+		int			n = rows_text_array(PG_GETARG_ARRAYTYPE_P(2), "names", &names);
 
-		if (ARR_NDIM(arr) > 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("names must be a one-dimensional array")));
-		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elnulls, &n);
 		empty |= (n == 0);
 		for (int i = 0; i < n; i++)
-		{
-			if (elnulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("names has a NULL element at position %d", i + 1)));
 			appendStringInfo(&filters, "%slocationNames=%s", filters.len ? "&" : "",
-							 url_encode(TextDatumGetCString(elems[i])));
-		}
+							 url_encode(names[i]));
 	}
 	if (!PG_ARGISNULL(3))
 		appendStringInfo(&filters, "%sisActive=%s", filters.len ? "&" : "",
@@ -969,7 +931,7 @@ sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 	{
 		int64	   *ids;
-		int			nids = ct_bigint_array(PG_GETARG_ARRAYTYPE_P(3), "location_ids", &ids);
+		int			nids = rows_int8_array(PG_GETARG_ARRAYTYPE_P(3), "location_ids", &ids);
 
 		InitMaterializedSRF(fcinfo, 0);
 		if (nids == 0)

@@ -43,6 +43,67 @@ rowset_alloc(int nrows, const RowColumn *cols, int ncols)
 	return rs;
 }
 
+static void
+rows_check_1d(ArrayType *arr, const char *argname)
+{
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname),
+				 errdetail("It has %d dimensions.", ARR_NDIM(arr)),
+				 errhint("Pass a flat array, for example one built with array_agg().")));
+}
+
+static void
+rows_null_element(const char *argname, int pos)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("%s has a NULL element at position %d", argname, pos),
+			 errhint("Filter out NULLs before aggregating them, or use array_remove(..., NULL).")));
+}
+
+/* A bigint[] argument: one-dimensional, no NULL elements. */
+int
+rows_int8_array(ArrayType *arr, const char *argname, int64 **out)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	rows_check_1d(arr, argname);
+	deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &nulls, &n);
+	*out = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			rows_null_element(argname, i + 1);
+		(*out)[i] = DatumGetInt64(elems[i]);
+	}
+	return n;
+}
+
+/* A text[] argument: one-dimensional, no NULL elements. */
+int
+rows_text_array(ArrayType *arr, const char *argname, char ***out)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	rows_check_1d(arr, argname);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	*out = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			rows_null_element(argname, i + 1);
+		(*out)[i] = TextDatumGetCString(elems[i]);
+	}
+	return n;
+}
+
 /*
  * Rows from an array of a composite type whose attributes carry the
  * documented names (our own types, e.g. sales_api.mapal_sale).  NULL
@@ -62,10 +123,7 @@ rows_from_array(ArrayType *arr, const RowColumn *cols, int ncols, const char *ar
 	int		   *attnums;
 	RowSet	   *rs;
 
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", argname)));
+	rows_check_1d(arr, argname);
 	tupdesc = lookup_rowtype_tupdesc(elemtype, -1);
 	attnums = palloc(sizeof(int) * ncols);
 	for (int c = 0; c < ncols; c++)
@@ -93,10 +151,7 @@ rows_from_array(ArrayType *arr, const RowColumn *cols, int ncols, const char *ar
 		HeapTupleHeader td;
 
 		if (elemnulls[r])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s has a NULL element at position %d", argname, r + 1),
-					 errhint("Filter out NULL rows before aggregating them.")));
+			rows_null_element(argname, r + 1);
 		td = DatumGetHeapTupleHeader(elems[r]);
 		for (int c = 0; c < ncols; c++)
 			ROWSET_VALUE(rs, r, c) = GetAttributeByNum(td, attnums[c], &ROWSET_ISNULL(rs, r, c));

@@ -39,4 +39,8 @@ extern RowSet *rows_from_array(ArrayType *arr, const RowColumn *cols, int ncols,
 extern RowSet *rows_from_query(const char *source, const RowColumn *cols, int ncols,
 							   const char *argname);
 
+/* A one-dimensional array argument without NULLs, as a C array; returns n. */
+extern int	rows_int8_array(ArrayType *arr, const char *argname, int64 **out);
+extern int	rows_text_array(ArrayType *arr, const char *argname, char ***out);
+
 #endif							/* SALES_API_ROWS_H */
