@@ -12,6 +12,8 @@ CREATE SERVER v_bad FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam',
 CREATE SERVER v_bad FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', password 'not-here');
 CREATE SERVER v_bad FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', bogus 'x');
 CREATE SERVER v_bad FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', token_url 'ftp://login.example.com/token');
+-- a malformed value is an invalid attribute value, not an invalid option name
+\echo :LAST_ERROR_SQLSTATE
 CREATE SERVER v_bad FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', token_url 'login.example.com/token');
 CREATE SERVER v_bad FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', token_url 'https:///token');
 CREATE SERVER v_bad FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', token_url 'https://user:pw@login.example.com/token');

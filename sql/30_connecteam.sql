@@ -117,6 +117,8 @@ SELECT * FROM sales_api.connecteam_daily_sales('ct', '2026-11-20', '2026-11-30',
 SELECT * FROM sales_api.connecteam_set_projected_sales('ct', 1,
     ARRAY[('2026-11-20', 1), ('2026-11-21', 2), ('2026-11-20', 3)]::sales_api.connecteam_projected_sale[]);
 SELECT * FROM sales_api.connecteam_set_projected_sales('ct', 1, '{}'::sales_api.connecteam_projected_sale[]);
+SELECT * FROM sales_api.connecteam_set_projected_sales('ct', 1, NULL::sales_api.connecteam_projected_sale[]);
+SELECT * FROM sales_api.connecteam_set_projected_sales('ct', 0, ARRAY[('2026-11-20', 1)]::sales_api.connecteam_projected_sale[]);
 SELECT * FROM sales_api.connecteam_set_projected_sales('ct', 1, ARRAY[(NULL, 1)]::sales_api.connecteam_projected_sale[]);
 SELECT * FROM sales_api.connecteam_set_projected_sales('ct', 1, ARRAY[('2026-11-20', 'NaN')]::sales_api.connecteam_projected_sale[]);
 SELECT * FROM sales_api.connecteam_set_projected_sales('ct', NULL, ARRAY[('2026-11-20', 1)]::sales_api.connecteam_projected_sale[]);
@@ -156,6 +158,7 @@ SELECT sales_api.connecteam_delete_transaction('ct', '');
 SELECT sales_api.connecteam_delete_transactions('ct', 1, '2026-11-20', '2026-11-19');
 SELECT sales_api.connecteam_delete_transactions('ct', 1, '1969-12-31 23:59:59+00', '2026-11-19');
 SELECT sales_api.connecteam_delete_transactions('ct', 1, NULL, '2026-11-19');
+SELECT sales_api.connecteam_delete_transactions('ct', 0, '2026-11-19', '2026-11-20');
 \! mockctl count --since-mark
 
 --
@@ -190,6 +193,7 @@ SELECT * FROM sales_api.connecteam_post_transactions('ct',
     ARRAY[(1, 'SALE', now(), 1, NULL, '', 'V-11')]::sales_api.connecteam_transaction[]);
 SELECT * FROM sales_api.connecteam_post_transactions('ct',
     ARRAY[(0, 'SALE', now(), 1, NULL, NULL, NULL)]::sales_api.connecteam_transaction[]);
+-- a NULL array (what array_agg gives over no rows) is no rows, as for mapal_push_sales
 SELECT * FROM sales_api.connecteam_post_transactions('ct', NULL::sales_api.connecteam_transaction[]);
 SELECT * FROM sales_api.connecteam_post_transactions('ct', 'SELECT 1 AS location_id');
 SELECT * FROM sales_api.connecteam_create_location('ct', '');

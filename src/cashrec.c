@@ -661,7 +661,9 @@ check_period_bound(Timestamp t, const char *argname)
 		tm.tm_year < 1 || tm.tm_year > 9999)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a finite timestamp between the years 1 and 9999", argname)));
+				 errmsg("%s must be a finite timestamp between the years 1 and 9999", argname),
+				 errdetail("%s is %s.", argname, mapal_timestamp_str(t)),
+				 errhint("Cashrec takes local times written yyyy-MM-ddTHH:mm:ss.")));
 }
 
 typedef struct CenterPos
@@ -756,13 +758,12 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 	char	   *pcenters;
 
 	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("server name must not be null")));
+		server_name_null_error();
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("start_time and end_time must not be null")));
+				 errmsg("start_time and end_time must not be null"),
+				 errhint("Both bounds are required and inclusive; for one day pass e.g. '2026-11-20 00:00:00' and '2026-11-20 23:59:59'.")));
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -122,19 +122,40 @@ static SalesApiServer *
 ct_server(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("server name must not be null")));
+		server_name_null_error();
 	return server_lookup(NameStr(*PG_GETARG_NAME(0)), VENDOR_CONNECTEAM);
 }
 
 static void
-ct_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+ct_require_arg(FunctionCallInfo fcinfo, int argno, const char *name, const char *hint)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+				 errmsg("%s must not be null", name),
+				 errhint("%s", hint)));
+}
+
+#define CT_HINT_LOCATION "Connecteam location ids are positive; sales_api.connecteam_locations() lists them."
+#define CT_HINT_TIME_RANGE "Both ends of the range are required and inclusive, to the second."
+#define CT_HINT_DATE_RANGE "Both ends of the range are required and inclusive."
+#define CT_HINT_TRANSACTION_ID "Pass an id from the transaction_id column of sales_api.connecteam_post_transactions()."
+
+/* A location id argument: present and positive. */
+static int64
+ct_location_arg(FunctionCallInfo fcinfo, int argno)
+{
+	int64		id;
+
+	ct_require_arg(fcinfo, argno, "location_id", CT_HINT_LOCATION);
+	id = PG_GETARG_INT64(argno);
+	if (id <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("location_id must be positive"),
+				 errdetail("location_id is " INT64_FORMAT ".", id),
+				 errhint(CT_HINT_LOCATION)));
+	return id;
 }
 
 /*
@@ -188,6 +209,8 @@ ct_date_str(DateADT d)
 				m,
 				day;
 
+	if (DATE_NOT_FINITE(d))
+		return pstrdup(DATE_IS_NOBEGIN(d) ? "-infinity" : "infinity");
 	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
 	return psprintf("%04d-%02d-%02d", y, m, day);
 }
@@ -384,7 +407,8 @@ ct_validate_transactions(RowSet *rs, bool sale_type_is_enum)
 		if (ROWSET_ISNULL(rs, r, TX_CREATED_AT))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("transaction %s has no created_at", label)));
+					 errmsg("transaction %s has no created_at", label),
+					 errhint("Every transaction needs the time of the sale; it is sent as Unix seconds.")));
 		{
 			TimestampTz ts = DatumGetTimestampTz(ROWSET_VALUE(rs, r, TX_CREATED_AT));
 
@@ -400,7 +424,8 @@ ct_validate_transactions(RowSet *rs, bool sale_type_is_enum)
 		if (ROWSET_ISNULL(rs, r, TX_FINAL_SALE_AMOUNT))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("transaction %s has no final_sale_amount", label)));
+					 errmsg("transaction %s has no final_sale_amount", label),
+					 errhint("Every transaction needs its final amount; use 0 for a transaction without one.")));
 		tx->final_amount = ROWSET_VALUE(rs, r, TX_FINAL_SALE_AMOUNT);
 		if ((problem = ct_amount_problem(tx->final_amount)) != NULL)
 			ereport(ERROR,
@@ -642,9 +667,11 @@ sales_api_connecteam_post_transactions(PG_FUNCTION_ARGS)
 	SalesApiServer *srv = ct_server(fcinfo);
 	RowSet	   *rs;
 
-	ct_require_arg(fcinfo, 1, "transactions");
-	rs = rows_from_array(PG_GETARG_ARRAYTYPE_P(1), ct_tx_cols, TX_NCOLS, "transactions");
 	InitMaterializedSRF(fcinfo, 0);
+	/* a NULL array (array_agg over no rows) is no rows, as everywhere */
+	if (PG_ARGISNULL(1))
+		return (Datum) 0;
+	rs = rows_from_array(PG_GETARG_ARRAYTYPE_P(1), ct_tx_cols, TX_NCOLS, "transactions");
 	ct_post_transactions(fcinfo, srv, rs, true);
 	return (Datum) 0;
 }
@@ -656,7 +683,8 @@ sales_api_connecteam_post_transactions_query(PG_FUNCTION_ARGS)
 	SalesApiServer *srv = ct_server(fcinfo);
 	RowSet	   *rs;
 
-	ct_require_arg(fcinfo, 1, "source");
+	ct_require_arg(fcinfo, 1, "source",
+				   "Pass a relation name or a query whose columns are named as in sales_api.connecteam_transaction.");
 	rs = rows_from_query(text_to_cstring(PG_GETARG_TEXT_PP(1)), ct_tx_cols, TX_NCOLS, "source");
 	InitMaterializedSRF(fcinfo, 0);
 	ct_post_transactions(fcinfo, srv, rs, false);
@@ -769,12 +797,13 @@ sales_api_connecteam_create_location(PG_FUNCTION_ARGS)
 	HttpRequest *req;
 	json_object *data;
 
-	ct_require_arg(fcinfo, 1, "name");
+	ct_require_arg(fcinfo, 1, "name", "Give the location's display name, for example the store's name.");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("location name must not be empty")));
+				 errmsg("location name must not be empty"),
+				 errhint("Give the location's display name, for example the store's name.")));
 
 	initStringInfo(&body);
 	appendStringInfoString(&body, "{\"name\":");
@@ -806,12 +835,13 @@ sales_api_connecteam_delete_transaction(PG_FUNCTION_ARGS)
 	char	   *tid;
 	HttpRequest *req;
 
-	ct_require_arg(fcinfo, 1, "transaction_id");
+	ct_require_arg(fcinfo, 1, "transaction_id", CT_HINT_TRANSACTION_ID);
 	tid = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (tid[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("transaction_id must not be empty")));
+				 errmsg("transaction_id must not be empty"),
+				 errhint(CT_HINT_TRANSACTION_ID)));
 	req = ct_build_delete(srv, tid);
 	(void) ct_call(srv, req, true, what, NULL);
 	PG_RETURN_VOID();
@@ -823,14 +853,15 @@ ct_time_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 	TimestampTz ts;
 	int64		secs;
 
-	ct_require_arg(fcinfo, argno, name);
+	ct_require_arg(fcinfo, argno, name, CT_HINT_TIME_RANGE);
 	ts = PG_GETARG_TIMESTAMPTZ(argno);
 	if (!ct_unix_seconds(ts, &secs))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("%s is out of the range Connecteam can take", name),
 				 errdetail("%s is %s; it is sent as Unix seconds and must be from 1970-01-01 up to, not including, 2100-01-01 UTC.",
-						   name, timestamptz_to_str(ts))));
+						   name, timestamptz_to_str(ts)),
+				 errhint("Pass a finite time within that range.")));
 	return secs;
 }
 
@@ -848,14 +879,17 @@ sales_api_connecteam_delete_transactions(PG_FUNCTION_ARGS)
 	int64		end_s;
 	HttpRequest *req;
 
-	ct_require_arg(fcinfo, 1, "location_id");
-	location_id = PG_GETARG_INT64(1);
+	location_id = ct_location_arg(fcinfo, 1);
 	start_s = ct_time_arg(fcinfo, 2, "start_time");
 	end_s = ct_time_arg(fcinfo, 3, "end_time");
 	if (end_s < start_s)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("end_time must not be before start_time")));
+				 errmsg("end_time must not be before start_time"),
+				 errdetail("start_time is %s and end_time %s.",
+						   pstrdup(timestamptz_to_str(PG_GETARG_TIMESTAMPTZ(2))),
+						   pstrdup(timestamptz_to_str(PG_GETARG_TIMESTAMPTZ(3)))),
+				 errhint(CT_HINT_TIME_RANGE)));
 	req = ct_build_delete_range(srv, location_id, start_s, end_s);
 	(void) ct_call(srv, req, true, what, NULL);
 	PG_RETURN_VOID();
@@ -895,19 +929,22 @@ static void
 ct_check_date_range(FunctionCallInfo fcinfo, int argstart, int argend,
 					DateADT *start, DateADT *end)
 {
-	ct_require_arg(fcinfo, argstart, "start_date");
-	ct_require_arg(fcinfo, argend, "end_date");
+	ct_require_arg(fcinfo, argstart, "start_date", CT_HINT_DATE_RANGE);
+	ct_require_arg(fcinfo, argend, "end_date", CT_HINT_DATE_RANGE);
 	*start = PG_GETARG_DATEADT(argstart);
 	*end = PG_GETARG_DATEADT(argend);
 	if (!ct_date_ok(*start) || !ct_date_ok(*end))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("start_date and end_date must be dates between the years 1 and 9999")));
+				 errmsg("start_date and end_date must be dates between the years 1 and 9999"),
+				 errdetail("start_date is %s and end_date %s.", ct_date_str(*start), ct_date_str(*end)),
+				 errhint("Connecteam takes dates written YYYY-MM-DD.")));
 	if (*end < *start)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("end_date must not be before start_date"),
-				 errdetail("Both ends of the range are inclusive.")));
+				 errdetail("start_date is %s and end_date %s.", ct_date_str(*start), ct_date_str(*end)),
+				 errhint(CT_HINT_DATE_RANGE)));
 }
 
 /* connecteam_daily_sales(server, start_date, end_date, location_ids bigint[]) */
@@ -998,15 +1035,12 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 	json_object *list;
 	int			n;
 
-	if (location_id <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("location_id must be positive")));
 	if (rs->nrows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("updates must contain at least one row"),
-				 errdetail("Connecteam takes one to any number of days per request, never none.")));
+				 errdetail("Connecteam takes one to any number of days per request, never none."),
+				 errhint("Pass at least one (sales_date, projected_sales) row; a NULL array counts as none.")));
 
 	items = palloc(sizeof(CtProjected) * rs->nrows);
 	for (int r = 0; r < rs->nrows; r++)
@@ -1017,7 +1051,8 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 		if (ROWSET_ISNULL(rs, r, 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("projected sales row %d has no sales_date", r + 1)));
+					 errmsg("projected sales row %d has no sales_date", r + 1),
+					 errhint("Every row needs the date it projects.")));
 		items[r].date = DatumGetDateADT(ROWSET_VALUE(rs, r, 0));
 		if (!ct_date_ok(items[r].date))
 			ereport(ERROR,
@@ -1028,7 +1063,8 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("projected sales row %d (%s) has no projected_sales", r + 1,
-							ct_date_str(items[r].date))));
+							ct_date_str(items[r].date)),
+					 errhint("Every row needs an amount; use 0 for a day without projected sales.")));
 		items[r].amount = ROWSET_VALUE(rs, r, 1);
 		if ((problem = ct_amount_problem(items[r].amount)) != NULL)
 			ereport(ERROR,
@@ -1094,10 +1130,13 @@ sales_api_connecteam_set_projected_sales(PG_FUNCTION_ARGS)
 	SalesApiServer *srv = ct_server(fcinfo);
 	RowSet	   *rs;
 
-	ct_require_arg(fcinfo, 1, "location_id");
-	ct_require_arg(fcinfo, 2, "updates");
-	rs = rows_from_array(PG_GETARG_ARRAYTYPE_P(2), ct_projected_cols, 2, "updates");
-	ct_set_projected_sales(fcinfo, srv, PG_GETARG_INT64(1), rs);
+	int64		location_id = ct_location_arg(fcinfo, 1);
+	RowSet		none = {0, 2, ct_projected_cols, NULL, NULL};
+
+	/* a NULL array is no rows, which this endpoint refuses */
+	rs = PG_ARGISNULL(2) ? &none :
+		rows_from_array(PG_GETARG_ARRAYTYPE_P(2), ct_projected_cols, 2, "updates");
+	ct_set_projected_sales(fcinfo, srv, location_id, rs);
 	return (Datum) 0;
 }
 
@@ -1108,10 +1147,12 @@ sales_api_connecteam_set_projected_sales_query(PG_FUNCTION_ARGS)
 	SalesApiServer *srv = ct_server(fcinfo);
 	RowSet	   *rs;
 
-	ct_require_arg(fcinfo, 1, "location_id");
-	ct_require_arg(fcinfo, 2, "source");
+	int64		location_id = ct_location_arg(fcinfo, 1);
+
+	ct_require_arg(fcinfo, 2, "source",
+				   "Pass a relation name or a query whose columns are named as in sales_api.connecteam_projected_sale.");
 	rs = rows_from_query(text_to_cstring(PG_GETARG_TEXT_PP(2)), ct_projected_cols, 2, "source");
-	ct_set_projected_sales(fcinfo, srv, PG_GETARG_INT64(1), rs);
+	ct_set_projected_sales(fcinfo, srv, location_id, rs);
 	return (Datum) 0;
 }
 

@@ -75,7 +75,9 @@ json_append_numeric(StringInfo buf, Datum numeric, const char *what)
 	if (numeric_is_nan(num) || numeric_is_inf(num))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a finite number", what)));
+				 errmsg("%s must be a finite number", what),
+				 errdetail("%s is %s.", what, numeric_is_nan(num) ? "NaN" : "infinite"),
+				 errhint("JSON has no NaN or infinity; filter such rows out or replace them.")));
 	s = DatumGetCString(DirectFunctionCall1(numeric_out, numeric));
 	appendStringInfoString(buf, s);
 	pfree(s);

@@ -181,7 +181,10 @@ mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz)
 		tm2timestamp(&tm, fsec, NULL, &local) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
+				 errmsg("timestamp out of range"),
+				 errdetail("%s cannot be shown in the time zone %s.", timestamptz_to_str(ts),
+						   pg_get_timezone_name(tz)),
+				 errhint("Pass a timestamp between the years 4713 BC and 294276 AD.")));
 	rem = local % step;
 	if (rem < 0)
 		rem += step;
@@ -728,13 +731,12 @@ static void
 check_common_args(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("server name must not be null")));
+		server_name_null_error();
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("raise_on_error must not be null")));
+				 errmsg("raise_on_error must not be null"),
+				 errhint("Pass true to raise on the first failed request, or false to get every outcome as a row.")));
 }
 
 /*

@@ -204,12 +204,16 @@ rows_from_query(const char *source, const RowColumn *cols, int ncols, const char
 	if (ret != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a relation name or a query that returns rows", argname)));
+				 errmsg("%s must be a relation name or a query that returns rows", argname),
+				 errdetail("It ran as something else (%s).", SPI_result_code_string(ret)),
+				 errhint("Pass a table or view name, or a SELECT whose columns carry the documented names.")));
 	nrows = SPI_processed;
 	if (nrows > (uint64) (MaxAllocSize / (sizeof(Datum) * ncols)))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s returned too many rows (" UINT64_FORMAT ")", argname, nrows)));
+				 errmsg("%s returned too many rows (" UINT64_FORMAT ")", argname, nrows),
+				 errdetail("The rows of one call must fit in one allocation of 1 GB."),
+				 errhint("Send the rows in several calls, for example one per day.")));
 
 	{
 		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);

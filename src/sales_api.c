@@ -168,9 +168,7 @@ sales_api_check_server(PG_FUNCTION_ARGS)
 	char	   *message = NULL;
 
 	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("server name must not be null")));
+		server_name_null_error();
 	srv = server_lookup(NameStr(*PG_GETARG_NAME(0)), VENDOR_ANY);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)

@@ -105,6 +105,7 @@ extern SalesApiServer *server_lookup(const char *name, SalesApiVendor expected);
 extern SalesApiServer *server_lookup_by_oid(Oid serverid, Oid userid,
 											SalesApiVendor expected);
 extern const char *vendor_name(SalesApiVendor v);
+extern void server_name_null_error(void) pg_attribute_noreturn();
 extern void url_check_scheme(const char *url, const char *what);
 
 /* ------------------------------------------------------------------------

@@ -127,7 +127,7 @@ url_validate(const char *url, const char *optname)
 		host = url + 7;
 	else
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"%s\" is not a valid URL", optname),
 				 errdetail("The URL must start with https://."),
 				 errhint("Give the vendor's base URL, for example https://api.connecteam.com.")));
@@ -136,20 +136,20 @@ url_validate(const char *url, const char *optname)
 			*p == '\\' || *p == '{' || *p == '}' || *p == '|' || *p == '^' ||
 			*p == '`' || (unsigned char) *p >= 0x7f)
 			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("option \"%s\" is not a valid URL", optname),
 					 errdetail("The URL contains a space, a control character or a character that must be percent-encoded."),
 					 errhint("Give the URL exactly as the vendor documents it.")));
 	hostend = host + strcspn(host, "/?#");
 	if (hostend == host || host[0] == ':')
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"%s\" is not a valid URL", optname),
 				 errdetail("The URL has no host name."),
 				 errhint("Give the vendor's base URL, for example https://api.connecteam.com.")));
 	if (memchr(host, '@', hostend - host) != NULL || strpbrk(hostend, "?#") != NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"%s\" is not a valid URL", optname),
 				 errdetail("User names, passwords, query strings and fragments are not allowed in the URL."),
 				 errhint("Put credentials in the user mapping, never in a URL.")));
@@ -227,7 +227,9 @@ validate_value(const OptionDef *d, const char *value)
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"%s\" must not be empty", d->name),
 				 d->catalog == ForeignServerRelationId ?
-				 errhint("Leave the option out to use its default.") : 0));
+				 errhint("Leave the option out to use its default.") :
+				 errhint("Give the credential, or remove the option with ALTER USER MAPPING ... OPTIONS (DROP %s).",
+						 d->name)));
 	switch (d->kind)
 	{
 		case OPT_URL:
@@ -244,7 +246,9 @@ validate_value(const OptionDef *d, const char *value)
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 							 errmsg("option \"%s\" must be an integer between %d and %d",
-									d->name, d->min, d->max)));
+									d->name, d->min, d->max),
+							 errdetail("The value given is \"%s\".", value),
+							 errhint("Write the number alone, without a unit.")));
 				if (strcmp(d->name, "slot_minutes") == 0 && 1440 % v != 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
@@ -273,7 +277,9 @@ validate_value(const OptionDef *d, const char *value)
 				if ((unsigned char) *p < ' ')
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-							 errmsg("option \"%s\" contains a control character", d->name)));
+							 errmsg("option \"%s\" contains a control character", d->name),
+							 errdetail("A line break, tab or other control character would corrupt the request it goes into."),
+							 errhint("Copy the value again without surrounding white space.")));
 			break;
 	}
 }
@@ -296,7 +302,8 @@ sales_api_fdw_validator(PG_FUNCTION_ARGS)
 		if (options != NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-					 errmsg("the sales_api foreign-data wrapper takes options only on servers and user mappings")));
+					 errmsg("the sales_api foreign-data wrapper takes options only on servers and user mappings"),
+					 errhint("Put vendor settings on the server and credentials on the user mapping.")));
 		PG_RETURN_VOID();
 	}
 
@@ -361,15 +368,18 @@ sales_api_fdw_validator(PG_FUNCTION_ARGS)
 		if (mapal && !(HAS("username") && HAS("password") && HAS("client_secret")))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-					 errmsg("a Mapal user mapping needs the options \"username\", \"password\" and \"client_secret\"")));
+					 errmsg("a Mapal user mapping needs the options \"username\", \"password\" and \"client_secret\""),
+					 errhint("Give all three: Mapal's password grant sends them together.")));
 		if (ct_key && HAS("client_secret"))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-					 errmsg("a Connecteam user mapping takes either \"api_key\" or \"client_id\" and \"client_secret\", not both")));
+					 errmsg("a Connecteam user mapping takes either \"api_key\" or \"client_id\" and \"client_secret\", not both"),
+					 errhint("Keep the API key, or the OAuth client: the server's auth option chooses between them.")));
 		if (ct_oauth && !HAS("client_secret"))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-					 errmsg("a Connecteam OAuth user mapping needs the option \"client_secret\"")));
+					 errmsg("a Connecteam OAuth user mapping needs the option \"client_secret\""),
+					 errhint("Add the OAuth client's secret with ALTER USER MAPPING ... OPTIONS (ADD client_secret '...').")));
 #undef HAS
 	}
 
@@ -543,15 +553,23 @@ server_lookup_by_oid(Oid serverid, Oid userid, SalesApiVendor expected)
 	return s;
 }
 
+/* The error for a NULL server argument, the same for every function. */
+void
+server_name_null_error(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("server name must not be null"),
+			 errhint("Pass the name of a server created with FOREIGN DATA WRAPPER sales_api.")));
+}
+
 SalesApiServer *
 server_lookup(const char *name, SalesApiVendor expected)
 {
 	ForeignServer *fs;
 
 	if (name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("server name must not be null")));
+		server_name_null_error();
 	fs = GetForeignServerByName(name, true);
 	if (fs == NULL)
 		ereport(ERROR,

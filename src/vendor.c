@@ -331,9 +331,16 @@ vendor_report_error(const HttpRequest *req, int elevel, const char *what)
 	switch (req->status)
 	{
 		case 401:
+			sqlstate = ERRCODE_SALES_API_AUTH_FAILED;
+			/* only a token is fetched afresh after a 401; an API key is what it is */
+			if (req->auth_header != NULL && pg_strncasecmp(req->auth_header, "X-API-KEY:", 10) == 0)
+				hint = "The vendor rejected the API key; check api_key in the user mapping.";
+			else
+				hint = "The vendor rejected the credentials even after a fresh token; check the user mapping.";
+			break;
 		case 403:
 			sqlstate = ERRCODE_SALES_API_AUTH_FAILED;
-			hint = "The vendor rejected the credentials even after a fresh token; check the user mapping and the account's scopes.";
+			hint = "The credentials were accepted but may not do this; check the account's permissions and its token's scopes.";
 			break;
 		case 404:
 			sqlstate = ERRCODE_SALES_API_NOT_FOUND;
