@@ -27,6 +27,15 @@ SELECT * FROM sales_api.connecteam_locations('ct', names => ARRAY['Store Nord & 
 SELECT * FROM sales_api.connecteam_locations('ct', is_active => true) ORDER BY id;
 SELECT * FROM sales_api.connecteam_locations('ct', location_ids => '{}');
 \! mockctl log --path locations --method GET --fields query,status
+-- a long location_ids list is sent in requests of 100 ids (sorted, duplicates
+-- dropped), so no URL grows without bound
+\! mockctl mark
+SELECT count(*), count(DISTINCT id) FROM sales_api.connecteam_locations('ct',
+  location_ids => (SELECT array_agg(1 + g % 250) FROM generate_series(0, 499) g));
+\! mockctl log --since-mark --fields method,query | python3 -c "import sys; [print(l.split('\t')[0], l.count('locationIds='), l.split('locationIds=')[1].split('&')[0]) for l in sys.stdin]"
+-- a names list that would make the URL too long is refused
+SELECT * FROM sales_api.connecteam_locations('ct', names => (SELECT array_agg('Store ' || g) FROM generate_series(1, 101) g));
+SELECT * FROM sales_api.connecteam_locations('ct', names => ARRAY[repeat('ü', 700)]);
 -- paging: 1000 per page until a short page (1003 locations: two pages)
 \! python3 -c "import json,os,ssl,urllib.request as u; u.urlopen(u.Request(os.environ['MOCK_URL']+'/_mock/connecteam/locations', data=json.dumps({'locations':[{'name':'Bulk %d' % i} for i in range(1000)]}).encode(), headers={'Content-Type':'application/json'}), context=ssl.create_default_context(cafile=os.environ['MOCK_CA'])).read()"
 \! mockctl mark
@@ -100,6 +109,11 @@ SELECT sum(final_sale_amount) AS expected_total_location_1 FROM pos_sales;
 SELECT * FROM sales_api.connecteam_daily_sales('ct', '2026-11-21', '2026-11-21', '{3}');
 SELECT * FROM sales_api.connecteam_daily_sales('ct', '2026-11-21', '2026-11-21', '{}');
 \! mockctl log --path daily-sales --fields method,query,status
+-- many location ids: requests of 100 ids, one set of rows
+\! mockctl mark
+SELECT count(*), count(DISTINCT location_id), sum(total_sales) FROM sales_api.connecteam_daily_sales('ct', '2026-11-19', '2026-11-23',
+  (SELECT array_agg(g) FROM generate_series(1, 230) g));
+\! mockctl log --since-mark --fields method,query,status | python3 -c "import sys; [print(l.split('\t')[0], l.count('locationIds='), l.split('\t')[-1].strip()) for l in sys.stdin]"
 
 --
 -- Projected sales: set, returned as stored, read back

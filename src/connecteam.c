@@ -70,6 +70,15 @@ PG_FUNCTION_INFO_V1(sales_api_connecteam_rate_limit);
 /* documented: at most 1000 locations per page (100 transactions: connecteam.h) */
 #define CT_PAGE_LIMIT		1000
 
+/*
+ * Filters go into the query string.  Location ids are split into requests
+ * of this many; names are refused beyond these limits (a URL of more than
+ * a few kB is refused by many servers and proxies).
+ */
+#define CT_IDS_PER_REQUEST	100
+#define CT_MAX_NAMES		100
+#define CT_MAX_NAMES_BYTES	4000
+
 /* amounts must be finite and below this in absolute value */
 #define CT_AMOUNT_LIMIT		"1000000000000"
 
@@ -338,11 +347,41 @@ ct_json_int(json_object *obj, const char *key, int64 *out)
 	return json_int64_value(json_get(obj, key), out);
 }
 
-static void
-ct_append_location_ids(StringInfo q, const int64 *ids, int n)
+static int
+ct_int64_cmp(const void *a, const void *b)
 {
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The location_ids filter as query strings of at most CT_IDS_PER_REQUEST
+ * ids each, sorted and without duplicates, so that no URL grows without
+ * bound and no location is in two requests.  NIL for no ids.
+ */
+static List *
+ct_location_id_chunks(int64 *ids, int n)
+{
+	List	   *chunks = NIL;
+	int			k = 0;
+
+	if (n > 1)
+		qsort(ids, n, sizeof(int64), ct_int64_cmp);
 	for (int i = 0; i < n; i++)
-		appendStringInfo(q, "%slocationIds=" INT64_FORMAT, q->len ? "&" : "", ids[i]);
+		if (k == 0 || ids[i] != ids[k - 1])
+			ids[k++] = ids[i];
+	for (int first = 0; first < k; first += CT_IDS_PER_REQUEST)
+	{
+		StringInfoData q;
+
+		initStringInfo(&q);
+		for (int i = first; i < Min(first + CT_IDS_PER_REQUEST, k); i++)
+			appendStringInfo(&q, "%slocationIds=" INT64_FORMAT, i > first ? "&" : "", ids[i]);
+		chunks = lappend(chunks, q.data);
+	}
+	return chunks;
 }
 
 /* ------------------------------------------------------------------------
@@ -726,18 +765,19 @@ sales_api_connecteam_locations(PG_FUNCTION_ARGS)
 	const char *what = ct_what("GET", "/sales/v1/locations");
 	StringInfoData filters;
 	MemoryContext pagecxt;
-	int64		offset = 0;
+	List	   *id_chunks = NIL;
+	ListCell   *lc;
 	bool		empty = false;
 
-	initStringInfo(&filters);
 	if (!PG_ARGISNULL(1))
 	{
 		int64	   *ids;
 		int			n = rows_int8_array(PG_GETARG_ARRAYTYPE_P(1), "location_ids", &ids);
 
 		empty |= (n == 0);
-		ct_append_location_ids(&filters, ids, n);
+		id_chunks = ct_location_id_chunks(ids, n);
 	}
+	initStringInfo(&filters);
 	if (!PG_ARGISNULL(2))
 	{
 		char	  **names;
@@ -745,41 +785,60 @@ sales_api_connecteam_locations(PG_FUNCTION_ARGS)
 
 		empty |= (n == 0);
 		for (int i = 0; i < n; i++)
-			appendStringInfo(&filters, "%slocationNames=%s", filters.len ? "&" : "",
-							 url_encode(names[i]));
+			appendStringInfo(&filters, "&locationNames=%s", url_encode(names[i]));
+		if (n > CT_MAX_NAMES || filters.len > CT_MAX_NAMES_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("names has too many names for one request"),
+					 errdetail_plural("It has %d name, %d bytes once encoded; at most %d names of %d bytes in all are sent.",
+									  "It has %d names, %d bytes once encoded; at most %d names of %d bytes in all are sent.",
+									  n, n, filters.len, CT_MAX_NAMES, CT_MAX_NAMES_BYTES),
+					 errhint("Filter by location_ids, or list every location and filter by name in SQL.")));
 	}
 	if (!PG_ARGISNULL(3))
-		appendStringInfo(&filters, "%sisActive=%s", filters.len ? "&" : "",
-						 PG_GETARG_BOOL(3) ? "true" : "false");
+		appendStringInfo(&filters, "&isActive=%s", PG_GETARG_BOOL(3) ? "true" : "false");
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (empty)
 		return (Datum) 0;		/* an empty filter list matches nothing */
+	if (id_chunks == NIL)
+		id_chunks = list_make1("");
 
 	pagecxt = AllocSetContextCreate(CurrentMemoryContext, "connecteam locations page",
 									ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+	foreach(lc, id_chunks)
 	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(pagecxt);
-		HttpRequest *req;
-		json_object *data;
-		json_object *list;
-		int			n;
+		const char *ids = lfirst(lc);
+		int64		offset = 0;
 
-		req = http_request_new("GET",
-							   psprintf("%s/sales/v1/locations?%s%slimit=%d&offset=" INT64_FORMAT,
-										srv->base_url, filters.data, filters.len ? "&" : "",
-										CT_PAGE_LIMIT, offset));
-		data = ct_call(srv, req, true, what, NULL);
-		list = json_require(data, "locations", json_type_array, what);
-		n = (int) json_object_array_length(list);
-		for (int i = 0; i < n; i++)
-			ct_put_location(rsinfo, json_object_array_get_idx(list, i), what);
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(pagecxt);
-		if (n < CT_PAGE_LIMIT)
-			break;
-		offset += n;
+		for (;;)
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(pagecxt);
+			StringInfoData q;
+			HttpRequest *req;
+			json_object *data;
+			json_object *list;
+			int			n;
+
+			/* ids, names, isActive (filters starts with '&'), then paging */
+			initStringInfo(&q);
+			if (ids[0] != '\0')
+				appendStringInfo(&q, "%s&", ids);
+			if (filters.len > 0)
+				appendStringInfo(&q, "%s&", filters.data + 1);
+			appendStringInfo(&q, "limit=%d&offset=" INT64_FORMAT, CT_PAGE_LIMIT, offset);
+			req = http_request_new("GET", psprintf("%s/sales/v1/locations?%s", srv->base_url, q.data));
+			data = ct_call(srv, req, true, what, NULL);
+			list = json_require(data, "locations", json_type_array, what);
+			n = (int) json_object_array_length(list);
+			for (int i = 0; i < n; i++)
+				ct_put_location(rsinfo, json_object_array_get_idx(list, i), what);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(pagecxt);
+			if (n < CT_PAGE_LIMIT)
+				break;
+			offset += n;
+		}
 	}
 	MemoryContextDelete(pagecxt);
 	return (Datum) 0;
@@ -956,15 +1015,10 @@ sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
 	const char *what = ct_what("GET", "/sales/v1/daily-sales");
 	DateADT		start;
 	DateADT		end;
-	StringInfoData q;
-	HttpRequest *req;
-	json_object *data;
-	json_object *list;
-	int			n;
+	List	   *id_chunks = NIL;
+	ListCell   *lc;
 
 	ct_check_date_range(fcinfo, 1, 2, &start, &end);
-	initStringInfo(&q);
-	appendStringInfo(&q, "startDate=%s&endDate=%s", ct_date_str(start), ct_date_str(end));
 	if (!PG_ARGISNULL(3))
 	{
 		int64	   *ids;
@@ -973,32 +1027,48 @@ sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
 		InitMaterializedSRF(fcinfo, 0);
 		if (nids == 0)
 			return (Datum) 0;	/* no locations, no rows */
-		ct_append_location_ids(&q, ids, nids);
+		id_chunks = ct_location_id_chunks(ids, nids);
 	}
 	else
-		InitMaterializedSRF(fcinfo, 0);
-
-	req = http_request_new("GET", psprintf("%s/sales/v1/daily-sales?%s", srv->base_url, q.data));
-	data = ct_call(srv, req, true, what, NULL);
-	list = json_require(data, "dailySales", json_type_array, what);
-	n = (int) json_object_array_length(list);
-	for (int i = 0; i < n; i++)
 	{
-		json_object *e = json_object_array_get_idx(list, i);
-		Datum		values[4];
-		bool		nulls[4] = {0};
+		InitMaterializedSRF(fcinfo, 0);
+		id_chunks = list_make1("");
+	}
 
-		if (!json_object_is_type(e, json_type_object))
-			ereport(ERROR,
-					(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
-					 errmsg("%s returned an entry that is not a JSON object", what),
-					 errhint("The vendor's API may have changed; check its status.")));
-		values[0] = Int64GetDatum(json_to_int64(json_require(e, "locationId", json_type_int, what),
-												"locationId"));
-		values[1] = DateADTGetDatum(ct_entry_date(e, what));
-		values[2] = ct_optional_numeric(e, "totalSales", &nulls[2], what);
-		values[3] = ct_optional_numeric(e, "projectedSales", &nulls[3], what);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	/* one request per chunk of location ids; each location is in one chunk */
+	foreach(lc, id_chunks)
+	{
+		const char *ids = lfirst(lc);
+		HttpRequest *req;
+		json_object *data;
+		json_object *list;
+		int			n;
+
+		req = http_request_new("GET",
+							   psprintf("%s/sales/v1/daily-sales?startDate=%s&endDate=%s%s%s",
+										srv->base_url, ct_date_str(start), ct_date_str(end),
+										ids[0] ? "&" : "", ids));
+		data = ct_call(srv, req, true, what, NULL);
+		list = json_require(data, "dailySales", json_type_array, what);
+		n = (int) json_object_array_length(list);
+		for (int i = 0; i < n; i++)
+		{
+			json_object *e = json_object_array_get_idx(list, i);
+			Datum		values[4];
+			bool		nulls[4] = {0};
+
+			if (!json_object_is_type(e, json_type_object))
+				ereport(ERROR,
+						(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
+						 errmsg("%s returned an entry that is not a JSON object", what),
+						 errhint("The vendor's API may have changed; check its status.")));
+			values[0] = Int64GetDatum(json_to_int64(json_require(e, "locationId", json_type_int, what),
+													"locationId"));
+			values[1] = DateADTGetDatum(ct_entry_date(e, what));
+			values[2] = ct_optional_numeric(e, "totalSales", &nulls[2], what);
+			values[3] = ct_optional_numeric(e, "projectedSales", &nulls[3], what);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
 	return (Datum) 0;
 }
