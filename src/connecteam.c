@@ -38,8 +38,6 @@
 
 #include "sa_json.h"
 
-#include <curl/curl.h>
-
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -318,12 +316,15 @@ ct_call(SalesApiServer *srv, HttpRequest *req, bool idempotent, const char *what
 	if (run->nnot_sent > 0)
 		ratelimit_report(srv, run, ERROR, what);
 	if (!idempotent && !req->done && req->maybe_processed)
+	{
+		const char *hint;
+
 		ereport(ERROR,
-				(errcode(req->curl_code == CURLE_OPERATION_TIMEDOUT ?
-						 ERRCODE_SALES_API_TIMEOUT : ERRCODE_CONNECTION_FAILURE),
+				(errcode(http_transport_sqlstate(req, &hint)),
 				 errmsg("%s failed after the request was sent, so its outcome is unknown", what),
 				 errdetail("%s", http_transport_error(req)),
 				 errhint("%s", unknown_hint)));
+	}
 	if (!idempotent && req->done && req->status >= 500)
 		ereport(ERROR,
 				(errcode(ERRCODE_SALES_API_VENDOR_ERROR),
