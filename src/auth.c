@@ -84,7 +84,7 @@ secret_free(char **p)
 static void
 form_add(StringInfo buf, const char *name, const char *value)
 {
-	char	   *enc = url_encode(value);
+	char	   *enc = url_encode(value, false);
 
 	appendStringInfo(buf, "%s%s=%s", buf->len ? "&" : "", name, enc);
 	explicit_bzero(enc, strlen(enc));

@@ -803,9 +803,9 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 				 errhint("Fetch a shorter period, or raise the server's cashrec_max_days or cashrec_max_centers.")));
 	nreqs = (int) (ndates * nchunks);
 
-	pstart = url_encode(srv->cashrec_start_param);
-	pend = url_encode(srv->cashrec_end_param);
-	pcenters = url_encode(srv->cashrec_centers_param);
+	pstart = url_encode(srv->cashrec_start_param, false);
+	pend = url_encode(srv->cashrec_end_param, false);
+	pcenters = url_encode(srv->cashrec_centers_param, false);
 	crs = palloc0(sizeof(CashRequest) * nreqs);
 	reqs = palloc0(sizeof(HttpRequest *) * nreqs);
 	for (int ch = 0; ch < nchunks; ch++)

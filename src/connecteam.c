@@ -40,7 +40,6 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "connecteam.h"
 #include "ratelimit.h"
@@ -163,34 +162,6 @@ ct_location_arg(FunctionCallInfo fcinfo, int argno)
 				 errdetail("location_id is " INT64_FORMAT ".", id),
 				 errhint(CT_HINT_LOCATION)));
 	return id;
-}
-
-/*
- * Percent-encode one path segment: everything but letters, digits, '-',
- * '_' and '~'.  Unlike url_encode() this encodes '.', so no value can form
- * a "." or ".." segment, which libcurl would resolve.
- */
-static char *
-ct_path_segment(const char *s)
-{
-	StringInfoData buf;
-	static const char hex[] = "0123456789ABCDEF";
-	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
-
-	initStringInfo(&buf);
-	for (const unsigned char *p = (const unsigned char *) u; *p; p++)
-	{
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '~')
-			appendStringInfoChar(&buf, (char) *p);
-		else
-		{
-			appendStringInfoChar(&buf, '%');
-			appendStringInfoChar(&buf, hex[*p >> 4]);
-			appendStringInfoChar(&buf, hex[*p & 15]);
-		}
-	}
-	return buf.data;
 }
 
 /* Unix seconds (floor) of a timestamptz, false when out of our range */
@@ -786,7 +757,7 @@ sales_api_connecteam_locations(PG_FUNCTION_ARGS)
 
 		empty |= (n == 0);
 		for (int i = 0; i < n; i++)
-			appendStringInfo(&filters, "&locationNames=%s", url_encode(names[i]));
+			appendStringInfo(&filters, "&locationNames=%s", url_encode(names[i], false));
 		if (n > CT_MAX_NAMES || filters.len > CT_MAX_NAMES_BYTES)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -1362,7 +1333,7 @@ HttpRequest *
 ct_build_delete(SalesApiServer *srv, const char *transaction_id)
 {
 	return http_request_new("DELETE", psprintf("%s/sales/v1/transactions/%s",
-											   srv->base_url, ct_path_segment(transaction_id)));
+											   srv->base_url, url_encode(transaction_id, true)));
 }
 
 /* DELETE /sales/v1/transactions?locationId&startTime&endTime (inclusive) */

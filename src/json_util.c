@@ -400,10 +400,12 @@ json_to_jsonb(json_object *val, const char *what)
 
 /*
  * Percent-encode s (database text) as UTF-8, everything but RFC 3986
- * unreserved characters.
+ * unreserved characters.  With path_segment, '.' is encoded as well, so
+ * that no value can form a "." or ".." segment, which libcurl would
+ * resolve and so change the path.
  */
 char *
-url_encode(const char *s)
+url_encode(const char *s, bool path_segment)
 {
 	StringInfoData buf;
 	static const char hex[] = "0123456789ABCDEF";
@@ -413,7 +415,8 @@ url_encode(const char *s)
 	for (const unsigned char *p = (const unsigned char *) u; *p; p++)
 	{
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '~' ||
+			(*p == '.' && !path_segment))
 			appendStringInfoChar(&buf, (char) *p);
 		else
 		{

@@ -130,7 +130,7 @@ extern Datum json_to_jsonb(struct json_object *val, const char *what);
 extern int64 json_to_int64(struct json_object *val, const char *what);
 extern bool json_int_saturated(struct json_object *val);
 extern bool json_int64_value(struct json_object *val, int64 *out);
-extern char *url_encode(const char *s);
+extern char *url_encode(const char *s, bool path_segment);
 extern char *json_text(struct json_object *v, const char *what);
 extern const char *json_text_problem(struct json_object *v, char **out);
 extern char *vendor_text_for_message(const char *s, size_t len, int maxlen);
