@@ -361,7 +361,116 @@ ct_location_id_chunks(int64 *ids, int n)
  * ------------------------------------------------------------------------
  */
 
-/* Check every row and turn it into a CtTx; raises naming the row. */
+/*
+ * What is wrong with one transaction's values, for the SQL functions (which
+ * raise it naming the row) and the worker (which dead-letters the row with
+ * it): one set of rules for both.
+ */
+typedef struct CtProblem
+{
+	int			sqlstate;
+	char	   *text;			/* e.g. unknown sale_type "sale" */
+	char	   *detail;			/* a sentence, or NULL */
+	const char *hint;			/* a sentence, or NULL */
+} CtProblem;
+
+#define CT_HINT_SALE_TYPES "Use one of SALE, VOID, RECALL, REFUND, SPLIT, UPDATE, TRANSFER, FLOAT, TRANSITORY, CROSS_BL, CANCEL, MANUAL (upper case)."
+
+static bool
+ct_problem(CtProblem *p, int sqlstate, char *text, char *detail, const char *hint)
+{
+	p->sqlstate = sqlstate;
+	p->text = text;
+	p->detail = detail;
+	p->hint = hint;
+	return false;
+}
+
+static bool
+ct_check_amount(CtProblem *p, const char *name, Datum amount)
+{
+	const char *problem = ct_amount_problem(amount);
+
+	if (problem == NULL)
+		return true;
+	return ct_problem(p, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+					  psprintf("%s %s", name, problem),
+					  psprintf("%s is %s; amounts must be finite and less than %s in absolute value.",
+							   name, ct_numeric_str(amount), CT_AMOUNT_LIMIT),
+					  NULL);
+}
+
+/*
+ * Check one transaction's values and fill *tx (whose reference the caller
+ * sets); false with *p saying why when Connecteam would never take it.
+ */
+static bool
+ct_check_tx(CtTx *tx, bool location_null, int64 location_id, const char *sale_type,
+			bool created_null, TimestampTz created_at, bool amount_null, Datum amount,
+			bool tax_null, Datum tax, const char *currency, CtProblem *p)
+{
+	if (location_null)
+		return ct_problem(p, ERRCODE_NULL_VALUE_NOT_ALLOWED, "location_id is NULL", NULL,
+						  "Every transaction needs the id of a Connecteam location; sales_api.connecteam_locations() lists them.");
+	if (location_id <= 0)
+		return ct_problem(p, ERRCODE_INVALID_PARAMETER_VALUE,
+						  psprintf("location_id " INT64_FORMAT " is not positive", location_id),
+						  NULL, CT_HINT_LOCATION);
+	tx->location_id = location_id;
+
+	if (sale_type == NULL)
+		return ct_problem(p, ERRCODE_NULL_VALUE_NOT_ALLOWED, "sale_type is NULL", NULL,
+						  CT_HINT_SALE_TYPES);
+	tx->sale_type = NULL;
+	for (int i = 0; i < CT_NSALE_TYPES; i++)
+		if (strcmp(sale_type, ct_sale_types[i]) == 0)
+			tx->sale_type = ct_sale_types[i];
+	if (tx->sale_type == NULL)
+	{
+		StringInfoData q;
+
+		initStringInfo(&q);
+		append_quoted(&q, sale_type);
+		return ct_problem(p, ERRCODE_INVALID_PARAMETER_VALUE,
+						  psprintf("unknown sale_type %s", q.data), NULL, CT_HINT_SALE_TYPES);
+	}
+
+	if (created_null)
+		return ct_problem(p, ERRCODE_NULL_VALUE_NOT_ALLOWED, "created_at is NULL", NULL,
+						  "Every transaction needs the time of the sale; it is sent as Unix seconds.");
+	if (!ct_unix_seconds(created_at, &tx->created_at))
+		return ct_problem(p, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
+						  "created_at is out of the range Connecteam can take",
+						  psprintf("created_at is %s; it is sent as Unix seconds and must be from 1970-01-01 up to, not including, 2100-01-01 UTC.",
+								   timestamptz_to_str(created_at)),
+						  NULL);
+
+	if (amount_null)
+		return ct_problem(p, ERRCODE_NULL_VALUE_NOT_ALLOWED, "final_sale_amount is NULL", NULL,
+						  "Every transaction needs its final amount; use 0 for a transaction without one.");
+	if (!ct_check_amount(p, "final_sale_amount", amount))
+		return false;
+	tx->final_amount = amount;
+	tx->has_tax = !tax_null;
+	if (tx->has_tax)
+	{
+		if (!ct_check_amount(p, "tax_amount", tax))
+			return false;
+		tx->tax_amount = tax;
+	}
+
+	tx->currency = NULL;
+	if (currency != NULL)
+	{
+		if (currency[0] == '\0')
+			return ct_problem(p, ERRCODE_INVALID_PARAMETER_VALUE, "currency is empty", NULL,
+							  "Use NULL to leave the currency out, or a currency code such as EUR.");
+		tx->currency = pstrdup(currency);
+	}
+	return true;
+}
+
+/* Check every row and turn it into a CtTx; raises naming the first bad row. */
 static CtTx *
 ct_validate_transactions(RowSet *rs, bool sale_type_is_enum)
 {
@@ -370,103 +479,34 @@ ct_validate_transactions(RowSet *rs, bool sale_type_is_enum)
 	for (int r = 0; r < rs->nrows; r++)
 	{
 		CtTx	   *tx = &txs[r];
-		int			row = r + 1;
-		char	   *label;
-		const char *problem;
+		CtProblem	p;
+		const char *sale_type = NULL;
 
+		CHECK_FOR_INTERRUPTS();
 		tx->reference = ROWSET_ISNULL(rs, r, TX_REFERENCE) ? NULL :
 			TextDatumGetCString(ROWSET_VALUE(rs, r, TX_REFERENCE));
-		label = ct_row_label(row, tx->reference);
-
-		/* location_id */
-		if (ROWSET_ISNULL(rs, r, TX_LOCATION_ID))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("transaction %s has no location_id", label),
-					 errhint("Every transaction needs the id of a Connecteam location; sales_api.connecteam_locations() lists them.")));
-		tx->location_id = DatumGetInt64(ROWSET_VALUE(rs, r, TX_LOCATION_ID));
-		if (tx->location_id <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("transaction %s has an invalid location_id", label),
-					 errdetail("location_id is " INT64_FORMAT "; Connecteam location ids are positive.",
-							   tx->location_id)));
-
-		/* sale_type */
-		if (ROWSET_ISNULL(rs, r, TX_SALE_TYPE))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("transaction %s has no sale_type", label),
-					 errhint("Use one of SALE, VOID, RECALL, REFUND, SPLIT, UPDATE, TRANSFER, FLOAT, TRANSITORY, CROSS_BL, CANCEL, MANUAL.")));
-		{
-			char	   *st = sale_type_is_enum ?
+		if (!ROWSET_ISNULL(rs, r, TX_SALE_TYPE))
+			sale_type = sale_type_is_enum ?
 				DatumGetCString(DirectFunctionCall1(enum_out, ROWSET_VALUE(rs, r, TX_SALE_TYPE))) :
 				TextDatumGetCString(ROWSET_VALUE(rs, r, TX_SALE_TYPE));
-
-			tx->sale_type = NULL;
-			for (int i = 0; i < CT_NSALE_TYPES; i++)
-				if (strcmp(st, ct_sale_types[i]) == 0)
-					tx->sale_type = ct_sale_types[i];
-			if (tx->sale_type == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("transaction %s has an unknown sale_type \"%s\"", label, st),
-						 errhint("Use one of SALE, VOID, RECALL, REFUND, SPLIT, UPDATE, TRANSFER, FLOAT, TRANSITORY, CROSS_BL, CANCEL, MANUAL (upper case).")));
-		}
-
-		/* created_at */
-		if (ROWSET_ISNULL(rs, r, TX_CREATED_AT))
+		if (!ct_check_tx(tx,
+						 ROWSET_ISNULL(rs, r, TX_LOCATION_ID),
+						 DatumGetInt64(ROWSET_VALUE(rs, r, TX_LOCATION_ID)),
+						 sale_type,
+						 ROWSET_ISNULL(rs, r, TX_CREATED_AT),
+						 DatumGetTimestampTz(ROWSET_VALUE(rs, r, TX_CREATED_AT)),
+						 ROWSET_ISNULL(rs, r, TX_FINAL_SALE_AMOUNT),
+						 ROWSET_VALUE(rs, r, TX_FINAL_SALE_AMOUNT),
+						 ROWSET_ISNULL(rs, r, TX_TAX_AMOUNT),
+						 ROWSET_VALUE(rs, r, TX_TAX_AMOUNT),
+						 ROWSET_ISNULL(rs, r, TX_CURRENCY) ? NULL :
+						 TextDatumGetCString(ROWSET_VALUE(rs, r, TX_CURRENCY)),
+						 &p))
 			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("transaction %s has no created_at", label),
-					 errhint("Every transaction needs the time of the sale; it is sent as Unix seconds.")));
-		{
-			TimestampTz ts = DatumGetTimestampTz(ROWSET_VALUE(rs, r, TX_CREATED_AT));
-
-			if (!ct_unix_seconds(ts, &tx->created_at))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-						 errmsg("transaction %s has a created_at Connecteam cannot take", label),
-						 errdetail("created_at is %s; it is sent as Unix seconds and must be from 1970-01-01 up to, not including, 2100-01-01 UTC.",
-								   timestamptz_to_str(ts))));
-		}
-
-		/* amounts */
-		if (ROWSET_ISNULL(rs, r, TX_FINAL_SALE_AMOUNT))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("transaction %s has no final_sale_amount", label),
-					 errhint("Every transaction needs its final amount; use 0 for a transaction without one.")));
-		tx->final_amount = ROWSET_VALUE(rs, r, TX_FINAL_SALE_AMOUNT);
-		if ((problem = ct_amount_problem(tx->final_amount)) != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("final_sale_amount of transaction %s %s", label, problem),
-					 errdetail("final_sale_amount is %s; amounts must be finite and less than %s in absolute value.",
-							   ct_numeric_str(tx->final_amount), CT_AMOUNT_LIMIT)));
-		tx->has_tax = !ROWSET_ISNULL(rs, r, TX_TAX_AMOUNT);
-		if (tx->has_tax)
-		{
-			tx->tax_amount = ROWSET_VALUE(rs, r, TX_TAX_AMOUNT);
-			if ((problem = ct_amount_problem(tx->tax_amount)) != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("tax_amount of transaction %s %s", label, problem),
-						 errdetail("tax_amount is %s; amounts must be finite and less than %s in absolute value.",
-								   ct_numeric_str(tx->tax_amount), CT_AMOUNT_LIMIT)));
-		}
-
-		/* currency */
-		if (!ROWSET_ISNULL(rs, r, TX_CURRENCY))
-		{
-			tx->currency = TextDatumGetCString(ROWSET_VALUE(rs, r, TX_CURRENCY));
-			if (tx->currency[0] == '\0')
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("transaction %s has an empty currency", label),
-						 errhint("Use NULL to leave the currency out, or a currency code such as EUR.")));
-		}
-		pfree(label);
+					(errcode(p.sqlstate),
+					 errmsg("invalid transaction at %s: %s", ct_row_label(r + 1, tx->reference), p.text),
+					 p.detail ? errdetail("%s", p.detail) : 0,
+					 p.hint ? errhint("%s", p.hint) : 0));
 	}
 	return txs;
 }
@@ -1269,41 +1309,19 @@ ct_tx_from_outbox(CtTx *tx, bool location_null, int64 location_id, const char *s
 				  bool created_null, TimestampTz created_at, bool amount_null, Datum amount,
 				  bool tax_null, Datum tax, const char *currency, char *reference)
 {
-	const char *problem;
+	CtProblem	p;
 
 	memset(tx, 0, sizeof(CtTx));
 	tx->reference = reference;
-	if (location_null || location_id <= 0)
-		return "the capture mapping gave no valid location_id (Connecteam location ids are positive)";
-	tx->location_id = location_id;
-	if (sale_type == NULL)
-		return "the capture mapping gave no sale_type";
-	for (int i = 0; i < CT_NSALE_TYPES; i++)
-		if (strcmp(sale_type, ct_sale_types[i]) == 0)
-			tx->sale_type = ct_sale_types[i];
-	if (tx->sale_type == NULL)
-		return psprintf("unknown sale_type \"%s\": use one of SALE, VOID, RECALL, REFUND, SPLIT, UPDATE, TRANSFER, FLOAT, TRANSITORY, CROSS_BL, CANCEL, MANUAL", sale_type);
-	if (created_null || !ct_unix_seconds(created_at, &tx->created_at))
-		return "created_at is NULL or outside 1970-01-01 .. 2100-01-01 UTC";
-	if (amount_null)
-		return "final_sale_amount is NULL";
-	if ((problem = ct_amount_problem(amount)) != NULL)
-		return psprintf("final_sale_amount %s", problem);
-	tx->final_amount = amount;
-	tx->has_tax = !tax_null;
-	if (tx->has_tax)
-	{
-		if ((problem = ct_amount_problem(tax)) != NULL)
-			return psprintf("tax_amount %s", problem);
-		tx->tax_amount = tax;
-	}
-	if (currency != NULL)
-	{
-		if (currency[0] == '\0')
-			return "currency is empty";
-		tx->currency = pstrdup(currency);
-	}
-	return NULL;
+	if (ct_check_tx(tx, location_null, location_id, sale_type, created_null, created_at,
+					amount_null, amount, tax_null, tax, currency, &p))
+		return NULL;
+	/* the worker keeps one line: the problem, then what to do about it */
+	if (p.detail)
+		return psprintf("%s: %s", p.text, p.detail);
+	if (p.hint)
+		return psprintf("%s: %s", p.text, p.hint);
+	return p.text;
 }
 
 /* POST /sales/v1/transactions with txs[0..n-1] (n <= CT_MAX_ITEMS) */
