@@ -121,96 +121,6 @@ typedef struct CashRequest
  * ------------------------------------------------------------------------
  */
 
-static bool
-parse_digits(const char **p, int n, int *out)
-{
-	int			v = 0;
-
-	for (int i = 0; i < n; i++)
-	{
-		if (!isdigit((unsigned char) (*p)[i]))
-			return false;
-		v = v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	*out = v;
-	return true;
-}
-
-/*
- * Parse yyyy-MM-dd[(T| )HH:mm[:ss[.fraction]]][Z|(+|-)HH[:mm]] strictly,
- * with range checks, so that a malformed value is our bad-response error
- * and never a datetime error from deep inside PostgreSQL.
- */
-static bool
-parse_vendor_datetime(const char *s, struct pg_tm *tm, fsec_t *fsec,
-					  bool *has_offset, int *offset_secs)
-{
-	const char *p = s;
-
-	memset(tm, 0, sizeof(*tm));
-	*fsec = 0;
-	*has_offset = false;
-	*offset_secs = 0;
-	if (!parse_digits(&p, 4, &tm->tm_year) || *p++ != '-' ||
-		!parse_digits(&p, 2, &tm->tm_mon) || *p++ != '-' ||
-		!parse_digits(&p, 2, &tm->tm_mday))
-		return false;
-	if (tm->tm_year < 1 || tm->tm_mon < 1 || tm->tm_mon > 12 || tm->tm_mday < 1 ||
-		tm->tm_mday > day_tab[isleap(tm->tm_year)][tm->tm_mon - 1])
-		return false;
-	if (*p == '\0')
-		return true;
-	if (*p != 'T' && *p != ' ')
-		return false;
-	p++;
-	if (!parse_digits(&p, 2, &tm->tm_hour) || *p++ != ':' ||
-		!parse_digits(&p, 2, &tm->tm_min))
-		return false;
-	if (*p == ':')
-	{
-		p++;
-		if (!parse_digits(&p, 2, &tm->tm_sec))
-			return false;
-		if (*p == '.')
-		{
-			int			scale = 100000;
-
-			p++;
-			if (!isdigit((unsigned char) *p))
-				return false;
-			for (; isdigit((unsigned char) *p); p++, scale /= 10)
-				*fsec += (*p - '0') * scale;
-		}
-	}
-	if (tm->tm_hour > 23 || tm->tm_min > 59 || tm->tm_sec > 59)
-		return false;
-	if (*p == 'Z' || *p == 'z')
-	{
-		*has_offset = true;
-		p++;
-	}
-	else if (*p == '+' || *p == '-')
-	{
-		int			sign = (*p == '-') ? -1 : 1;
-		int			hh,
-					mm = 0;
-
-		p++;
-		if (!parse_digits(&p, 2, &hh))
-			return false;
-		if (*p == ':')
-			p++;
-		if (isdigit((unsigned char) *p) && !parse_digits(&p, 2, &mm))
-			return false;
-		if (hh > 15 || mm > 59)
-			return false;
-		*has_offset = true;
-		*offset_secs = sign * (hh * 3600 + mm * 60);
-	}
-	return *p == '\0';
-}
-
 /*
  * A vendor date-time as local time: written without an offset it already
  * is (the contract); with one, the instant is shown in tz.
@@ -224,7 +134,7 @@ vendor_timestamp(const char *s, pg_tz *tz, Timestamp *out)
 	int			offset;
 	Timestamp	t;
 
-	if (!parse_vendor_datetime(s, &tm, &fsec, &has_offset, &offset))
+	if (!sa_parse_datetime(s, &tm, &fsec, &has_offset, &offset))
 		return false;
 	if (tm2timestamp(&tm, fsec, NULL, &t) != 0)
 		return false;
@@ -238,21 +148,6 @@ vendor_timestamp(const char *s, pg_tz *tz, Timestamp *out)
 			return false;
 	}
 	*out = t;
-	return true;
-}
-
-/* A business day: the date as written, whatever time may follow it. */
-static bool
-vendor_date(const char *s, DateADT *out)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	bool		has_offset;
-	int			offset;
-
-	if (!parse_vendor_datetime(s, &tm, &fsec, &has_offset, &offset))
-		return false;
-	*out = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
 	return true;
 }
 
@@ -467,7 +362,7 @@ record_to_row(const CashRequest *cr, int idx, json_object *rec, pg_tz *tz, CashR
 
 					if (t != json_type_string)
 						bad_field_type(cr, idx, rec, f, v);
-					if (!vendor_date(json_object_get_string(v), &d))
+					if (!sa_parse_date(json_object_get_string(v), false, &d))
 						bad_field_value(cr, idx, rec, f, v, "a date in the format yyyy-MM-dd");
 					row->values[c] = DateADTGetDatum(d);
 					break;
@@ -653,16 +548,11 @@ floor_to_second(Timestamp t)
 static void
 check_period_bound(Timestamp t, const char *argname)
 {
-	struct pg_tm tm;
-	fsec_t		fsec;
-
-	if (TIMESTAMP_NOT_FINITE(t) ||
-		timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0 ||
-		tm.tm_year < 1 || tm.tm_year > 9999)
+	if (!sa_timestamp_in_range(t))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a finite timestamp between the years 1 and 9999", argname),
-				 errdetail("%s is %s.", argname, mapal_timestamp_str(t)),
+				 errdetail("%s is %s.", argname, sa_timestamp_str(t)),
 				 errhint("Cashrec takes local times written yyyy-MM-ddTHH:mm:ss.")));
 }
 
@@ -777,7 +667,7 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("end_time %s is before start_time %s",
-						mapal_timestamp_str(end), mapal_timestamp_str(start)),
+						sa_timestamp_str(end), sa_timestamp_str(start)),
 				 errhint("Both bounds are inclusive; for one day pass e.g. '2026-11-20 00:00:00' and '2026-11-20 23:59:59'.")));
 	centers = centers_from_array(PG_GETARG_ARRAYTYPE_P(3), &ncenters);
 
@@ -824,8 +714,8 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 			CashRequest *cr = &crs[k];
 
 			cr->centers = list.data;
-			cr->start = mapal_timestamp_str(ws);
-			cr->end = mapal_timestamp_str(we);
+			cr->start = sa_timestamp_str(ws);
+			cr->end = sa_timestamp_str(we);
 			/* values are digits, '-', 'T', ':' and ',': all legal in a query */
 			cr->req = http_request_new("GET",
 									   psprintf("%s/api/v1/cashSheet?%s=%s&%s=%s&%s=%s",

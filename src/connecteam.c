@@ -42,6 +42,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "connecteam.h"
+#include "dates.h"
 #include "ratelimit.h"
 #include "rows.h"
 #include "utils/array.h"
@@ -176,55 +177,6 @@ ct_unix_seconds(TimestampTz ts, int64 *secs)
 		ts >= (CT_MAX_EPOCH - epoch_off) * USECS_PER_SEC)
 		return false;
 	*secs = (ts + epoch_off * USECS_PER_SEC) / USECS_PER_SEC;
-	return true;
-}
-
-/* YYYY-MM-DD of a date, whatever DateStyle says */
-static char *
-ct_date_str(DateADT d)
-{
-	int			y,
-				m,
-				day;
-
-	if (DATE_NOT_FINITE(d))
-		return pstrdup(DATE_IS_NOBEGIN(d) ? "-infinity" : "infinity");
-	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
-	return psprintf("%04d-%02d-%02d", y, m, day);
-}
-
-static bool
-ct_date_ok(DateADT d)
-{
-	int			y,
-				m,
-				day;
-
-	if (DATE_NOT_FINITE(d))
-		return false;
-	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &day);
-	return y >= 1 && y <= 9999;
-}
-
-/* a vendor's "YYYY-MM-DD" */
-static bool
-ct_parse_date(const char *s, DateADT *out)
-{
-	int			y,
-				m,
-				d;
-
-	if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-		return false;
-	for (int i = 0; i < 10; i++)
-		if (i != 4 && i != 7 && !isdigit((unsigned char) s[i]))
-			return false;
-	y = atoi(s);
-	m = atoi(s + 5);
-	d = atoi(s + 8);
-	if (y < 1 || m < 1 || m > 12 || d < 1 || d > day_tab[isleap(y) ? 1 : 0][m - 1])
-		return false;
-	*out = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
 	return true;
 }
 
@@ -988,7 +940,7 @@ ct_entry_date(json_object *entry, const char *what)
 	const char *s = json_object_get_string(json_require(entry, "date", json_type_string, what));
 	DateADT		d;
 
-	if (!ct_parse_date(s, &d))
+	if (!sa_parse_date(s, true, &d))
 		ereport(ERROR,
 				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
 				 errmsg("%s returned a date that is not YYYY-MM-DD", what),
@@ -1004,17 +956,17 @@ ct_check_date_range(FunctionCallInfo fcinfo, int argstart, int argend,
 	ct_require_arg(fcinfo, argend, "end_date", CT_HINT_DATE_RANGE);
 	*start = PG_GETARG_DATEADT(argstart);
 	*end = PG_GETARG_DATEADT(argend);
-	if (!ct_date_ok(*start) || !ct_date_ok(*end))
+	if (!sa_date_in_range(*start) || !sa_date_in_range(*end))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("start_date and end_date must be dates between the years 1 and 9999"),
-				 errdetail("start_date is %s and end_date %s.", ct_date_str(*start), ct_date_str(*end)),
+				 errdetail("start_date is %s and end_date %s.", sa_date_str(*start), sa_date_str(*end)),
 				 errhint("Connecteam takes dates written YYYY-MM-DD.")));
 	if (*end < *start)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("end_date must not be before start_date"),
-				 errdetail("start_date is %s and end_date %s.", ct_date_str(*start), ct_date_str(*end)),
+				 errdetail("start_date is %s and end_date %s.", sa_date_str(*start), sa_date_str(*end)),
 				 errhint(CT_HINT_DATE_RANGE)));
 }
 
@@ -1058,7 +1010,7 @@ sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
 
 		req = http_request_new("GET",
 							   psprintf("%s/sales/v1/daily-sales?startDate=%s&endDate=%s%s%s",
-										srv->base_url, ct_date_str(start), ct_date_str(end),
+										srv->base_url, sa_date_str(start), sa_date_str(end),
 										ids[0] ? "&" : "", ids));
 		data = ct_call(srv, req, true, what, NULL);
 		list = json_require(data, "dailySales", json_type_array, what);
@@ -1136,7 +1088,7 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 					 errmsg("projected sales row %d has no sales_date", r + 1),
 					 errhint("Every row needs the date it projects.")));
 		items[r].date = DatumGetDateADT(ROWSET_VALUE(rs, r, 0));
-		if (!ct_date_ok(items[r].date))
+		if (!sa_date_in_range(items[r].date))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 					 errmsg("projected sales row %d has a sales_date out of range", r + 1),
@@ -1145,14 +1097,14 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("projected sales row %d (%s) has no projected_sales", r + 1,
-							ct_date_str(items[r].date)),
+							sa_date_str(items[r].date)),
 					 errhint("Every row needs an amount; use 0 for a day without projected sales.")));
 		items[r].amount = ROWSET_VALUE(rs, r, 1);
 		if ((problem = ct_amount_problem(items[r].amount)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("projected_sales of row %d (%s) %s", r + 1,
-							ct_date_str(items[r].date), problem),
+							sa_date_str(items[r].date), problem),
 					 errdetail("projected_sales is %s; amounts must be finite and less than %s in absolute value.",
 							   ct_numeric_str(items[r].amount), CT_AMOUNT_LIMIT)));
 	}
@@ -1164,7 +1116,7 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("projected sales rows %d and %d are both for %s",
-							sorted[i - 1].row, sorted[i].row, ct_date_str(sorted[i].date)),
+							sorted[i - 1].row, sorted[i].row, sa_date_str(sorted[i].date)),
 					 errdetail("Connecteam takes each date at most once per request.")));
 
 	initStringInfo(&body);
@@ -1172,7 +1124,7 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 	for (int r = 0; r < rs->nrows; r++)
 	{
 		appendStringInfo(&body, "%s{\"date\":\"%s\",\"projectedSales\":", r ? "," : "",
-						 ct_date_str(items[r].date));
+						 sa_date_str(items[r].date));
 		json_append_numeric(&body, items[r].amount, "projected_sales");
 		appendStringInfoChar(&body, '}');
 	}

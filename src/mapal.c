@@ -88,7 +88,7 @@ typedef struct PushGroup
 #define PUSH_RESULT_COLS 7
 
 /* ------------------------------------------------------------------------
- * Dates, times and slots (shared with cashrec.c through mapal.h)
+ * Time zones and slots (shared with cashrec.c through mapal.h)
  * ------------------------------------------------------------------------
  */
 
@@ -106,57 +106,6 @@ mapal_timezone(const char *tzname)
 				 errmsg("time zone \"%s\" is not recognized", tzname),
 				 errhint("Use a name from pg_timezone_names, for example Europe/Madrid.")));
 	return tz;
-}
-
-void
-mapal_append_date(StringInfo buf, DateADT d)
-{
-	int			y,
-				m,
-				dd;
-
-	j2date(d + POSTGRES_EPOCH_JDATE, &y, &m, &dd);
-	appendStringInfo(buf, "%04d-%02d-%02d", y, m, dd);
-}
-
-void
-mapal_append_timestamp(StringInfo buf, Timestamp ts)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-
-	if (TIMESTAMP_NOT_FINITE(ts) ||
-		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-	{
-		appendStringInfoString(buf, TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity");
-		return;
-	}
-	appendStringInfo(buf, "%04d-%02d-%02dT%02d:%02d:%02d",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday,
-					 tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-char *
-mapal_timestamp_str(Timestamp ts)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	mapal_append_timestamp(&buf, ts);
-	return buf.data;
-}
-
-char *
-mapal_date_str(DateADT d)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	if (DATE_NOT_FINITE(d))
-		appendStringInfoString(&buf, DATE_IS_NOBEGIN(d) ? "-infinity" : "infinity");
-	else
-		mapal_append_date(&buf, d);
-	return buf.data;
 }
 
 /*
@@ -311,7 +260,7 @@ sale_value_str(RowSet *rs, int r, int c)
 		case COL_UNIT:
 			return psprintf(INT64_FORMAT, DatumGetInt64(d));
 		case COL_DAY:
-			return mapal_date_str(DatumGetDateADT(d));
+			return sa_date_str(DatumGetDateADT(d));
 		case COL_CURRENCY:
 		case COL_SALES_TYPE:
 			{
@@ -322,7 +271,7 @@ sale_value_str(RowSet *rs, int r, int c)
 				return buf.data;
 			}
 		case COL_SLOT:
-			return mapal_timestamp_str(DatumGetTimestamp(d));
+			return sa_timestamp_str(DatumGetTimestamp(d));
 		case COL_NET:
 		case COL_GROSS:
 			return DatumGetCString(DirectFunctionCall1(numeric_out, d));
@@ -415,24 +364,23 @@ sale_validate(RowSet *rs, int r, int slot_minutes, MapalSale *s)
 				   "Give a sales type id configured for the unit in Mapal OS.",
 				   "sales_type_id is empty");
 
-	if (!DATE_NOT_FINITE(s->day))
-		j2date(s->day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
-	if (DATE_NOT_FINITE(s->day) || y < 1 || y > 9999)
+	if (!sa_date_in_range(s->day))
 		SALE_ERROR(rs, r, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
 				   "Business days are written yyyy-MM-dd, so they must lie between the years 1 and 9999.",
-				   "business_day %s is out of range", mapal_date_str(s->day));
+				   "business_day %s is out of range", sa_date_str(s->day));
+	j2date(s->day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	if (TIMESTAMP_NOT_FINITE(s->slot) ||
 		timestamp2tm(s->slot, NULL, &tm, &fsec, NULL, NULL) != 0 ||
 		tm.tm_year != y || tm.tm_mon != m || tm.tm_mday != d)
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "A slot belongs to the business day of its own date in the unit's local time; compute business_day as slot_start::date.",
 				   "slot_start %s is outside business day %s",
-				   mapal_timestamp_str(s->slot), mapal_date_str(s->day));
+				   sa_timestamp_str(s->slot), sa_date_str(s->day));
 	if (fsec != 0 || tm.tm_sec != 0 || (tm.tm_hour * 60 + tm.tm_min) % slot_minutes != 0)
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "Compute slot starts with sales_api.mapal_slot(server, sold_at), or set the server's slot_minutes to the unit's slot length in Mapal OS.",
 				   "slot_start %s is not aligned to the server's %d-minute slots",
-				   mapal_timestamp_str(s->slot), slot_minutes);
+				   sa_timestamp_str(s->slot), slot_minutes);
 
 	if (!numeric_finite(s->net))
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
@@ -499,13 +447,13 @@ slot_key_str(const MapalSale *s)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "unit " INT64_FORMAT ", business day ", s->unit);
-	mapal_append_date(&buf, s->day);
+	sa_append_date(&buf, s->day);
 	appendStringInfoString(&buf, ", currency ");
 	append_quoted(&buf, s->currency);
 	appendStringInfoString(&buf, ", sales type ");
 	append_quoted(&buf, s->sales_type);
 	appendStringInfoString(&buf, ", slot ");
-	mapal_append_timestamp(&buf, s->slot);
+	sa_append_timestamp(&buf, s->slot);
 	return buf.data;
 }
 
@@ -522,7 +470,7 @@ mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
 
 	initStringInfo(&body);
 	appendStringInfoString(&body, "{\"businessDay\":\"");
-	mapal_append_date(&body, slots[0]->day);
+	sa_append_date(&body, slots[0]->day);
 	appendStringInfoString(&body, "\",\"realTimeSales\":[");
 	for (int i = 0; i < n; i++)
 	{
@@ -533,7 +481,7 @@ mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
 		appendStringInfoString(&body, ",\"salesTypeId\":");
 		json_append_string(&body, s->sales_type);
 		appendStringInfoString(&body, ",\"timeSlotStart\":\"");
-		mapal_append_timestamp(&body, s->slot);
+		sa_append_timestamp(&body, s->slot);
 		appendStringInfoString(&body, "\",\"netSales\":");
 		json_append_numeric(&body, s->net, "net_sales");
 		appendStringInfoString(&body, ",\"grossSales\":");
@@ -677,7 +625,7 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 			if (!vendor_ok(groups[g].req))
 				vendor_report_error(groups[g].req, ERROR,
 									psprintf("Mapal real-time sales for unit " INT64_FORMAT ", business day %s",
-											 groups[g].unit, mapal_date_str(groups[g].day)));
+											 groups[g].unit, sa_date_str(groups[g].day)));
 	}
 
 	for (int g = 0; g < ngroups; g++)

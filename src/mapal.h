@@ -2,8 +2,9 @@
  *
  * mapal.h
  *		Helpers shared by the two Mapal APIs (mapal.c: Real-time Sales,
- *		cashrec.c: Cashrec): the business units' time zone and the local
- *		date-time format both APIs use, yyyy-MM-ddTHH:mm:ss with no offset.
+ *		cashrec.c: Cashrec): the business units' time zone and slots.  The
+ *		local date-time format both APIs use, yyyy-MM-ddTHH:mm:ss with no
+ *		offset, is in dates.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +13,7 @@
 
 #include "postgres.h"
 
+#include "dates.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "pgtime.h"
@@ -40,12 +42,6 @@ extern bool mapal_same_slot(const MapalSale *x, const MapalSale *y);
 
 /* The zone named by a server's timezone option, or the session's zone. */
 extern pg_tz *mapal_timezone(const char *tzname);
-
-/* Append yyyy-MM-dd / yyyy-MM-ddTHH:mm:ss (fractions of a second dropped). */
-extern void mapal_append_date(StringInfo buf, DateADT d);
-extern void mapal_append_timestamp(StringInfo buf, Timestamp ts);
-extern char *mapal_timestamp_str(Timestamp ts);
-extern char *mapal_date_str(DateADT d);
 
 /* Start of the slot holding ts, in local time of tz. */
 extern Timestamp mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz);

@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * dates.h
+ *		Dates and times as the vendors write them (dates.c): yyyy-MM-dd and
+ *		yyyy-MM-ddTHH:mm:ss, the years 1 to 9999 those formats can hold, and
+ *		a strict parser for what vendors send back.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SALES_API_DATES_H
+#define SALES_API_DATES_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "pgtime.h"
+#include "utils/date.h"
+
+/* yyyy-MM-dd / yyyy-MM-ddTHH:mm:ss (fractions dropped); infinities by name */
+extern void sa_append_date(StringInfo buf, DateADT d);
+extern char *sa_date_str(DateADT d);
+extern void sa_append_timestamp(StringInfo buf, Timestamp ts);
+extern char *sa_timestamp_str(Timestamp ts);
+
+/* finite and within the years 1 to 9999, so writable in those formats */
+extern bool sa_date_in_range(DateADT d);
+extern bool sa_timestamp_in_range(Timestamp ts);
+
+/*
+ * Strict parsers for vendors' values; false (never an ERROR) for anything
+ * malformed or out of range.
+ */
+extern bool sa_parse_datetime(const char *s, struct pg_tm *tm, fsec_t *fsec,
+							  bool *has_offset, int *offset_secs);
+extern bool sa_parse_date(const char *s, bool date_only, DateADT *out);
+
+#endif							/* SALES_API_DATES_H */
