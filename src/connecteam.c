@@ -191,9 +191,7 @@ ct_amount_limit(void)
 static const char *
 ct_amount_problem(Datum num)
 {
-	Numeric		n = DatumGetNumeric(num);
-
-	if (numeric_is_nan(n) || numeric_is_inf(n))
+	if (!numeric_finite(num))
 		return "is not a finite number";
 	if (DatumGetBool(DirectFunctionCall2(numeric_ge,
 										 DirectFunctionCall1(numeric_abs, num),

@@ -65,18 +65,27 @@ append_quoted(StringInfo buf, const char *s)
 	escape_json(buf, s);
 }
 
+/* A numeric that JSON can carry: neither NaN nor an infinity. */
+bool
+numeric_finite(Datum numeric)
+{
+	Numeric		num = DatumGetNumeric(numeric);
+
+	return !numeric_is_nan(num) && !numeric_is_inf(num);
+}
+
 /* Append a numeric as an exact JSON number; NaN and infinities refused. */
 void
 json_append_numeric(StringInfo buf, Datum numeric, const char *what)
 {
-	Numeric		num = DatumGetNumeric(numeric);
 	char	   *s;
 
-	if (numeric_is_nan(num) || numeric_is_inf(num))
+	if (!numeric_finite(numeric))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a finite number", what),
-				 errdetail("%s is %s.", what, numeric_is_nan(num) ? "NaN" : "infinite"),
+				 errdetail("%s is %s.", what,
+						   numeric_is_nan(DatumGetNumeric(numeric)) ? "NaN" : "infinite"),
 				 errhint("JSON has no NaN or infinity; filter such rows out or replace them.")));
 	s = DatumGetCString(DirectFunctionCall1(numeric_out, numeric));
 	appendStringInfoString(buf, s);

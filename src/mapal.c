@@ -309,14 +309,6 @@ is_blank(const char *s)
 	return true;
 }
 
-static bool
-numeric_finite(Datum d)
-{
-	Numeric		n = DatumGetNumeric(d);
-
-	return !numeric_is_nan(n) && !numeric_is_inf(n);
-}
-
 static int
 numeric_sign_of(Datum d)
 {

@@ -116,6 +116,7 @@ struct json_object;
 
 extern void json_append_string(StringInfo buf, const char *s);
 extern void append_quoted(StringInfo buf, const char *s);
+extern bool numeric_finite(Datum numeric);
 extern void json_append_numeric(StringInfo buf, Datum numeric, const char *what);
 extern struct json_object *json_parse_ex(const char *body, size_t len, const char **why);
 extern struct json_object *json_parse_response(const char *body, size_t len,
