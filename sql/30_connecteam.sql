@@ -270,6 +270,11 @@ SELECT reference, transaction_id, http_status, ok,
 \! mockctl fault drop_after --path /locations$ --method POST
 SELECT * FROM sales_api.connecteam_create_location('ct', 'Maybe');
 \! mockctl ct-locations | grep -c Maybe
+-- an answer of the wrong shape names the field, what it is and what was expected
+\! mockctl fault status --path /locations$ --method GET --status 200 --body '{"data":{"locations":{"id":1}}}'
+SELECT * FROM sales_api.connecteam_locations('ct');
+\! mockctl fault status --path /daily-sales$ --status 200 --body '{"data":{"dailySales":[{"locationId":1.5,"date":"2026-11-20"}]}}'
+SELECT * FROM sales_api.connecteam_daily_sales('ct', '2026-11-20', '2026-11-20');
 -- an unreadable 200 answer: the rows are stored, only their ids are unknown
 \! mockctl fault malformed --path /transactions$
 SELECT reference, transaction_id, http_status, ok, error

@@ -157,29 +157,6 @@ vendor_timestamp(const char *s, pg_tz *tz, Timestamp *out)
  */
 
 static const char *
-json_kind(json_object *v)
-{
-	switch (json_object_get_type(v))
-	{
-		case json_type_null:
-			return "null";
-		case json_type_boolean:
-			return "a boolean";
-		case json_type_int:
-			return "an integer";
-		case json_type_double:
-			return "a number with a fraction";
-		case json_type_object:
-			return "an object";
-		case json_type_array:
-			return "an array";
-		case json_type_string:
-			return "a string";
-	}
-	return "unknown";
-}
-
-static const char *
 field_kind_label(FieldKind k)
 {
 	switch (k)
@@ -437,7 +414,7 @@ response_rows(const CashRequest *cr, pg_tz *tz, CashRow ***rows, int *nrows, int
 					 errmsg("Mapal Cashrec returned a cash-sheet record that is not a JSON object"),
 					 errdetail("Record %d of the answer for centres %s from %s to %s is %s.",
 							   (int) i + 1, cr->centers, cr->start, cr->end,
-							   rec ? json_kind(rec) : "null"),
+							   json_kind(rec)),
 					 errhint("The vendor's API may have changed; check its status.")));
 		if (*nrows >= *cap)
 		{

@@ -198,26 +198,35 @@ json_get(json_object *obj, const char *key)
 	return val;
 }
 
-static const char *
-json_type_label(int type)
+/* A JSON type for messages, with its article: "an integer", "a string", ... */
+const char *
+json_kind_label(int type)
 {
-	switch (type)
+	switch ((json_type) type)
 	{
 		case json_type_null:
 			return "null";
 		case json_type_boolean:
-			return "boolean";
-		case json_type_double:
+			return "a boolean";
 		case json_type_int:
-			return "number";
+			return "an integer";
+		case json_type_double:
+			return "a number with a fraction";
 		case json_type_object:
-			return "object";
+			return "an object";
 		case json_type_array:
-			return "array";
+			return "an array";
 		case json_type_string:
-			return "string";
+			return "a string";
 	}
 	return "unknown";
+}
+
+/* What a value is, for messages; NULL (absent) is "null". */
+const char *
+json_kind(json_object *v)
+{
+	return v ? json_kind_label(json_object_get_type(v)) : "null";
 }
 
 /*
@@ -246,8 +255,9 @@ json_require(json_object *obj, const char *key, int type, const char *what)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
-				 errmsg("%s returned a response where \"%s\" is a %s, not a %s",
-						what, key, json_type_label(actual), json_type_label(type)),
+				 errmsg("%s returned a response where \"%s\" is %s, not %s",
+						what, key, json_kind_label(actual),
+						type == json_type_double ? "a number" : json_kind_label(type)),
 				 errhint("The vendor's API may have changed; check its status.")));
 	return val;
 }

@@ -126,6 +126,8 @@ extern struct json_object *json_require(struct json_object *obj,
 										const char *key, int type,
 										const char *what);
 extern const char *json_get_str(struct json_object *obj, const char *key);
+extern const char *json_kind_label(int type);
+extern const char *json_kind(struct json_object *v);
 extern Datum json_to_numeric(struct json_object *val, const char *what);
 extern Datum json_to_jsonb(struct json_object *val, const char *what);
 extern int64 json_to_int64(struct json_object *val, const char *what);
