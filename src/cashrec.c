@@ -489,29 +489,23 @@ cash_order_cmp(const void *x, const void *y)
  */
 
 /*
- * Raise the failure of one request.  400 and 404 get Cashrec's own hints;
- * everything else is vendor.c's mapping.
+ * Raise the failure of one request: vendor.c's mapping, with Cashrec's own
+ * hints for 400 and 404.
  */
 static void
 cashrec_report_error(const CashRequest *cr)
 {
 	const HttpRequest *req = cr->req;
-	char	   *what = psprintf("Mapal Cashrec request for centres %s from %s to %s",
-								cr->centers, cr->start, cr->end);
+	const char *hint = NULL;
 
 	if (req->done && req->status == 400)
-		ereport(ERROR,
-				(errcode(ERRCODE_SALES_API_VENDOR_REJECTED),
-				 errmsg("%s failed with HTTP 400", what),
-				 errdetail("Vendor message: %s", vendor_error_message(req)),
-				 errhint("Check the period and the centre ids; if the tenant spells the query parameters differently (StartDate rather than startDate), set the server's cashrec_start_param, cashrec_end_param and cashrec_centers_param.")));
-	if (req->done && req->status == 404)
-		ereport(ERROR,
-				(errcode(ERRCODE_SALES_API_NOT_FOUND),
-				 errmsg("%s failed with HTTP 404", what),
-				 errdetail("Vendor message: %s", vendor_error_message(req)),
-				 errhint("Mapal found no tenant or Cashrec configuration for these credentials; check the server's cashrec_url and that Cashrec is enabled for the account.")));
-	vendor_report_error(req, ERROR, what);
+		hint = "Check the period and the centre ids; if the tenant spells the query parameters differently (StartDate rather than startDate), set the server's cashrec_start_param, cashrec_end_param and cashrec_centers_param.";
+	else if (req->done && req->status == 404)
+		hint = "Mapal found no tenant or Cashrec configuration for these credentials; check the server's cashrec_url and that Cashrec is enabled for the account.";
+	vendor_report_error(req, ERROR,
+						psprintf("Mapal Cashrec request for centres %s from %s to %s",
+								 cr->centers, cr->start, cr->end),
+						hint);
 }
 
 static Timestamp

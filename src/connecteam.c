@@ -622,11 +622,11 @@ ct_post_transactions(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 				first_auth = q;
 		}
 	if (nauth > 0 && nauth + run->nnot_sent == nreq)
-		vendor_report_error(reqs[first_auth], ERROR, what);
+		vendor_report_error(reqs[first_auth], ERROR, what, NULL);
 	if (run->nnot_sent == nreq)
 		ratelimit_report(srv, run, ERROR, what);
 	if (nauth > 0)
-		vendor_report_error(reqs[first_auth], WARNING, what);
+		vendor_report_error(reqs[first_auth], WARNING, what, NULL);
 	if (run->nnot_sent > 0)
 		ratelimit_report(srv, run, WARNING, what);
 

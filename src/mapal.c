@@ -609,7 +609,7 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 
 	/* no credential, so nothing was sent: an error, whatever raise_on_error */
 	if (ngroups > 0 && reqs[0]->auth_failure != NULL)
-		vendor_report_error(reqs[0], ERROR, "Mapal real-time sales");
+		vendor_report_error(reqs[0], ERROR, "Mapal real-time sales", NULL);
 
 	if (raise_on_error)
 	{
@@ -617,7 +617,8 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 			if (!vendor_ok(groups[g].req))
 				vendor_report_error(groups[g].req, ERROR,
 									psprintf("Mapal real-time sales for unit " INT64_FORMAT ", business day %s",
-											 groups[g].unit, sa_date_str(groups[g].day)));
+											 groups[g].unit, sa_date_str(groups[g].day)),
+									NULL);
 	}
 
 	for (int g = 0; g < ngroups; g++)

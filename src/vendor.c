@@ -300,10 +300,13 @@ vendor_token_error_message(const HttpRequest *req)
 /*
  * Raise (or log) the failure of a request: a transport failure, a redirect,
  * or a non-2xx status.  `what` names the call, e.g. "Mapal real-time sales
- * for unit 1001".
+ * for unit 1001".  `hint_override`, when not NULL, replaces the usual hint
+ * for an HTTP answer (an API's own advice for one status); transport and
+ * credential failures keep theirs.
  */
 void
-vendor_report_error(const HttpRequest *req, int elevel, const char *what)
+vendor_report_error(const HttpRequest *req, int elevel, const char *what,
+					const char *hint_override)
 {
 	int			sqlstate;
 	const char *hint;
@@ -366,18 +369,15 @@ vendor_report_error(const HttpRequest *req, int elevel, const char *what)
 				hint = "The vendor rejected the request; the detail gives its reason.";
 			}
 	}
-	if ((req->status == 429 || req->status == 503) && req->retry_after_s >= 0)
-		ereport(elevel,
-				(errcode(sqlstate),
-				 errmsg("%s failed with HTTP %ld", what, req->status),
-				 errdetail("Vendor message: %s", vendor_error_message(req)),
-				 errhint("Retry after %d seconds.", req->retry_after_s)));
-	else
-		ereport(elevel,
-				(errcode(sqlstate),
-				 errmsg("%s failed with HTTP %ld", what, req->status),
-				 errdetail("Vendor message: %s", vendor_error_message(req)),
-				 errhint("%s", hint)));
+	if (hint_override != NULL)
+		hint = hint_override;
+	else if ((req->status == 429 || req->status == 503) && req->retry_after_s >= 0)
+		hint = psprintf("Retry after %d seconds.", req->retry_after_s);
+	ereport(elevel,
+			(errcode(sqlstate),
+			 errmsg("%s failed with HTTP %ld", what, req->status),
+			 errdetail("Vendor message: %s", vendor_error_message(req)),
+			 errhint("%s", hint)));
 }
 
 /* Raise unless the request got a 2xx answer. */
@@ -385,5 +385,5 @@ void
 vendor_check(const HttpRequest *req, const char *what)
 {
 	if (!vendor_ok(req))
-		vendor_report_error(req, ERROR, what);
+		vendor_report_error(req, ERROR, what, NULL);
 }

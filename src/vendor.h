@@ -44,7 +44,8 @@ extern void vendor_perform(SalesApiServer *srv, HttpRequest *req);
 extern bool vendor_ok(const HttpRequest *req);
 extern char *vendor_error_message(const HttpRequest *req);
 extern char *vendor_token_error_message(const HttpRequest *req);
-extern void vendor_report_error(const HttpRequest *req, int elevel, const char *what);
+extern void vendor_report_error(const HttpRequest *req, int elevel, const char *what,
+								const char *hint_override);
 extern void vendor_check(const HttpRequest *req, const char *what);
 
 #endif							/* SALES_API_VENDOR_H */
