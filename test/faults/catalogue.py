@@ -20,63 +20,25 @@ test/with-env; works in its own database (sa_catalogue).
 
   test/with-env test/faults/catalogue.py [-v] [-k SUBSTRING]
 """
-import json
 import os
 import re
-import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pgmock import lit, mock, mock_requests_since, mock_seq, psql as _psql  # noqa: E402
 
 DB = "sa_catalogue"
 MOCK = os.environ["MOCK_URL"]
-MOCK_SS = os.environ.get("MOCK_SS_URL", "")
 MOCK_HTTP = os.environ.get("MOCK_HTTP_URL", "")
-CTX = ssl.create_default_context(cafile=os.environ["MOCK_CA"])
 VERBOSE = "-v" in sys.argv
 ONLY = sys.argv[sys.argv.index("-k") + 1] if "-k" in sys.argv else None
 PGLOG = os.environ.get("SA_PGLOG")
 
 
-# ---------------------------------------------------------------------------
-# plumbing
-# ---------------------------------------------------------------------------
-
-def mock(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(MOCK + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, context=CTX, timeout=30) as r:
-        return json.loads(r.read() or b"null")
-
-
-def mock_seq():
-    return mock("GET", "/_mock/log?since=%d" % (1 << 62))["last_seq"]
-
-
-def mock_requests_since(seq):
-    return mock("GET", "/_mock/log?since=%d" % seq)["requests"]
-
-
 def psql(sql, db=DB, timeout=120):
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(sql)
-        name = f.name
-    try:
-        p = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
-                            "-d", db, "-f", name], capture_output=True, text=True, timeout=timeout)
-        return p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired:
-        return 99, "", "psql timed out after %ds" % timeout
-    finally:
-        os.unlink(name)
-
-
-def lit(s):
-    """An SQL string literal (standard_conforming_strings: backslashes are literal)."""
-    return "NULL" if s is None else "'" + s.replace("'", "''") + "'"
+    return _psql(sql, db, timeout)
 
 
 def postmaster_start():
