@@ -70,6 +70,7 @@ CREATE TABLE sales_api.outbox (
     http_status     integer,
     vendor_ref      text,
     ambiguous       boolean NOT NULL DEFAULT false,  -- a post that may have been stored
+    target_post_id  bigint,                -- ct_delete: the in-flight or ambiguous post it undoes
     window_start    timestamptz,           -- ct_window: replace this location's window at the vendor
     window_end      timestamptz,
     last_error      text
@@ -250,17 +251,24 @@ BEGIN
             sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'));
         -- old versions: cancel what was not sent yet, delete at the vendor what was
         del_sql := format(
-            'WITH gone AS (SELECT DISTINCT %s::text AS k FROM %%s AS s),'
+            'WITH gone AS (SELECT DISTINCT %1$s::text AS k FROM %%1$s AS s),'
+            -- a version certainly not at the vendor is simply cancelled
             ' cancelled AS (UPDATE sales_api.outbox o SET state = ''superseded'', lease_until = NULL'
-            '   FROM gone WHERE o.capture_id = %s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
-            '   AND o.state IN (''pending'', ''failed'') RETURNING o.sale_key)'
-            ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, next_attempt_at)'
-            ' SELECT %s, ''ct_delete'', gone.k, cs.location_id, cs.created_at, statement_timestamp() FROM gone'
-            ' LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %s AND cs.sale_key = gone.k'
-            ' WHERE EXISTS (SELECT 1 FROM sales_api.connecteam_sent c WHERE c.capture_id = %s AND c.sale_key = gone.k)'
-            '    OR EXISTS (SELECT 1 FROM sales_api.outbox o WHERE o.capture_id = %s AND o.kind = ''ct_post'''
-            '               AND o.sale_key = gone.k AND o.state IN (''in_flight'', ''unknown''))',
-            k, cid, cid, cid, cid, cid);
+            '   FROM gone WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
+            '   AND o.state IN (''pending'', ''failed'') AND NOT o.ambiguous RETURNING o.sale_key)'
+            -- a version the vendor holds, or may hold, is deleted: the transactionId
+            -- when known, else the post whose outcome decides it (target_post_id)
+            ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,'
+            '                               target_post_id, next_attempt_at)'
+            ' SELECT %2$s, ''ct_delete'', gone.k, cs.location_id, cs.created_at, cs.transaction_id, p.id,'
+            '        statement_timestamp()'
+            '   FROM gone'
+            '   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %2$s AND cs.sale_key = gone.k'
+            '   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o'
+            '                       WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
+            '                         AND (o.state IN (''in_flight'', ''unknown'') OR (o.state = ''failed'' AND o.ambiguous))) p ON true'
+            '  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL',
+            k, cid);
         win_sql := format(
             'SELECT %s::text, %s::bigint, %s::text, %s::timestamptz, %s::numeric, %s::numeric, %s::text FROM %s AS s'
             ' WHERE %s::bigint = $1 AND %s::timestamptz BETWEEN $2 AND $3',

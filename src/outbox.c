@@ -105,6 +105,7 @@ typedef struct OItem
 	MapalSale	slot;
 	bool		slot_valid;
 	bool		totals_loaded;
+	bool		settled_by_window;
 	/* outcome */
 	Outcome		outcome;
 	int			http_status;
@@ -271,12 +272,13 @@ static void
 expire_leases(void)
 {
 	SPI_execute(psprintf(
-						 "UPDATE sales_api.outbox SET lease_until = NULL, next_attempt_at = now(),"
+						 "UPDATE sales_api.outbox SET lease_until = NULL,"
+						 " next_attempt_at = now() + CASE WHEN kind = 'ct_post' THEN interval '%d ms' ELSE interval '0' END,"
 						 " state = CASE WHEN kind = 'ct_post' AND %d = %d THEN 'unknown' ELSE 'failed' END,"
 						 " ambiguous = (kind = 'ct_post'),"
 						 " last_error = 'lease expired: the worker stopped while sending; the outcome is unknown'"
 						 " WHERE state = 'in_flight' AND lease_until < now()",
-						 sales_api_ambiguous_policy, AMBIGUOUS_PARK),
+						 sales_api_ambiguous_settle_ms, sales_api_ambiguous_policy, AMBIGUOUS_PARK),
 				false, 0);
 }
 
@@ -347,12 +349,18 @@ claim_connecteam(Cycle *c, int limit)
 		"      AND p.id < o.id AND p.state IN ('pending', 'failed', 'in_flight')))"
 		" ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
 		" UPDATE sales_api.outbox o SET state = 'in_flight', attempts = o.attempts + 1,"
-		"   lease_until = now() + $2 * interval '1 ms'"
+		"   lease_until = now() + $2 * interval '1 ms',"
+		/* a delete removes the version the vendor held when it was first claimed */
+		"   vendor_ref = CASE WHEN o.kind <> 'ct_delete' OR o.vendor_ref IS NOT NULL THEN o.vendor_ref"
+		/* the post it undoes went out on its own: its transactionId; settled by a window: nothing left */
+		"     WHEN o.target_post_id IS NOT NULL THEN (SELECT CASE WHEN p.ambiguous THEN NULL ELSE p.vendor_ref END"
+		"       FROM sales_api.outbox p WHERE p.id = o.target_post_id)"
+		"     ELSE (SELECT cs.transaction_id FROM sales_api.connecteam_sent cs"
+		"       WHERE cs.capture_id = o.capture_id AND cs.sale_key = o.sale_key) END"
 		" FROM c WHERE o.id = c.id"
 		" RETURNING o.id, o.capture_id, o.kind, o.attempts, o.ambiguous, o.sale_key, o.location_id,"
 		"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
-		"   (SELECT cs.transaction_id FROM sales_api.connecteam_sent cs"
-		"     WHERE cs.capture_id = o.capture_id AND cs.sale_key = o.sale_key),"
+		"   o.vendor_ref,"
 		"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint";
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		vals[2] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms)};
@@ -533,7 +541,11 @@ claim_mapal(Cycle *c, int limit)
 			continue;
 		rvals[0] = Int64GetDatum(it->slot.unit);
 		rvals[1] = DateADTGetDatum(it->slot.day);
-		ret = SPI_execute_with_args(it->cap->recompute_sql, 2, rtypes, rvals, NULL, true, 0);
+		/*
+		 * read_only = false: a fresh snapshot, taken after the claim, so every
+		 * sale whose dirty marker was just claimed is in the totals.
+		 */
+		ret = SPI_execute_with_args(it->cap->recompute_sql, 2, rtypes, rvals, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not recompute Mapal slot totals");
 		for (int j = i; j < c->nitems; j++)
@@ -658,7 +670,7 @@ claim(Cycle *c)
 		vals[0] = Int64GetDatum(w->location_id);
 		vals[1] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) w->start_epoch));
 		vals[2] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) w->end_epoch));
-		ret = SPI_execute_with_args(w->cap->window_sql, 3, types, vals, NULL, true, 0);
+		ret = SPI_execute_with_args(w->cap->window_sql, 3, types, vals, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the local sales of a window");
 		w->nlocal = 0;
@@ -1142,12 +1154,16 @@ record(Cycle *c)
 
 			if (w->ok)
 			{
+				/*
+				 * Whatever this post stored is gone with the window; the sale's
+				 * current version was reposted (connecteam_sent has its id).
+				 * settled_by_window keeps "ambiguous" set, which tells a later
+				 * delete of this version that there is nothing left to delete.
+				 */
 				it->outcome = O_SENT;
+				it->settled_by_window = true;
+				it->vendor_ref = NULL;
 				it->error = "settled by replacing the location's time window at the vendor";
-				for (int k = 0; k < w->nlocal; k++)
-					if (w->ids[k] && it->sale_key && w->local[k].reference &&
-						strcmp(w->local[k].reference, it->sale_key) == 0)
-						it->vendor_ref = w->ids[k];
 			}
 			else
 			{
@@ -1183,13 +1199,19 @@ record(Cycle *c)
 		ref_nulls[i] = (it->vendor_ref == NULL);
 		errors[i] = it->error ? CStringGetTextDatum(it->error) : (Datum) 0;
 		error_nulls[i] = (it->error == NULL);
-		delays[i] = Int64GetDatum((it->outcome == O_AMBIGUOUS) ? 0 :
+		/*
+		 * An ambiguous post may still be on its way into the vendor (a slow
+		 * vendor finishes what we gave up on): the window is replaced only
+		 * after sales_api.ambiguous_settle_time, so a late original cannot
+		 * land after the repost.
+		 */
+		delays[i] = Int64GetDatum((it->outcome == O_AMBIGUOUS) ? (int64) sales_api_ambiguous_settle_ms :
 								  (it->outcome == O_NOT_SENT) ?
 								  (int64) Max(it->retry_after_s, 1) * 1000 :
 								  backoff_ms(it->attempts, it->retry_after_s));
 		/* a request the rate budget kept back spent no attempt */
 		attempt_back[i] = Int32GetDatum(it->outcome == O_NOT_SENT ? 1 : 0);
-		ambig[i] = BoolGetDatum(it->outcome == O_AMBIGUOUS);
+		ambig[i] = BoolGetDatum(it->outcome == O_AMBIGUOUS || it->settled_by_window);
 		switch (it->outcome)
 		{
 			case O_SENT:

@@ -70,6 +70,7 @@ int			sales_api_retry_base_ms = 1000;
 int			sales_api_retry_max_ms = 600000;
 int			sales_api_ambiguous_policy = AMBIGUOUS_REPLACE_WINDOW;
 int			sales_api_sent_retention_ms = 7 * 86400 * 1000;
+int			sales_api_ambiguous_settle_ms = 30000;
 int			sales_api_reconcile_interval_ms = 0;
 int			sales_api_reconcile_days = 2;
 int			sales_api_reconcile_grace_ms = 3600 * 1000;
@@ -157,6 +158,11 @@ worker_init(void)
 							 "replace_window deletes the location's time window at the vendor and posts every local sale of it again; park marks the items unknown for an operator.",
 							 &sales_api_ambiguous_policy, AMBIGUOUS_REPLACE_WINDOW, ambiguous_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.ambiguous_settle_time",
+							"How long the worker waits before replacing a window for an ambiguous post.",
+							"A slow vendor can still store a request the worker gave up on; the window is replaced only after this, so the late original cannot land after the repost.",
+							&sales_api_ambiguous_settle_ms, 30000, 0, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("sales_api.sent_retention",
 							"How long sent outbox items are kept before the worker purges them.",
 							NULL, &sales_api_sent_retention_ms, 7 * 86400 * 1000, 0, INT_MAX,

@@ -52,6 +52,7 @@ extern int	sales_api_retry_base_ms;
 extern int	sales_api_retry_max_ms;
 extern int	sales_api_ambiguous_policy;
 extern int	sales_api_sent_retention_ms;
+extern int	sales_api_ambiguous_settle_ms;
 extern int	sales_api_reconcile_interval_ms;
 extern int	sales_api_reconcile_days;
 extern int	sales_api_reconcile_grace_ms;

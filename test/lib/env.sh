@@ -107,6 +107,7 @@ sales_api.worker_naptime = '2s'
 sales_api.retry_base = '200ms'
 sales_api.retry_max = '2s'
 sales_api.lease_time = '15s'
+sales_api.ambiguous_settle_time = '6s'
 fsync = off
 log_line_prefix = '%m [%p] %q%a '
 log_min_messages = info
