@@ -6,6 +6,8 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS sales_api;
 RESET client_min_messages;
+-- PL/pgSQL line numbers are not part of the contract
+\set SHOW_CONTEXT never
 CREATE SERVER o_ct FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam');
 CREATE SERVER o_mapal FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'mapal', timezone 'Europe/Madrid', slot_minutes '30');
 CREATE TABLE pos (id serial PRIMARY KEY, shop int, at timestamptz, total numeric(10,2), vat numeric(10,2), kind text DEFAULT 'SALE', channel text DEFAULT 'TAKE');

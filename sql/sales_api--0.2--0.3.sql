@@ -175,6 +175,9 @@ DECLARE
     win_sql  text;
     known    text[];
 BEGIN
+    IF sales_table IS NULL OR server IS NULL THEN
+        RAISE EXCEPTION 'sales_table and server must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         RAISE EXCEPTION 'only a superuser can attach sales_api to a table'
             USING ERRCODE = 'insufficient_privilege',

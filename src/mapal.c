@@ -361,7 +361,11 @@ sale_validate(RowSet *rs, int r, int slot_minutes, MapalSale *s)
 				   "Business days are written yyyy-MM-dd, so they must lie between the years 1 and 9999.",
 				   "business_day %s is out of range", sa_date_str(s->day));
 	j2date(s->day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
-	if (TIMESTAMP_NOT_FINITE(s->slot) ||
+	if (TIMESTAMP_NOT_FINITE(s->slot))
+		SALE_ERROR(rs, r, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
+				   "A slot start is a finite local date-time of the business day.",
+				   "slot_start %s is not a finite timestamp", sa_timestamp_str(s->slot));
+	if (
 		timestamp2tm(s->slot, NULL, &tm, &fsec, NULL, NULL) != 0 ||
 		tm.tm_year != y || tm.tm_mon != m || tm.tm_mday != d)
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
