@@ -263,7 +263,10 @@ BEGIN
             -- when known, else the post whose outcome decides it (target_post_id)
             ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,'
             '                               target_post_id, next_attempt_at)'
-            ' SELECT %2$s, ''ct_delete'', gone.k, cs.location_id, cs.created_at, cs.transaction_id, p.id,'
+            -- a newer version in flight or ambiguous is the one to undo (an older,
+            -- already sent version has its own delete queued before this one)
+            ' SELECT %2$s, ''ct_delete'', gone.k, cs.location_id, cs.created_at,'
+            '        CASE WHEN p.id IS NULL THEN cs.transaction_id END, p.id,'
             '        statement_timestamp()'
             '   FROM gone'
             '   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %2$s AND cs.sale_key = gone.k'
