@@ -310,7 +310,16 @@ http_start(Transfer *t)
 	CURL_SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	CURL_SETOPT(h, CURLOPT_ACCEPT_ENCODING, "");
 	if (req->fresh_connection)
+	{
+		/*
+		 * A non-idempotent request gets a connection of its own, closed
+		 * after it: it never meets a stale keep-alive connection (which
+		 * libcurl would silently resend on), and a worker posting all day
+		 * does not fill the connection cache with one-use TLS sessions.
+		 */
 		CURL_SETOPT(h, CURLOPT_FRESH_CONNECT, 1L);
+		CURL_SETOPT(h, CURLOPT_FORBID_REUSE, 1L);
+	}
 
 	if (strcmp(req->method, "GET") == 0 && req->body == NULL)
 		CURL_SETOPT(h, CURLOPT_HTTPGET, 1L);
