@@ -76,6 +76,12 @@ def explain(local, have, want):
               file=sys.stderr)
     for k in [k for k in have if k not in want][:4]:
         print(f"  extra at the vendor: {k}", file=sys.stderr)
+        for r in psql_rows("SELECT id, kind, state, sale_key, attempts, coalesce(http_status::text, ''),"
+                           " coalesce(vendor_ref, ''), coalesce(final_sale_amount::text, ''),"
+                           " left(coalesce(last_error, ''), 70) FROM sales_api.outbox"
+                           f" WHERE sale_key IN (SELECT sale_key FROM sales_api.outbox WHERE location_id = {k[0]}"
+                           f" AND created_at = to_timestamp({k[1]})) ORDER BY id"):
+            print("      outbox " + " | ".join(r), file=sys.stderr)
 
 
 def main():
