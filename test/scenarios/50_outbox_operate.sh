@@ -69,4 +69,9 @@ q -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
 wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 5 "the worker to stop on SIGTERM (within 5 s, while the vendor takes 20 s)"
 pass "the worker stopped on SIGTERM mid-transfer"
 wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 30 "the worker to be restarted"
+# the interrupted post is settled (lease, then window replacement) once the
+# slow vendor has finished it: nothing is left in flight for the next test
+wait_for "$(drained)" 90 "the interrupted post to be settled"
+python3 "$(dirname "$0")/../lib/compare.py" after-sigterm --no-mapal
+expect_eq "$(mockctl ct-transactions --location 1 | grep -c ' 1.10 ')" 1 "the interrupted sale is at the vendor once"
 echo "operate scenario passed"
