@@ -77,13 +77,16 @@ CREATE TABLE sales_api.outbox (
 );
 COMMENT ON TABLE sales_api.outbox IS 'work for the vendors, enqueued by capture triggers in the inserting transaction';
 
-CREATE INDEX outbox_todo_idx ON sales_api.outbox (capture_id, id)
+-- the worker's claims walk this in id order; it holds only unfinished work,
+-- so a long history of sent items costs the claim nothing
+CREATE INDEX outbox_todo_idx ON sales_api.outbox (id)
     WHERE state IN ('pending', 'failed', 'in_flight');
 CREATE UNIQUE INDEX outbox_mapal_dirty_idx ON sales_api.outbox
     (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)
     WHERE kind = 'mapal_slot' AND state = 'pending';
 CREATE INDEX outbox_sale_key_idx ON sales_api.outbox (capture_id, sale_key) WHERE sale_key IS NOT NULL;
 CREATE INDEX outbox_sent_idx ON sales_api.outbox (sent_at) WHERE state = 'sent';
+CREATE INDEX outbox_superseded_idx ON sales_api.outbox (enqueued_at) WHERE state = 'superseded';
 
 -- Connecteam: the vendor's transactionId of the version of each sale it holds
 CREATE TABLE sales_api.connecteam_sent (
