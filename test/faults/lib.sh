@@ -11,6 +11,12 @@ FAULTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # A fresh extension.  DROP EXTENSION leaves the schema (the control file
 # creates it), so it goes too: nothing of an earlier scenario survives.
 fs_setup() {
+    # a request an earlier test delayed (up to 20 s) would land in this scenario's state
+    local i
+    for ((i = 0; i < 150; i++)); do
+        [ "$(mockctl inflight 2>/dev/null || echo 0)" = 0 ] && break
+        sleep 0.2
+    done
     q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$SA_DB'
           AND pid <> pg_backend_pid() AND backend_type = 'client backend'" >/dev/null
     q -c "DROP EXTENSION IF EXISTS sales_api CASCADE" >/dev/null 2>&1 || true

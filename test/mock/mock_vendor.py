@@ -433,6 +433,7 @@ class App:
         self.stopping = threading.Event()
         self.seq = 0            # log sequence; NOT reset by /_mock/reset so marks stay valid
         self.issued = []        # every token value ever issued; NOT reset (the secrets check greps for them)
+        self.inflight = 0       # vendor requests being answered now (a delayed one outlives a reset)
         self.reset()
 
     # ---- state -----------------------------------------------------------
@@ -1653,6 +1654,9 @@ def control(app, req):
                         info["revoked"] = True
                         n += 1
             return jresp(200, {"ok": True, "tokens": n})
+        if p == "/_mock/inflight" and m == "GET":
+            with app.lock:
+                return jresp(200, {"inflight": app.inflight})
         if p == "/_mock/tokens/issued" and m == "GET":
             with app.lock:
                 return jresp(200, {"tokens": list(app.issued)})
@@ -1866,6 +1870,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         entry = app.log_start(req, self.client_address)
         status, dropped, fault = None, False, None
+        with app.lock:
+            app.inflight += 1
         try:
             lat = app.cfg("latency_ms")
             if lat:
@@ -1900,6 +1906,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             self._send(resp)
         finally:
+            with app.lock:
+                app.inflight -= 1
             app.log_finish(entry, status, t0, dropped)
             ms = (time.monotonic() - t0) * 1000.0
             q = ("?" + query[:200]) if query else ""
