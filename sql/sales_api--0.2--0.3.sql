@@ -261,7 +261,7 @@ BEGIN
             -- a version certainly not at the vendor is simply cancelled
             ' cancelled AS (UPDATE sales_api.outbox o SET state = ''superseded'', lease_until = NULL'
             '   FROM gone WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
-            '   AND o.state IN (''pending'', ''failed'') AND NOT o.ambiguous RETURNING o.sale_key)'
+            '   AND o.state IN (''pending'', ''failed'') AND NOT o.ambiguous RETURNING o.id)'
             -- a version the vendor holds, or may hold, is deleted: the transactionId
             -- when known, else the post whose outcome decides it (target_post_id)
             ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,'
@@ -275,7 +275,10 @@ BEGIN
             '   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %2$s AND cs.sale_key = gone.k'
             '   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o'
             '                       WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
-            '                         AND (o.state IN (''in_flight'', ''unknown'') OR (o.state = ''failed'' AND o.ambiguous))) p ON true'
+            -- any unfinished post the cancel did not catch: in flight, ambiguous, or
+            -- claimed by the worker between this statement's snapshot and its lock
+            '                         AND o.state IN (''pending'', ''failed'', ''in_flight'', ''unknown'')'
+            '                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true'
             '  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL',
             k, cid);
         win_sql := format(

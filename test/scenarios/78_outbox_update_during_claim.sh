@@ -14,13 +14,15 @@ CREATE TABLE pos_slots (id bigserial PRIMARY KEY, store int NOT NULL, sold_at ti
 SELECT sales_api.attach('pos_slots', 'mapal', '{"unit_id": "1000 + store", "sold_at": "sold_at", "currency_id": "''EUR''",
   "sales_type_id": "''TAKE''", "net_sales": "net", "gross_sales": "net"}');
 SELECT sales_api.pause('connecteam');
+SELECT sales_api.pause('mapal');
 INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00);
 INSERT INTO pos_slots (store, sold_at, net) VALUES (1, '2026-11-20 10:00:00+00', 5.00);
 SQL
 # the worker's next claim takes the Connecteam post, then waits on pos_slots
 (q -c "BEGIN" -c "LOCK TABLE pos_slots IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null) &
 sleep 0.5
-q -c "SELECT sales_api.resume('connecteam')" >/dev/null
+# both servers resume together: one claim takes the post and the Mapal slot
+q -c "BEGIN" -c "SELECT sales_api.resume('connecteam')" -c "SELECT sales_api.resume('mapal')" -c "COMMIT" >/dev/null
 wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker' AND wait_event_type = 'Lock')" 10 \
     "the worker to hold its claim open"
 q -c "UPDATE pos_sales SET net = 12.00"
