@@ -1,0 +1,1137 @@
+#!/usr/bin/env python3
+"""sales_api benchmarks (issue 8).  Run through test/bench/run, which starts the
+throwaway cluster and the mock vendor server (test/lib/env.sh) and exports
+PGHOST/PGPORT/PGUSER, MOCK_URL, MOCK_CA, SA_WORK, PGDATA, SA_PGLOG.
+
+Every benchmark compares sales_api with what a POS integrator would otherwise
+build, measured in the same run on the same machine, and prints figures; a
+missed target is reported, never a failure.  The exit status is non-zero only
+when a benchmark could not run or sales were lost or duplicated.
+
+  1. capture cost: no trigger / sales_api capture / hand-written row trigger
+     (pgbench single-row inserts with 2 clients; 100,000 rows in one
+     INSERT ... SELECT and in one COPY)
+  2. drain throughput: 100,000 Connecteam transactions and a day of Mapal
+     slots for 50 units through the worker to the mock (20 ms latency), against
+     a sender that posts one sale per request, one at a time
+  3. calls per sale, and pacing under a 120-per-minute rate limit
+  4. latency: one committed sale to the mock receiving it (idle worker)
+  5. memory: the worker's resident memory after start, 100,000 and 1,000,000 sales
+  --profile: perf of the worker during a drain and of a backend during a bulk
+     capture, with pg_stat_statements of the worker's SQL (test/bench/PROFILE.md)
+
+Python 3 standard library only.
+"""
+import argparse
+import datetime
+import http.client
+import json
+import math
+import os
+import platform
+import re
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BIN = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
+WDB = os.environ.get("SA_DB", "sa_worker")     # the database the worker drains
+BDB = "sa_bench"                               # capture benchmarks: nobody drains it
+UNITS = 50
+README_BEGIN = "<!-- @@BENCH-BEGIN@@ -->"
+README_END = "<!-- @@BENCH-END@@ -->"
+
+MODES = {
+    # a bounded pass, under ~3 minutes: what the test command may call
+    "quick": dict(pgbench_seconds=3, rounds=3, bulk_rounds=2, bulk_rows=100000, drain_sales=100000,
+                  baseline_sales=300, rl_limit=20, rl_window=10, rl_windows=2,
+                  latency_sales=500, latency_after_sales=50, memory_total=200000, chunk=100000),
+    # the issue's figures: 1,000,000 sales for memory, a real 120-per-minute limit
+    "full": dict(pgbench_seconds=10, rounds=6, bulk_rounds=5, bulk_rows=100000, drain_sales=100000,
+                 baseline_sales=2000, rl_limit=120, rl_window=60, rl_windows=3,
+                 latency_sales=500, latency_after_sales=200, memory_total=1000000, chunk=100000),
+}
+ALL = ["capture", "drain", "memory", "latency", "ratelimit"]
+
+
+class BenchError(Exception):
+    pass
+
+
+T_START = time.time()
+
+
+def log(msg):
+    print("== [%4.0f s] %s" % (time.time() - T_START, msg), file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL and the mock
+# ---------------------------------------------------------------------------
+def psql(sql, db=WDB, check=True, timing=False):
+    """Run SQL (several statements allowed) with psql; returns stdout (tuples only)."""
+    if timing:
+        sql = "\\timing on\n" + sql
+    r = subprocess.run([os.path.join(BIN, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db],
+                       input=sql, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise BenchError("psql failed: %s\n-- SQL: %s" % (r.stderr.strip(), sql[:1500]))
+    return r.stdout.strip()
+
+
+def q1(sql, db=WDB):
+    out = psql(sql, db)
+    return out.splitlines()[-1] if out else ""
+
+
+def timed_ms(sql, db):
+    """Server round trip of the last statement, from psql's \\timing."""
+    out = psql(sql, db, timing=True)
+    times = re.findall(r"^Time: ([0-9.]+) ms", out, re.M)
+    if not times:
+        raise BenchError("no timing in psql output: %s" % out[-500:])
+    return float(times[-1])
+
+
+_ctx = None
+
+
+def mock(method, path, body=None, timeout=300):
+    global _ctx
+    if _ctx is None:
+        _ctx = ssl.create_default_context(cafile=os.environ["MOCK_CA"])
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(os.environ["MOCK_URL"] + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=_ctx, timeout=timeout) as r:
+        return json.load(r)
+
+
+def mock_setup(latency_ms=20, minute_limit=10 ** 9, window=60):
+    """A clean mock: Mapal units 1001..1050, Connecteam locations 1..50, no rate limit."""
+    mock("POST", "/_mock/reset")
+    mock("POST", "/_mock/config", {
+        "mapal_units": {str(1000 + u): {"currencies": ["EUR"], "salesTypes": ["EAT_IN", "TAKE", "DELIVERY"]}
+                        for u in range(1, UNITS + 1)},
+        "latency_ms": latency_ms, "connecteam_minute_limit": minute_limit,
+        "connecteam_day_limit": 10 ** 9, "connecteam_window_seconds": window})
+    mock("POST", "/_mock/connecteam/locations",
+         {"locations": [{"id": u, "name": "store %d" % u} for u in range(1, UNITS + 1)]})
+
+
+def mock_mark():
+    return mock("GET", "/_mock/log?since=999999999999")["last_seq"]
+
+
+def mock_log(since):
+    return mock("GET", "/_mock/log?since=%d" % since)["requests"]
+
+
+def is_ct_post(e):
+    return e["method"] == "POST" and e["path"] == "/connecteam/sales/v1/transactions"
+
+
+def is_mapal(e):
+    return e["path"].endswith("/real-time-sales")
+
+
+# ---------------------------------------------------------------------------
+# The worker
+# ---------------------------------------------------------------------------
+def worker_pid():
+    v = q1("SELECT pid FROM pg_stat_activity WHERE backend_type = 'sales_api worker'", db="postgres")
+    return int(v) if v else None
+
+
+def worker_idle():
+    return q1("SELECT state FROM pg_stat_activity WHERE backend_type = 'sales_api worker'", db="postgres") == "idle"
+
+
+def wait_worker(limit_s=60):
+    t0 = time.time()
+    while not (worker_pid() and worker_idle()):
+        if time.time() - t0 > limit_s:
+            raise BenchError("the sales_api worker is not running (see %s)" % os.environ.get("SA_PGLOG"))
+        time.sleep(0.2)
+    return worker_pid()
+
+
+def restart_worker():
+    """A fresh worker process (the postmaster restarts it 5 s after it exits)."""
+    old = worker_pid()
+    if old:
+        psql("SELECT pg_terminate_backend(%d)" % old, db="postgres")
+    t0 = time.time()
+    while True:
+        pid = worker_pid()
+        if pid and pid != old and worker_idle():
+            break
+        if time.time() - t0 > 60:
+            raise BenchError("the worker did not come back after pg_terminate_backend")
+        time.sleep(0.2)
+    time.sleep(1.0)
+    return pid
+
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM"):
+                out[k] = int(v.split()[0])      # kB
+    return out
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mock_pid():
+    out = subprocess.run(["pgrep", "-f", "mock_vendor.py --port %s" % os.environ.get("MOCK_PORT", "")],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else None
+
+
+# ---------------------------------------------------------------------------
+# The POS database the worker drains
+# ---------------------------------------------------------------------------
+SERVERS_SQL = """
+\\set token_url :mock_url/connect/token
+\\set sales_url :mock_url/mapal-sales
+\\set cashrec_url :mock_url/cashrec
+\\set ct_url :mock_url/connecteam
+CREATE SERVER mapal FOREIGN DATA WRAPPER sales_api OPTIONS (
+    vendor 'mapal', token_url :'token_url', sales_url :'sales_url', cashrec_url :'cashrec_url',
+    timezone 'UTC', slot_minutes '15');
+CREATE USER MAPPING FOR CURRENT_USER SERVER mapal
+    OPTIONS (username 'pos-user', password 'pos-pass', client_secret 'mapal-secret');
+CREATE SERVER connecteam FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam', base_url :'ct_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER connecteam OPTIONS (api_key 'ct-key-123');
+"""
+
+SALES_TABLE = """
+CREATE TABLE {t} (
+    id        bigserial PRIMARY KEY,
+    store     integer NOT NULL,
+    sold_at   timestamptz NOT NULL,
+    kind      text NOT NULL DEFAULT 'SALE',
+    channel   text NOT NULL DEFAULT 'EAT_IN',
+    net       numeric(12,2) NOT NULL,
+    tax       numeric(12,2) NOT NULL DEFAULT 0,
+    guests    integer NOT NULL DEFAULT 1
+);
+"""
+
+CT_MAPPING = """'{"location_id": "store", "sale_type": "kind", "created_at": "sold_at",
+  "final_sale_amount": "net", "tax_amount": "tax", "currency": "''EUR''"}'"""
+MAPAL_MAPPING = """'{"unit_id": "1000 + store", "sold_at": "sold_at", "currency_id": "''EUR''",
+  "sales_type_id": "channel", "net_sales": "net", "gross_sales": "net + tax", "num_guests": "guests"}'"""
+
+
+def fresh_extension(db):
+    psql("SET client_min_messages = warning;\n"
+         "DROP TABLE IF EXISTS pos_sales, pos_latency, bench_lat CASCADE;\n"
+         "DROP PROCEDURE IF EXISTS bench_latency(int, int);\n"
+         "DROP EXTENSION IF EXISTS sales_api CASCADE;\n"
+         # attach() creates functions in schema sales_api that DROP EXTENSION leaves behind
+         "DROP SCHEMA IF EXISTS sales_api CASCADE;\n"
+         "CREATE EXTENSION sales_api;\n"
+         "\\set mock_url '%s'\n%s" % (os.environ["MOCK_URL"], SERVERS_SQL), db=db)
+
+
+def setup_pos(vendors=("connecteam", "mapal")):
+    """sa_worker: a fresh extension, servers on the mock, pos_sales attached (servers paused)."""
+    fresh_extension(WDB)
+    sql = SALES_TABLE.format(t="pos_sales") + "CREATE INDEX ON pos_sales (sold_at);\n"
+    if "connecteam" in vendors:
+        sql += "SELECT sales_api.attach('pos_sales', 'connecteam', %s);\n" % CT_MAPPING
+    if "mapal" in vendors:
+        sql += "SELECT sales_api.attach('pos_sales', 'mapal', %s);\n" % MAPAL_MAPPING
+    for v in vendors:
+        sql += "SELECT sales_api.pause('%s');\n" % v
+    psql(sql)
+
+
+def insert_sales(n, day_offset=0, table="pos_sales", db=WDB):
+    """n sales over one business day, spread over 50 stores and 3 channels."""
+    # whole seconds (Connecteam's createdAt is in seconds; compare.py matches on it)
+    return timed_ms(
+        "INSERT INTO %s (store, sold_at, kind, channel, net, tax, guests)\n"
+        " SELECT 1 + i %% %d, timestamptz '2026-11-01 00:00+00' + interval '%d days'\n"
+        "        + (i::bigint * 86400 / %d) * interval '1 s',\n"
+        "        'SALE', (ARRAY['EAT_IN', 'TAKE', 'DELIVERY'])[1 + i %% 3],\n"
+        "        round((1 + (i %% 5000) / 100.0)::numeric, 2), round(((i %% 300) / 100.0)::numeric, 2), 1 + i %% 3\n"
+        "   FROM generate_series(0, %d) i;\n" % (table, UNITS, day_offset, max(n, 1), n - 1), db)
+
+
+DRAINED = ("SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox"
+           " WHERE state IN ('pending', 'in_flight', 'failed'))")
+
+
+def wait_drained(limit_s, what):
+    t0 = time.time()
+    while q1(DRAINED) != "t":
+        if time.time() - t0 > limit_s:
+            raise BenchError("timed out after %d s waiting for %s to drain:\n%s" % (
+                limit_s, what, psql("SELECT state, count(*), max(last_error) FROM sales_api.outbox GROUP BY 1")))
+        time.sleep(0.25)
+
+
+def resume(vendors):
+    """Resume the servers; returns the server's clock at that moment (epoch seconds)."""
+    sql = "SELECT extract(epoch FROM clock_timestamp());\n"
+    for v in vendors:
+        sql += "SELECT sales_api.resume('%s');\n" % v
+    return float(psql(sql).splitlines()[0])
+
+
+def outbox_summary():
+    rows = psql("SELECT kind, state, count(*) FROM sales_api.outbox GROUP BY 1, 2 ORDER BY 1, 2")
+    return {tuple(r.split("|")[:2]): int(r.split("|")[2]) for r in rows.splitlines() if r}
+
+
+# ---------------------------------------------------------------------------
+# Statistics and the result table
+# ---------------------------------------------------------------------------
+def pct(values, p):
+    s = sorted(values)
+    return s[max(0, math.ceil(p / 100.0 * len(s)) - 1)]
+
+
+class Results:
+    def __init__(self):
+        self.rows = []      # (section, figure, value, compared, target, verdict)
+        self.notes = []
+        self.errors = []
+
+    def add(self, section, figure, value, compared="", target="", ok=None):
+        verdict = "info" if ok is None else ("pass" if ok else "MISS")
+        self.rows.append((section, figure, value, compared, target, verdict))
+        log("%s %s: %s %s [%s]" % (section, figure, value, compared, verdict))
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def table(self):
+        head = ("#", "figure", "sales_api", "compared with", "target", "result")
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        for r in self.rows:
+            lines.append("| " + " | ".join(str(x) for x in r) + " |")
+        return "\n".join(lines)
+
+    def text_table(self):
+        head = ("#", "figure", "sales_api", "compared with", "target", "result")
+        rows = [head] + [tuple(str(x) for x in r) for r in self.rows]
+        w = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        out = []
+        for k, r in enumerate(rows):
+            out.append("  ".join(r[i].ljust(w[i]) for i in range(len(head))).rstrip())
+            if k == 0:
+                out.append("  ".join("-" * w[i] for i in range(len(head))))
+        return "\n".join(out)
+
+
+def fmt_int(x):
+    return "{:,}".format(int(round(x)))
+
+
+def fmt_ms(x):
+    return "%.0f ms" % x if x >= 100 else "%.1f ms" % x
+
+
+# ---------------------------------------------------------------------------
+# 1. Capture cost
+# ---------------------------------------------------------------------------
+HAND_SQL = """
+CREATE TABLE hand_outbox (
+    id          bigserial PRIMARY KEY,
+    payload     jsonb NOT NULL,
+    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    sent_at     timestamptz
+);
+CREATE FUNCTION hand_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO hand_outbox (payload) VALUES (to_jsonb(NEW));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hand_capture AFTER INSERT ON sales_hand FOR EACH ROW EXECUTE FUNCTION hand_capture();
+"""
+
+VARIANTS = [
+    # name, table, label
+    ("none", "sales_none", "no trigger"),
+    ("sales_api", "sales_sa", "sales_api capture (Connecteam)"),
+    ("hand", "sales_hand", "hand-written row trigger"),
+]
+
+
+def setup_capture_db():
+    psql("SET client_min_messages = warning;\nDROP DATABASE IF EXISTS %s;\nCREATE DATABASE %s;" % (BDB, BDB),
+         db="postgres")
+    sql = "CREATE EXTENSION sales_api;\n\\set mock_url '%s'\n%s" % (os.environ["MOCK_URL"], SERVERS_SQL)
+    for _, t, _ in VARIANTS:
+        sql += SALES_TABLE.format(t=t)
+    sql += HAND_SQL
+    sql += "SELECT sales_api.attach('sales_sa', 'connecteam', %s);\n" % CT_MAPPING
+    psql(sql, db=BDB)
+
+
+def reset_capture_tables():
+    psql("TRUNCATE sales_none, sales_sa, sales_hand, hand_outbox, sales_api.outbox RESTART IDENTITY;\n"
+         "CHECKPOINT;", db=BDB)
+
+
+def bench_capture(cfg, res, work):
+    log("1. capture cost (database %s; the worker drains %s and is woken by every commit)" % (BDB, WDB))
+    setup_capture_db()
+    wpid = worker_pid()
+    # (a) pgbench: single-row inserts, 2 clients, interleaved rounds
+    # and, to split sales_api's cost between its trigger and the worker it wakes, the
+    # same capture with the worker stopped (SIGSTOP) for the length of the run
+    pg_variants = VARIANTS + [("sales_api_stopped", "sales_sa", "")]
+    tps = {v[0]: [] for v in pg_variants}
+    wcpu = {v[0]: [] for v in pg_variants}
+    for r in range(cfg["rounds"]):
+        for name, table, _ in pg_variants:
+            script = os.path.join(work, "bench_%s.sql" % name)
+            with open(script, "w") as f:
+                f.write("\\set store random(1, %d)\n\\set cents random(100, 9999)\n"
+                        "INSERT INTO %s (store, sold_at, channel, net, tax) "
+                        "VALUES (:store, now(), 'TAKE', :cents / 100.0, 0.10);\n" % (UNITS, table))
+            reset_capture_tables()
+            c0 = cpu_seconds(wpid)
+            if name == "sales_api_stopped":
+                os.kill(wpid, signal.SIGSTOP)
+            try:
+                out = subprocess.run([os.path.join(BIN, "pgbench"), "-n", "-M", "prepared", "-c", "2", "-j", "2",
+                                      "-T", str(cfg["pgbench_seconds"]), "-f", script, BDB],
+                                     capture_output=True, text=True)
+            finally:
+                if name == "sales_api_stopped":
+                    os.kill(wpid, signal.SIGCONT)
+            m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
+            if out.returncode != 0 or not m:
+                raise BenchError("pgbench failed: %s %s" % (out.stdout[-800:], out.stderr[-800:]))
+            tps[name].append(float(m.group(1)))
+            wcpu[name].append((cpu_seconds(wpid) - c0) / cfg["pgbench_seconds"])
+            log("   pgbench round %d %-9s %8.0f TPS (worker CPU %.0f%%)" % (
+                r + 1, name, tps[name][-1], 100 * wcpu[name][-1]))
+    med = {k: statistics.median(v) for k, v in tps.items()}
+    ratio = med["sales_api"] / med["none"]
+    hratio = med["hand"] / med["none"]
+    res.add("1a", "single-row INSERT, pgbench 2 clients: TPS", fmt_int(med["sales_api"]),
+            "no trigger %s; hand-written %s" % (fmt_int(med["none"]), fmt_int(med["hand"])))
+    res.add("1a", "single-row TPS vs no trigger", "%.1f%% below" % (100 * (1 - ratio)),
+            "hand-written: %.1f%% below" % (100 * (1 - hratio)), "at most 5% below", ratio >= 0.95)
+    res.add("1a", "single-row TPS vs no trigger, worker stopped", "%.1f%% below" % (
+        100 * (1 - med["sales_api_stopped"] / med["none"])), "the trigger alone, without the wake-ups")
+    res.note("1a pgbench TPS per round (%d s each, -M prepared, 2 clients): %s; worker CPU during the "
+             "sales_api runs: %s of a core (woken by each commit, it runs a cycle against %s)" % (
+                 cfg["pgbench_seconds"],
+                 "; ".join("%s %s" % (k, ", ".join("%.0f" % x for x in v)) for k, v in tps.items()),
+                 ", ".join("%.0f%%" % (100 * x) for x in wcpu["sales_api"]), WDB))
+
+    # (b) 100,000 rows in one INSERT ... SELECT and in one COPY
+    n = cfg["bulk_rows"]
+    copy_file = os.path.join(work, "bench_copy.tsv")
+    with open(copy_file, "w") as f:
+        base = datetime.datetime(2026, 11, 20, tzinfo=datetime.timezone.utc)
+        for i in range(n):
+            t = base + datetime.timedelta(milliseconds=i * 864)
+            f.write("%d\t%s\tSALE\t%s\t%.2f\t%.2f\t%d\n" % (
+                1 + i % UNITS, t.isoformat(), ("EAT_IN", "TAKE", "DELIVERY")[i % 3],
+                1 + (i % 5000) / 100.0, (i % 300) / 100.0, 1 + i % 3))
+    os.chmod(copy_file, 0o644)
+    times = {(v[0], m): [] for v in VARIANTS for m in ("insert", "copy")}
+    for r in range(cfg["bulk_rounds"]):
+        for name, table, _ in VARIANTS:
+            for method in ("insert", "copy"):
+                reset_capture_tables()
+                if method == "insert":
+                    ms = insert_sales(n, table=table, db=BDB)
+                else:
+                    ms = timed_ms("COPY %s (store, sold_at, kind, channel, net, tax, guests) FROM '%s';" % (
+                        table, copy_file), BDB)
+                times[(name, method)].append(ms)
+                if name == "sales_api":
+                    n_out = int(q1("SELECT count(*) FROM sales_api.outbox", db=BDB))
+                    if n_out != n:
+                        raise BenchError("sales_api capture enqueued %d items for %d rows" % (n_out, n))
+                log("   bulk round %d %-9s %-6s %8.0f ms" % (r + 1, name, method, ms))
+    for method, label in (("insert", "INSERT ... SELECT"), ("copy", "COPY")):
+        none = statistics.median(times[("none", method)])
+        sa = statistics.median(times[("sales_api", method)])
+        hand = statistics.median(times[("hand", method)])
+        res.add("1b", "%s rows in one %s: time" % (fmt_int(n), label), fmt_ms(sa),
+                "no trigger %s; hand-written %s" % (fmt_ms(none), fmt_ms(hand)))
+        res.add("1b", "%s: time vs no trigger" % label, "%.2fx" % (sa / none),
+                "hand-written %.2fx" % (hand / none), "at most 2x", sa / none <= 2.0)
+        res.add("1b", "%s: time vs hand-written trigger" % label, "%.2fx" % (sa / hand), "",
+                "at most 0.5x", sa / hand <= 0.5)
+    res.note("1b times per round (ms): %s" % "; ".join(
+        "%s/%s %s" % (k[0], k[1], ", ".join("%.0f" % x for x in v)) for k, v in times.items()))
+    psql("SET client_min_messages = warning;\nDROP DATABASE IF EXISTS %s;" % BDB, db="postgres")
+
+
+# ---------------------------------------------------------------------------
+# 2.-3. Drain throughput and calls per sale; 5. memory
+# ---------------------------------------------------------------------------
+def baseline_sender(n):
+    """One POST per sale, one at a time, over a kept-alive connection (a per-row webhook)."""
+    u = urllib.parse.urlsplit(os.environ["MOCK_URL"])
+    ctx = ssl.create_default_context(cafile=os.environ["MOCK_CA"])
+    conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=30)
+    hdrs = {"X-API-KEY": "ct-key-123", "Content-Type": "application/json", "Accept": "application/json"}
+    t0 = time.time()
+    for i in range(n):
+        body = json.dumps({"transactionsCreateRequest": [{
+            "locationId": 1 + i % UNITS, "saleType": "SALE", "createdAt": 1796083200 + i,
+            "finalSaleAmount": 1 + (i % 5000) / 100, "taxAmount": 0.1, "currency": "EUR"}]})
+        conn.request("POST", "/connecteam/sales/v1/transactions", body, hdrs)
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            raise BenchError("baseline sender: HTTP %d" % r.status)
+    dt = time.time() - t0
+    conn.close()
+    return n / dt
+
+
+def bench_drain(cfg, res, state):
+    n = cfg["drain_sales"]
+    log("2. drain: %s sales (Connecteam + Mapal, %d units, one day) through the worker, mock latency 20 ms"
+        % (fmt_int(n), UNITS))
+    mock_setup(latency_ms=20)
+    setup_pos()
+    if state.get("fresh_worker"):
+        state["rss"].append(memory_point(0))
+        state["fresh_worker"] = False
+    ins_ms = insert_sales(n)
+    summ = outbox_summary()
+    n_slots = summ.get(("mapal_slot", "pending"), 0)
+    wpid, mpid = worker_pid(), mock_pid()
+    wc0, mc0 = cpu_seconds(wpid), (cpu_seconds(mpid) if mpid else 0)
+    stats0 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
+    mark = mock_mark()
+    t0 = resume(("connecteam", "mapal"))
+    wait_drained(600, "the drain")
+    t_wall = time.time()
+    ends = dict(r.split("|") for r in psql(
+        "SELECT kind, extract(epoch FROM max(sent_at)) FROM sales_api.outbox WHERE state = 'sent' GROUP BY 1"
+    ).splitlines())
+    t_end = max(float(x) for x in ends.values())
+    wcpu = cpu_seconds(wpid) - wc0
+    mcpu = (cpu_seconds(mpid) - mc0) if mpid else float("nan")
+    summ = outbox_summary()
+    sent_ct = summ.get(("ct_post", "sent"), 0)
+    bad = {k: v for k, v in summ.items() if k[1] not in ("sent",)}
+    if sent_ct != n or bad:
+        raise BenchError("drain: %d of %d Connecteam items sent; other states: %s" % (sent_ct, n, bad))
+    entries = mock_log(mark)
+    ct_posts = sum(1 for e in entries if is_ct_post(e))
+    mapal_reqs = sum(1 for e in entries if is_mapal(e))
+    n429 = sum(1 for e in entries if e["status"] == 429)
+    other = len(entries) - ct_posts - mapal_reqs
+    # exactly what was committed, nothing lost or duplicated (test/lib/compare.py)
+    cmp = subprocess.run([sys.executable, os.path.join(ROOT, "test/lib/compare.py"), "bench-drain"],
+                         capture_output=True, text=True, env=dict(os.environ, SA_DB=WDB))
+    if cmp.returncode != 0:
+        raise BenchError("drain: the mock does not hold exactly the local sales:\n" + cmp.stdout + cmp.stderr)
+    dur = t_end - t0
+    rate = n / dur
+    state["drain_rate"] = rate
+    state["sales"] += n
+
+    log("   baseline: %d sales, one POST each, sequential" % cfg["baseline_sales"])
+    base = baseline_sender(cfg["baseline_sales"])
+    res.add("2", "sales delivered per second (both vendors)", fmt_int(rate),
+            "one-per-request sender: %.1f/s" % base, "at least 5,000/s", rate >= 5000)
+    res.add("2", "throughput vs one-per-request sender", "%sx" % fmt_int(rate / base), "",
+            "at least 100x", rate / base >= 100)
+    res.add("2", "requests made for %s sales" % fmt_int(n), fmt_int(ct_posts + mapal_reqs + other),
+            "one-per-request sender: %s" % fmt_int(n),
+            "")
+    res.add("3", "Connecteam requests per 10,000 sales", "%.0f" % (ct_posts * 10000.0 / n), "",
+            "100 (the floor)", ct_posts * 10000.0 / n <= 100.0001)
+    per_unit_day = mapal_reqs / float(UNITS)
+    res.add("3", "Mapal requests per unit and day", "%.2f" % per_unit_day,
+            "%s dirty slots of %d unit-days" % (fmt_int(n_slots), UNITS), "1 (the floor)",
+            per_unit_day <= 1.0001)
+    res.note("2 drain: %s sales captured in %s (INSERT ... SELECT with both captures: %s Connecteam items, "
+             "%s Mapal slots); delivered in %.2f s (Connecteam done after %.2f s, Mapal after %.2f s); "
+             "%d Connecteam POSTs, %d Mapal requests, %d other (tokens), %d answered 429; "
+             "worker CPU %.1f s (%.0f%% of one core), mock CPU %.1f s (%.0f%%); compare.py: %s" % (
+                 fmt_int(n), fmt_ms(ins_ms), fmt_int(summ.get(("ct_post", "sent"), 0)), fmt_int(n_slots),
+                 dur, float(ends.get("ct_post", t_end)) - t0, float(ends.get("mapal_slot", t_end)) - t0,
+                 ct_posts, mapal_reqs, other, n429, wcpu, 100 * wcpu / (t_wall - t0), mcpu,
+                 100 * mcpu / (t_wall - t0), cmp.stdout.strip().splitlines()[-1] if cmp.stdout.strip() else "ok"))
+    res.note("2 baseline: %d sales posted one per request, sequentially, over one kept-alive HTTPS "
+             "connection (Python http.client) to the same mock with the same 20 ms latency: %.1f sales/s"
+             % (cfg["baseline_sales"], base))
+    stats1 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
+    res.note("2 worker_stats(): %d requests, %d rate-limited during the drain" % (
+        int(stats1[0]) - int(stats0[0]), int(stats1[1]) - int(stats0[1])))
+    state["rss"].append(memory_point(state["sales"]))
+
+
+def bench_memory_fill(cfg, res, state):
+    """More sales through the same worker, in chunks, until memory_total."""
+    total = cfg["memory_total"]
+    log("5. memory: the worker up to %s sales (mock latency 0, reset between chunks)" % fmt_int(total))
+    day = 1
+    wpid = worker_pid()
+    while state["sales"] < total:
+        n = min(cfg["chunk"], total - state["sales"])
+        mock_setup(latency_ms=0)
+        insert_sales(n, day_offset=day)
+        day += 1
+        t0 = time.time()
+        psql("SELECT sales_api.resume('connecteam'), sales_api.resume('mapal')")
+        wait_drained(900, "a memory chunk")
+        state["sales"] += n
+        pt = memory_point(state["sales"])
+        state["rss"].append(pt)
+        log("   %s sales: RssAnon %d kB (after malloc_trim %s kB), VmRSS %d kB (chunk drained in %.1f s)" % (
+            fmt_int(state["sales"]), pt[1]["RssAnon"], pt[2]["RssAnon"] if pt[2] else "?", pt[1]["VmRSS"],
+            time.time() - t0))
+        if worker_pid() != wpid:
+            raise BenchError("the worker restarted during the memory run")
+
+
+def memory_point(sales):
+    """(sales, the worker's /proc status, the same after malloc_trim(0) or None)"""
+    pid = worker_pid()
+    raw = proc_status(pid)
+    return (sales, raw, malloc_trim(pid))
+
+
+def context_total(pid):
+    """PostgreSQL's memory contexts of a backend: the 'Grand total' of pg_log_backend_memory_contexts."""
+    logf = os.environ.get("SA_PGLOG")
+    if not logf or not pid:
+        return None
+    off = os.path.getsize(logf)
+    psql("SELECT pg_log_backend_memory_contexts(%d)" % pid, db="postgres")
+    t0 = time.time()
+    while time.time() - t0 < 15:
+        with open(logf, errors="replace") as f:
+            f.seek(off)
+            for line in f:
+                if "[%d]" % pid in line and "Grand total:" in line:
+                    m = re.search(r"Grand total: (\d+) bytes", line)
+                    return int(m.group(1)) if m else None
+        time.sleep(0.3)
+    return None
+
+
+def report_memory(res, state):
+    rss = state["rss"]
+    if not rss:
+        return
+    start = rss[0][1]
+    shown = [rss[0]] + [x for x in rss[1:] if x[0] == 100000 or x is rss[-1]]
+    for sales, st, _ in shown:
+        label = "after start" if sales == 0 else "after %s sales" % fmt_int(sales)
+        grow = (st["RssAnon"] - start["RssAnon"]) / 1024.0
+        res.add("5", "worker private memory (RssAnon) %s" % label, "%.1f MiB" % (st["RssAnon"] / 1024.0),
+                "VmRSS %.1f MiB" % (st["VmRSS"] / 1024.0) + ("" if sales == 0 else "; growth %.1f MiB" % grow),
+                "" if sales == 0 else "growth under 2 MiB", None if sales == 0 else grow < 2.0)
+    if len(rss) >= 3:
+        a, b = rss[1], rss[-1]
+        res.add("5", "growth from %s to %s sales" % (fmt_int(a[0]), fmt_int(b[0])),
+                "%.1f MiB" % ((b[1]["RssAnon"] - a[1]["RssAnon"]) / 1024.0), "", "", None)
+    if all(x[2] for x in rss):
+        t0, t1, tl = rss[0][2], rss[1][2], rss[-1][2]
+        res.add("5", "the same after malloc_trim(0) (gdb): after start / %s / %s sales" % (
+            fmt_int(rss[1][0]), fmt_int(rss[-1][0])),
+            "%.1f / %.1f / %.1f MiB" % (t0["RssAnon"] / 1024.0, t1["RssAnon"] / 1024.0, tl["RssAnon"] / 1024.0),
+            "growth %.1f MiB: memory in use" % ((tl["RssAnon"] - t0["RssAnon"]) / 1024.0), "", None)
+    ctx = context_total(worker_pid())
+    if ctx is not None:
+        res.add("5", "PostgreSQL memory contexts of the worker at the end", "%.1f MiB" % (ctx / 1048576.0),
+                "pg_log_backend_memory_contexts()", "", None)
+    res.note("5 memory: RssAnon is the worker's private memory; VmRSS also counts the shared buffers it has "
+             "touched and mapped files, which grow with the data, not with a leak. At each point the worker's "
+             "/proc status is read, then malloc_trim(0) is called in it with gdb and it is read again: what "
+             "malloc_trim hands back is memory glibc's malloc had kept free after the peak of a cycle. "
+             "Points: %s" % "; ".join(
+                 "%s sales: RssAnon %d kB (%s kB after malloc_trim), VmRSS %d kB, RssShmem %d kB, VmHWM %d kB" % (
+                     fmt_int(s_), st["RssAnon"], tr["RssAnon"] if tr else "?", st["VmRSS"], st["RssShmem"],
+                     st["VmHWM"]) for s_, st, tr in rss))
+
+
+def malloc_trim(pid):
+    """Diagnostic: how much of the worker's private memory is free memory glibc keeps?"""
+    if not pid or subprocess.run(["sh", "-c", "command -v gdb"], capture_output=True).returncode != 0:
+        return None
+    r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (int) malloc_trim(0)"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return None
+    return proc_status(pid)
+
+
+# ---------------------------------------------------------------------------
+# 3. Pacing under a rate limit
+# ---------------------------------------------------------------------------
+def bench_ratelimit(cfg, res, state):
+    L, W, k = cfg["rl_limit"], cfg["rl_window"], cfg["rl_windows"]
+    n_req = k * L + L // 2
+    n = n_req * 100
+    log("3. rate limit: %d requests per %d s (= %d per minute), a backlog of %s sales (%d full requests)" % (
+        L, W, L * 60 // W, fmt_int(n), n_req))
+    mock_setup(latency_ms=20, minute_limit=L, window=W)
+    # a Connecteam account of its own, whose budget the worker has not seen yet
+    mock("POST", "/_mock/config", {"connecteam_api_keys": ["ct-key-123", "ct-key-ratelimit"]})
+    setup_pos(("connecteam",))
+    psql("ALTER USER MAPPING FOR CURRENT_USER SERVER connecteam OPTIONS (SET api_key 'ct-key-ratelimit')")
+    insert_sales(n, day_offset=40)
+    mark = mock_mark()
+    stats0 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
+    resume(("connecteam",))
+    wait_drained((k + 2) * W * 3 + 120, "the rate-limited backlog")
+    summ = outbox_summary()
+    if summ.get(("ct_post", "sent"), 0) != n:
+        raise BenchError("rate limit: not every sale was sent: %s" % summ)
+    stats1 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
+    posts = sorted((e for e in mock_log(mark) if is_ct_post(e)), key=lambda e: e["ts"])
+    n429 = sum(1 for e in posts if e["status"] == 429)
+    charged = [e for e in posts if e["status"] != 429]
+    # replay the mock's fixed windows: one starts at the first charged request after
+    # the previous one ended, at int(now); the charge happens after the 20 ms latency.
+    # The share is what the full windows carried over what the limit allowed from the
+    # start of the first window to the start of the last (so time lost between the end
+    # of a window and the first request of the next counts against it)
+    wins = []
+    for e in charged:
+        t = e["ts"] + 0.020
+        if not wins or t >= wins[-1][0] + W:
+            wins.append([int(t), e["ts"], 0])
+        wins[-1][2] += 1
+    if len(wins) < 2:
+        raise BenchError("rate limit: the backlog fitted in one window")
+    full = wins[:-1]
+    used = sum(w[2] for w in full)
+    span = wins[-1][0] - wins[0][0]
+    share_time = used / (L / float(W) * span)
+    share_budget = used / float(L * len(full))
+    res.add("3", "429s received under %d requests/min" % (L * 60 // W), "%d" % n429, "", "0", n429 == 0)
+    res.add("3", "share of the allowed rate used while a backlog exists", "%.1f%%" % (100 * share_time),
+            "budget of each full window: %.1f%%" % (100 * share_budget), "at least 90%", share_time >= 0.9)
+    res.note("3 rate limit: %d per %d s window; %s sales = %d requests; windows (requests each): %s; "
+             "%d full windows sent %d requests in %d s from the start of the first window to the start "
+             "of the last (the mock starts a window at the first request after the previous one ended, "
+             "truncated to the second); worker_stats: %d requests, %d rate-limited" % (
+                 L, W, fmt_int(n), n_req, ", ".join(str(w[2]) for w in wins), len(full), used, span,
+                 int(stats1[0]) - int(stats0[0]), int(stats1[1]) - int(stats0[1])))
+
+
+# ---------------------------------------------------------------------------
+# 4. Latency
+# ---------------------------------------------------------------------------
+LATENCY_SQL = """
+CREATE TABLE bench_lat (i int, sale_id bigint, t_commit timestamptz, t_seen_sent timestamptz, state text);
+CREATE PROCEDURE bench_latency(n int, cap int) LANGUAGE plpgsql AS $$
+DECLARE
+    sid bigint;
+    t0  timestamptz;
+    st  text;
+BEGIN
+    FOR i IN 1..n LOOP
+        t0 := clock_timestamp();
+        INSERT INTO pos_latency (store, sold_at, net, tax)
+        VALUES (1 + i % 50, timestamptz '2026-12-01 00:00+00' + i * interval '1 minute', 10 + i / 100.0, 0.10)
+        RETURNING id INTO sid;
+        COMMIT;
+        LOOP
+            SELECT state INTO st FROM sales_api.outbox
+             WHERE capture_id = cap AND kind = 'ct_post' AND sale_key = sid::text;
+            EXIT WHEN st IN ('sent', 'dead', 'unknown', 'failed') OR clock_timestamp() > t0 + interval '10 s';
+            PERFORM pg_sleep(0.001);
+        END LOOP;
+        INSERT INTO bench_lat VALUES (i, sid, t0, clock_timestamp(), st);
+        COMMIT;
+        PERFORM pg_sleep(0.005 + random() * 0.020);
+    END LOOP;
+END $$;
+"""
+
+
+def bench_latency(cfg, res, state, after=False):
+    n = cfg["latency_after_sales" if after else "latency_sales"]
+    kept = int(q1("SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'"))
+    where = "with %s sent items kept in the outbox" % fmt_int(kept) if after else "fresh outbox"
+    log("4. latency: %d sales committed one at a time, idle worker, mock latency 20 ms, %s" % (n, where))
+    mock_setup(latency_ms=20)
+    psql("SET client_min_messages = warning;\nDROP TABLE IF EXISTS pos_latency, bench_lat CASCADE;\n"
+         "DROP PROCEDURE IF EXISTS bench_latency(int, int);\n" + SALES_TABLE.format(t="pos_latency")
+         + LATENCY_SQL)
+    cap = q1("SELECT sales_api.attach('pos_latency', 'connecteam', %s)" % CT_MAPPING)
+    psql("SELECT sales_api.resume('connecteam')")
+    # one sale first, so that the worker's connection and token are warm (as in steady operation)
+    psql("CALL bench_latency(1, %s); TRUNCATE bench_lat;" % cap)
+    time.sleep(0.5)
+    mark = mock_mark()
+    psql("CALL bench_latency(%d, %s);" % (n, cap))
+    rows = [r.split("|") for r in psql(
+        "SELECT i, extract(epoch FROM sold_at), extract(epoch FROM t_commit), extract(epoch FROM t_seen_sent), "
+        "b.state FROM bench_lat b JOIN pos_latency l ON l.id = b.sale_id ORDER BY i").splitlines()]
+    if len(rows) != n or any(r[4] != "sent" for r in rows):
+        raise BenchError("latency: not every sale was sent: %s" % [r for r in rows if r[4] != "sent"][:5])
+    # the mock's arrival time of each sale, by its createdAt
+    arrival = {}
+    for e in mock_log(mark):
+        if is_ct_post(e) and e["status"] == 200:
+            for tx in json.loads(e["body"])["transactionsCreateRequest"]:
+                arrival.setdefault(int(tx["createdAt"]), e["ts"])
+    lat, e2e = [], []
+    for r in rows:
+        created, t_commit, t_seen = int(float(r[1])), float(r[2]), float(r[3])
+        if created not in arrival:
+            raise BenchError("latency: the mock never received sale %s" % r[0])
+        lat.append((arrival[created] - t_commit) * 1000)
+        e2e.append((t_seen - t_commit) * 1000)
+    p50, p99 = pct(lat, 50), pct(lat, 99)
+    res.add("4", "commit to the mock receiving the sale: p50, %s" % where, fmt_ms(p50),
+            "the mock then adds its 20 ms", "at most 20 ms", p50 <= 20)
+    res.add("4", "commit to the mock receiving the sale: p99, %s" % where, fmt_ms(p99), "", "at most 100 ms",
+            p99 <= 100)
+    res.note("4 latency (%s) over %d sales: commit to arrival p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; "
+             "commit until the outbox row reads 'sent' (after the mock's 20 ms and the worker's record "
+             "transaction) p50 %.1f ms, p99 %.1f ms. Each sale: INSERT + COMMIT in a procedure, then it polls "
+             "the outbox every 1 ms until 'sent', then pauses 5-25 ms; times from clock_timestamp() before the "
+             "INSERT to the mock's log time of the request" % (
+                 where, n, p50, pct(lat, 90), p99, max(lat), pct(e2e, 50), pct(e2e, 99)))
+    state["sales"] += n + 1
+
+
+# ---------------------------------------------------------------------------
+# --profile
+# ---------------------------------------------------------------------------
+def ensure_perf():
+    if subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode == 0:
+        return True
+    log("installing linux-perf for --profile")
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "linux-perf"],
+                   capture_output=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    return subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode == 0
+
+
+def perf_record(pid, out):
+    return subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", out, "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_stop(p):
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+
+
+def perf_report(data, extra, keep=None, limit=30):
+    r = subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none", "--percent-limit", "0.5"] + extra,
+                       capture_output=True, text=True)
+    lines = [l.rstrip() for l in r.stdout.splitlines() if l.strip() and not l.startswith("#")]
+    if keep is not None:
+        seen = set()
+        picked = []
+        for l in lines:
+            sym = l.split()[-1]
+            if sym in keep and sym not in seen:
+                seen.add(sym)
+                picked.append(l)
+        lines = picked
+    samples = re.search(r"# Samples: (\S+)", r.stdout)
+    return (samples.group(1) if samples else "?"), lines[:limit]
+
+
+# PostgreSQL entry points worth seeing inclusive of their callees
+INCL_PG = {"SPI_execute_with_args", "SPI_execute", "raw_parser", "pg_analyze_and_rewrite_withcb",
+           "pg_analyze_and_rewrite_fixedparams", "pg_plan_queries", "planner", "standard_planner",
+           "standard_ExecutorRun", "ExecInsertIndexTuples", "heap_update", "heap_insert", "CommitTransactionCommand",
+           "StartTransactionCommand", "curl_multi_perform", "curl_multi_poll", "WaitLatch", "AfterTriggerEndQuery",
+           "ExecScan", "MultiExecHash", "index_getnext_slot", "ExecHashJoin", "XLogFlush"}
+
+
+def sales_api_symbols():
+    lib = subprocess.run([os.path.join(BIN, "pg_config"), "--pkglibdir"], capture_output=True,
+                         text=True).stdout.strip()
+    out = subprocess.run(["nm", "--defined-only", os.path.join(lib, "sales_api.so")], capture_output=True,
+                         text=True).stdout
+    return {l.split()[-1] for l in out.splitlines() if len(l.split()) == 3 and l.split()[1] in "tT"}
+
+
+def restart_cluster_with_pgss():
+    with open(os.path.join(os.environ["PGDATA"], "postgresql.conf"), "a") as f:
+        f.write("shared_preload_libraries = 'sales_api, pg_stat_statements'\n"
+                "pg_stat_statements.track = 'all'\n")
+    subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(BIN, "pg_ctl"), "-D", os.environ["PGDATA"],
+                    "-l", os.environ["SA_PGLOG"], "-w", "-m", "fast", "restart"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def bench_profile(cfg, state, out_path):
+    if not ensure_perf():
+        log("perf is not available: no profile")
+        return
+    log("profile: the cluster restarted with pg_stat_statements (track = all)")
+    restart_cluster_with_pgss()
+    wait_worker()
+    work = os.environ["SA_WORK"]
+    sections = []
+
+    # the worker during a drain
+    n = cfg["drain_sales"]
+    mock_setup(latency_ms=20)
+    setup_pos()
+    psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements;")
+    insert_sales(n)
+    psql("SELECT pg_stat_statements_reset();")
+    wpid = worker_pid()
+    data = os.path.join(work, "worker.perf")
+    p = perf_record(wpid, data)
+    time.sleep(0.5)
+    c0 = cpu_seconds(wpid)
+    t0 = resume(("connecteam", "mapal"))
+    wait_drained(600, "the profiled drain")
+    t1 = time.time()
+    perf_stop(p)
+    busy = (cpu_seconds(wpid) - c0) / (t1 - t0)
+    samples, self_lines = perf_report(data, ["--no-children", "--sort", "dso,sym"])
+    _, incl_lines = perf_report(data, ["--children", "--sort", "sym"], keep=sales_api_symbols() | INCL_PG)
+    pgss = psql("SELECT round(total_exec_time::numeric, 0) || ' ms | ' || calls || ' | ' || "
+                "round((total_exec_time / greatest(calls, 1))::numeric, 3) || ' ms | ' || "
+                "regexp_replace(left(query, 160), '\\s+', ' ', 'g') "
+                "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                "WHERE d.datname = current_database() AND query NOT LIKE '%%pg_stat_statements%%' "
+                "AND query NOT LIKE 'SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox%%' "
+                "ORDER BY total_exec_time DESC LIMIT 15")
+    sections.append(("The worker draining %s sales (both vendors, mock latency 20 ms): %.1f s, worker on CPU "
+                     "%.0f%% of the time; perf %s samples at 999 Hz" % (fmt_int(n), t1 - t0, 100 * busy, samples),
+                     self_lines, incl_lines,
+                     "Worker SQL by total time (pg_stat_statements, track = all; total | calls | mean | query):",
+                     pgss))
+
+    # a backend capturing 100,000 rows in one INSERT ... SELECT
+    setup_capture_db()
+    psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset();", db=BDB)
+    proc = subprocess.Popen([os.path.join(BIN, "psql"), "-X", "-q", "-At", "-d", BDB], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdin.write("SELECT pg_backend_pid();\n")
+    proc.stdin.flush()
+    bpid = int(proc.stdout.readline())
+    data2 = os.path.join(work, "capture.perf")
+    p = perf_record(bpid, data2)
+    time.sleep(0.5)
+    for _ in range(3):
+        proc.stdin.write(
+            "INSERT INTO sales_sa (store, sold_at, kind, channel, net, tax, guests) SELECT 1 + i %% %d, "
+            "timestamptz '2026-11-20 00:00+00' + i * interval '864 ms', 'SALE', 'TAKE', "
+            "round((1 + (i %% 5000) / 100.0)::numeric, 2), 0.10, 1 FROM generate_series(0, %d) i;\n"
+            % (UNITS, cfg["bulk_rows"] - 1))
+    proc.stdin.write("SELECT 'done';\n")
+    proc.stdin.flush()
+    proc.stdout.readline()
+    perf_stop(p)
+    proc.stdin.close()
+    proc.wait()
+    samples2, self2 = perf_report(data2, ["--no-children", "--sort", "dso,sym"])
+    pgss2 = psql("SELECT round(total_exec_time::numeric, 0) || ' ms | ' || calls || ' | ' || "
+                 "regexp_replace(left(query, 160), '\\s+', ' ', 'g') FROM pg_stat_statements s "
+                 "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
+                 "AND query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 6", db=BDB)
+    sections.append(("A backend inserting 3 x %s rows with INSERT ... SELECT into a table with sales_api's "
+                     "Connecteam capture; perf %s samples" % (fmt_int(cfg["bulk_rows"]), samples2), self2, [],
+                     "Its SQL by total time (total | calls | query):", pgss2))
+    psql("SET client_min_messages = warning;\nDROP DATABASE IF EXISTS %s;" % BDB, db="postgres")
+
+    with open(out_path, "w") as f:
+        f.write("# sales_api profile\n\nWritten by `test/bench/run --profile` on %s (%s). perf record -g (frame "
+                "pointers) of one process; the postgres binary is stripped, so its static functions show as "
+                "addresses. Self time first, then time inclusive of callees for sales_api.so's functions.\n"
+                % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), machine()["summary"]))
+        for title, selfl, incl, sqlt, sql in sections:
+            f.write("\n## %s\n\nSelf time (dso, symbol):\n\n```\n%s\n```\n" % (title, "\n".join(selfl)))
+            if incl:
+                f.write("\nInclusive of callees (sales_api.so's functions and some PostgreSQL entry points; "
+                        "static functions called once are inlined into their caller):\n\n```\n%s\n```\n"
+                        % "\n".join(incl))
+            f.write("\n%s\n\n```\n%s\n```\n" % (sqlt, sql))
+    log("profile written to %s" % out_path)
+    if not out_path.startswith(HERE):
+        with open(out_path) as f:
+            print(f.read())
+
+
+# ---------------------------------------------------------------------------
+# Machine, RESULTS.md, README
+# ---------------------------------------------------------------------------
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    nproc = os.cpu_count()
+    pg = subprocess.run([os.path.join(BIN, "postgres"), "--version"], capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True,
+                         text=True).stdout.strip() or "?"
+    return {"cpu": cpu, "nproc": nproc, "mem": "%.1f GiB" % (mem_kb / 1048576.0), "kernel": platform.release(),
+            "pg": pg, "git": git,
+            "summary": "%d x %s, %.1f GiB RAM" % (nproc, cpu, mem_kb / 1048576.0)}
+
+
+def write_results(path, mode, cfg, res, m, started, elapsed, argv):
+    with open(path, "w") as f:
+        f.write("# sales_api benchmark results\n\n")
+        f.write("`test/bench/run %s` on %s, %.0f s.\n\n" % (" ".join(argv), started.strftime("%Y-%m-%d %H:%M %Z"),
+                                                            elapsed))
+        f.write("Machine: `nproc` = %d, CPU %s, memory %s, Linux %s, %s; sales_api at %s. Load average "
+                "(1 min) %.2f before the run, %.2f after.\n\n" % (
+                    m["nproc"], m["cpu"], m["mem"], m["kernel"], m["pg"], m["git"], m["load_before"],
+                    m["load_after"]))
+        f.write("Mode `%s`: %s.\n\n" % (mode, ", ".join("%s=%s" % kv for kv in sorted(cfg.items()))))
+        f.write(res.table() + "\n\n")
+        f.write("pass/MISS compares with the issue's target; info rows have none. Benchmarks print figures and "
+                "never fail on a slow machine; the comparisons were measured in the same run.\n\n")
+        f.write("## Details\n\n")
+        for n in res.notes:
+            f.write("- %s\n" % n)
+        f.write("\nCluster: test/lib/env.sh (fsync = off, shared_buffers 128MB), worker settings at their "
+                "defaults (batch_size 2000, max_concurrency 4); the mock is test/mock/mock_vendor.py, a "
+                "threaded Python server on the same machine, so it competes with PostgreSQL for the CPUs.\n")
+
+
+def write_readme(res, m, started, mode):
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    if README_BEGIN not in text or README_END not in text:
+        log("README.md has no %s ... %s markers: not updated" % (README_BEGIN, README_END))
+        return
+    notes_path = os.path.join(HERE, "README-notes.md")
+    notes = open(notes_path).read().strip() if os.path.exists(notes_path) else ""
+    body = ("## Performance\n\n"
+            "`test/bench/run` measures sales_api against what a POS integrator would otherwise build, in the "
+            "same run on the same machine, and prints one table (`test/bench/run --quick` is a shorter pass; "
+            "details in `test/bench/RESULTS.md`). Figures of %s on %d x %s, %s RAM, %s:\n\n%s\n\n%s\n" % (
+                started.strftime("%Y-%m-%d"), m["nproc"], m["cpu"], m["mem"], m["pg"], res.table(), notes))
+    a = text.index(README_BEGIN) + len(README_BEGIN)
+    b = text.index(README_END)
+    with open(path, "w") as f:
+        f.write(text[:a] + "\n" + body + text[b:])
+    log("README.md performance section updated")
+
+
+def main():
+    ap = argparse.ArgumentParser(description="sales_api benchmarks (run through test/bench/run)")
+    ap.add_argument("--quick", action="store_true", help="a bounded pass (under ~3 minutes)")
+    ap.add_argument("--only", default=",".join(ALL), help="comma-separated subset of: " + ", ".join(ALL))
+    ap.add_argument("--profile", action="store_true", help="also profile (perf, pg_stat_statements) into PROFILE.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; write no file")
+    ap.add_argument("--readme", action="store_true", help="update README.md's performance section (default in full mode)")
+    for k, v in MODES["full"].items():
+        ap.add_argument("--" + k.replace("_", "-"), type=int, default=None, help="(full: %s, quick: %s)" % (
+            v, MODES["quick"][k]))
+    a = ap.parse_args()
+    mode = "quick" if a.quick else "full"
+    cfg = dict(MODES[mode])
+    for k in cfg:
+        v = getattr(a, k)
+        if v is not None:
+            cfg[k] = v
+            mode = mode + "+custom" if "+custom" not in mode else mode
+    only = [x.strip() for x in a.only.split(",") if x.strip()]
+    for x in only:
+        if x not in ALL:
+            ap.error("unknown benchmark %s" % x)
+
+    # a SIGTERM still runs the finally clauses (a worker paused with SIGSTOP is continued)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = datetime.datetime.now().astimezone()
+    t_start = time.time()
+    m = machine()
+    m["load_before"] = os.getloadavg()[0]
+    log("machine: %s; %s; sales_api %s; mode %s; load average %.2f" % (
+        m["summary"], m["pg"], m["git"], mode, m["load_before"]))
+    res = Results()
+    state = {"rss": [], "sales": 0, "fresh_worker": False}
+    work = os.environ["SA_WORK"]
+    rc = 0
+    try:
+        # the worker's database first, so the worker runs real (empty) cycles while capture is measured
+        mock_setup(latency_ms=20)
+        setup_pos()
+        wait_worker()
+        if "capture" in only:
+            bench_capture(cfg, res, work)
+        if "latency" in only:
+            bench_latency(cfg, res, state)
+        if "drain" in only or "memory" in only:
+            if "memory" in only:
+                restart_worker()
+                state["fresh_worker"] = True
+                state["sales"] = 0      # sales through this worker process
+            bench_drain(cfg, res, state)
+            if "memory" in only:
+                bench_memory_fill(cfg, res, state)
+                report_memory(res, state)
+            if "latency" in only:
+                # the same, once the outbox keeps the sent items of the runs above
+                bench_latency(cfg, res, state, after=True)
+        if "ratelimit" in only:
+            bench_ratelimit(cfg, res, state)
+        if a.profile:
+            bench_profile(cfg, state, os.path.join(HERE, "PROFILE.md") if not a.no_write
+                          else os.path.join(work, "PROFILE.md"))
+    except BenchError as e:
+        res.errors.append(str(e))
+        log("ERROR: %s" % e)
+        rc = 1
+    elapsed = time.time() - t_start
+    m["load_after"] = os.getloadavg()[0]
+    if max(m["load_before"], m["load_after"]) > 0.5 * m["nproc"]:
+        res.note("WARNING: the machine was busy with other work (load average %.2f before the run, %.2f after, "
+                 "on %d CPUs): the figures are noisy; run again on a quiet machine" % (
+                     m["load_before"], m["load_after"], m["nproc"]))
+
+    print()
+    print("sales_api benchmarks, %s, mode %s, %.0f s" % (started.strftime("%Y-%m-%d %H:%M"), mode, elapsed))
+    print("machine: nproc %d, %s, %s RAM, %s; sales_api %s" % (m["nproc"], m["cpu"], m["mem"], m["pg"], m["git"]))
+    print()
+    print(res.text_table())
+    print()
+    for n in res.notes:
+        print("- " + n)
+    for e in res.errors:
+        print("ERROR: " + e)
+    if not a.no_write and not res.errors:
+        name = "RESULTS.md" if mode == "full" else "RESULTS-quick.md"
+        write_results(os.path.join(HERE, name), mode, cfg, res, m, started, elapsed, sys.argv[1:])
+        log("results written to test/bench/%s" % name)
+        if (mode == "full" and set(only) == set(ALL)) or a.readme:
+            write_readme(res, m, started, mode)
+    misses = sum(1 for r in res.rows if r[5] == "MISS")
+    print("\n%d figures, %d targets met, %d missed%s" % (
+        len(res.rows), sum(1 for r in res.rows if r[5] == "pass"), misses,
+        ", %d benchmark errors" % len(res.errors) if res.errors else ""))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
