@@ -110,9 +110,15 @@ fs_fault_summary() {
 
 # The worker's memory: anonymous resident memory (kB) and the grand total of
 # its memory contexts (bytes, from pg_log_backend_memory_contexts in the log).
+# The resident size is read after malloc_trim(0) in the worker (through gdb,
+# when it is installed), so that memory glibc keeps for reuse after a large
+# batch is not taken for growth.
 fs_worker_memory() {
     local pid rss total
     pid=$(worker_pid)
+    if command -v gdb >/dev/null; then
+        timeout 30 gdb -p "$pid" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
+    fi
     rss=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status")
     local before
     before=$(wc -l < "$SA_PGLOG")
