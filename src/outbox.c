@@ -469,15 +469,31 @@ slot_set_totals(OItem *it, MemoryContext cxt, SPITupleTable *tt, uint64 nrows)
 static void
 claim_mapal(Cycle *c, int limit)
 {
+	/*
+	 * Whole (unit, business day) groups, so that each goes out in one request:
+	 * the groups in order until the one that reaches the batch size, which is
+	 * taken whole too (a unit-day has at most a day of slots per currency and
+	 * sales type).  The row locks come last, with the state checked again on
+	 * the locked version; a marker locked by a POS transaction that has not
+	 * committed yet is skipped, and claimed in a later cycle.
+	 */
 	const char *sql =
-		"WITH c AS (SELECT o.id" CLAIM_COMMON
-		" AND o.kind = 'mapal_slot'"
-		" ORDER BY o.capture_id, o.unit_id, o.business_day, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
+		"WITH due AS (SELECT o.id, o.capture_id, o.unit_id, o.business_day" CLAIM_COMMON
+		"   AND o.kind = 'mapal_slot'),"
+		" g AS (SELECT capture_id, unit_id, business_day,"
+		"   sum(count(*)) OVER (ORDER BY capture_id, unit_id, business_day) - count(*) AS before"
+		"   FROM due GROUP BY capture_id, unit_id, business_day),"
+		" c AS (SELECT o.id FROM sales_api.outbox o"
+		"   WHERE o.id IN (SELECT due.id FROM due JOIN g USING (capture_id, unit_id, business_day)"
+		"                  WHERE g.before < $1)"
+		"   AND o.state IN ('pending', 'failed') AND o.kind = 'mapal_slot'"
+		"   FOR UPDATE OF o SKIP LOCKED)"
 		" UPDATE sales_api.outbox o SET state = 'in_flight', attempts = o.attempts + 1,"
 		"   lease_until = now() + $2 * interval '1 ms'"
 		" FROM c WHERE o.id = c.id"
 		" RETURNING o.id, o.capture_id, o.attempts, o.unit_id, o.business_day, o.currency_id,"
-		"   o.sales_type_id, o.slot_start";
+		"   o.sales_type_id, o.slot_start,"
+		"   (SELECT count(*) FROM g WHERE g.before >= $1)";
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		vals[2] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms)};
 	int			ret;
@@ -488,8 +504,14 @@ claim_mapal(Cycle *c, int limit)
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim Mapal outbox items");
 	n = SPI_processed;
-	if ((int) n >= limit)
-		c->more = true;
+	if (n > 0)
+	{
+		bool		isnull;
+
+		/* unit-days left for the next cycle */
+		if (spi_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull) > 0)
+			c->more = true;
+	}
 	first = c->nitems;
 	c->items = repalloc(c->items, sizeof(OItem) * (c->nitems + n + 1));
 	for (uint64 i = 0; i < n; i++)

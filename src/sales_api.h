@@ -22,7 +22,7 @@
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
-#define SALES_API_VERSION "0.4.0"
+#define SALES_API_VERSION "0.5.0"
 #define SALES_API_USER_AGENT "sales_api/" SALES_API_VERSION
 
 /*

@@ -28,6 +28,8 @@
  */
 #include "postgres.h"
 
+#include <malloc.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -248,10 +250,16 @@ wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	}
 }
 
-/* Called by capture triggers: wake the worker when this transaction commits. */
+/*
+ * Called by capture triggers: wake the worker when this transaction commits.
+ * Only a commit in the database the worker drains can give it work; in any
+ * other database this costs nothing (and the worker is not run for nothing).
+ */
 Datum
 sales_api_wake_worker_on_commit(PG_FUNCTION_ARGS)
 {
+	if (worker_shared == NULL || worker_shared->dbid != MyDatabaseId)
+		PG_RETURN_VOID();
 	if (!wake_registered)
 	{
 		RegisterXactCallback(wake_xact_callback, NULL);
@@ -491,6 +499,8 @@ sales_api_worker_main(Datum main_arg pg_attribute_unused())
 {
 	MemoryContext cycle_cxt;
 	TimestampTz next_reconcile_at = 0;
+	TimestampTz last_trim_at = 0;
+	bool		worked_since_trim = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -501,12 +511,25 @@ sales_api_worker_main(Datum main_arg pg_attribute_unused())
 	SpinLockAcquire(&worker_shared->mutex);
 	worker_shared->latch = MyLatch;
 	worker_shared->pid = MyProcPid;
+	worker_shared->dbid = MyDatabaseId;
 	worker_shared->started_at = GetCurrentTimestamp();
 	SpinLockRelease(&worker_shared->mutex);
 	on_shmem_exit(worker_shmem_exit, (Datum) 0);
 
 	ereport(LOG,
 			(errmsg("sales_api worker started for database \"%s\"", sales_api_database)));
+
+	/*
+	 * A long-running process whose cycles peak at a few MB (a batch, its SPI
+	 * results, request bodies) and then free it all.  glibc's default raises
+	 * its mmap threshold after the first large free, so later large blocks
+	 * come from the heap and leave it fragmented and grown; a fixed
+	 * threshold keeps large blocks in mmap, handed back when freed.  One
+	 * arena: the only other threads are libcurl's resolver threads.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+	mallopt(M_ARENA_MAX, 1);
 
 	cycle_cxt = AllocSetContextCreate(TopMemoryContext, "sales_api worker cycle",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -528,6 +551,7 @@ sales_api_worker_main(Datum main_arg pg_attribute_unused())
 		{
 			MemoryContextSwitchTo(cycle_cxt);
 			busy = worker_cycle_guarded(cycle_cxt, &wait_ms);
+			worked_since_trim = true;
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(cycle_cxt);
 			SpinLockAcquire(&worker_shared->mutex);
@@ -552,6 +576,17 @@ sales_api_worker_main(Datum main_arg pg_attribute_unused())
 
 		if (!busy)
 		{
+			/*
+			 * Going idle after work: hand the free memory of the last cycles
+			 * back to the kernel (at most every 10 s; it walks the heap).
+			 */
+			now = GetCurrentTimestamp();
+			if (worked_since_trim && now - last_trim_at >= 10 * USECS_PER_SEC)
+			{
+				malloc_trim(0);
+				last_trim_at = now;
+				worked_since_trim = false;
+			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 Max(wait_ms, 1), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);

@@ -22,6 +22,7 @@ typedef struct WorkerShared
 	slock_t		mutex;
 	Latch	   *latch;			/* the running worker's latch, NULL if none */
 	pid_t		pid;
+	Oid			dbid;			/* the database it drains */
 	TimestampTz started_at;
 	TimestampTz last_cycle_at;
 	TimestampTz last_success_at;
