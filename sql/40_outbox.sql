@@ -66,8 +66,10 @@ SELECT count(*) FROM sales_api.outbox;
 SELECT sales_api.attach('pos', 'o_ct', '{}');
 RESET ROLE;
 SELECT count(*) AS till_sale_enqueued FROM sales_api.outbox WHERE kind = 'ct_post' AND final_sale_amount = 3;
--- the trigger functions run as their owner with a fixed search_path
-SELECT proname, prosecdef, proconfig FROM pg_proc WHERE proname LIKE 'capture\_%' ORDER BY 1;
+-- every capture trigger is the C capture trigger, which runs its statements as a superuser
+SELECT tgname, tgfoid::regproc, tgtype, tgnargs FROM pg_trigger
+ WHERE tgrelid = 'pos'::regclass AND tgname LIKE 'sales\_api\_capture\_%' ORDER BY 1;
+SELECT proname, prosecdef, provolatile FROM pg_proc WHERE pronamespace = 'sales_api'::regnamespace AND proname LIKE 'capture%' ORDER BY 1;
 -- worker figures need shared_preload_libraries (loaded here)
 SELECT count(*) FROM sales_api.worker_stats();
 -- detach: triggers gone, queued work kept

@@ -1145,6 +1145,58 @@ remember_transaction_id(int capture_id, const char *sale_key, const char *transa
 		elog(ERROR, "could not record a Connecteam transactionId");
 }
 
+/*
+ * remember_transaction_id() for every post of the cycle the vendor stored,
+ * as one INSERT ... SELECT FROM unnest(): one statement per cycle instead of
+ * one per sale.  A sale twice in the arrays keeps its last id.
+ */
+static void
+remember_posts(Cycle *c)
+{
+	int			n = 0;
+	Datum	   *caps = palloc(sizeof(Datum) * (c->nitems + 1));
+	Datum	   *keys = palloc(sizeof(Datum) * (c->nitems + 1));
+	Datum	   *tids = palloc(sizeof(Datum) * (c->nitems + 1));
+	Datum	   *locs = palloc(sizeof(Datum) * (c->nitems + 1));
+	Datum	   *times = palloc(sizeof(Datum) * (c->nitems + 1));
+	Datum	   *amounts = palloc(sizeof(Datum) * (c->nitems + 1));
+	Oid			types[6] = {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID};
+	Datum		vals[6];
+
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OItem	   *it = &c->items[i];
+
+		if (!(it->kind == K_CT_POST && it->outcome == O_SENT && it->vendor_ref && it->sale_key))
+			continue;
+		caps[n] = Int32GetDatum(it->cap->id);
+		keys[n] = CStringGetTextDatum(it->sale_key);
+		tids[n] = CStringGetTextDatum(it->vendor_ref);
+		locs[n] = Int64GetDatum(it->txn.location_id);
+		times[n] = Int64GetDatum(it->txn.created_at);
+		amounts[n] = it->txn.final_amount;
+		n++;
+	}
+	if (n == 0)
+		return;
+	vals[0] = PointerGetDatum(construct_array(caps, n, INT4OID, 4, true, TYPALIGN_INT));
+	vals[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[2] = PointerGetDatum(construct_array(tids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_array(locs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[4] = PointerGetDatum(construct_array(times, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[5] = PointerGetDatum(construct_array(amounts, n, NUMERICOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("INSERT INTO sales_api.connecteam_sent AS s"
+							  " (capture_id, sale_key, transaction_id, location_id, created_at, final_sale_amount)"
+							  " SELECT DISTINCT ON (c, k) c, k, t, l, to_timestamp(ca), a"
+							  "   FROM unnest($1, $2, $3, $4, $5, $6) WITH ORDINALITY AS u(c, k, t, l, ca, a, ord)"
+							  "  ORDER BY c, k, ord DESC"
+							  " ON CONFLICT (capture_id, sale_key) DO UPDATE SET transaction_id = excluded.transaction_id,"
+							  " location_id = excluded.location_id, created_at = excluded.created_at,"
+							  " final_sale_amount = excluded.final_sale_amount, sent_at = now()",
+							  6, types, vals, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record Connecteam transactionIds");
+}
+
 static void
 record(Cycle *c)
 {
@@ -1287,7 +1339,12 @@ record(Cycle *c)
 			elog(ERROR, "could not record outbox outcomes");
 	}
 
-	/* the transactionIds the vendor now holds */
+	/*
+	 * The transactionIds the vendor now holds: the posts' in one statement
+	 * (the deletes remove an older id only, so their order against the posts'
+	 * upsert does not matter).
+	 */
+	remember_posts(c);
 	for (int i = 0; i < n; i++)
 	{
 		OItem	   *it = &c->items[i];
@@ -1295,7 +1352,7 @@ record(Cycle *c)
 		Datum		vals[6];
 
 		if (it->kind == K_CT_POST && it->outcome == O_SENT && it->vendor_ref && it->sale_key)
-			remember_transaction_id(it->cap->id, it->sale_key, it->vendor_ref, &it->txn);
+			continue;
 		else if (it->kind == K_CT_DELETE && it->outcome == O_SENT && it->transaction_id)
 		{
 			vals[0] = Int32GetDatum(it->cap->id);

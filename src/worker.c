@@ -255,17 +255,23 @@ wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
  * Only a commit in the database the worker drains can give it work; in any
  * other database this costs nothing (and the worker is not run for nothing).
  */
-Datum
-sales_api_wake_worker_on_commit(PG_FUNCTION_ARGS)
+void
+worker_wake_on_commit(void)
 {
 	if (worker_shared == NULL || worker_shared->dbid != MyDatabaseId)
-		PG_RETURN_VOID();
+		return;
 	if (!wake_registered)
 	{
 		RegisterXactCallback(wake_xact_callback, NULL);
 		wake_registered = true;
 	}
 	wake_pending = true;
+}
+
+Datum
+sales_api_wake_worker_on_commit(PG_FUNCTION_ARGS)
+{
+	worker_wake_on_commit();
 	PG_RETURN_VOID();
 }
 

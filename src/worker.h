@@ -42,6 +42,8 @@ typedef struct WorkerShared
 
 extern WorkerShared *worker_shared;
 
+extern void worker_wake_on_commit(void);
+
 /* settings */
 extern char *sales_api_database;
 extern bool sales_api_worker_enabled;
