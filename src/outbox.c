@@ -465,54 +465,17 @@ slot_set_totals(OItem *it, MemoryContext cxt, SPITupleTable *tt, uint64 nrows)
 	MemoryContextSwitchTo(old);
 }
 
-/* Claim Mapal dirty slots and recompute their totals from the POS table. */
+#define MAPAL_CLAIMED \
+	" UPDATE sales_api.outbox o SET state = 'in_flight', attempts = o.attempts + 1," \
+	"   lease_until = now() + $2 * interval '1 ms'" \
+	" FROM c WHERE o.id = c.id" \
+	" RETURNING o.id, o.capture_id, o.attempts, o.unit_id, o.business_day, o.currency_id," \
+	"   o.sales_type_id, o.slot_start"
+
+/* The Mapal items of an UPDATE ... RETURNING MAPAL_CLAIMED, into the cycle. */
 static void
-claim_mapal(Cycle *c, int limit)
+mapal_take(Cycle *c, uint64 n)
 {
-	/*
-	 * Whole (unit, business day) groups, so that each goes out in one request:
-	 * the groups in order until the one that reaches the batch size, which is
-	 * taken whole too (a unit-day has at most a day of slots per currency and
-	 * sales type).  The row locks come last, with the state checked again on
-	 * the locked version; a marker locked by a POS transaction that has not
-	 * committed yet is skipped, and claimed in a later cycle.
-	 */
-	const char *sql =
-		"WITH due AS (SELECT o.id, o.capture_id, o.unit_id, o.business_day" CLAIM_COMMON
-		"   AND o.kind = 'mapal_slot'),"
-		" g AS (SELECT capture_id, unit_id, business_day,"
-		"   sum(count(*)) OVER (ORDER BY capture_id, unit_id, business_day) - count(*) AS before"
-		"   FROM due GROUP BY capture_id, unit_id, business_day),"
-		" c AS (SELECT o.id FROM sales_api.outbox o"
-		"   WHERE o.id IN (SELECT due.id FROM due JOIN g USING (capture_id, unit_id, business_day)"
-		"                  WHERE g.before < $1)"
-		"   AND o.state IN ('pending', 'failed') AND o.kind = 'mapal_slot'"
-		"   FOR UPDATE OF o SKIP LOCKED)"
-		" UPDATE sales_api.outbox o SET state = 'in_flight', attempts = o.attempts + 1,"
-		"   lease_until = now() + $2 * interval '1 ms'"
-		" FROM c WHERE o.id = c.id"
-		" RETURNING o.id, o.capture_id, o.attempts, o.unit_id, o.business_day, o.currency_id,"
-		"   o.sales_type_id, o.slot_start,"
-		"   (SELECT count(*) FROM g WHERE g.before >= $1)";
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		vals[2] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms)};
-	int			ret;
-	uint64		n;
-	int			first;
-
-	ret = SPI_execute_with_args(sql, 2, types, vals, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not claim Mapal outbox items");
-	n = SPI_processed;
-	if (n > 0)
-	{
-		bool		isnull;
-
-		/* unit-days left for the next cycle */
-		if (spi_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull) > 0)
-			c->more = true;
-	}
-	first = c->nitems;
 	c->items = repalloc(c->items, sizeof(OItem) * (c->nitems + n + 1));
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -554,6 +517,73 @@ claim_mapal(Cycle *c, int limit)
 		}
 		else
 			it->slot_valid = true;
+	}
+}
+
+/*
+ * Claim Mapal dirty slots and recompute their totals from the POS table.
+ *
+ * Whole (unit, business day) groups, so that each goes out in one request:
+ * the first batch_size slots in (capture, unit, day) order, then, when the
+ * batch was cut, the rest of its last unit-day (pending markers, through
+ * outbox_mapal_dirty_idx).  A marker locked by a POS transaction that has
+ * not committed yet is skipped (SKIP LOCKED) and claimed in a later cycle.
+ */
+static void
+claim_mapal(Cycle *c, int limit)
+{
+	const char *sql =
+		"WITH c AS (SELECT o.id" CLAIM_COMMON
+		" AND o.kind = 'mapal_slot'"
+		" ORDER BY o.capture_id, o.unit_id, o.business_day, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
+		MAPAL_CLAIMED;
+	const char *rest_sql =
+		"WITH c AS (SELECT o.id FROM sales_api.outbox o"
+		" WHERE o.kind = 'mapal_slot' AND o.state = 'pending'"
+		"   AND o.capture_id = $3 AND o.unit_id = $4 AND o.business_day = $5"
+		"   AND coalesce(o.next_attempt_at, '-infinity') <= now()"
+		" FOR UPDATE OF o SKIP LOCKED)"
+		MAPAL_CLAIMED;
+	Oid			types[5] = {INT4OID, INT4OID, INT4OID, INT8OID, DATEOID};
+	Datum		vals[5] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), 0, 0, 0};
+	int			ret;
+	uint64		n;
+	int			first;
+
+	ret = SPI_execute_with_args(sql, 2, types, vals, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not claim Mapal outbox items");
+	n = SPI_processed;
+	first = c->nitems;
+	mapal_take(c, n);
+	if ((int) n >= limit)
+	{
+		OItem	   *last = NULL;
+
+		c->more = true;
+		/* the last unit-day in claim order: the batch may have cut it */
+		for (int i = first; i < c->nitems; i++)
+		{
+			OItem	   *it = &c->items[i];
+
+			if (!it->slot_valid)
+				continue;
+			if (last == NULL || it->cap->id > last->cap->id ||
+				(it->cap->id == last->cap->id &&
+				 (it->slot.unit > last->slot.unit ||
+				  (it->slot.unit == last->slot.unit && it->slot.day > last->slot.day))))
+				last = it;
+		}
+		if (last != NULL)
+		{
+			vals[2] = Int32GetDatum(last->cap->id);
+			vals[3] = Int64GetDatum(last->slot.unit);
+			vals[4] = DateADTGetDatum(last->slot.day);
+			ret = SPI_execute_with_args(rest_sql, 5, types, vals, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE_RETURNING)
+				elog(ERROR, "could not claim Mapal outbox items");
+			mapal_take(c, SPI_processed);
+		}
 	}
 
 	/* totals per (capture, unit, day): one query each */
