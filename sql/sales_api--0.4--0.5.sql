@@ -40,18 +40,10 @@ CREATE TRIGGER capture_deleted AFTER DELETE ON sales_api.capture
 -- UPDATE SKIP LOCKED) leaves a locked marker for a later cycle, after the
 -- sale has committed.  A marker already claimed is no longer pending, so the
 -- sale inserts a new one.  Rows are inserted in key order, so two POS
--- transactions lock markers in the same order.
+-- transactions lock markers in the same order.  (_capture_install, below,
+-- builds that statement; the upgrade re-creates the triggers of attached
+-- tables with it.)
 -------------------------------------------------------------------------------
-CREATE FUNCTION sales_api._mapal_lock_markers(sql text)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-RETURN replace(replace(sql,
-    ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)',
-    ' ORDER BY 3, 4, 5, 6, 7 ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'),
-    ' state = ''pending'' DO NOTHING',
-    ' state = ''pending'' DO UPDATE SET state = ''pending'' WHERE false');
-REVOKE ALL ON FUNCTION sales_api._mapal_lock_markers(text) FROM PUBLIC;
 
 -------------------------------------------------------------------------------
 -- The capture trigger in C (src/capture.c): one function for every capture,
@@ -146,12 +138,11 @@ BEGIN
         ins_sql := format(
             'INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)'
             ' SELECT DISTINCT %s, ''mapal_slot'', %s::bigint, coalesce(%s, (%s)::date), %s::text, %s::text, %s, statement_timestamp()'
-            ' FROM %%s AS s'
+            ' FROM %%s AS s ORDER BY 3, 4, 5, 6, 7'
             ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'
-            ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO NOTHING',
+            ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO UPDATE SET state = ''pending'' WHERE false',
             cid, sales_api._expr(mapping, 'unit_id'), bday, slot,
             sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot);
-        ins_sql := sales_api._mapal_lock_markers(ins_sql);
         del_sql := ins_sql;
         -- totals of the slots of one unit and business day, straight from the POS table
         rec_sql := format(
@@ -207,15 +198,6 @@ DECLARE
     cid      integer;
     tbl      text := sales_table::text;
     k        text;
-    fn       text;
-    ins_sql  text;
-    del_sql  text;
-    slot     text;
-    bday     text;
-    tz       text;
-    slotmin  integer;
-    rec_sql  text;
-    win_sql  text;
     known    text[];
 BEGIN
     IF sales_table IS NULL OR server IS NULL THEN

@@ -1151,70 +1151,61 @@ outcome_state(OItem *it)
 	return "failed";
 }
 
-/* The transactionId the vendor holds for a sale (its latest version). */
-static void
-remember_transaction_id(int capture_id, const char *sale_key, const char *transaction_id,
-						const CtTx *tx)
+/*
+ * The transactionIds the vendor holds for sales (their latest versions),
+ * gathered and then written to connecteam_sent in one INSERT ... SELECT FROM
+ * unnest().  A sale given twice keeps its last id.
+ */
+typedef struct Remember
 {
-	Oid			types[6] = {INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID, NUMERICOID};
-	Datum		vals[6];
+	int			n;
+	Datum	   *caps;
+	Datum	   *keys;
+	Datum	   *tids;
+	Datum	   *locs;
+	Datum	   *times;
+	Datum	   *amounts;
+} Remember;
 
-	vals[0] = Int32GetDatum(capture_id);
-	vals[1] = CStringGetTextDatum(sale_key);
-	vals[2] = CStringGetTextDatum(transaction_id);
-	vals[3] = Int64GetDatum(tx->location_id);
-	vals[4] = Int64GetDatum(tx->created_at);
-	vals[5] = tx->final_amount;
-	if (SPI_execute_with_args("INSERT INTO sales_api.connecteam_sent AS s"
-							  " (capture_id, sale_key, transaction_id, location_id, created_at, final_sale_amount)"
-							  " VALUES ($1, $2, $3, $4, to_timestamp($5), $6)"
-							  " ON CONFLICT (capture_id, sale_key) DO UPDATE SET transaction_id = excluded.transaction_id,"
-							  " location_id = excluded.location_id, created_at = excluded.created_at,"
-							  " final_sale_amount = excluded.final_sale_amount, sent_at = now()",
-							  6, types, vals, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record a Connecteam transactionId");
+static void
+remember_init(Remember *r, int max)
+{
+	r->n = 0;
+	r->caps = palloc(sizeof(Datum) * (max + 1));
+	r->keys = palloc(sizeof(Datum) * (max + 1));
+	r->tids = palloc(sizeof(Datum) * (max + 1));
+	r->locs = palloc(sizeof(Datum) * (max + 1));
+	r->times = palloc(sizeof(Datum) * (max + 1));
+	r->amounts = palloc(sizeof(Datum) * (max + 1));
 }
 
-/*
- * remember_transaction_id() for every post of the cycle the vendor stored,
- * as one INSERT ... SELECT FROM unnest(): one statement per cycle instead of
- * one per sale.  A sale twice in the arrays keeps its last id.
- */
 static void
-remember_posts(Cycle *c)
+remember_add(Remember *r, int capture_id, const char *sale_key, const char *transaction_id,
+			 const CtTx *tx)
 {
-	int			n = 0;
-	Datum	   *caps = palloc(sizeof(Datum) * (c->nitems + 1));
-	Datum	   *keys = palloc(sizeof(Datum) * (c->nitems + 1));
-	Datum	   *tids = palloc(sizeof(Datum) * (c->nitems + 1));
-	Datum	   *locs = palloc(sizeof(Datum) * (c->nitems + 1));
-	Datum	   *times = palloc(sizeof(Datum) * (c->nitems + 1));
-	Datum	   *amounts = palloc(sizeof(Datum) * (c->nitems + 1));
+	r->caps[r->n] = Int32GetDatum(capture_id);
+	r->keys[r->n] = CStringGetTextDatum(sale_key);
+	r->tids[r->n] = CStringGetTextDatum(transaction_id);
+	r->locs[r->n] = Int64GetDatum(tx->location_id);
+	r->times[r->n] = Int64GetDatum(tx->created_at);
+	r->amounts[r->n] = tx->final_amount;
+	r->n++;
+}
+
+static void
+remember_flush(Remember *r)
+{
 	Oid			types[6] = {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID};
 	Datum		vals[6];
 
-	for (int i = 0; i < c->nitems; i++)
-	{
-		OItem	   *it = &c->items[i];
-
-		if (!(it->kind == K_CT_POST && it->outcome == O_SENT && it->vendor_ref && it->sale_key))
-			continue;
-		caps[n] = Int32GetDatum(it->cap->id);
-		keys[n] = CStringGetTextDatum(it->sale_key);
-		tids[n] = CStringGetTextDatum(it->vendor_ref);
-		locs[n] = Int64GetDatum(it->txn.location_id);
-		times[n] = Int64GetDatum(it->txn.created_at);
-		amounts[n] = it->txn.final_amount;
-		n++;
-	}
-	if (n == 0)
+	if (r->n == 0)
 		return;
-	vals[0] = PointerGetDatum(construct_array(caps, n, INT4OID, 4, true, TYPALIGN_INT));
-	vals[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
-	vals[2] = PointerGetDatum(construct_array(tids, n, TEXTOID, -1, false, TYPALIGN_INT));
-	vals[3] = PointerGetDatum(construct_array(locs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	vals[4] = PointerGetDatum(construct_array(times, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	vals[5] = PointerGetDatum(construct_array(amounts, n, NUMERICOID, -1, false, TYPALIGN_INT));
+	vals[0] = PointerGetDatum(construct_array(r->caps, r->n, INT4OID, 4, true, TYPALIGN_INT));
+	vals[1] = PointerGetDatum(construct_array(r->keys, r->n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[2] = PointerGetDatum(construct_array(r->tids, r->n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_array(r->locs, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[4] = PointerGetDatum(construct_array(r->times, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[5] = PointerGetDatum(construct_array(r->amounts, r->n, NUMERICOID, -1, false, TYPALIGN_INT));
 	if (SPI_execute_with_args("INSERT INTO sales_api.connecteam_sent AS s"
 							  " (capture_id, sale_key, transaction_id, location_id, created_at, final_sale_amount)"
 							  " SELECT DISTINCT ON (c, k) c, k, t, l, to_timestamp(ca), a"
@@ -1225,6 +1216,24 @@ remember_posts(Cycle *c)
 							  " final_sale_amount = excluded.final_sale_amount, sent_at = now()",
 							  6, types, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record Connecteam transactionIds");
+	r->n = 0;
+}
+
+/* Every post of the cycle the vendor stored: one statement per cycle. */
+static void
+remember_posts(Cycle *c)
+{
+	Remember	r;
+
+	remember_init(&r, c->nitems);
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OItem	   *it = &c->items[i];
+
+		if (it->kind == K_CT_POST && it->outcome == O_SENT && it->vendor_ref && it->sale_key)
+			remember_add(&r, it->cap->id, it->sale_key, it->vendor_ref, &it->txn);
+	}
+	remember_flush(&r);
 }
 
 static void
@@ -1400,6 +1409,7 @@ record(Cycle *c)
 		Window	   *w = lfirst(lc);
 		Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT8OID};
 		Datum		vals[4];
+		Remember	r;
 
 		if (!w->ok)
 			continue;
@@ -1410,6 +1420,11 @@ record(Cycle *c)
 		SPI_execute_with_args("DELETE FROM sales_api.connecteam_sent WHERE capture_id = $1 AND location_id = $2"
 							  " AND created_at BETWEEN to_timestamp($3) AND to_timestamp($4)",
 							  4, types, vals, NULL, false, 0);
+		remember_init(&r, w->nlocal);
+		for (int k = 0; k < w->nlocal; k++)
+			if (w->ids[k] != NULL && w->local[k].reference != NULL)
+				remember_add(&r, w->cap->id, w->local[k].reference, w->ids[k], &w->local[k]);
+		remember_flush(&r);
 		for (int k = 0; k < w->nlocal; k++)
 		{
 			Oid			t2[6] = {INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID, NUMERICOID};
@@ -1417,7 +1432,6 @@ record(Cycle *c)
 
 			if (w->ids[k] == NULL || w->local[k].reference == NULL)
 				continue;
-			remember_transaction_id(w->cap->id, w->local[k].reference, w->ids[k], &w->local[k]);
 			v2[0] = Int32GetDatum(w->cap->id);
 			v2[1] = CStringGetTextDatum(w->local[k].reference);
 			v2[2] = CStringGetTextDatum(w->ids[k]);
