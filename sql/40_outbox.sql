@@ -31,25 +31,42 @@ SELECT sales_api.attach('pos', 'o_mapal', '{"unit_id": "shop", "sold_at": "at", 
   "sales_type_id": "channel", "net_sales": "total - vat", "gross_sales": "total"}') AS mapal_capture;
 SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "sale_type": "kind", "created_at": "at", "final_sale_amount": "total"}');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'pos'::regclass ORDER BY 1;
--- one statement, many rows: one outbox item per sale, one dirty slot per slot
+-- one statement, many rows: one dirty slot per Mapal slot; the Connecteam
+-- sales are staged (a row per sale below sales_api.stage_min_rows rows)
 INSERT INTO pos (shop, at, total, vat, kind, channel)
 SELECT 1 + i % 2, timestamptz '2026-11-20 11:50+01' + i * interval '7 min', 10 + i, 1, 'SALE', 'TAKE'
   FROM generate_series(0, 9) i;
+SELECT count(*) AS staged_rows, sum(cardinality(sale_key)) AS staged_sales FROM sales_api.outbox_stage;
+SELECT server_name, state, items FROM sales_api.outbox_status WHERE state = 'staged';
+-- what the worker does at the start of a cycle: staged sales become items, in order
+SELECT sales_api._stage_expand(NULL, false) AS items_made;
+SELECT count(*) AS staged_rows_left FROM sales_api.outbox_stage;
 SELECT kind, count(*) FROM sales_api.outbox GROUP BY 1 ORDER BY 1;
 SELECT unit_id, business_day, slot_start, count(*) FROM sales_api.outbox WHERE kind = 'mapal_slot'
  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 SELECT sale_key, location_id, sale_type, final_sale_amount, tax_amount, currency FROM sales_api.outbox
  WHERE kind = 'ct_post' ORDER BY id LIMIT 3;
+-- a statement of sales_api.stage_min_rows rows or more: one staged row of arrays
+SET sales_api.stage_min_rows = 3;
+INSERT INTO pos (shop, at, total, vat) SELECT 2, '2026-11-20 14:00+01', 20 + i, 2 FROM generate_series(1, 4) i;
+RESET sales_api.stage_min_rows;
+SELECT cardinality(sale_key) AS sales, location_id, final_sale_amount, tax_amount, currency FROM sales_api.outbox_stage;
+SELECT sales_api._stage_expand(NULL, false) AS items_made;
+SELECT sale_key, final_sale_amount FROM sales_api.outbox WHERE kind = 'ct_post' ORDER BY id DESC LIMIT 4;
 -- a rolled-back statement enqueues nothing
 BEGIN;
 INSERT INTO pos (shop, at, total, vat) VALUES (1, '2026-11-20 15:00+01', 5, 0);
 ROLLBACK;
-SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post';
+SELECT (SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post') AS items,
+       (SELECT count(*) FROM sales_api.outbox_stage) AS staged;
 -- a mapped value the vendor cannot take does not fail the sale: it is checked when sent
 INSERT INTO pos (shop, at, total, vat, kind) VALUES (1, '2026-11-20 15:00+01', 5, 0, 'GIFT');
-SELECT sale_type, state FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_type = 'GIFT';
--- delete of an unsent sale: its post is superseded, nothing to delete at the vendor
+SELECT sale_type FROM sales_api.outbox_stage;
+-- delete of an unsent sale, still staged: the DELETE makes its staged row an
+-- item first, then supersedes it; nothing to delete at the vendor
 DELETE FROM pos WHERE kind = 'GIFT';
+SELECT count(*) AS staged_left FROM sales_api.outbox_stage;
+SELECT sale_type, state FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_type = 'GIFT';
 SELECT kind, state, count(*) FROM sales_api.outbox WHERE kind <> 'mapal_slot' GROUP BY 1, 2 ORDER BY 1, 2;
 -- the status view
 SELECT server_name, state, items, paused FROM sales_api.outbox_status ORDER BY 1, 2;
@@ -63,8 +80,11 @@ GRANT USAGE ON SEQUENCE pos_id_seq TO regress_till;
 SET ROLE regress_till;
 INSERT INTO pos (shop, at, total, vat) VALUES (2, '2026-11-20 16:00+01', 3, 0);
 SELECT count(*) FROM sales_api.outbox;
+SELECT count(*) FROM sales_api.outbox_stage;
+SELECT sales_api._stage_expand(NULL, false);
 SELECT sales_api.attach('pos', 'o_ct', '{}');
 RESET ROLE;
+SELECT sales_api._stage_expand(NULL, false) AS items_made;
 SELECT count(*) AS till_sale_enqueued FROM sales_api.outbox WHERE kind = 'ct_post' AND final_sale_amount = 3;
 -- every capture trigger is the C capture trigger, which runs its statements as a superuser
 SELECT tgname, tgfoid::regproc, tgtype, tgnargs FROM pg_trigger

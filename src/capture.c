@@ -22,6 +22,13 @@
  * is pushed when a plan is made and whenever it runs, so the plan cache
  * never sees a different one and never replans for it.
  *
+ * A statement text may start with a marker comment: "rows" runs only for a
+ * POS statement of fewer rows than sales_api.stage_min_rows, "bulk" only for
+ * one of as many or more.  A Connecteam capture stages a row per sale for the
+ * first and one row of arrays for the second, in sales_api.outbox_stage,
+ * which the worker makes outbox items (sales_api._stage_expand): far less
+ * than an outbox item per sale in the POS's transaction.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,6 +40,9 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "sales_api.h"
 
 #include "worker.h"
 
@@ -88,10 +98,30 @@ capture_plan(const char *sql)
 	return plan;
 }
 
+#define MARK_ROWS "/*rows*/"
+#define MARK_BULK "/*bulk*/"
+
+/*
+ * Does the statement apply to a POS statement of this many rows?  One that
+ * starts with MARK_ROWS runs for fewer than sales_api.stage_min_rows rows,
+ * one that starts with MARK_BULK for as many or more; any other always runs.
+ */
+static bool
+capture_applies(const char *sql, int64 nrows)
+{
+	if (strncmp(sql, MARK_ROWS, sizeof(MARK_ROWS) - 1) == 0)
+		return nrows < sales_api_stage_min_rows;
+	if (strncmp(sql, MARK_BULK, sizeof(MARK_BULK) - 1) == 0)
+		return nrows >= sales_api_stage_min_rows;
+	return true;
+}
+
 static void
 capture_run(TriggerData *trigdata)
 {
 	Trigger    *tg = trigdata->tg_trigger;
+	Tuplestorestate *rows = trigdata->tg_newtable ? trigdata->tg_newtable : trigdata->tg_oldtable;
+	int64		nrows = rows ? tuplestore_tuple_count(rows) : 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sales_api capture: SPI_connect failed");
@@ -99,7 +129,11 @@ capture_run(TriggerData *trigdata)
 		elog(ERROR, "sales_api capture: could not register the transition tables");
 	for (int i = 0; i < tg->tgnargs; i++)
 	{
-		int			ret = SPI_execute_plan(capture_plan(tg->tgargs[i]), NULL, NULL, false, 0);
+		int			ret;
+
+		if (!capture_applies(tg->tgargs[i], nrows))
+			continue;
+		ret = SPI_execute_plan(capture_plan(tg->tgargs[i]), NULL, NULL, false, 0);
 
 		if (ret < 0)
 			elog(ERROR, "sales_api capture: statement %d failed: %s", i + 1,

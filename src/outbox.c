@@ -138,6 +138,7 @@ typedef struct Cycle
 	int			nitems;
 	List	   *windows;
 	bool		more;			/* the claim was full: go again at once */
+	bool		staging;		/* the schema has sales_api.outbox_stage (0.6) */
 	TimestampTz next_due;
 } Cycle;
 
@@ -617,12 +618,31 @@ claim_mapal(Cycle *c, int limit)
 	}
 }
 
+/*
+ * Staged sales of bulk POS statements become outbox items, in this
+ * transaction: claimed in the same one, or, in the record transaction, found
+ * by a window that carried them.  Rows a POS transaction is expanding itself
+ * (an UPDATE or DELETE of captured sales) are skipped, never waited for.
+ */
+static void
+stage_expand(Cycle *c)
+{
+	int			ret;
+
+	if (!c->staging)
+		return;
+	ret = SPI_execute("SELECT sales_api._stage_expand(NULL, false)", false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not expand staged sales: %s", SPI_result_code_string(ret));
+}
+
 static void
 claim(Cycle *c)
 {
 	ListCell   *lc;
 
 	pgstat_report_activity(STATE_RUNNING, "sales_api worker: claiming outbox items");
+	stage_expand(c);
 	expire_leases();
 	purge_sent();
 	load_captures(c);
@@ -1259,6 +1279,13 @@ record(Cycle *c)
 
 	pgstat_report_activity(STATE_RUNNING, "sales_api worker: recording outcomes");
 
+	/*
+	 * A window's local sales were read after the claim: a staged sale among
+	 * them is made an item here, so that "covered by a replaced time window"
+	 * below finds it and it is never posted a second time.
+	 */
+	stage_expand(c);
+
 	/* settle windows: their items are sent when the window went through */
 	foreach(lc, c->windows)
 	{
@@ -1507,9 +1534,16 @@ outbox_cycle(MemoryContext cycle_cxt, long *wait_ms)
 	c->cxt = cycle_cxt;
 
 	begin_txn(cycle_cxt, "sales_api worker: claiming");
-	installed = (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'sales_api'"
+	installed = (SPI_execute("SELECT to_regclass('sales_api.outbox_stage') IS NOT NULL"
+							 " FROM pg_extension WHERE extname = 'sales_api'"
 							 " AND to_regclass('sales_api.outbox') IS NOT NULL", true, 1) == SPI_OK_SELECT &&
 				 SPI_processed == 1);
+	if (installed)
+	{
+		bool		isnull;
+
+		c->staging = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	if (!installed)
 	{
 		if (!warned_missing)

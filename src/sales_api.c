@@ -37,6 +37,7 @@ int			sales_api_connect_timeout_ms = 5000;
 int			sales_api_request_timeout_ms = 30000;
 int			sales_api_max_response_kb = 8192;
 int			sales_api_max_concurrency = 4;
+int			sales_api_stage_min_rows = 1000;
 int			sales_api_rate_limit_max_wait_ms = 60000;
 
 void		_PG_init(void);
@@ -109,6 +110,16 @@ _PG_init(void)
 							60000, 0, 3600000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.stage_min_rows",
+							"POS statements of at least this many rows have their Connecteam sales staged for the worker.",
+							"Such a statement writes one row of arrays that the worker makes into outbox items; "
+							"smaller statements enqueue one item per sale.  0 stages every statement.",
+							&sales_api_stage_min_rows,
+							1000, 0, INT_MAX,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	worker_init();

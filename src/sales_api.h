@@ -22,7 +22,7 @@
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
-#define SALES_API_VERSION "0.5.0"
+#define SALES_API_VERSION "0.6.0"
 #define SALES_API_USER_AGENT "sales_api/" SALES_API_VERSION
 
 /*
@@ -46,6 +46,7 @@ extern int	sales_api_request_timeout_ms;
 extern int	sales_api_max_response_kb;
 extern int	sales_api_max_concurrency;
 extern int	sales_api_rate_limit_max_wait_ms;
+extern int	sales_api_stage_min_rows;
 
 /* ------------------------------------------------------------------------
  * Servers and credentials (server.c)

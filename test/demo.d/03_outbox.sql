@@ -18,7 +18,8 @@ DELETE FROM pos_sales WHERE id = 251;
 DO $$
 BEGIN
     FOR i IN 1..300 LOOP
-        EXIT WHEN NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state IN ('pending', 'in_flight', 'failed'));
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state IN ('pending', 'in_flight', 'failed'))
+              AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage);
         PERFORM pg_sleep(0.1);
     END LOOP;
 END $$;

@@ -89,7 +89,13 @@ SELECT sales_api.attach('pos_sales', 'mapal', '{
 SQL
 }
 
-# Everything delivered: no item waiting, in flight or failed.
+# Everything delivered: no item waiting, in flight or failed, and no staged
+# sale (0.6) still to be made an item.
 drained() {
-    echo "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state IN ('pending', 'in_flight', 'failed'))"
+    if [ "$(q -c "SELECT to_regclass('sales_api.outbox_stage') IS NOT NULL")" = t ]; then
+        echo "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state IN ('pending', 'in_flight', 'failed'))" \
+             "AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)"
+    else
+        echo "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state IN ('pending', 'in_flight', 'failed'))"
+    fi
 }

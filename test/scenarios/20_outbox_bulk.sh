@@ -8,7 +8,8 @@ attach_connecteam
 attach_mapal
 mockctl mark >/dev/null
 # 4 stores x 2 days; unique (store, second, amount) per sale
-q -c "COPY pos_sales (store, sold_at, kind, channel, net, tax, guests) FROM PROGRAM \$\$python3 -c \"
+# in one transaction, to see the staged row before the worker makes it items
+q -c "BEGIN" -c "COPY pos_sales (store, sold_at, kind, channel, net, tax, guests) FROM PROGRAM \$\$python3 -c \"
 import datetime
 for i in range(10000):
     store = 1 + i % 4
@@ -17,8 +18,11 @@ for i in range(10000):
     kind = ['SALE', 'SALE', 'SALE', 'REFUND'][i % 4 if i % 7 else 3]
     ch = ['EAT_IN', 'TAKE', 'DELIVERY'][i % 3]
     print(f'{store}\t{t.isoformat()}+00\t{kind}\t{ch}\t{(i % 5000) / 100 + 1:.2f}\t{(i % 300) / 100:.2f}\t{1 + i % 3}')
-\"\$\$"
-expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post'")" 10000 "one outbox item per captured sale"
+\"\$\$" \
+  -c "SELECT count(*), sum(cardinality(sale_key)) FROM sales_api.outbox_stage" -c "COMMIT" > "$SA_WORK/bulk_stage.out"
+expect_eq "$(cat "$SA_WORK/bulk_stage.out")" "1|10000" "the COPY's Connecteam sales staged as one row, before the commit"
+wait_for "SELECT (SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post') = 10000 AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" 60 "the worker to make the staged sales outbox items"
+expect_eq "$(q -c "SELECT count(DISTINCT sale_key) FROM sales_api.outbox WHERE kind = 'ct_post'")" 10000 "one outbox item per captured sale"
 wait_for "$(drained)" 120 "10,000 sales to drain"
 expect_eq "$(mockctl count --since-mark --path /connecteam/sales/v1/transactions --method POST)" 100 "Connecteam POSTs for 10,000 sales"
 expect_eq "$(mockctl count --since-mark --path /real-time-sales)" 8 "Mapal requests (4 units x 2 days)"

@@ -1,0 +1,409 @@
+/* sales_api--0.5--0.6.sql: Connecteam sales staged by the POS statement,
+ * made outbox items by the worker, off the POS's path */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "ALTER EXTENSION sales_api UPDATE TO '0.6'" to load this file. \quit
+
+-------------------------------------------------------------------------------
+-- Up to 0.5 a Connecteam capture wrote one outbox item per sale in the
+-- inserting transaction: per sale a sequence value, three B-tree entries, two
+-- CHECK constraints (whose expressions the executor reads and plans again for
+-- every statement) and five partial-index predicates.  A POS statement of
+-- 100,000 rows took three times as long as without the capture; a single-row
+-- INSERT paid about 15 microseconds more.  Now a POS statement writes its
+-- sales to sales_api.outbox_stage: a row per sale (one-element arrays) for a
+-- statement of fewer rows than sales_api.stage_min_rows, else one row of
+-- arrays for the whole statement, in the order it inserted them.  The worker
+-- makes staged rows outbox items at the start of every cycle, in one
+-- transaction that deletes the rows and inserts their items: a staged sale is
+-- in exactly one of the two places at every commit.  The staged rows are
+-- written, WAL-logged and committed with the sales: nothing is lost to a
+-- crash.  Mapal captures still mark slots dirty directly (one marker per slot,
+-- not per sale).
+-------------------------------------------------------------------------------
+CREATE TABLE sales_api.outbox_stage (
+    id                bigserial PRIMARY KEY,
+    capture_id        integer NOT NULL,
+    staged_at         timestamptz NOT NULL,
+    sale_key          text[] NOT NULL,
+    location_id       bigint[] NOT NULL,
+    sale_type         text[] NOT NULL,
+    created_at        timestamptz[] NOT NULL,
+    final_sale_amount numeric[] NOT NULL,
+    tax_amount        numeric[] NOT NULL,
+    currency          text[] NOT NULL
+);
+COMMENT ON TABLE sales_api.outbox_stage IS
+'Connecteam sales of bulk POS statements, one row per statement, until the worker makes them outbox items';
+REVOKE ALL ON sales_api.outbox_stage FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage_id_seq', '');
+
+-- lz4 is several times faster than pglz at the same ratio on these arrays,
+-- where the server has it (Debian's PostgreSQL is built with it)
+DO $$
+BEGIN
+    ALTER TABLE sales_api.outbox_stage
+        ALTER COLUMN sale_key SET COMPRESSION lz4, ALTER COLUMN location_id SET COMPRESSION lz4,
+        ALTER COLUMN sale_type SET COMPRESSION lz4, ALTER COLUMN created_at SET COMPRESSION lz4,
+        ALTER COLUMN final_sale_amount SET COMPRESSION lz4, ALTER COLUMN tax_amount SET COMPRESSION lz4,
+        ALTER COLUMN currency SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;
+END;
+$$;
+
+-- Staged rows become outbox items (ct_post), in staging order, one item per
+-- sale in the order of the arrays.  The worker calls it with wait = false and
+-- skips rows a POS transaction is expanding; an UPDATE or DELETE of captured
+-- sales calls it for its capture with wait = true first, so that it finds the
+-- posts of the sales it changes, as it would have before 0.6.
+CREATE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF wait THEN
+        WITH s AS (DELETE FROM sales_api.outbox_stage st
+                    WHERE st.id IN (SELECT x.id FROM sales_api.outbox_stage x
+                                     WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
+                                       AND (sale_keys IS NULL OR x.sale_key && sale_keys)
+                                     ORDER BY x.id FOR UPDATE)
+                   RETURNING st.*)
+        INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
+                                      final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
+        SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
+          FROM s, unnest(s.sale_key, s.location_id, s.sale_type, s.created_at, s.final_sale_amount,
+                         s.tax_amount, s.currency) WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
+         ORDER BY s.id, u.ord;
+    ELSE
+        WITH s AS (DELETE FROM sales_api.outbox_stage st
+                    WHERE st.id IN (SELECT x.id FROM sales_api.outbox_stage x
+                                     WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
+                                       AND (sale_keys IS NULL OR x.sale_key && sale_keys)
+                                     ORDER BY x.id FOR UPDATE SKIP LOCKED)
+                   RETURNING st.*)
+        INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
+                                      final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
+        SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
+          FROM s, unnest(s.sale_key, s.location_id, s.sale_type, s.created_at, s.final_sale_amount,
+                         s.tax_amount, s.currency) WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
+         ORDER BY s.id, u.ord;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[]) IS
+'makes staged sales (sales_api.outbox_stage) outbox items; the worker calls it every cycle';
+REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[]) FROM PUBLIC;
+
+-- deleting a capture row by hand still takes its work with it
+CREATE OR REPLACE FUNCTION sales_api._capture_deleted()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM sales_api.outbox WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.outbox_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.connecteam_sent WHERE capture_id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+
+-- staged sales are work waiting, like pending items
+CREATE OR REPLACE VIEW sales_api.outbox_status AS
+SELECT c.server_name,
+       o.state,
+       count(*) AS items,
+       min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_enqueued_at,
+       now() - min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_pending_age,
+       max(o.sent_at) AS last_success_at,
+       (array_agg(o.last_error ORDER BY o.id DESC) FILTER (WHERE o.last_error IS NOT NULL AND o.state <> 'sent'))[1] AS last_error,
+       bool_or(coalesce(s.paused, false)) AS paused
+  FROM sales_api.outbox o
+  JOIN sales_api.capture c ON c.id = o.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name, o.state
+UNION ALL
+SELECT c.server_name,
+       'staged',
+       sum(cardinality(st.sale_key))::bigint,
+       min(st.staged_at),
+       now() - min(st.staged_at),
+       NULL::timestamptz,
+       NULL::text,
+       bool_or(coalesce(s.paused, false))
+  FROM sales_api.outbox_stage st
+  JOIN sales_api.capture c ON c.id = st.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name;
+
+-------------------------------------------------------------------------------
+-- Reconciliation counts staged sales as waiting
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION sales_api.reconcile_connecteam(server name, start_date date, end_date date,
+                                               location_ids bigint[] DEFAULT NULL,
+                                               day_tz text DEFAULT 'UTC')
+RETURNS TABLE (location_id bigint, sales_date date, local_total numeric, vendor_total numeric,
+               difference numeric, local_sales bigint, pending_items bigint, dead_items bigint,
+               verdict text, projected_sales numeric, variance numeric)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $rc$
+DECLARE
+    c      record;
+    locals text := '';
+BEGIN
+    IF server IS NULL OR start_date IS NULL OR end_date IS NULL OR day_tz IS NULL THEN
+        RAISE EXCEPTION 'server, start_date, end_date and day_tz must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF end_date < start_date THEN
+        RAISE EXCEPTION 'end_date must not be before start_date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF end_date - start_date > 366 THEN
+        RAISE EXCEPTION 'a reconciliation covers at most 366 days'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Reconcile a shorter period.';
+    END IF;
+    PERFORM pg_catalog.timezone(day_tz, now());     -- an unknown zone fails here, clearly
+    -- local sales of every capture of this server, through the capture's own mapping
+    FOR c IN SELECT * FROM sales_api.capture WHERE capture.server_name = server AND vendor = 'connecteam' LOOP
+        locals := locals || CASE WHEN locals = '' THEN '' ELSE ' UNION ALL ' END || format(
+            'SELECT %s::bigint AS loc, (%s::timestamptz AT TIME ZONE %L)::date AS d, %s::numeric AS amt FROM %s AS s',
+            sales_api._expr(c.mapping, 'location_id'), sales_api._expr(c.mapping, 'created_at'), day_tz,
+            sales_api._expr(c.mapping, 'final_sale_amount'), c.relid::text);
+    END LOOP;
+    IF locals = '' THEN
+        locals := 'SELECT NULL::bigint AS loc, NULL::date AS d, NULL::numeric AS amt WHERE false';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH l AS (SELECT loc, d, sum(amt) AS total, count(*) AS n FROM (%s) x
+                    WHERE d BETWEEN $1 AND $2 AND ($3 IS NULL OR loc = ANY ($3)) GROUP BY 1, 2),
+             v AS (SELECT ds.location_id AS loc, ds.sales_date AS d, ds.total_sales, ds.projected_sales
+                     FROM sales_api.connecteam_daily_sales($4, $1, $2, $3) ds),
+             w AS (SELECT o.location_id AS loc, (o.created_at AT TIME ZONE $5)::date AS d,
+                          count(*) FILTER (WHERE o.state IN ('pending', 'in_flight', 'failed', 'unknown')) AS waiting,
+                          count(*) FILTER (WHERE o.state = 'dead') AS dead
+                     FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id
+                    WHERE c.server_name = $4 AND o.kind IN ('ct_post', 'ct_delete')
+                    GROUP BY 1, 2
+                   UNION ALL
+                   SELECT o.location_id, d::date, count(*), 0
+                     FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id,
+                          generate_series((o.window_start AT TIME ZONE $5)::date, (o.window_end AT TIME ZONE $5)::date, interval '1 day') d
+                    WHERE c.server_name = $4 AND o.kind = 'ct_window'
+                      AND o.state IN ('pending', 'in_flight', 'failed')
+                    GROUP BY 1, 2
+                   UNION ALL
+                   SELECT u.loc, (u.ts AT TIME ZONE $5)::date, count(*), 0
+                     FROM sales_api.outbox_stage st JOIN sales_api.capture c ON c.id = st.capture_id,
+                          unnest(st.location_id, st.created_at) AS u(loc, ts)
+                    WHERE c.server_name = $4
+                    GROUP BY 1, 2),
+             k AS (SELECT loc, d FROM l UNION SELECT loc, d FROM v)
+        SELECT k.loc, k.d, coalesce(l.total, 0), coalesce(v.total_sales, 0),
+               coalesce(v.total_sales, 0) - coalesce(l.total, 0), coalesce(l.n, 0),
+               coalesce((SELECT sum(waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
+               coalesce((SELECT sum(dead) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
+               CASE WHEN coalesce((SELECT sum(waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0) > 0 THEN 'pending'
+                    WHEN coalesce(l.total, 0) = coalesce(v.total_sales, 0) THEN 'match'
+                    ELSE 'mismatch' END,
+               v.projected_sales,
+               coalesce(v.total_sales, 0) - v.projected_sales
+          FROM k LEFT JOIN l ON l.loc = k.loc AND l.d = k.d
+                 LEFT JOIN v ON v.loc = k.loc AND v.d = k.d
+         ORDER BY 1, 2 $q$, locals)
+    USING start_date, end_date, location_ids, server, day_tz;
+END;
+$rc$;
+
+-------------------------------------------------------------------------------
+-- attach(): a Connecteam capture stages statements of many rows
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION sales_api._capture_install(capture_id integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $install$
+DECLARE
+    c        record;
+    mapping  jsonb;
+    cid      integer := capture_id;
+    tbl      text;
+    k        text;
+    ins_sql  text;
+    del_sql  text;
+    slot     text;
+    bday     text;
+    tz       text;
+    slotmin  integer;
+    rec_sql  text;
+    win_sql  text;
+    stage_sql text;
+    pre_sql  text;
+BEGIN
+    SELECT cap.*, s.srvoptions INTO c
+      FROM sales_api.capture cap JOIN pg_foreign_server s ON s.oid = cap.server_id
+     WHERE cap.id = capture_id;
+    mapping := c.mapping;
+    tbl := c.relid::text;
+    k := c.key_expr;
+
+    IF c.vendor = 'connecteam' THEN
+        -- Every sale goes to sales_api.outbox_stage, which the worker makes
+        -- outbox items (sales_api._stage_expand): a statement of fewer rows
+        -- than sales_api.stage_min_rows writes a row per sale (one-element
+        -- arrays: no aggregation, one index entry), a larger one a single row
+        -- of arrays.  Either costs the POS's transaction far less than an
+        -- outbox item per sale with its three index entries and CHECKs.
+        ins_sql := format(
+            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_key, location_id, sale_type, created_at,'
+            ' final_sale_amount, tax_amount, currency)'
+            ' SELECT %s, statement_timestamp(), ARRAY[%s::text], ARRAY[%s::bigint], ARRAY[%s::text],'
+            ' ARRAY[%s::timestamptz], ARRAY[%s::numeric], ARRAY[%s::numeric], ARRAY[%s::text]'
+            ' FROM %%s AS s',
+            cid, k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
+            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
+            sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'));
+        stage_sql := format(
+            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_key, location_id, sale_type, created_at,'
+            ' final_sale_amount, tax_amount, currency)'
+            ' SELECT %s, statement_timestamp(), array_agg(%s::text), array_agg(%s::bigint), array_agg(%s::text),'
+            ' array_agg(%s::timestamptz), array_agg(%s::numeric), array_agg(%s::numeric), array_agg(%s::text)'
+            ' FROM %%s AS s HAVING count(*) > 0',
+            cid, k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
+            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
+            sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'));
+        -- before an UPDATE or DELETE looks for the posts of its sales, the
+        -- staged rows that hold those sales become items (only those: an
+        -- UPDATE never waits for another POS transaction's staged sales)
+        pre_sql := format('SELECT sales_api._stage_expand(%s, true, ARRAY(SELECT DISTINCT %s::text FROM sales_api_old AS s))',
+                          cid, k);
+        -- old versions: cancel what was not sent yet, delete at the vendor what was
+        del_sql := format(
+            'WITH gone AS (SELECT DISTINCT %1$s::text AS k FROM %%1$s AS s),'
+            -- a version certainly not at the vendor is simply cancelled
+            ' cancelled AS (UPDATE sales_api.outbox o SET state = ''superseded'', lease_until = NULL'
+            '   FROM gone WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
+            '   AND o.state IN (''pending'', ''failed'') AND NOT o.ambiguous RETURNING o.id)'
+            -- a version the vendor holds, or may hold, is deleted: the transactionId
+            -- when known, else the post whose outcome decides it (target_post_id)
+            ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,'
+            '                               target_post_id, next_attempt_at)'
+            -- a newer version in flight or ambiguous is the one to undo (an older,
+            -- already sent version has its own delete queued before this one)
+            ' SELECT %2$s, ''ct_delete'', gone.k, cs.location_id, cs.created_at,'
+            '        CASE WHEN p.id IS NULL THEN cs.transaction_id END, p.id,'
+            '        statement_timestamp()'
+            '   FROM gone'
+            '   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %2$s AND cs.sale_key = gone.k'
+            '   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o'
+            '                       WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
+            -- any unfinished post the cancel did not catch: in flight, ambiguous, or
+            -- claimed by the worker between this statement's snapshot and its lock
+            '                         AND o.state IN (''pending'', ''failed'', ''in_flight'', ''unknown'')'
+            '                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true'
+            '  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL',
+            k, cid);
+        win_sql := format(
+            'SELECT %s::text, %s::bigint, %s::text, %s::timestamptz, %s::numeric, %s::numeric, %s::text FROM %s AS s'
+            ' WHERE %s::bigint = $1 AND %s::timestamptz BETWEEN $2 AND $3',
+            k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
+            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
+            sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'),
+            tbl, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'created_at'));
+    ELSE
+        slotmin := coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.srvoptions) o WHERE o LIKE 'slot_minutes=%'), 15);
+        tz := coalesce((SELECT substr(o, 10) FROM unnest(c.srvoptions) o WHERE o LIKE 'timezone=%'),
+                       current_setting('TimeZone'));
+        slot := format('sales_api.time_slot(%s::timestamptz, %s, %L)', sales_api._expr(mapping, 'sold_at'), slotmin, tz);
+        bday := coalesce(sales_api._expr(mapping, 'business_day', 'NULL') || '::date', 'NULL');
+        ins_sql := format(
+            'INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)'
+            ' SELECT DISTINCT %s, ''mapal_slot'', %s::bigint, coalesce(%s, (%s)::date), %s::text, %s::text, %s, statement_timestamp()'
+            ' FROM %%s AS s ORDER BY 3, 4, 5, 6, 7'
+            ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'
+            ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO UPDATE SET state = ''pending'' WHERE false',
+            cid, sales_api._expr(mapping, 'unit_id'), bday, slot,
+            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot);
+        del_sql := ins_sql;
+        -- totals of the slots of one unit and business day, straight from the POS table
+        rec_sql := format(
+            'SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint, sum(guests)::bigint FROM ('
+            ' SELECT %s::text AS c, %s::text AS t, %s AS sl, coalesce(%s, (%s)::date) AS bd,'
+            ' %s::numeric AS net, %s::numeric AS gross, %s::numeric AS checks, %s::numeric AS guests'
+            ' FROM %s AS s WHERE %s::bigint = $1'
+            ' AND %s::timestamptz >= ($2::timestamp - interval ''1 day'') AT TIME ZONE %L'
+            ' AND %s::timestamptz < ($2::timestamp + interval ''2 days'') AT TIME ZONE %L) x'
+            ' WHERE bd = $2 GROUP BY c, t, sl',
+            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot, bday, slot,
+            sales_api._expr(mapping, 'net_sales'), sales_api._expr(mapping, 'gross_sales'),
+            sales_api._expr(mapping, 'num_checks', '1'), sales_api._expr(mapping, 'num_guests', '0'),
+            tbl, sales_api._expr(mapping, 'unit_id'),
+            sales_api._expr(mapping, 'sold_at'), tz, sales_api._expr(mapping, 'sold_at'), tz);
+    END IF;
+
+    -- check every expression against the table now, not at the first sale
+    EXECUTE format(ins_sql, format('(SELECT * FROM %s LIMIT 0)', tbl)) ;
+    IF stage_sql IS NOT NULL THEN
+        EXECUTE format(stage_sql, format('(SELECT * FROM %s LIMIT 0)', tbl)) ;
+    END IF;
+    IF rec_sql IS NOT NULL THEN
+        EXECUTE 'EXPLAIN ' || rec_sql USING 0::bigint, current_date;
+    END IF;
+    IF win_sql IS NOT NULL THEN
+        EXECUTE 'EXPLAIN ' || win_sql USING 0::bigint, now(), now();
+    END IF;
+    UPDATE sales_api.capture SET recompute_sql = rec_sql, window_sql = win_sql WHERE id = capture_id;
+
+    -- statement-level triggers with transition tables: each runs its statements
+    -- (one INSERT ... SELECT per statement) through the C trigger.  A statement
+    -- marked /*rows*/ runs when the POS statement changed fewer rows than
+    -- sales_api.stage_min_rows, one marked /*bulk*/ when it changed as many or more.
+    IF stage_sql IS NULL THEN
+        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L)',
+                       cid, tbl, format(ins_sql, 'sales_api_new'));
+        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L)',
+                       cid, tbl, format(del_sql, 'sales_api_old'));
+        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_upd AFTER UPDATE ON %s'
+                       ' REFERENCING OLD TABLE AS sales_api_old NEW TABLE AS sales_api_new'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L)',
+                       cid, tbl, format(del_sql, 'sales_api_old'), format(ins_sql, 'sales_api_new'));
+    ELSE
+        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L)',
+                       cid, tbl, '/*rows*/ ' || format(ins_sql, 'sales_api_new'),
+                       '/*bulk*/ ' || format(stage_sql, 'sales_api_new'));
+        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L)',
+                       cid, tbl, pre_sql, format(del_sql, 'sales_api_old'));
+        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_upd AFTER UPDATE ON %s'
+                       ' REFERENCING OLD TABLE AS sales_api_old NEW TABLE AS sales_api_new'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L, %L, %L)',
+                       cid, tbl, pre_sql, format(del_sql, 'sales_api_old'),
+                       '/*rows*/ ' || format(ins_sql, 'sales_api_new'),
+                       '/*bulk*/ ' || format(stage_sql, 'sales_api_new'));
+    END IF;
+END;
+$install$;
+
+-- tables attached before this version get the new triggers
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT id, relid FROM sales_api.capture WHERE detached_at IS NULL ORDER BY id LOOP
+        EXECUTE format('DROP TRIGGER sales_api_capture_%s_ins ON %s', c.id, c.relid);
+        EXECUTE format('DROP TRIGGER sales_api_capture_%s_del ON %s', c.id, c.relid);
+        EXECUTE format('DROP TRIGGER sales_api_capture_%s_upd ON %s', c.id, c.relid);
+        PERFORM sales_api._capture_install(c.id);
+    END LOOP;
+END;
+$$;

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Staged Connecteam sales (0.6): a POS statement writes its sales to
+# sales_api.outbox_stage, and the worker makes them outbox items.  While they
+# are staged they are work waiting, everywhere it is counted; an UPDATE or
+# DELETE of a staged sale in the very transaction that inserted it, or after,
+# leaves the vendor holding exactly the last version; an UPDATE never waits
+# for other sales' staged rows; and the worker's expansion is atomic.
+. "$(dirname "$0")/../lib/scenario.sh"
+scenario_setup
+make_locations 2
+attach_connecteam
+attach_mapal
+worker() { q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'sales_api worker'"; }
+wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 30 "the worker"
+wpid=$(worker)
+[ -n "$wpid" ] || fail "no worker"
+trap 'kill -CONT "$wpid" 2>/dev/null || true' EXIT
+
+# 1. With the worker stopped, sales stay staged and are counted as waiting
+kill -STOP "$wpid"
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-11-21 09:00+00', 4.00, 0.40)"
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (2, '2026-11-21 09:01+00', 5.00, 0.50)"
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
+      SELECT 1 + i % 2, timestamptz '2026-11-21 10:00+00' + i * interval '3 seconds', 1 + i % 90, 0.10
+        FROM generate_series(1, 2400) i"
+expect_eq "$(q -c "SELECT count(*) || '/' || sum(cardinality(sale_key)) FROM sales_api.outbox_stage")" "3/2402" \
+    "two single-row statements staged as a row each, the bulk statement as one row"
+expect_eq "$(q -c "SELECT items FROM sales_api.outbox_status WHERE server_name = 'connecteam' AND state = 'staged'")" 2402 \
+    "outbox_status shows the staged sales"
+expect_eq "$(q -c "SELECT string_agg(verdict || ':' || (pending_items > 0), ',' ORDER BY location_id)
+                     FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-21')")" \
+    "pending:true,pending:true" "reconciliation reports staged sales as pending, not as a mismatch"
+
+# 2. An UPDATE of a staged sale makes only the staged rows holding its sales
+# items: while one POS transaction holds sale 1's, another updates sale 2
+# without waiting for it
+(q -c "BEGIN" -c "UPDATE pos_sales SET net = 4.50 WHERE id = 1" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null) &
+sleep 1
+t0=$(date +%s%N)
+q -c "SET lock_timeout = '2s'" -c "UPDATE pos_sales SET net = 5.50 WHERE id = 2" \
+    || fail "an UPDATE waited for another transaction's staged sale"
+expect_eq "$(( ($(date +%s%N) - t0) / 1000000 < 1500 ))" 1 "the second UPDATE did not wait for the first transaction"
+wait
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage")" 3 \
+    "sales 1 and 2 made items by their UPDATEs; left: the bulk row and the two new versions"
+
+# 3. In one transaction: a bulk insert, then an update and a delete of its sales
+q <<'SQL' >/dev/null
+BEGIN;
+INSERT INTO pos_sales (store, sold_at, net, tax)
+SELECT 1 + i % 2, timestamptz '2026-11-22 12:00+00' + i * interval '5 seconds', 2 + i % 70, 0.20
+  FROM generate_series(1, 1500) i;
+UPDATE pos_sales SET net = net + 100 WHERE sold_at = '2026-11-22 12:00:05+00';
+DELETE FROM pos_sales WHERE sold_at = '2026-11-22 12:00:10+00';
+COMMIT;
+SQL
+# and after the commit, an update and a delete of sales still staged in the big row
+q -c "UPDATE pos_sales SET net = net + 200 WHERE sold_at = '2026-11-21 10:00:03+00'"
+q -c "DELETE FROM pos_sales WHERE sold_at = '2026-11-21 10:00:06+00'"
+kill -CONT "$wpid"
+trap - EXIT
+
+wait_for "$(drained)" 90 "the staged sales to be made items and drained"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage")" 0 "nothing left staged"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE state IN ('dead', 'unknown')")" 0 "nothing dead or parked"
+python3 "$(dirname "$0")/../lib/compare.py" staged-updates
+expect_eq "$(q -c "SELECT string_agg(verdict, ',' ORDER BY location_id, sales_date)
+                     FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-22')")" \
+    "match,match,match,match" "reconciliation matches once delivered"
+echo "staged outbox scenario passed"
