@@ -36,7 +36,7 @@ SELECT tgname FROM pg_trigger WHERE tgrelid = 'pos'::regclass ORDER BY 1;
 INSERT INTO pos (shop, at, total, vat, kind, channel)
 SELECT 1 + i % 2, timestamptz '2026-11-20 11:50+01' + i * interval '7 min', 10 + i, 1, 'SALE', 'TAKE'
   FROM generate_series(0, 9) i;
-SELECT count(*) AS staged_rows, sum(cardinality(sale_key)) AS staged_sales FROM sales_api.outbox_stage;
+SELECT count(*) AS staged_rows, sum(coalesce(cardinality(sale_keys), 1)) AS staged_sales FROM sales_api.outbox_stage;
 SELECT server_name, state, items FROM sales_api.outbox_status WHERE state = 'staged';
 -- what the worker does at the start of a cycle: staged sales become items, in order
 SELECT sales_api._stage_expand(NULL, false) AS items_made;
@@ -50,7 +50,7 @@ SELECT sale_key, location_id, sale_type, final_sale_amount, tax_amount, currency
 SET sales_api.stage_min_rows = 3;
 INSERT INTO pos (shop, at, total, vat) SELECT 2, '2026-11-20 14:00+01', 20 + i, 2 FROM generate_series(1, 4) i;
 RESET sales_api.stage_min_rows;
-SELECT cardinality(sale_key) AS sales, location_id, final_sale_amount, tax_amount, currency FROM sales_api.outbox_stage;
+SELECT cardinality(sale_keys) AS sales, location_ids, final_sale_amounts, tax_amounts, currencies FROM sales_api.outbox_stage;
 SELECT sales_api._stage_expand(NULL, false) AS items_made;
 SELECT sale_key, final_sale_amount FROM sales_api.outbox WHERE kind = 'ct_post' ORDER BY id DESC LIMIT 4;
 -- a rolled-back statement enqueues nothing

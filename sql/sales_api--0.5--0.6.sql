@@ -11,7 +11,7 @@
 -- every statement) and five partial-index predicates.  A POS statement of
 -- 100,000 rows took three times as long as without the capture; a single-row
 -- INSERT paid about 15 microseconds more.  Now a POS statement writes its
--- sales to sales_api.outbox_stage: a row per sale (one-element arrays) for a
+-- sales to sales_api.outbox_stage: a row per sale (no index, no key) for a
 -- statement of fewer rows than sales_api.stage_min_rows, else one row of
 -- arrays for the whole statement, in the order it inserted them.  The worker
 -- makes staged rows outbox items at the start of every cycle, in one
@@ -22,42 +22,53 @@
 -- not per sale).
 -------------------------------------------------------------------------------
 CREATE TABLE sales_api.outbox_stage (
-    id                bigserial PRIMARY KEY,
     capture_id        integer NOT NULL,
     staged_at         timestamptz NOT NULL,
-    sale_key          text[] NOT NULL,
-    location_id       bigint[] NOT NULL,
-    sale_type         text[] NOT NULL,
-    created_at        timestamptz[] NOT NULL,
-    final_sale_amount numeric[] NOT NULL,
-    tax_amount        numeric[] NOT NULL,
-    currency          text[] NOT NULL
+    -- one sale (a POS statement of fewer rows than sales_api.stage_min_rows)
+    sale_key          text,
+    location_id       bigint,
+    sale_type         text,
+    created_at        timestamptz,
+    final_sale_amount numeric,
+    tax_amount        numeric,
+    currency          text,
+    -- or every sale of a larger statement, in the order it inserted them
+    sale_keys          text[],
+    location_ids       bigint[],
+    sale_types         text[],
+    created_ats        timestamptz[],
+    final_sale_amounts numeric[],
+    tax_amounts        numeric[],
+    currencies         text[]
 );
+-- No key, no index, no CHECK: a single-row POS statement pays one heap
+-- tuple here and nothing else.  Rows live for a worker cycle; the worker
+-- finds them by a sequential scan of a table that stays small, and deletes
+-- them by ctid.
 COMMENT ON TABLE sales_api.outbox_stage IS
-'Connecteam sales of bulk POS statements, one row per statement, until the worker makes them outbox items';
+'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or one row of arrays per large statement';
 REVOKE ALL ON sales_api.outbox_stage FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage', '');
-SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage_id_seq', '');
 
--- lz4 is several times faster than pglz at the same ratio on these arrays,
+-- lz4 is several times faster than pglz at the same ratio on the arrays,
 -- where the server has it (Debian's PostgreSQL is built with it)
 DO $$
 BEGIN
     ALTER TABLE sales_api.outbox_stage
-        ALTER COLUMN sale_key SET COMPRESSION lz4, ALTER COLUMN location_id SET COMPRESSION lz4,
-        ALTER COLUMN sale_type SET COMPRESSION lz4, ALTER COLUMN created_at SET COMPRESSION lz4,
-        ALTER COLUMN final_sale_amount SET COMPRESSION lz4, ALTER COLUMN tax_amount SET COMPRESSION lz4,
-        ALTER COLUMN currency SET COMPRESSION lz4;
+        ALTER COLUMN sale_keys SET COMPRESSION lz4, ALTER COLUMN location_ids SET COMPRESSION lz4,
+        ALTER COLUMN sale_types SET COMPRESSION lz4, ALTER COLUMN created_ats SET COMPRESSION lz4,
+        ALTER COLUMN final_sale_amounts SET COMPRESSION lz4, ALTER COLUMN tax_amounts SET COMPRESSION lz4,
+        ALTER COLUMN currencies SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported THEN
     NULL;
 END;
 $$;
 
--- Staged rows become outbox items (ct_post), in staging order, one item per
--- sale in the order of the arrays.  The worker calls it with wait = false and
--- skips rows a POS transaction is expanding; an UPDATE or DELETE of captured
--- sales calls it for its capture with wait = true first, so that it finds the
--- posts of the sales it changes, as it would have before 0.6.
+-- Staged rows become outbox items (ct_post), oldest statement first, a large
+-- statement's sales in the order of its arrays.  The worker calls it with
+-- wait = false and skips rows a POS transaction is expanding; an UPDATE or
+-- DELETE of captured sales first calls it with wait = true for the staged
+-- rows that hold its sales, so that it finds their posts, as before 0.6.
 CREATE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -68,30 +79,40 @@ DECLARE
 BEGIN
     IF wait THEN
         WITH s AS (DELETE FROM sales_api.outbox_stage st
-                    WHERE st.id IN (SELECT x.id FROM sales_api.outbox_stage x
-                                     WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
-                                       AND (sale_keys IS NULL OR x.sale_key && sale_keys)
-                                     ORDER BY x.id FOR UPDATE)
+                    WHERE st.ctid = ANY (ARRAY(
+                          SELECT x.ctid FROM sales_api.outbox_stage x
+                           WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
+                             AND (_stage_expand.sale_keys IS NULL OR x.sale_key = ANY (_stage_expand.sale_keys)
+                                  OR x.sale_keys && _stage_expand.sale_keys)
+                           ORDER BY x.staged_at FOR UPDATE))
                    RETURNING st.*)
         INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
                                       final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
         SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
-          FROM s, unnest(s.sale_key, s.location_id, s.sale_type, s.created_at, s.final_sale_amount,
-                         s.tax_amount, s.currency) WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
-         ORDER BY s.id, u.ord;
+          FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),
+                         coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),
+                         coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),
+                         coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))
+                  WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
+         ORDER BY s.staged_at, u.ord;
     ELSE
         WITH s AS (DELETE FROM sales_api.outbox_stage st
-                    WHERE st.id IN (SELECT x.id FROM sales_api.outbox_stage x
-                                     WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
-                                       AND (sale_keys IS NULL OR x.sale_key && sale_keys)
-                                     ORDER BY x.id FOR UPDATE SKIP LOCKED)
+                    WHERE st.ctid = ANY (ARRAY(
+                          SELECT x.ctid FROM sales_api.outbox_stage x
+                           WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
+                             AND (_stage_expand.sale_keys IS NULL OR x.sale_key = ANY (_stage_expand.sale_keys)
+                                  OR x.sale_keys && _stage_expand.sale_keys)
+                           ORDER BY x.staged_at FOR UPDATE SKIP LOCKED))
                    RETURNING st.*)
         INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
                                       final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
         SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
-          FROM s, unnest(s.sale_key, s.location_id, s.sale_type, s.created_at, s.final_sale_amount,
-                         s.tax_amount, s.currency) WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
-         ORDER BY s.id, u.ord;
+          FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),
+                         coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),
+                         coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),
+                         coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))
+                  WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
+         ORDER BY s.staged_at, u.ord;
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -132,7 +153,7 @@ SELECT c.server_name,
 UNION ALL
 SELECT c.server_name,
        'staged',
-       sum(cardinality(st.sale_key))::bigint,
+       sum(coalesce(cardinality(st.sale_keys), 1))::bigint,
        min(st.staged_at),
        now() - min(st.staged_at),
        NULL::timestamptz,
@@ -202,7 +223,8 @@ BEGIN
                    UNION ALL
                    SELECT u.loc, (u.ts AT TIME ZONE $5)::date, count(*), 0
                      FROM sales_api.outbox_stage st JOIN sales_api.capture c ON c.id = st.capture_id,
-                          unnest(st.location_id, st.created_at) AS u(loc, ts)
+                          unnest(coalesce(st.location_ids, ARRAY[st.location_id]),
+                                 coalesce(st.created_ats, ARRAY[st.created_at])) AS u(loc, ts)
                     WHERE c.server_name = $4
                     GROUP BY 1, 2),
              k AS (SELECT loc, d FROM l UNION SELECT loc, d FROM v)
@@ -257,22 +279,21 @@ BEGIN
     IF c.vendor = 'connecteam' THEN
         -- Every sale goes to sales_api.outbox_stage, which the worker makes
         -- outbox items (sales_api._stage_expand): a statement of fewer rows
-        -- than sales_api.stage_min_rows writes a row per sale (one-element
-        -- arrays: no aggregation, one index entry), a larger one a single row
-        -- of arrays.  Either costs the POS's transaction far less than an
-        -- outbox item per sale with its three index entries and CHECKs.
+        -- than sales_api.stage_min_rows writes a row per sale (no
+        -- aggregation, no index), a larger one a single row of arrays.
+        -- Either costs the POS's transaction far less than an outbox item
+        -- per sale with its three index entries and CHECKs.
         ins_sql := format(
             'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_key, location_id, sale_type, created_at,'
             ' final_sale_amount, tax_amount, currency)'
-            ' SELECT %s, statement_timestamp(), ARRAY[%s::text], ARRAY[%s::bigint], ARRAY[%s::text],'
-            ' ARRAY[%s::timestamptz], ARRAY[%s::numeric], ARRAY[%s::numeric], ARRAY[%s::text]'
-            ' FROM %%s AS s',
+            ' SELECT %s, statement_timestamp(), %s::text, %s::bigint, %s::text, %s::timestamptz, %s::numeric,'
+            ' %s::numeric, %s::text FROM %%s AS s',
             cid, k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
             sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
             sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'));
         stage_sql := format(
-            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_key, location_id, sale_type, created_at,'
-            ' final_sale_amount, tax_amount, currency)'
+            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_keys, location_ids, sale_types, created_ats,'
+            ' final_sale_amounts, tax_amounts, currencies)'
             ' SELECT %s, statement_timestamp(), array_agg(%s::text), array_agg(%s::bigint), array_agg(%s::text),'
             ' array_agg(%s::timestamptz), array_agg(%s::numeric), array_agg(%s::numeric), array_agg(%s::text)'
             ' FROM %%s AS s HAVING count(*) > 0',

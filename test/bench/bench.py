@@ -476,7 +476,7 @@ def bench_capture(cfg, res, work):
                 if name == "sales_api":
                     # items, or (0.6) sales staged as one row for the worker to make items
                     n_out = int(q1("SELECT (SELECT count(*) FROM sales_api.outbox) + (SELECT coalesce(sum("
-                                   "cardinality(sale_key)), 0) FROM sales_api.outbox_stage)", db=BDB))
+                                   "coalesce(cardinality(sale_keys), 1)), 0) FROM sales_api.outbox_stage)", db=BDB))
                     if n_out != n:
                         raise BenchError("sales_api capture enqueued %d items for %d rows" % (n_out, n))
                 log("   bulk round %d %-9s %-6s %8.0f ms" % (r + 1, name, method, ms))
@@ -540,7 +540,7 @@ def bench_drain(cfg, res, state):
         ins_ms = insert_sales(n)
         summ = outbox_summary()
         n_slots = summ.get(("mapal_slot", "pending"), 0)
-        n_staged = int(q1("SELECT coalesce(sum(cardinality(sale_key)), 0) FROM sales_api.outbox_stage"))
+        n_staged = int(q1("SELECT coalesce(sum(coalesce(cardinality(sale_keys), 1)), 0) FROM sales_api.outbox_stage"))
         wc0, mc0 = cpu_seconds(wpid), (cpu_seconds(mpid) if mpid else 0)
         stats0 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
         mark = mock_mark()

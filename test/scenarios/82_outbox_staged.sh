@@ -23,7 +23,7 @@ q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (2, '2026-11-21 09
 q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
       SELECT 1 + i % 2, timestamptz '2026-11-21 10:00+00' + i * interval '3 seconds', 1 + i % 90, 0.10
         FROM generate_series(1, 2400) i"
-expect_eq "$(q -c "SELECT count(*) || '/' || sum(cardinality(sale_key)) FROM sales_api.outbox_stage")" "3/2402" \
+expect_eq "$(q -c "SELECT count(*) || '/' || sum(coalesce(cardinality(sale_keys), 1)) FROM sales_api.outbox_stage")" "3/2402" \
     "two single-row statements staged as a row each, the bulk statement as one row"
 expect_eq "$(q -c "SELECT items FROM sales_api.outbox_status WHERE server_name = 'connecteam' AND state = 'staged'")" 2402 \
     "outbox_status shows the staged sales"
