@@ -66,10 +66,13 @@ $$;
 
 -- Staged rows become outbox items (ct_post), oldest statement first, a large
 -- statement's sales in the order of its arrays.  The worker calls it with
--- wait = false and skips rows a POS transaction is expanding; an UPDATE or
--- DELETE of captured sales first calls it with wait = true for the staged
--- rows that hold its sales, so that it finds their posts, as before 0.6.
-CREATE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL)
+-- wait = false, skipping rows a POS transaction is expanding, and at most
+-- max_rows staged rows per claim (a backlog after a long stop is taken in
+-- steps, not in one huge transaction); an UPDATE or DELETE of captured sales
+-- first calls it with wait = true for the staged rows that hold its sales,
+-- so that it finds their posts, as before 0.6.
+CREATE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL,
+                                        max_rows integer DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -102,7 +105,7 @@ BEGIN
                            WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
                              AND (_stage_expand.sale_keys IS NULL OR x.sale_key = ANY (_stage_expand.sale_keys)
                                   OR x.sale_keys && _stage_expand.sale_keys)
-                           ORDER BY x.staged_at FOR UPDATE SKIP LOCKED))
+                           ORDER BY x.staged_at LIMIT max_rows FOR UPDATE SKIP LOCKED))
                    RETURNING st.*)
         INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
                                       final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
@@ -118,9 +121,9 @@ BEGIN
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[]) IS
+COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
 'makes staged sales (sales_api.outbox_stage) outbox items; the worker calls it every cycle';
-REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) FROM PUBLIC;
 
 -- deleting a capture row by hand still takes its work with it
 CREATE OR REPLACE FUNCTION sales_api._capture_deleted()

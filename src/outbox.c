@@ -619,21 +619,40 @@ claim_mapal(Cycle *c, int limit)
 }
 
 /*
- * Staged sales of bulk POS statements become outbox items, in this
- * transaction: claimed in the same one, or, in the record transaction, found
- * by a window that carried them.  Rows a POS transaction is expanding itself
- * (an UPDATE or DELETE of captured sales) are skipped, never waited for.
+ * Staged Connecteam sales become outbox items, in this transaction: claimed
+ * in the same one (at most STAGE_ROWS_PER_CLAIM staged rows: a backlog after
+ * a long stop is taken in steps), or, in the record transaction, every one a
+ * replaced window may have carried.  Rows a POS transaction is expanding
+ * itself (an UPDATE or DELETE of captured sales) are skipped, never waited
+ * for.
  */
+#define STAGE_ROWS_PER_CLAIM 20000
+
 static void
-stage_expand(Cycle *c)
+stage_expand(Cycle *c, bool all)
 {
 	int			ret;
 
 	if (!c->staging)
 		return;
-	ret = SPI_execute("SELECT sales_api._stage_expand(NULL, false)", false, 0);
+	ret = SPI_execute(all ? "SELECT sales_api._stage_expand(NULL, false)"
+					  : "SELECT sales_api._stage_expand(NULL, false, NULL, " CppAsString2(STAGE_ROWS_PER_CLAIM) ")",
+					  false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not expand staged sales: %s", SPI_result_code_string(ret));
+	/*
+	 * As many items as the row limit: staged rows may be left (a row makes
+	 * at least one item), so go again at once.  Rows skipped because a POS
+	 * transaction holds them never make the worker spin.
+	 */
+	if (!all && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull && DatumGetInt64(d) >= STAGE_ROWS_PER_CLAIM)
+			c->more = true;
+	}
 }
 
 static void
@@ -642,7 +661,7 @@ claim(Cycle *c)
 	ListCell   *lc;
 
 	pgstat_report_activity(STATE_RUNNING, "sales_api worker: claiming outbox items");
-	stage_expand(c);
+	stage_expand(c, false);
 	expire_leases();
 	purge_sent();
 	load_captures(c);
@@ -1284,7 +1303,8 @@ record(Cycle *c)
 	 * them is made an item here, so that "covered by a replaced time window"
 	 * below finds it and it is never posted a second time.
 	 */
-	stage_expand(c);
+	if (c->windows != NIL)
+		stage_expand(c, true);
 
 	/* settle windows: their items are sent when the window went through */
 	foreach(lc, c->windows)

@@ -57,14 +57,23 @@ SQL
 # and after the commit, an update and a delete of sales still staged in the big row
 q -c "UPDATE pos_sales SET net = net + 200 WHERE sold_at = '2026-11-21 10:00:03+00'"
 q -c "DELETE FROM pos_sales WHERE sold_at = '2026-11-21 10:00:06+00'"
+# 4. A backlog of 25,000 single-row statements (more staged rows than the
+# worker takes per claim: it takes them in steps, oldest first)
+before=$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE sale_keys IS NULL")
+q -c "DO \$\$ BEGIN FOR i IN 1..25000 LOOP
+        INSERT INTO pos_sales (store, sold_at, net, tax)
+        VALUES (1 + i % 2, timestamptz '2026-11-23 08:00+00' + i * interval '1 second', 1 + i % 50, 0.05);
+      END LOOP; END \$\$"
+expect_eq "$(( $(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE sale_keys IS NULL") - before ))" 25000 \
+    "25,000 single-row statements staged as a row each"
 kill -CONT "$wpid"
 trap - EXIT
 
-wait_for "$(drained)" 90 "the staged sales to be made items and drained"
+wait_for "$(drained)" 180 "the staged sales to be made items and drained"
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage")" 0 "nothing left staged"
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE state IN ('dead', 'unknown')")" 0 "nothing dead or parked"
 python3 "$(dirname "$0")/../lib/compare.py" staged-updates
 expect_eq "$(q -c "SELECT string_agg(verdict, ',' ORDER BY location_id, sales_date)
-                     FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-22')")" \
-    "match,match,match,match" "reconciliation matches once delivered"
+                     FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-23')")" \
+    "match,match,match,match,match,match" "reconciliation matches once delivered"
 echo "staged outbox scenario passed"
