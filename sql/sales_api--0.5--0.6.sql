@@ -21,6 +21,22 @@
 -- crash.  Mapal captures still mark slots dirty directly (one marker per slot,
 -- not per sale).
 -------------------------------------------------------------------------------
+
+-- The library must be this version's: a server still running the previous
+-- one (sales_api is in shared_preload_libraries; a restart loads the new
+-- one) would run every statement of the new triggers, markers ignored, and
+-- stage each sale twice.
+DO $$
+BEGIN
+    IF string_to_array(split_part(sales_api.version(), '-', 1), '.')::int[] < ARRAY[0, 6] THEN
+        RAISE EXCEPTION 'the sales_api library loaded in this server is version %; this update needs 0.6 or later',
+                        sales_api.version()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Install the new sales_api, restart PostgreSQL (the library is preloaded), then run ALTER EXTENSION sales_api UPDATE again.';
+    END IF;
+END;
+$$;
+
 CREATE TABLE sales_api.outbox_stage (
     capture_id        integer NOT NULL,
     staged_at         timestamptz NOT NULL,
@@ -70,7 +86,9 @@ $$;
 -- max_rows staged rows per claim (a backlog after a long stop is taken in
 -- steps, not in one huge transaction); an UPDATE or DELETE of captured sales
 -- first calls it with wait = true for the staged rows that hold its sales,
--- so that it finds their posts, as before 0.6.
+-- so that it finds their posts, as before 0.6.  The keys are matched through
+-- hashed subplans: a DELETE of 100,000 sales while a 100,000-sale row is
+-- staged costs two hash tables, not 10^10 comparisons.
 CREATE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL,
                                         max_rows integer DEFAULT NULL)
 RETURNS bigint
@@ -85,8 +103,11 @@ BEGIN
                     WHERE st.ctid = ANY (ARRAY(
                           SELECT x.ctid FROM sales_api.outbox_stage x
                            WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
-                             AND (_stage_expand.sale_keys IS NULL OR x.sale_key = ANY (_stage_expand.sale_keys)
-                                  OR x.sale_keys && _stage_expand.sale_keys)
+                             AND (_stage_expand.sale_keys IS NULL
+                                  OR x.sale_key IN (SELECT unnest(_stage_expand.sale_keys))
+                                  OR (x.sale_keys IS NOT NULL
+                                      AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v)
+                                                   WHERE sk.v IN (SELECT unnest(_stage_expand.sale_keys)))))
                            ORDER BY x.staged_at FOR UPDATE))
                    RETURNING st.*)
         INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
@@ -103,8 +124,11 @@ BEGIN
                     WHERE st.ctid = ANY (ARRAY(
                           SELECT x.ctid FROM sales_api.outbox_stage x
                            WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
-                             AND (_stage_expand.sale_keys IS NULL OR x.sale_key = ANY (_stage_expand.sale_keys)
-                                  OR x.sale_keys && _stage_expand.sale_keys)
+                             AND (_stage_expand.sale_keys IS NULL
+                                  OR x.sale_key IN (SELECT unnest(_stage_expand.sale_keys))
+                                  OR (x.sale_keys IS NOT NULL
+                                      AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v)
+                                                   WHERE sk.v IN (SELECT unnest(_stage_expand.sale_keys)))))
                            ORDER BY x.staged_at LIMIT max_rows FOR UPDATE SKIP LOCKED))
                    RETURNING st.*)
         INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
@@ -336,11 +360,14 @@ BEGIN
             k, cid);
         win_sql := format(
             'SELECT %s::text, %s::bigint, %s::text, %s::timestamptz, %s::numeric, %s::numeric, %s::text FROM %s AS s'
-            ' WHERE %s::bigint = $1 AND %s::timestamptz BETWEEN $2 AND $3',
+            -- a window is whole seconds [$2, $3): Connecteam keeps Unix seconds, so
+            -- 10:00:00.5 is the vendor's 10:00:00 and belongs to a window ending then
+            ' WHERE %s::bigint = $1 AND %s::timestamptz >= $2 AND %s::timestamptz < $3',
             k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
             sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
             sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'),
-            tbl, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'created_at'));
+            tbl, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'created_at'),
+            sales_api._expr(mapping, 'created_at'));
     ELSE
         slotmin := coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.srvoptions) o WHERE o LIKE 'slot_minutes=%'), 15);
         tz := coalesce((SELECT substr(o, 10) FROM unnest(c.srvoptions) o WHERE o LIKE 'timezone=%'),

@@ -764,7 +764,12 @@ claim(Cycle *c)
 
 		vals[0] = Int64GetDatum(w->location_id);
 		vals[1] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) w->start_epoch));
-		vals[2] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) w->end_epoch));
+		/*
+		 * The window holds every sale whose Unix second (what Connecteam
+		 * stores) is in [start, end]: from 0.6 the statement reads [$2, $3),
+		 * so $3 is the second after the end; up to 0.5 it read BETWEEN.
+		 */
+		vals[2] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) (w->end_epoch + (c->staging ? 1 : 0))));
 		ret = SPI_execute_with_args(w->cap->window_sql, 3, types, vals, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the local sales of a window");
@@ -1490,7 +1495,8 @@ record(Cycle *c)
 								  " last_error = 'covered by a replaced time window'"
 								  " WHERE capture_id = $1 AND sale_key = $2 AND kind = 'ct_post'"
 								  " AND state IN ('pending', 'failed') AND location_id = $4"
-								  " AND created_at = to_timestamp($5) AND final_sale_amount = $6",
+								  " AND date_trunc('second', created_at) = to_timestamp($5)"
+								  " AND final_sale_amount = $6",
 								  6, t2, v2, NULL, false, 0);
 		}
 	}

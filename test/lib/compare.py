@@ -9,7 +9,8 @@ one row:
 and exits non-zero if any sale is lost or duplicated, if Connecteam holds a
 transaction no local sale explains, or if any Mapal slot total differs from
 the local total.  Connecteam identity of a sale: (location, createdAt,
-finalSaleAmount, taxAmount, saleType); the scenarios' data makes it unique.
+finalSaleAmount, taxAmount, saleType), createdAt being the Unix second the
+sale's time falls in; the scenarios' data makes it unique.
 """
 import collections
 import csv
@@ -42,7 +43,7 @@ committed = delivered = dups = lost = extra = 0
 if do_ct:
     local = collections.Counter(
         (int(r[0]), int(r[1]), Decimal(r[2]), Decimal(r[3]), r[4])
-        for r in psql_csv("SELECT store, extract(epoch FROM sold_at)::bigint, net, tax, kind FROM pos_sales"))
+        for r in psql_csv("SELECT store, floor(extract(epoch FROM sold_at))::bigint, net, tax, kind FROM pos_sales"))
     remote = collections.Counter(
         (int(t["locationId"]), int(t["createdAt"]), Decimal(str(t["finalSaleAmount"])),
          Decimal(str(t.get("taxAmount") or 0)), t["saleType"])

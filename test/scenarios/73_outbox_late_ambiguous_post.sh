@@ -12,7 +12,9 @@ q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
 fs_set request_timeout 1500ms
 trap 'q -c "ALTER SYSTEM RESET sales_api.request_timeout" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 mockctl fault delay --path '/connecteam/sales/v1/transactions$' --method POST --delay-ms 4000 --count 1
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00)"
+# a time with a fraction of a second, as now() gives: Connecteam keeps 10:00:00,
+# and the window replacement must read and repost it (up to 0.5 it did not)
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00.5+00', 'SALE', 10.00, 1.00)"
 wait_for "$(drained)" 60 "the sale"
 sleep 4   # until the slow original has landed
 mockctl log --fields method,path,query,status,fault | sed -E 's#/transactions/[^\t]+#/transactions/ID#'
