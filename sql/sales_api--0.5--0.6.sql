@@ -96,51 +96,33 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n bigint;
+    n    bigint;
+    rows tid[];
 BEGIN
-    IF wait THEN
-        WITH s AS (DELETE FROM sales_api.outbox_stage st
-                    WHERE st.ctid = ANY (ARRAY(
-                          SELECT x.ctid FROM sales_api.outbox_stage x
-                           WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
-                             AND (_stage_expand.sale_keys IS NULL
-                                  OR x.sale_key IN (SELECT unnest(_stage_expand.sale_keys))
-                                  OR (x.sale_keys IS NOT NULL
-                                      AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v)
-                                                   WHERE sk.v IN (SELECT unnest(_stage_expand.sale_keys)))))
-                           ORDER BY x.staged_at FOR UPDATE))
-                   RETURNING st.*)
-        INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
-                                      final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
-        SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
-          FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),
-                         coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),
-                         coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),
-                         coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))
-                  WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
-         ORDER BY s.staged_at, u.ord;
-    ELSE
-        WITH s AS (DELETE FROM sales_api.outbox_stage st
-                    WHERE st.ctid = ANY (ARRAY(
-                          SELECT x.ctid FROM sales_api.outbox_stage x
-                           WHERE (_stage_expand.capture_id IS NULL OR x.capture_id = _stage_expand.capture_id)
-                             AND (_stage_expand.sale_keys IS NULL
-                                  OR x.sale_key IN (SELECT unnest(_stage_expand.sale_keys))
-                                  OR (x.sale_keys IS NOT NULL
-                                      AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v)
-                                                   WHERE sk.v IN (SELECT unnest(_stage_expand.sale_keys)))))
-                           ORDER BY x.staged_at LIMIT max_rows FOR UPDATE SKIP LOCKED))
-                   RETURNING st.*)
-        INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
-                                      final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
-        SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
-          FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),
-                         coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),
-                         coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),
-                         coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))
-                  WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
-         ORDER BY s.staged_at, u.ord;
+    -- lock the rows first, in staging order: waiting for a POS transaction
+    -- that holds them (wait), or skipping them
+    EXECUTE format(
+        'SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.outbox_stage x'
+        ' WHERE ($1 IS NULL OR x.capture_id = $1)'
+        '   AND ($2 IS NULL OR x.sale_key IN (SELECT unnest($2))'
+        '        OR (x.sale_keys IS NOT NULL'
+        '            AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v) WHERE sk.v IN (SELECT unnest($2)))))'
+        ' ORDER BY x.staged_at LIMIT $3 FOR UPDATE %s) l',
+        CASE WHEN wait THEN '' ELSE 'SKIP LOCKED' END)
+        INTO rows USING capture_id, sale_keys, max_rows;
+    IF rows IS NULL THEN
+        RETURN 0;
     END IF;
+    WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY (rows) RETURNING st.*)
+    INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
+                                  final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
+    SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
+      FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),
+                     coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),
+                     coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),
+                     coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))
+              WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
+     ORDER BY s.staged_at, u.ord;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END;

@@ -57,6 +57,21 @@ SQL
 # and after the commit, an update and a delete of sales still staged in the big row
 q -c "UPDATE pos_sales SET net = net + 200 WHERE sold_at = '2026-11-21 10:00:03+00'"
 q -c "DELETE FROM pos_sales WHERE sold_at = '2026-11-21 10:00:06+00'"
+# 3b. Two transactions update two sales of one large staged statement: the
+# second waits until the first has made the statement's row items and
+# committed, then finds its sale's post (not waiting would leave both of
+# its versions at the vendor)
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
+      SELECT 1 + i % 2, timestamptz '2026-11-22 16:00+00' + i * interval '7 seconds', 3 + i % 40, 0.30
+        FROM generate_series(1, 1200) i"
+(q -c "BEGIN" -c "UPDATE pos_sales SET net = net + 300 WHERE sold_at = '2026-11-22 16:00:07+00'" \
+   -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null) &
+sleep 0.7
+t0=$(date +%s%N)
+q -c "UPDATE pos_sales SET net = net + 400 WHERE sold_at = '2026-11-22 16:00:14+00'"
+expect_eq "$(( ($(date +%s%N) - t0) / 1000000 >= 800 ))" 1 "the second UPDATE waited for the first transaction's staged row"
+wait
+
 # 4. A backlog of 25,000 single-row statements (more staged rows than the
 # worker takes per claim: it takes them in steps, oldest first)
 before=$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE sale_keys IS NULL")
