@@ -92,6 +92,20 @@ SELECT tgname, tgfoid::regproc, tgtype, tgnargs FROM pg_trigger
 SELECT proname, prosecdef, provolatile FROM pg_proc WHERE pronamespace = 'sales_api'::regnamespace AND proname LIKE 'capture%' ORDER BY 1;
 -- worker figures need shared_preload_libraries (loaded here)
 SELECT count(*) FROM sales_api.worker_stats();
+-- a % in a mapping expression (a modulo, a LIKE pattern) is plain SQL
+CREATE TABLE pos_pct (id serial PRIMARY KEY, shop int, at timestamptz, total numeric(10,2), code text);
+SELECT sales_api.attach('pos_pct', 'o_ct', '{"location_id": "shop % 100", "sale_type": "CASE WHEN code LIKE ''R%'' THEN ''REFUND'' ELSE ''SALE'' END",
+  "created_at": "at", "final_sale_amount": "total"}') > 0 AS attached_pct;
+SELECT sales_api.attach('pos_pct', 'o_mapal', '{"unit_id": "shop % 100", "sold_at": "at", "currency_id": "''EUR''",
+  "sales_type_id": "CASE WHEN code LIKE ''T%'' THEN ''TAKE'' ELSE ''EAT_IN'' END", "net_sales": "total", "gross_sales": "total"}') > 0 AS attached_pct_mapal;
+INSERT INTO pos_pct (shop, at, total, code) VALUES (105, '2026-11-20 12:00+01', 7, 'R1'), (205, '2026-11-20 12:05+01', 8, 'T2');
+SELECT location_id, sale_type, final_sale_amount FROM sales_api.outbox_stage ORDER BY final_sale_amount;
+SELECT unit_id, sales_type_id, slot_start FROM sales_api.outbox
+ WHERE kind = 'mapal_slot' AND unit_id = 5 ORDER BY sales_type_id;
+SELECT sales_api._stage_expand(NULL, false) AS items_made;
+SELECT sales_api.detach('pos_pct', 'o_ct');
+SELECT sales_api.detach('pos_pct', 'o_mapal');
+DROP TABLE pos_pct;
 -- detach: triggers gone, queued work kept
 SELECT sales_api.detach('pos', 'o_ct');
 SELECT sales_api.detach('pos', 'o_ct');

@@ -262,21 +262,24 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $install$
 DECLARE
-    c        record;
-    mapping  jsonb;
-    cid      integer := capture_id;
-    tbl      text;
-    k        text;
-    ins_sql  text;
-    del_sql  text;
-    slot     text;
-    bday     text;
-    tz       text;
-    slotmin  integer;
-    rec_sql  text;
-    win_sql  text;
+    c         record;
+    mapping   jsonb;
+    cid       integer := capture_id;
+    tbl       text;
+    k         text;
+    cols      text[];
+    ins_sql   text;
+    del_sql   text;
     stage_sql text;
-    pre_sql  text;
+    ins_args  text[];
+    del_args  text[];
+    both_sql  text[];
+    slot      text;
+    bday      text;
+    tz        text;
+    slotmin   integer;
+    rec_sql   text;
+    win_sql   text;
 BEGIN
     SELECT cap.*, s.srvoptions INTO c
       FROM sales_api.capture cap JOIN pg_foreign_server s ON s.oid = cap.server_id
@@ -285,7 +288,19 @@ BEGIN
     tbl := c.relid::text;
     k := c.key_expr;
 
+    -- The statements read the transition tables by their fixed names
+    -- (sales_api_new, sales_api_old); a mapping expression only ever passes
+    -- through format() as an argument, so a % in it (a modulo, a LIKE
+    -- pattern) is just SQL.
     IF c.vendor = 'connecteam' THEN
+        -- a sale's fields, cast as the stage and the worker take them
+        cols := ARRAY[k || '::text',
+                      sales_api._expr(mapping, 'location_id') || '::bigint',
+                      sales_api._expr(mapping, 'sale_type') || '::text',
+                      sales_api._expr(mapping, 'created_at') || '::timestamptz',
+                      sales_api._expr(mapping, 'final_sale_amount') || '::numeric',
+                      sales_api._expr(mapping, 'tax_amount', 'NULL') || '::numeric',
+                      sales_api._expr(mapping, 'currency', 'NULL') || '::text'];
         -- Every sale goes to sales_api.outbox_stage, which the worker makes
         -- outbox items (sales_api._stage_expand): a statement of fewer rows
         -- than sales_api.stage_min_rows writes a row per sale (no
@@ -295,28 +310,16 @@ BEGIN
         ins_sql := format(
             'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_key, location_id, sale_type, created_at,'
             ' final_sale_amount, tax_amount, currency)'
-            ' SELECT %s, statement_timestamp(), %s::text, %s::bigint, %s::text, %s::timestamptz, %s::numeric,'
-            ' %s::numeric, %s::text FROM %%s AS s',
-            cid, k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
-            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
-            sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'));
+            ' SELECT %s, statement_timestamp(), %s FROM sales_api_new AS s',
+            cid, array_to_string(cols, ', '));
         stage_sql := format(
             'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_keys, location_ids, sale_types, created_ats,'
             ' final_sale_amounts, tax_amounts, currencies)'
-            ' SELECT %s, statement_timestamp(), array_agg(%s::text), array_agg(%s::bigint), array_agg(%s::text),'
-            ' array_agg(%s::timestamptz), array_agg(%s::numeric), array_agg(%s::numeric), array_agg(%s::text)'
-            ' FROM %%s AS s HAVING count(*) > 0',
-            cid, k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
-            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
-            sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'));
-        -- before an UPDATE or DELETE looks for the posts of its sales, the
-        -- staged rows that hold those sales become items (only those: an
-        -- UPDATE never waits for another POS transaction's staged sales)
-        pre_sql := format('SELECT sales_api._stage_expand(%s, true, ARRAY(SELECT DISTINCT %s::text FROM sales_api_old AS s))',
-                          cid, k);
+            ' SELECT %s, statement_timestamp(), %s FROM sales_api_new AS s HAVING count(*) > 0',
+            cid, (SELECT string_agg('array_agg(' || e || ')', ', ' ORDER BY n) FROM unnest(cols) WITH ORDINALITY AS x(e, n)));
         -- old versions: cancel what was not sent yet, delete at the vendor what was
         del_sql := format(
-            'WITH gone AS (SELECT DISTINCT %1$s::text AS k FROM %%1$s AS s),'
+            'WITH gone AS (SELECT DISTINCT %1$s::text AS k FROM sales_api_old AS s),'
             -- a version certainly not at the vendor is simply cancelled
             ' cancelled AS (UPDATE sales_api.outbox o SET state = ''superseded'', lease_until = NULL'
             '   FROM gone WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
@@ -340,31 +343,41 @@ BEGIN
             '                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true'
             '  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL',
             k, cid);
+        -- a statement of fewer rows stages a row per sale, a larger one a row of arrays
+        ins_args := ARRAY['/*rows*/ ' || ins_sql, '/*bulk*/ ' || stage_sql];
+        -- before an UPDATE or DELETE looks for the posts of its sales, the
+        -- staged rows that hold those sales become items
+        del_args := ARRAY[format('SELECT sales_api._stage_expand(%s, true, ARRAY(SELECT DISTINCT %s::text FROM sales_api_old AS s))',
+                                 cid, k),
+                          del_sql];
         win_sql := format(
-            'SELECT %s::text, %s::bigint, %s::text, %s::timestamptz, %s::numeric, %s::numeric, %s::text FROM %s AS s'
+            'SELECT %s FROM %s AS s'
             -- a window is whole seconds [$2, $3): Connecteam keeps Unix seconds, so
             -- 10:00:00.5 is the vendor's 10:00:00 and belongs to a window ending then
             ' WHERE %s::bigint = $1 AND %s::timestamptz >= $2 AND %s::timestamptz < $3',
-            k, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'sale_type'),
-            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'final_sale_amount'),
-            sales_api._expr(mapping, 'tax_amount', 'NULL'), sales_api._expr(mapping, 'currency', 'NULL'),
-            tbl, sales_api._expr(mapping, 'location_id'), sales_api._expr(mapping, 'created_at'),
-            sales_api._expr(mapping, 'created_at'));
+            array_to_string(cols, ', '), tbl, sales_api._expr(mapping, 'location_id'),
+            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'created_at'));
     ELSE
         slotmin := coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.srvoptions) o WHERE o LIKE 'slot_minutes=%'), 15);
         tz := coalesce((SELECT substr(o, 10) FROM unnest(c.srvoptions) o WHERE o LIKE 'timezone=%'),
                        current_setting('TimeZone'));
         slot := format('sales_api.time_slot(%s::timestamptz, %s, %L)', sales_api._expr(mapping, 'sold_at'), slotmin, tz);
         bday := coalesce(sales_api._expr(mapping, 'business_day', 'NULL') || '::date', 'NULL');
-        ins_sql := format(
+        -- the slots of the new rows, and (for UPDATE and DELETE) of the old ones
+        SELECT array_agg(format(
             'INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)'
             ' SELECT DISTINCT %s, ''mapal_slot'', %s::bigint, coalesce(%s, (%s)::date), %s::text, %s::text, %s, statement_timestamp()'
-            ' FROM %%s AS s ORDER BY 3, 4, 5, 6, 7'
+            ' FROM %s AS s ORDER BY 3, 4, 5, 6, 7'
             ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'
             ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO UPDATE SET state = ''pending'' WHERE false',
             cid, sales_api._expr(mapping, 'unit_id'), bday, slot,
-            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot);
-        del_sql := ins_sql;
+            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot, src) ORDER BY n)
+          INTO both_sql
+          FROM unnest(ARRAY['sales_api_new', 'sales_api_old']) WITH ORDINALITY AS x(src, n);
+        ins_sql := both_sql[1];
+        del_sql := both_sql[2];
+        ins_args := ARRAY[ins_sql];
+        del_args := ARRAY[del_sql];
         -- totals of the slots of one unit and business day, straight from the POS table
         rec_sql := format(
             'SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint, sum(guests)::bigint FROM ('
@@ -382,9 +395,9 @@ BEGIN
     END IF;
 
     -- check every expression against the table now, not at the first sale
-    EXECUTE format(ins_sql, format('(SELECT * FROM %s LIMIT 0)', tbl)) ;
+    EXECUTE format('WITH sales_api_new AS (SELECT * FROM %s LIMIT 0) ', tbl) || ins_sql;
     IF stage_sql IS NOT NULL THEN
-        EXECUTE format(stage_sql, format('(SELECT * FROM %s LIMIT 0)', tbl)) ;
+        EXECUTE format('WITH sales_api_new AS (SELECT * FROM %s LIMIT 0) ', tbl) || stage_sql;
     END IF;
     IF rec_sql IS NOT NULL THEN
         EXECUTE 'EXPLAIN ' || rec_sql USING 0::bigint, current_date;
@@ -394,36 +407,21 @@ BEGIN
     END IF;
     UPDATE sales_api.capture SET recompute_sql = rec_sql, window_sql = win_sql WHERE id = capture_id;
 
-    -- statement-level triggers with transition tables: each runs its statements
-    -- (one INSERT ... SELECT per statement) through the C trigger.  A statement
-    -- marked /*rows*/ runs when the POS statement changed fewer rows than
+    -- statement-level triggers with transition tables: each runs its
+    -- statements (trigger arguments) through the C trigger.  One marked
+    -- /*rows*/ runs when the POS statement changed fewer rows than
     -- sales_api.stage_min_rows, one marked /*bulk*/ when it changed as many or more.
-    IF stage_sql IS NULL THEN
-        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L)',
-                       cid, tbl, format(ins_sql, 'sales_api_new'));
-        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L)',
-                       cid, tbl, format(del_sql, 'sales_api_old'));
-        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_upd AFTER UPDATE ON %s'
-                       ' REFERENCING OLD TABLE AS sales_api_old NEW TABLE AS sales_api_new'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L)',
-                       cid, tbl, format(del_sql, 'sales_api_old'), format(ins_sql, 'sales_api_new'));
-    ELSE
-        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L)',
-                       cid, tbl, '/*rows*/ ' || format(ins_sql, 'sales_api_new'),
-                       '/*bulk*/ ' || format(stage_sql, 'sales_api_new'));
-        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L)',
-                       cid, tbl, pre_sql, format(del_sql, 'sales_api_old'));
-        EXECUTE format('CREATE TRIGGER sales_api_capture_%s_upd AFTER UPDATE ON %s'
-                       ' REFERENCING OLD TABLE AS sales_api_old NEW TABLE AS sales_api_new'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%L, %L, %L, %L)',
-                       cid, tbl, pre_sql, format(del_sql, 'sales_api_old'),
-                       '/*rows*/ ' || format(ins_sql, 'sales_api_new'),
-                       '/*bulk*/ ' || format(stage_sql, 'sales_api_new'));
-    END IF;
+    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
+                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n) FROM unnest(ins_args) WITH ORDINALITY AS x(a, n)));
+    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
+                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n) FROM unnest(del_args) WITH ORDINALITY AS x(a, n)));
+    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_upd AFTER UPDATE ON %s'
+                   ' REFERENCING OLD TABLE AS sales_api_old NEW TABLE AS sales_api_new'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
+                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
+                                FROM unnest(del_args || ins_args) WITH ORDINALITY AS x(a, n)));
 END;
 $install$;
 

@@ -1236,8 +1236,13 @@ remember_add(Remember *r, int capture_id, const char *sale_key, const char *tran
 	r->n++;
 }
 
+/*
+ * Write what was gathered: the transactionIds to connecteam_sent and, for a
+ * replaced window (covered), the waiting posts of the very versions the
+ * window carried marked sent.  One statement each, from the same arrays.
+ */
 static void
-remember_flush(Remember *r)
+remember_flush(Remember *r, bool covered)
 {
 	Oid			types[6] = {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID};
 	Datum		vals[6];
@@ -1260,6 +1265,17 @@ remember_flush(Remember *r)
 							  " final_sale_amount = excluded.final_sale_amount, sent_at = now()",
 							  6, types, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record Connecteam transactionIds");
+	/* Connecteam keeps Unix seconds: a local time is compared by its second */
+	if (covered &&
+		SPI_execute_with_args("UPDATE sales_api.outbox o SET state = 'sent', sent_at = now(), vendor_ref = u.t,"
+							  " last_error = 'covered by a replaced time window'"
+							  " FROM unnest($1, $2, $3, $4, $5, $6) AS u(c, k, t, l, ca, a)"
+							  " WHERE o.capture_id = u.c AND o.sale_key = u.k AND o.kind = 'ct_post'"
+							  " AND o.state IN ('pending', 'failed') AND o.location_id = u.l"
+							  " AND date_trunc('second', o.created_at) = to_timestamp(u.ca)"
+							  " AND o.final_sale_amount = u.a",
+							  6, types, vals, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the posts a replaced window carried");
 	r->n = 0;
 }
 
@@ -1277,7 +1293,7 @@ remember_posts(Cycle *c)
 		if (it->kind == K_CT_POST && it->outcome == O_SENT && it->vendor_ref && it->sale_key)
 			remember_add(&r, it->cap->id, it->sale_key, it->vendor_ref, &it->txn);
 	}
-	remember_flush(&r);
+	remember_flush(&r, false);
 }
 
 static void
@@ -1442,9 +1458,7 @@ record(Cycle *c)
 		Oid			types[6] = {INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
 		Datum		vals[6];
 
-		if (it->kind == K_CT_POST && it->outcome == O_SENT && it->vendor_ref && it->sale_key)
-			continue;
-		else if (it->kind == K_CT_DELETE && it->outcome == O_SENT && it->transaction_id)
+		if (it->kind == K_CT_DELETE && it->outcome == O_SENT && it->transaction_id)
 		{
 			vals[0] = Int32GetDatum(it->cap->id);
 			vals[1] = CStringGetTextDatum(it->sale_key);
@@ -1476,29 +1490,8 @@ record(Cycle *c)
 		for (int k = 0; k < w->nlocal; k++)
 			if (w->ids[k] != NULL && w->local[k].reference != NULL)
 				remember_add(&r, w->cap->id, w->local[k].reference, w->ids[k], &w->local[k]);
-		remember_flush(&r);
-		for (int k = 0; k < w->nlocal; k++)
-		{
-			Oid			t2[6] = {INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID, NUMERICOID};
-			Datum		v2[6];
-
-			if (w->ids[k] == NULL || w->local[k].reference == NULL)
-				continue;
-			v2[0] = Int32GetDatum(w->cap->id);
-			v2[1] = CStringGetTextDatum(w->local[k].reference);
-			v2[2] = CStringGetTextDatum(w->ids[k]);
-			v2[3] = Int64GetDatum(w->local[k].location_id);
-			v2[4] = Int64GetDatum(w->local[k].created_at);
-			v2[5] = w->local[k].final_amount;
-			/* a waiting post of the very version the window carried is done */
-			SPI_execute_with_args("UPDATE sales_api.outbox SET state = 'sent', sent_at = now(), vendor_ref = $3,"
-								  " last_error = 'covered by a replaced time window'"
-								  " WHERE capture_id = $1 AND sale_key = $2 AND kind = 'ct_post'"
-								  " AND state IN ('pending', 'failed') AND location_id = $4"
-								  " AND date_trunc('second', created_at) = to_timestamp($5)"
-								  " AND final_sale_amount = $6",
-								  6, t2, v2, NULL, false, 0);
-		}
+		/* and a waiting post of the very version the window carried is done */
+		remember_flush(&r, true);
 	}
 
 	/* when is the next item due? */
