@@ -86,7 +86,7 @@ SELECT sales_api.attach('pos', 'o_ct', '{}');
 RESET ROLE;
 SELECT sales_api._stage_expand(NULL, false) AS items_made;
 SELECT count(*) AS till_sale_enqueued FROM sales_api.outbox WHERE kind = 'ct_post' AND final_sale_amount = 3;
--- every capture trigger is the C capture trigger, which runs its statements as a superuser
+-- every capture trigger is the C capture trigger; its one argument is the capture id
 SELECT tgname, tgfoid::regproc, tgtype, tgnargs FROM pg_trigger
  WHERE tgrelid = 'pos'::regclass AND tgname LIKE 'sales\_api\_capture\_%' ORDER BY 1;
 SELECT proname, prosecdef, provolatile FROM pg_proc WHERE pronamespace = 'sales_api'::regnamespace AND proname LIKE 'capture%' ORDER BY 1;

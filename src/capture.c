@@ -3,177 +3,556 @@
  * capture.c
  *		The capture trigger of attached POS tables.
  *
- * attach() installs statement-level AFTER triggers with transition tables
- * that call sales_api.capture_trigger(sql, ...): each argument is one
- * statement over the transition table (sales_api_new / sales_api_old) that
- * enqueues the statement's sales in sales_api.outbox.  Up to 0.4 each
- * capture had its own PL/pgSQL SECURITY DEFINER functions; the C trigger
- * saves, per POS statement, the PL/pgSQL call, the SET search_path of a
- * SECURITY DEFINER function (a GUC save, an invalidated search path and its
- * catalog lookups, a restore) and the parse of nothing: its plans are
- * prepared once per backend and kept (SPI_keepplan), keyed by the
- * statement's text, so a trigger created again with other SQL gets a plan
- * of its own, and DDL on the tables invalidates them through the plan
- * cache as usual.
+ * attach() installs three statement-level AFTER triggers per capture,
+ * sales_api_capture_<id>_ins, _upd and _del, with transition tables
+ * sales_api_new / sales_api_old, each calling sales_api.capture_trigger()
+ * with one argument: the capture id.  The trigger carries no SQL.  It
+ * checks that it is one of those three triggers, on the capture's own
+ * table, for a live capture, and refuses to run otherwise; then it works
+ * in two steps per POS statement:
  *
- * The statements run as the bootstrap superuser, with a fixed search path
- * (pg_catalog only), as a SECURITY DEFINER function of attach()'s superuser
- * did: the POS roles need no privilege on the outbox.  The same search path
- * is pushed when a plan is made and whenever it runs, so the plan cache
- * never sees a different one and never replans for it.
+ *   1. as the table's owner (mapping.c: SECURITY_RESTRICTED_OPERATION,
+ *      pg_catalog only on the search path), the statement built from the
+ *      capture's mapping reads the transition table: a sale's fields, the
+ *      keys of old versions, or the Mapal slots touched;
+ *   2. as the extension, a fixed statement writes what step 1 returned,
+ *      as parameters, to sales_api.outbox_stage (Connecteam sales) or
+ *      sales_api.outbox (Mapal slot markers; supersedes and deletes of
+ *      Connecteam sales changed or removed).
  *
- * A statement text may start with a marker comment: "rows" runs only for a
- * POS statement of fewer rows than sales_api.stage_min_rows, "bulk" only for
- * one of as many or more.  A Connecteam capture stages a row per sale for the
- * first and one row of arrays for the second, in sales_api.outbox_stage,
- * which the worker makes outbox items (sales_api._stage_expand): far less
- * than an outbox item per sale in the POS's transaction.
+ * Step 1 is the only place the mapping runs, so a function it calls has
+ * the owner's rights, never the inserting role's nor the extension's.
+ * Step 2 runs no user-supplied SQL: the POS roles need no privilege on
+ * sales_api's tables.
+ *
+ * Plans are prepared once per backend and kept (SPI_keepplan): the
+ * mapping's statements per capture, the bookkeeping statements once.  A
+ * capture's entry is checked again when its table's relcache entry is
+ * invalidated, which CREATE/DROP TRIGGER, ALTER TABLE and a change of
+ * owner all do; the plan cache itself replans after DDL.
+ *
+ * A POS statement of fewer rows than sales_api.stage_min_rows stages a row
+ * per sale; a larger one a single row of arrays, which the worker expands
+ * (sales_api._stage_expand).  Either costs the POS transaction far less
+ * than an outbox item per sale with its index entries and CHECKs.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
-#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/tuplestore.h"
 
-#include "sales_api.h"
-
+#include "mapping.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(sales_api_capture_trigger);
 
-typedef struct CapturePlan
-{
-	char	   *sql;
-	SPIPlanPtr	plan;
-	struct CapturePlan *next;
-} CapturePlan;
+#define NEW_TABLE "sales_api_new"
+#define OLD_TABLE "sales_api_old"
 
-static CapturePlan *capture_plans = NULL;
+/* ------------------------------------------------------------------------
+ * The bookkeeping statements: fixed, their inputs are parameters
+ * ------------------------------------------------------------------------
+ */
+typedef enum BkStmt
+{
+	BK_CT_STAGE_ONE,
+	BK_CT_STAGE_ROWS,
+	BK_CT_STAGE_ARRAYS,
+	BK_CT_EXPAND,
+	BK_CT_SUPERSEDE,
+	BK_MAPAL_MARK,
+	BK_N
+} BkStmt;
+
+#define STAGE_COLS "capture_id, staged_at, sale_key, location_id, sale_type, created_at," \
+	" final_sale_amount, tax_amount, currency"
+#define STAGE_ARRAY_COLS "capture_id, staged_at, sale_keys, location_ids, sale_types, created_ats," \
+	" final_sale_amounts, tax_amounts, currencies"
+
+static const char *const bk_sql[BK_N] = {
+	/* BK_CT_STAGE_ONE: a statement of one sale */
+	"INSERT INTO sales_api.outbox_stage (" STAGE_COLS ")"
+	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6, $7, $8)",
+	/* BK_CT_STAGE_ROWS: a row per sale, in the statement's order */
+	"INSERT INTO sales_api.outbox_stage (" STAGE_COLS ")"
+	" SELECT $1, statement_timestamp(), u.k, u.loc, u.st, u.ca, u.amt, u.tax, u.cur"
+	" FROM unnest($2, $3, $4, $5, $6, $7, $8) AS u(k, loc, st, ca, amt, tax, cur)",
+	/* BK_CT_STAGE_ARRAYS: one row of arrays for a large statement */
+	"INSERT INTO sales_api.outbox_stage (" STAGE_ARRAY_COLS ")"
+	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6, $7, $8)",
+	/*
+	 * BK_CT_EXPAND: before an UPDATE or DELETE looks for the posts of its
+	 * sales, the staged rows holding them become items (waiting for a POS
+	 * transaction that is expanding them itself)
+	 */
+	"SELECT sales_api._stage_expand($1, true, $2)",
+	/*
+	 * BK_CT_SUPERSEDE: old versions.  A version certainly not at the vendor
+	 * is cancelled; one the vendor holds, or may hold, is deleted: by its
+	 * transactionId when known, else by the post whose outcome decides it
+	 * (target_post_id).  A newer version in flight or ambiguous is the one
+	 * to undo (an older, sent version has its own delete queued already).
+	 */
+	"WITH gone AS (SELECT DISTINCT g.k FROM unnest($2::text[]) AS g(k)),"
+	" cancelled AS (UPDATE sales_api.outbox o SET state = 'superseded', lease_until = NULL"
+	"   FROM gone WHERE o.capture_id = $1 AND o.kind = 'ct_post' AND o.sale_key = gone.k"
+	"   AND o.state IN ('pending', 'failed') AND NOT o.ambiguous RETURNING o.id)"
+	" INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,"
+	"                               target_post_id, next_attempt_at)"
+	" SELECT $1, 'ct_delete', gone.k, cs.location_id, cs.created_at,"
+	"        CASE WHEN p.id IS NULL THEN cs.transaction_id END, p.id, statement_timestamp()"
+	"   FROM gone"
+	"   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = $1 AND cs.sale_key = gone.k"
+	"   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o"
+	"                       WHERE o.capture_id = $1 AND o.kind = 'ct_post' AND o.sale_key = gone.k"
+	/* in flight, ambiguous, or claimed between this statement's snapshot and its lock */
+	"                         AND o.state IN ('pending', 'failed', 'in_flight', 'unknown')"
+	"                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true"
+	"  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL",
+	/*
+	 * BK_MAPAL_MARK: a dirty marker per slot.  A pending marker is locked
+	 * (DO UPDATE ... WHERE false locks it and writes nothing), so the
+	 * worker's claim (SKIP LOCKED) leaves it for a cycle after this sale
+	 * commits; a marker already claimed is no longer pending, so a new one
+	 * is inserted.  Rows come in key order: two POS transactions lock
+	 * markers in the same order.
+	 */
+	"INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id,"
+	"                              slot_start, next_attempt_at)"
+	" SELECT $1, 'mapal_slot', u.unit, u.day, u.cur, u.typ, u.slot, statement_timestamp()"
+	"   FROM unnest($2, $3, $4, $5, $6) WITH ORDINALITY AS u(unit, day, cur, typ, slot, ord)"
+	"  ORDER BY u.ord"
+	" ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)"
+	" WHERE kind = 'mapal_slot' AND state = 'pending' DO UPDATE SET state = 'pending' WHERE false",
+};
+
+static const Oid ct_one_types[8] = {INT4OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID,
+NUMERICOID, NUMERICOID, TEXTOID};
+static const Oid ct_array_types[8] = {INT4OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+TIMESTAMPTZARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, TEXTARRAYOID};
+static const Oid ct_keys_types[2] = {INT4OID, TEXTARRAYOID};
+static const Oid mapal_mark_types[6] = {INT4OID, INT8ARRAYOID, DATEARRAYOID, TEXTARRAYOID,
+TEXTARRAYOID, TIMESTAMPARRAYOID};
+
+static SPIPlanPtr bk_plans[BK_N];
+
+static void
+bk_run(BkStmt which, Datum *values, const char *nulls)
+{
+	OwnerScope	scope;
+	int			ret;
+
+	mapping_enter_extension(&scope);
+	if (bk_plans[which] == NULL)
+	{
+		const Oid  *types;
+		int			nargs;
+		SPIPlanPtr	plan;
+
+		switch (which)
+		{
+			case BK_CT_STAGE_ONE:
+				types = ct_one_types, nargs = 8;
+				break;
+			case BK_CT_STAGE_ROWS:
+			case BK_CT_STAGE_ARRAYS:
+				types = ct_array_types, nargs = 8;
+				break;
+			case BK_CT_EXPAND:
+			case BK_CT_SUPERSEDE:
+				types = ct_keys_types, nargs = 2;
+				break;
+			default:
+				types = mapal_mark_types, nargs = 6;
+				break;
+		}
+		plan = SPI_prepare(bk_sql[which], nargs, (Oid *) types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "sales_api capture: could not prepare a bookkeeping statement: %s",
+				 SPI_result_code_string(SPI_result));
+		bk_plans[which] = plan;
+	}
+	ret = SPI_execute_plan(bk_plans[which], values, nulls, false, 0);
+	mapping_leave_extension(&scope);
+	if (ret < 0)
+		elog(ERROR, "sales_api capture: a bookkeeping statement failed: %s",
+			 SPI_result_code_string(ret));
+}
+
+/* ------------------------------------------------------------------------
+ * Captures known to this backend
+ * ------------------------------------------------------------------------
+ */
+
+/* the statements of the mapping the trigger runs, by MappingStmt */
+#define CAPTURE_NSTMTS (MS_MAPAL_OLD_SLOTS + 1)
+
+typedef struct CaptureEntry
+{
+	int			id;				/* hash key */
+	bool		valid;			/* loaded, and no invalidation since */
+	bool		exists;
+	bool		live;
+	bool		legacy;			/* the 0.6 schema (see mapping_load) */
+	Oid			relid;
+	SalesApiVendor vendor;
+	char	   *sql[CAPTURE_NSTMTS];
+	SPIPlanPtr	plan[CAPTURE_NSTMTS];
+} CaptureEntry;
+
+static HTAB *capture_cache = NULL;
 static MemoryContext capture_cxt = NULL;
 
-static OverrideSearchPath *
-capture_search_path(void)
+static void
+capture_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 {
-	OverrideSearchPath *path;
+	HASH_SEQ_STATUS status;
+	CaptureEntry *e;
 
-	path = palloc0(sizeof(OverrideSearchPath));
-	path->schemas = NIL;
-	path->addCatalog = true;
-	path->addTemp = false;
-	return path;
-}
-
-/* The kept plan of a statement, prepared on first use in this backend. */
-static SPIPlanPtr
-capture_plan(const char *sql)
-{
-	CapturePlan *cp;
-	SPIPlanPtr	plan;
-
-	for (cp = capture_plans; cp != NULL; cp = cp->next)
-		if (strcmp(cp->sql, sql) == 0)
-			return cp->plan;
-
-	plan = SPI_prepare(sql, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "sales_api capture: could not prepare \"%s\": %s",
-			 sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "sales_api capture: could not keep a plan");
-	if (capture_cxt == NULL)
-		capture_cxt = AllocSetContextCreate(TopMemoryContext, "sales_api capture plans",
-											ALLOCSET_SMALL_SIZES);
-	cp = MemoryContextAlloc(capture_cxt, sizeof(CapturePlan));
-	cp->sql = MemoryContextStrdup(capture_cxt, sql);
-	cp->plan = plan;
-	cp->next = capture_plans;
-	capture_plans = cp;
-	return plan;
-}
-
-#define MARK_ROWS "/*rows*/"
-#define MARK_BULK "/*bulk*/"
-
-/*
- * Does the statement apply to a POS statement of this many rows?  One that
- * starts with MARK_ROWS runs for fewer than sales_api.stage_min_rows rows,
- * one that starts with MARK_BULK for as many or more; any other always runs.
- */
-static bool
-capture_applies(const char *sql, int64 nrows)
-{
-	if (strncmp(sql, MARK_ROWS, sizeof(MARK_ROWS) - 1) == 0)
-		return nrows < sales_api_stage_min_rows;
-	if (strncmp(sql, MARK_BULK, sizeof(MARK_BULK) - 1) == 0)
-		return nrows >= sales_api_stage_min_rows;
-	return true;
+	if (capture_cache == NULL)
+		return;
+	hash_seq_init(&status, capture_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (!OidIsValid(relid) || e->relid == relid)
+			e->valid = false;
 }
 
 static void
-capture_run(TriggerData *trigdata)
+capture_cache_init(void)
 {
-	Trigger    *tg = trigdata->tg_trigger;
-	Tuplestorestate *rows = trigdata->tg_newtable ? trigdata->tg_newtable : trigdata->tg_oldtable;
-	int64		nrows = rows ? tuplestore_tuple_count(rows) : 0;
+	HASHCTL		ctl;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "sales_api capture: SPI_connect failed");
-	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "sales_api capture: could not register the transition tables");
-	for (int i = 0; i < tg->tgnargs; i++)
+	capture_cxt = AllocSetContextCreate(TopMemoryContext, "sales_api capture plans",
+										ALLOCSET_SMALL_SIZES);
+	ctl.keysize = sizeof(int);
+	ctl.entrysize = sizeof(CaptureEntry);
+	ctl.hcxt = capture_cxt;
+	capture_cache = hash_create("sales_api captures", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
+}
+
+/*
+ * Load a capture's row and build its statements.  A statement whose text
+ * is unchanged keeps its plan; one that changed (the row was edited by
+ * hand) gets a new plan, and the old one is left to the end of the backend
+ * rather than freed under a caller that may still be running it.
+ */
+static void
+capture_load(CaptureEntry *e)
+{
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "sales_api capture load",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	CaptureDef *def;
+
+	/* an invalidation while loading leaves it invalid for the next call */
+	e->valid = true;
+	def = mapping_load(e->id, true);
+	e->exists = (def != NULL);
+	if (def != NULL)
 	{
-		int			ret;
+		e->live = def->live;
+		e->legacy = def->legacy;
+		e->relid = def->relid;
+		e->vendor = def->vendor;
+		for (int k = 0; k < CAPTURE_NSTMTS; k++)
+		{
+			char	   *sql;
 
-		if (!capture_applies(tg->tgargs[i], nrows))
-			continue;
-		ret = SPI_execute_plan(capture_plan(tg->tgargs[i]), NULL, NULL, false, 0);
-
-		if (ret < 0)
-			elog(ERROR, "sales_api capture: statement %d failed: %s", i + 1,
-				 SPI_result_code_string(ret));
+			if ((def->vendor == VENDOR_MAPAL) != (k == MS_MAPAL_NEW_SLOTS || k == MS_MAPAL_OLD_SLOTS))
+				continue;
+			sql = mapping_sql(def, (MappingStmt) k,
+							  (k == MS_CT_OLD_KEYS || k == MS_MAPAL_OLD_SLOTS) ? OLD_TABLE : NEW_TABLE);
+			if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
+				continue;
+			e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
+			e->plan[k] = NULL;
+		}
 	}
-	SPI_finish();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+}
+
+/* ------------------------------------------------------------------------
+ * Which capture is this trigger?
+ * ------------------------------------------------------------------------
+ */
+static void
+refuse(TriggerData *td, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("trigger \"%s\" on table \"%s\" is not a valid sales_api capture trigger",
+					td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation)),
+			 errdetail_internal("%s", why),
+			 errhint("sales_api.attach() creates the capture triggers; drop this one.")));
+}
+
+static bool
+parse_id(const char *s, int *id)
+{
+	char	   *end;
+	long		v;
+
+	if (s == NULL || *s < '1' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > PG_INT32_MAX)
+		return false;
+	*id = (int) v;
+	return true;
+}
+
+/*
+ * The capture this trigger belongs to, checked: the trigger's name is the
+ * one attach() gives it for this event, its one argument is the capture
+ * id, its transition tables have the names the statements read, and the
+ * capture is live and captures this very table.  A trigger of the 0.6
+ * schema (its arguments were statements, never run here) is known by its
+ * name alone, and only while the schema is still 0.6.
+ */
+static CaptureEntry *
+capture_identify(TriggerData *td, const char *suffix, bool wants_new, bool wants_old)
+{
+	Trigger    *tg = td->tg_trigger;
+	int			name_id;
+	int			arg_id = 0;
+	bool		legacy_trigger = false;
+	char		expected[NAMEDATALEN];
+	const char *idpart;
+	CaptureEntry *e;
+	bool		found;
+
+	if (strncmp(tg->tgname, "sales_api_capture_", 18) != 0)
+		refuse(td, "Its name is not sales_api_capture_<id>_ins, _upd or _del.");
+	idpart = tg->tgname + 18;
+	name_id = atoi(idpart);
+	snprintf(expected, sizeof(expected), "sales_api_capture_%d_%s", name_id, suffix);
+	if (name_id <= 0 || strcmp(tg->tgname, expected) != 0)
+		refuse(td, psprintf("Its name must be sales_api_capture_<id>_%s for this event.", suffix));
+	if (tg->tgnargs == 1 && parse_id(tg->tgargs[0], &arg_id))
+	{
+		if (arg_id != name_id)
+			refuse(td, "Its argument is not the capture id its name carries.");
+	}
+	else
+		legacy_trigger = true;
+	if ((wants_new && (tg->tgnewtable == NULL || strcmp(tg->tgnewtable, NEW_TABLE) != 0)) ||
+		(!wants_new && tg->tgnewtable != NULL) ||
+		(wants_old && (tg->tgoldtable == NULL || strcmp(tg->tgoldtable, OLD_TABLE) != 0)) ||
+		(!wants_old && tg->tgoldtable != NULL))
+		refuse(td, "Its transition tables are not the ones the capture reads.");
+
+	if (capture_cache == NULL)
+		capture_cache_init();
+	e = hash_search(capture_cache, &name_id, HASH_ENTER, &found);
+	if (!found)
+	{
+		memset(((char *) e) + sizeof(int), 0, sizeof(CaptureEntry) - sizeof(int));
+		e->valid = false;
+	}
+	if (!e->valid)
+		capture_load(e);
+	if (!e->exists)
+		refuse(td, psprintf("sales_api capture %d does not exist.", name_id));
+	if (legacy_trigger && !e->legacy)
+		refuse(td, "sales_api.capture_trigger() takes exactly one argument: the capture id.");
+	if (!e->live)
+		refuse(td, psprintf("sales_api capture %d is detached.", name_id));
+	if (e->relid != RelationGetRelid(td->tg_relation))
+		refuse(td, psprintf("sales_api capture %d captures another table.", name_id));
+	return e;
+}
+
+/* ------------------------------------------------------------------------
+ * Running it
+ * ------------------------------------------------------------------------
+ */
+
+/* Step 1: one of the capture's statements, as the table owner. */
+static void
+owner_run(CaptureEntry *e, MappingStmt k, Oid owner)
+{
+	OwnerScope	scope;
+	int			ret;
+
+	mapping_enter_owner(owner, &scope);
+	if (e->plan[k] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(e->sql[k], 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "sales_api capture: could not prepare the statement of capture %d: %s",
+				 e->id, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "sales_api capture: could not keep a plan");
+		e->plan[k] = plan;
+	}
+	ret = SPI_execute_plan(e->plan[k], NULL, NULL, false, 0);
+	mapping_leave_owner(&scope);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "sales_api capture: the statement of capture %d failed: %s",
+			 e->id, SPI_result_code_string(ret));
+}
+
+/* A column of SPI_tuptable as an array of its type. */
+static Datum
+column_array(int col, Oid elemtype)
+{
+	ArrayBuildState *abs = initArrayResult(elemtype, CurrentMemoryContext, false);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull);
+
+		accumArrayResult(abs, d, isnull, elemtype, CurrentMemoryContext);
+	}
+	return makeArrayResult(abs, CurrentMemoryContext);
+}
+
+static const Oid ct_elem_types[7] = {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, NUMERICOID,
+NUMERICOID, TEXTOID};
+static const Oid mapal_elem_types[5] = {INT8OID, DATEOID, TEXTOID, TEXTOID, TIMESTAMPOID};
+
+/* The keys of the old versions: their staged rows expanded, then superseded. */
+static void
+ct_old_versions(CaptureEntry *e, Oid owner)
+{
+	Datum		vals[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+
+	owner_run(e, MS_CT_OLD_KEYS, owner);
+	vals[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return;
+	vals[0] = Int32GetDatum(e->id);
+	bk_run(BK_CT_EXPAND, vals, nulls);
+	bk_run(BK_CT_SUPERSEDE, vals, nulls);
+}
+
+/* The new versions, staged: a row per sale, or a row of arrays. */
+static void
+ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
+{
+	Datum		vals[8];
+	char		nulls[8];
+
+	memset(nulls, ' ', sizeof(nulls));
+	vals[0] = Int32GetDatum(e->id);
+	if (nrows >= sales_api_stage_min_rows)
+	{
+		owner_run(e, MS_CT_ARRAYS, owner);
+		for (int c = 0; c < 7; c++)
+		{
+			bool		isnull;
+
+			vals[c + 1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &isnull);
+			nulls[c + 1] = isnull ? 'n' : ' ';
+		}
+		bk_run(BK_CT_STAGE_ARRAYS, vals, nulls);
+		return;
+	}
+	owner_run(e, MS_CT_ROWS, owner);
+	if (SPI_processed == 0)
+		return;
+	if (SPI_processed == 1)
+	{
+		for (int c = 0; c < 7; c++)
+		{
+			bool		isnull;
+
+			vals[c + 1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &isnull);
+			nulls[c + 1] = isnull ? 'n' : ' ';
+		}
+		bk_run(BK_CT_STAGE_ONE, vals, nulls);
+		return;
+	}
+	for (int c = 0; c < 7; c++)
+		vals[c + 1] = column_array(c + 1, ct_elem_types[c]);
+	bk_run(BK_CT_STAGE_ROWS, vals, nulls);
+}
+
+/* The Mapal slots of the new or old rows, marked dirty. */
+static void
+mapal_slots(CaptureEntry *e, Oid owner, MappingStmt k)
+{
+	Datum		vals[6];
+	char		nulls[6];
+
+	owner_run(e, k, owner);
+	if (SPI_processed == 0)
+		return;
+	memset(nulls, ' ', sizeof(nulls));
+	vals[0] = Int32GetDatum(e->id);
+	for (int c = 0; c < 5; c++)
+		vals[c + 1] = column_array(c + 1, mapal_elem_types[c]);
+	bk_run(BK_MAPAL_MARK, vals, nulls);
 }
 
 Datum
 sales_api_capture_trigger(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Oid			save_userid;
-	int			save_sec;
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	CaptureEntry *e;
+	bool		ins,
+				upd,
+				del;
+	Oid			owner;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("sales_api.capture_trigger() must be called as a trigger"),
 				 errhint("sales_api.attach() installs it; it is not called directly.")));
-	if (!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) || !TRIGGER_FIRED_AFTER(trigdata->tg_event))
+	if (!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("sales_api.capture_trigger() must be an AFTER ... FOR EACH STATEMENT trigger"),
 				 errhint("Use sales_api.attach() to capture a table.")));
+	ins = TRIGGER_FIRED_BY_INSERT(td->tg_event);
+	upd = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	del = TRIGGER_FIRED_BY_DELETE(td->tg_event);
+	if (!ins && !upd && !del)
+		refuse(td, "It fires for an event other than INSERT, UPDATE or DELETE.");
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	PushOverrideSearchPath(capture_search_path());
-	PG_TRY();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sales_api capture: SPI_connect failed");
+	e = capture_identify(td, ins ? "ins" : upd ? "upd" : "del", ins || upd, upd || del);
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "sales_api capture: could not register the transition tables");
+	owner = td->tg_relation->rd_rel->relowner;
+
+	if (e->vendor == VENDOR_CONNECTEAM)
 	{
-		capture_run(trigdata);
+		if (upd || del)
+			ct_old_versions(e, owner);
+		if ((ins || upd) && tuplestore_tuple_count(td->tg_newtable) > 0)
+			ct_new_versions(e, owner, tuplestore_tuple_count(td->tg_newtable));
 	}
-	PG_FINALLY();
+	else
 	{
-		PopOverrideSearchPath();
-		SetUserIdAndSecContext(save_userid, save_sec);
+		if (upd || del)
+			mapal_slots(e, owner, MS_MAPAL_OLD_SLOTS);
+		if (ins || upd)
+			mapal_slots(e, owner, MS_MAPAL_NEW_SLOTS);
 	}
-	PG_END_TRY();
+	SPI_finish();
 
 	worker_wake_on_commit();
 	return PointerGetDatum(NULL);

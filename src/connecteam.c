@@ -968,39 +968,28 @@ ct_check_date_range(FunctionCallInfo fcinfo, int argstart, int argend,
 				 errhint(CT_HINT_DATE_RANGE)));
 }
 
-/* connecteam_daily_sales(server, start_date, end_date, location_ids bigint[]) */
-Datum
-sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
+/*
+ * The vendor's daily totals of [start, end], of the given locations (NULL:
+ * every one), as a list of CtDaily in the current memory context.  The
+ * background worker calls it for its scheduled reconciliation with the
+ * current user switched to the capture's run_as role.
+ */
+List *
+ct_daily_sales_fetch(SalesApiServer *srv, DateADT start, DateADT end, int64 *ids, int nids)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	SalesApiServer *srv = ct_server(fcinfo);
 	const char *what = ct_what("GET", "/sales/v1/daily-sales");
-	DateADT		start;
-	DateADT		end;
-	List	   *id_chunks = NIL;
+	List	   *id_chunks;
+	List	   *out = NIL;
 	ListCell   *lc;
 
-	ct_check_date_range(fcinfo, 1, 2, &start, &end);
-	if (!PG_ARGISNULL(3))
-	{
-		int64	   *ids;
-		int			nids = rows_int8_array(PG_GETARG_ARRAYTYPE_P(3), "location_ids", &ids);
-
-		InitMaterializedSRF(fcinfo, 0);
-		if (nids == 0)
-			return (Datum) 0;	/* no locations, no rows */
-		id_chunks = ct_location_id_chunks(ids, nids);
-	}
-	else
-	{
-		InitMaterializedSRF(fcinfo, 0);
-		id_chunks = list_make1("");
-	}
+	if (ids != NULL && nids == 0)
+		return NIL;				/* no locations, no rows */
+	id_chunks = ids != NULL ? ct_location_id_chunks(ids, nids) : list_make1("");
 
 	/* one request per chunk of location ids; each location is in one chunk */
 	foreach(lc, id_chunks)
 	{
-		const char *ids = lfirst(lc);
+		const char *idq = lfirst(lc);
 		HttpRequest *req;
 		json_object *data;
 		json_object *list;
@@ -1009,28 +998,62 @@ sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
 		req = http_request_new("GET",
 							   psprintf("%s/sales/v1/daily-sales?startDate=%s&endDate=%s%s%s",
 										srv->base_url, sa_date_str(start), sa_date_str(end),
-										ids[0] ? "&" : "", ids));
+										idq[0] ? "&" : "", idq));
 		data = ct_call(srv, req, true, what, NULL);
 		list = json_require(data, "dailySales", json_type_array, what);
 		n = (int) json_object_array_length(list);
 		for (int i = 0; i < n; i++)
 		{
 			json_object *e = json_object_array_get_idx(list, i);
-			Datum		values[4];
-			bool		nulls[4] = {0};
+			CtDaily    *d = palloc0(sizeof(CtDaily));
 
 			if (!json_object_is_type(e, json_type_object))
 				ereport(ERROR,
 						(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
 						 errmsg("%s returned an entry that is not a JSON object", what),
 						 errhint("The vendor's API may have changed; check its status.")));
-			values[0] = Int64GetDatum(json_to_int64(json_require(e, "locationId", json_type_int, what),
-													"locationId"));
-			values[1] = DateADTGetDatum(ct_entry_date(e, what));
-			values[2] = ct_optional_numeric(e, "totalSales", &nulls[2], what);
-			values[3] = ct_optional_numeric(e, "projectedSales", &nulls[3], what);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			d->location_id = json_to_int64(json_require(e, "locationId", json_type_int, what),
+										   "locationId");
+			d->sales_date = ct_entry_date(e, what);
+			d->total_sales = ct_optional_numeric(e, "totalSales", &d->total_null, what);
+			d->projected_sales = ct_optional_numeric(e, "projectedSales", &d->projected_null, what);
+			out = lappend(out, d);
 		}
+	}
+	return out;
+}
+
+/* connecteam_daily_sales(server, start_date, end_date, location_ids bigint[]) */
+Datum
+sales_api_connecteam_daily_sales(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SalesApiServer *srv = ct_server(fcinfo);
+	DateADT		start;
+	DateADT		end;
+	int64	   *ids = NULL;
+	int			nids = 0;
+	List	   *rows;
+	ListCell   *lc;
+
+	ct_check_date_range(fcinfo, 1, 2, &start, &end);
+	if (!PG_ARGISNULL(3))
+		nids = rows_int8_array(PG_GETARG_ARRAYTYPE_P(3), "location_ids", &ids);
+	InitMaterializedSRF(fcinfo, 0);
+	if (!PG_ARGISNULL(3) && ids == NULL)
+		ids = palloc(sizeof(int64));	/* an empty list: no rows */
+	rows = ct_daily_sales_fetch(srv, start, end, ids, nids);
+	foreach(lc, rows)
+	{
+		CtDaily    *d = lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, d->total_null, d->projected_null};
+
+		values[0] = Int64GetDatum(d->location_id);
+		values[1] = DateADTGetDatum(d->sales_date);
+		values[2] = d->total_sales;
+		values[3] = d->projected_sales;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
 }

@@ -12,6 +12,8 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "utils/date.h"
 #include "http.h"
 #include "sales_api.h"
 
@@ -40,6 +42,19 @@ typedef struct CtTxResult
 	char	   *error;
 } CtTxResult;
 
+/* one location's day as the vendor reports it (ct_daily_sales_fetch) */
+typedef struct CtDaily
+{
+	int64		location_id;
+	DateADT		sales_date;
+	Datum		total_sales;
+	bool		total_null;
+	Datum		projected_sales;
+	bool		projected_null;
+} CtDaily;
+
+extern List *ct_daily_sales_fetch(SalesApiServer *srv, DateADT start, DateADT end,
+								  int64 *ids, int nids);
 extern char *ct_tx_from_outbox(CtTx *tx, bool location_null, int64 location_id,
 							   const char *sale_type, bool created_null, TimestampTz created_at,
 							   bool amount_null, Datum amount, bool tax_null, Datum tax,

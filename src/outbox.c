@@ -51,6 +51,7 @@
 
 #include "connecteam.h"
 #include "mapal.h"
+#include "mapping.h"
 #include "outbox.h"
 #include "ratelimit.h"
 #include "vendor.h"
@@ -81,8 +82,7 @@ typedef struct Capture
 	Oid			server_id;
 	Oid			run_as;
 	SalesApiVendor vendor;
-	char	   *recompute_sql;
-	char	   *window_sql;
+	CaptureDef *def;			/* its mapping, loaded when a statement needs it */
 	SalesApiServer *srv;
 	char	   *srv_error;
 } Capture;
@@ -125,6 +125,7 @@ typedef struct Window
 	int			nlocal;
 	CtTx	   *local;			/* every local sale of the window */
 	bool		ok;
+	bool		unread;			/* its local sales could not be read: not sent */
 	char	   *error;
 	int			http_status;
 	char	  **ids;			/* transactionIds of local[], once posted */
@@ -138,7 +139,6 @@ typedef struct Cycle
 	int			nitems;
 	List	   *windows;
 	bool		more;			/* the claim was full: go again at once */
-	bool		staging;		/* the schema has sales_api.outbox_stage (0.6) */
 	TimestampTz next_due;
 } Cycle;
 
@@ -236,13 +236,67 @@ capture_resolve(Capture *cap, MemoryContext cxt)
 	PG_END_TRY();
 }
 
+/*
+ * Run one of a capture's mapping statements (as the table owner, see
+ * mapping.c) in a subtransaction: a mapping that fails (a dropped column,
+ * a right the owner lost, an error in its own function) becomes an error
+ * on the items that needed it, not a failed cycle for every capture.
+ * Returns false with *error set on failure; the rows are in SPI_tuptable.
+ */
+static bool
+mapping_try(Cycle *c, Capture *cap, MappingStmt stmt, int nargs, Oid *types, Datum *values,
+			char **error)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		if (cap->def == NULL)
+		{
+			MemoryContextSwitchTo(c->cxt);
+			cap->def = mapping_load(cap->id, false);
+			MemoryContextSwitchTo(oldcxt);
+		}
+		mapping_execute(cap->def, stmt, nargs, types, values, NULL);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(c->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		*error = psprintf("capture %d: %s", cap->id, edata->message);
+		ok = false;
+		/* the items keep the error; the log shows it as it happens */
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("sales_api worker: could not read the POS table of capture %d: %s",
+						cap->id, edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 errhint("The items that need it wait in the outbox and are tried again.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 static void
 load_captures(Cycle *c)
 {
 	int			ret;
 
-	ret = SPI_execute("SELECT c.id, c.server_id, c.run_as, c.vendor, c.recompute_sql, c.window_sql"
-					  "  FROM sales_api.capture c", true, 0);
+	ret = SPI_execute("SELECT c.id, c.server_id, c.run_as, c.vendor FROM sales_api.capture c", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read sales_api.capture");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -258,8 +312,6 @@ load_captures(Cycle *c)
 		cap->run_as = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
 		vendor = SPI_getvalue(tup, td, 4);
 		cap->vendor = strcmp(vendor, "mapal") == 0 ? VENDOR_MAPAL : VENDOR_CONNECTEAM;
-		cap->recompute_sql = spi_str(tup, td, 5, c->cxt);
-		cap->window_sql = spi_str(tup, td, 6, c->cxt);
 		c->captures = list_append_in(c->cxt, c->captures, cap);
 	}
 }
@@ -593,18 +645,18 @@ claim_mapal(Cycle *c, int limit)
 		OItem	   *it = &c->items[i];
 		Oid			rtypes[2] = {INT8OID, DATEOID};
 		Datum		rvals[2];
+		bool		ok;
+		char	   *error = NULL;
 
 		if (!it->slot_valid || it->totals_loaded)
 			continue;
 		rvals[0] = Int64GetDatum(it->slot.unit);
 		rvals[1] = DateADTGetDatum(it->slot.day);
 		/*
-		 * read_only = false: a fresh snapshot, taken after the claim, so every
+		 * A fresh snapshot (mapping_execute), taken after the claim, so every
 		 * sale whose dirty marker was just claimed is in the totals.
 		 */
-		ret = SPI_execute_with_args(it->cap->recompute_sql, 2, rtypes, rvals, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not recompute Mapal slot totals");
+		ok = mapping_try(c, it->cap, MS_MAPAL_TOTALS, 2, rtypes, rvals, &error);
 		for (int j = i; j < c->nitems; j++)
 		{
 			OItem	   *o = &c->items[j];
@@ -613,7 +665,14 @@ claim_mapal(Cycle *c, int limit)
 				o->slot.day != it->slot.day)
 				continue;
 			o->totals_loaded = true;
-			slot_set_totals(o, c->cxt, SPI_tuptable, SPI_processed);
+			if (ok)
+				slot_set_totals(o, c->cxt, SPI_tuptable, SPI_processed);
+			else
+			{
+				o->slot_valid = false;
+				o->outcome = O_RETRY;
+				o->error = psprintf("could not compute the slot totals from the POS table: %s", error);
+			}
 		}
 	}
 }
@@ -633,8 +692,6 @@ stage_expand(Cycle *c, bool all)
 {
 	int			ret;
 
-	if (!c->staging)
-		return;
 	ret = SPI_execute(all ? "SELECT sales_api._stage_expand(NULL, false)"
 					  : "SELECT sales_api._stage_expand(NULL, false, NULL, " CppAsString2(STAGE_ROWS_PER_CLAIM) ")",
 					  false, 0);
@@ -760,19 +817,24 @@ claim(Cycle *c)
 		Window	   *w = lfirst(lc);
 		Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 		Datum		vals[3];
-		int			ret;
+		char	   *error = NULL;
 
 		vals[0] = Int64GetDatum(w->location_id);
 		vals[1] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) w->start_epoch));
 		/*
 		 * The window holds every sale whose Unix second (what Connecteam
-		 * stores) is in [start, end]: from 0.6 the statement reads [$2, $3),
-		 * so $3 is the second after the end; up to 0.5 it read BETWEEN.
+		 * stores) is in [start, end]; the statement reads [$2, $3), so $3
+		 * is the second after the end.
 		 */
-		vals[2] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) (w->end_epoch + (c->staging ? 1 : 0))));
-		ret = SPI_execute_with_args(w->cap->window_sql, 3, types, vals, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not read the local sales of a window");
+		vals[2] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) (w->end_epoch + 1)));
+		if (!mapping_try(c, w->cap, MS_CT_WINDOW, 3, types, vals, &error))
+		{
+			/* nothing is deleted at the vendor: its items stay ambiguous */
+			w->unread = true;
+			w->ok = false;
+			w->error = psprintf("could not read the window's local sales: %s", error);
+			continue;
+		}
 		w->nlocal = 0;
 		w->local = MemoryContextAllocZero(c->cxt, sizeof(CtTx) * (SPI_processed + 1));
 		for (uint64 r = 0; r < SPI_processed; r++)
@@ -992,7 +1054,7 @@ send_ct_windows(Cycle *c, Capture *cap)
 		int			nposts;
 		CtTxResult *wres;
 
-		if (w->cap != cap)
+		if (w->cap != cap || w->unread)
 			continue;
 		pgstat_report_activity(STATE_RUNNING, "sales_api worker: replacing a Connecteam time window");
 		del = ct_build_delete_range(cap->srv, w->location_id, w->start_epoch, w->end_epoch);
@@ -1553,22 +1615,17 @@ outbox_cycle(MemoryContext cycle_cxt, long *wait_ms)
 	c->cxt = cycle_cxt;
 
 	begin_txn(cycle_cxt, "sales_api worker: claiming");
-	installed = (SPI_execute("SELECT to_regclass('sales_api.outbox_stage') IS NOT NULL"
-							 " FROM pg_extension WHERE extname = 'sales_api'"
-							 " AND to_regclass('sales_api.outbox') IS NOT NULL", true, 1) == SPI_OK_SELECT &&
+	/* the outbox as this library knows it: 0.6 or later (outbox_stage) */
+	installed = (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'sales_api'"
+							 " AND to_regclass('sales_api.outbox_stage') IS NOT NULL", true, 1) == SPI_OK_SELECT &&
 				 SPI_processed == 1);
-	if (installed)
-	{
-		bool		isnull;
-
-		c->staging = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
 	if (!installed)
 	{
 		if (!warned_missing)
 			ereport(LOG,
-					(errmsg("sales_api worker: extension sales_api is not installed in database \"%s\"; waiting",
-							sales_api_database)));
+					(errmsg("sales_api worker: extension sales_api is not installed in database \"%s\", or is older than 0.6; waiting",
+							sales_api_database),
+					 errhint("CREATE EXTENSION sales_api, or ALTER EXTENSION sales_api UPDATE, in that database.")));
 		warned_missing = true;
 		end_txn();
 		return false;

@@ -22,7 +22,7 @@
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
-#define SALES_API_VERSION "0.6.0"
+#define SALES_API_VERSION "0.7.0"
 #define SALES_API_USER_AGENT "sales_api/" SALES_API_VERSION
 
 /*
@@ -101,7 +101,6 @@ typedef struct SalesApiServer
 	uint64		cred_hash;
 } SalesApiServer;
 
-extern Oid	server_lookup_as_user;
 extern SalesApiServer *server_lookup(const char *name, SalesApiVendor expected);
 extern SalesApiServer *server_lookup_by_oid(Oid serverid, Oid userid,
 											SalesApiVendor expected);

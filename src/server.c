@@ -83,12 +83,6 @@ static const OptionDef option_defs[] = {
 	{NULL, InvalidOid, VENDOR_ANY, OPT_TEXT, 0, 0, NULL}
 };
 
-/*
- * Set only by the background worker, around a scheduled reconciliation, so
- * that the SQL functions it runs use the capture's run_as mapping instead
- * of the worker's own (superuser) identity.  Nothing in SQL can set it.
- */
-Oid			server_lookup_as_user = InvalidOid;
 
 #define MAPAL_DEFAULT_TOKEN_URL "https://login.mapal-os.com/connect/token"
 #define MAPAL_DEFAULT_SALES_URL "https://api.workforce.mapal-os.com/sales"
@@ -577,6 +571,6 @@ server_lookup(const char *name, SalesApiVendor expected)
 				 errmsg("server \"%s\" does not exist", name),
 				 errhint("Create it with CREATE SERVER ... FOREIGN DATA WRAPPER sales_api OPTIONS (vendor '...').")));
 	return server_lookup_by_oid(fs->serverid,
-								OidIsValid(server_lookup_as_user) ? server_lookup_as_user : GetUserId(),
+								GetUserId(),
 								expected);
 }

@@ -52,6 +52,7 @@
 #include "utils/timestamp.h"
 #include "outbox.h"
 #include "sales_api.h"
+#include "reconcile.h"
 #include "worker.h"
 
 PGDLLEXPORT void sales_api_worker_main(Datum main_arg);
@@ -385,70 +386,17 @@ worker_shmem_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused(
 }
 
 /*
- * The scheduled reconciliation: each Connecteam server with a live capture
- * is reconciled with its capture's run_as credentials, the results are
- * recorded, and a mismatch older than sales_api.reconcile_grace is logged.
+ * The scheduled reconciliation (reconcile.c), in a transaction of its own.
  */
 static void
 worker_reconcile(void)
 {
-	int			nservers;
-	char	  **names;
-	Oid		   *roles;
-
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "sales_api worker: reconciling");
-	if (SPI_execute("SELECT DISTINCT server_name::text, run_as::oid FROM sales_api.capture"
-					" WHERE vendor = 'connecteam' AND detached_at IS NULL"
-					" AND to_regprocedure('sales_api.record_reconciliation(name,integer,text,interval)') IS NOT NULL",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list the captures to reconcile");
-	nservers = (int) SPI_processed;
-	names = palloc(sizeof(char *) * (nservers + 1));
-	roles = palloc(sizeof(Oid) * (nservers + 1));
-	for (int i = 0; i < nservers; i++)
-	{
-		bool		isnull;
-
-		names[i] = MemoryContextStrdup(TopTransactionContext,
-									   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-		roles[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-	}
-	for (int i = 0; i < nservers; i++)
-	{
-		Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, INT8OID};
-		Datum		vals[4];
-
-		vals[0] = CStringGetTextDatum(names[i]);
-		vals[1] = Int32GetDatum(sales_api_reconcile_days);
-		vals[2] = CStringGetTextDatum(sales_api_reconcile_timezone);
-		vals[3] = Int64GetDatum((int64) sales_api_reconcile_grace_ms);
-		server_lookup_as_user = roles[i];
-		if (SPI_execute_with_args("SELECT location_id, sales_date::text, difference::text, mismatch_since::text"
-								  " FROM sales_api.record_reconciliation($1::name, $2, $3, $4 * interval '1 ms')",
-								  4, types, vals, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not record a reconciliation");
-		server_lookup_as_user = InvalidOid;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	td = SPI_tuptable->tupdesc;
-
-			ereport(WARNING,
-					(errmsg("sales_api: Connecteam totals of location %s on %s differ from the POS by %s since %s",
-							SPI_getvalue(tup, td, 1), SPI_getvalue(tup, td, 2),
-							SPI_getvalue(tup, td, 3), SPI_getvalue(tup, td, 4)),
-					 errdetail("Server \"%s\"; the mismatch has lasted longer than sales_api.reconcile_grace.", names[i]),
-					 errhint("Look at sales_api.reconciliation_latest, then repair with sales_api.repair_connecteam('%s', %s, '%s').",
-							 names[i], SPI_getvalue(tup, td, 1), SPI_getvalue(tup, td, 2))));
-		}
-	}
-	if (sales_api_reconcile_retention_s > 0)
-		SPI_execute(psprintf("DELETE FROM sales_api.reconciliation WHERE run_at < now() - interval '%d s'",
-							 sales_api_reconcile_retention_s), false, 0);
+	reconcile_scheduled();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -463,14 +411,12 @@ worker_reconcile_guarded(MemoryContext cxt)
 	}
 	PG_CATCH();
 	{
-		server_lookup_as_user = InvalidOid;
 		MemoryContextSwitchTo(cxt);
 		EmitErrorReport();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 	}
 	PG_END_TRY();
-	server_lookup_as_user = InvalidOid;
 }
 
 /*

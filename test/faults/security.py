@@ -6,7 +6,8 @@
   * a role cannot read the outbox, the captures, the stored transaction ids
     or the status view, nor another role's user-mapping options;
   * PUBLIC can execute no function that sends or reads vendor data (only the
-    pure helpers version, time_slot, mapal_slot and _expr);
+    pure helpers version, time_slot and mapal_slot, and the local-figure
+    readers, which check that the caller may SELECT the captured table);
   * only https:// unless the superuser-only sales_api.allow_http is on;
   * TLS verification cannot be turned off: no server option for it, the CA
     bundle is superuser-only, a self-signed vendor is refused;
@@ -154,8 +155,14 @@ def main():
          ORDER BY 1""")
     public = set(out.splitlines())
     allowed = {"sales_api.version()", "sales_api.time_slot(timestamp with time zone,integer,text)",
-               "sales_api.mapal_slot(name,timestamp with time zone)", "sales_api._expr(jsonb,text,text)"}
-    check("PUBLIC may execute only the pure helpers (version, time_slot, mapal_slot, _expr)",
+               "sales_api.mapal_slot(name,timestamp with time zone)",
+               # read captured tables only for a caller that may SELECT them
+               "sales_api._local_connecteam_totals(name,date,date,bigint[],text)",
+               "sales_api._local_mapal_sales(name,timestamp without time zone,timestamp without time zone)",
+               "sales_api._mapal_slot_totals(integer,bigint,date)",
+               # reads sales_api's tables with the caller's own rights
+               "sales_api._reconcile_connecteam(name,date,date,bigint[],text,bigint[],date[],numeric[],numeric[])"}
+    check("PUBLIC may execute only the pure helpers and the table readers that check SELECT",
           st is None and public <= allowed, "PUBLIC may execute: " + ", ".join(sorted(public - allowed)))
     st, out, err, _ = run("SELECT has_schema_privilege('public', 'sales_api', 'USAGE')")
     check("PUBLIC has no USAGE on schema sales_api", out == "f", out)
