@@ -1,0 +1,1400 @@
+/*
+ * sales_api.sql: the whole schema of the current version of sales_api.
+ *
+ * The build installs this file as sales_api--<default_version>.sql (see the
+ * Makefile): CREATE EXTENSION sales_api runs it.  A database of an earlier
+ * version reaches the same schema through the released upgrade scripts
+ * (sales_api--0.1.sql, then sales_api--X--Y.sql); those are history and stay
+ * as released.  A change of the schema is written twice: here, as the object
+ * now is, and in the next upgrade script, as the step from the last release.
+ * test/scenarios/05_schema_fresh_vs_upgraded.sh installs both ways and
+ * compares every object of the extension (test/lib/schema_snapshot.sql).
+ * Function bodies are compared character for character: they are stored as
+ * written, comments and blanks included.
+ *
+ * The objects follow the path of a sale:
+ *   1. the wrapper and servers: where the vendors are, and the credentials
+ *   2. the direct API: SQL functions that call a vendor in the caller's
+ *      transaction (src/mapal.c, src/cashrec.c, src/connecteam.c)
+ *   3. capture: POS tables attached to a server, their triggers
+ *   4. staging: Connecteam sales a POS statement wrote, until the worker
+ *      makes them outbox items
+ *   5. the outbox: one row per unit of work for the worker (src/outbox.c)
+ *   6. operating the worker: pause, resume, retry, purge, monitor
+ *   7. reconciliation and repair
+ */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION sales_api" to load this file. \quit
+
+-- Nothing in this schema is for PUBLIC: an administrator grants USAGE on the
+-- schema and EXECUTE on the functions a role needs (see README, Security).
+-- The functions without a REVOKE (version, mapal_slot, time_slot, _expr)
+-- read no table and call no vendor.
+REVOKE ALL ON SCHEMA sales_api FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- 1. The wrapper and servers (src/server.c, src/auth.c)
+-------------------------------------------------------------------------------
+CREATE FUNCTION sales_api.fdw_validator(text[], oid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sales_api_fdw_validator'
+LANGUAGE C STRICT;
+
+COMMENT ON FUNCTION sales_api.fdw_validator(text[], oid) IS
+'validates the options of sales_api servers and user mappings';
+REVOKE ALL ON FUNCTION sales_api.fdw_validator(text[], oid) FROM PUBLIC;
+
+-- A validator-only wrapper, as contrib/dblink's dblink_fdw: servers hold a
+-- vendor's settings, user mappings hold the secrets (hidden from other roles
+-- by pg_user_mappings).
+CREATE FOREIGN DATA WRAPPER sales_api VALIDATOR sales_api.fdw_validator;
+
+COMMENT ON FOREIGN DATA WRAPPER sales_api IS
+'servers: vendor mapal or connecteam with their URLs; user mappings: the credentials';
+
+CREATE FUNCTION sales_api.version()
+RETURNS text
+AS 'MODULE_PATHNAME', 'sales_api_version'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION sales_api.check_server(
+    server name,
+    OUT server_name name,
+    OUT vendor text,
+    OUT auth_ok boolean,
+    OUT http_status integer,
+    OUT latency_ms double precision,
+    OUT token_expires_at timestamptz,
+    OUT message text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'sales_api_check_server'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.check_server(name) IS
+'authenticates against a sales_api server with the current user''s mapping and reports the outcome';
+REVOKE ALL ON FUNCTION sales_api.check_server(name) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- 2. The direct API.  Each call sends or fetches in the caller's session,
+-- with the caller's user mapping; a vendor's refusal is a result row, not an
+-- error, unless the function says otherwise.
+-------------------------------------------------------------------------------
+
+-- Mapal: real-time sales (src/mapal.c) and Cashrec (src/cashrec.c)
+
+-- One time slot of one business unit's sales, as mapal_push_sales() takes it.
+-- slot_start is local time of the unit; business_day is the slot's date.
+CREATE TYPE sales_api.mapal_sale AS (
+    unit_id       bigint,
+    business_day  date,
+    currency_id   text,
+    sales_type_id text,
+    slot_start    timestamp,
+    net_sales     numeric,
+    gross_sales   numeric,
+    num_checks    integer,
+    num_guests    integer
+);
+
+COMMENT ON TYPE sales_api.mapal_sale IS
+'one Mapal real-time sales slot: unit, business day, currency, sales type, local slot start, totals';
+
+CREATE FUNCTION sales_api.mapal_push_sales(
+    server name,
+    sales sales_api.mapal_sale[],
+    on_duplicate text DEFAULT 'sum',
+    raise_on_error boolean DEFAULT false)
+RETURNS TABLE (
+    unit_id bigint,
+    business_day date,
+    slots_sent integer,
+    http_status integer,
+    ok boolean,
+    error text,
+    duration_ms double precision)
+AS 'MODULE_PATHNAME', 'sales_api_mapal_push_sales'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.mapal_push_sales(name, sales_api.mapal_sale[], text, boolean) IS
+'sends slot totals to Mapal Real-time Sales, one request per unit and business day; one result row per request';
+
+-- Same, from a relation name or a query whose columns carry the names of
+-- sales_api.mapal_sale.  An untyped literal ('my_table', $$SELECT ...$$)
+-- resolves to this form, because PostgreSQL prefers the string category.
+CREATE FUNCTION sales_api.mapal_push_sales(
+    server name,
+    source text,
+    on_duplicate text DEFAULT 'sum',
+    raise_on_error boolean DEFAULT false)
+RETURNS TABLE (
+    unit_id bigint,
+    business_day date,
+    slots_sent integer,
+    http_status integer,
+    ok boolean,
+    error text,
+    duration_ms double precision)
+AS 'MODULE_PATHNAME', 'sales_api_mapal_push_sales_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.mapal_push_sales(name, text, text, boolean) IS
+'sends slot totals read from a relation or query (columns named as in sales_api.mapal_sale) to Mapal Real-time Sales';
+
+CREATE FUNCTION sales_api.mapal_slot(server name, ts timestamptz)
+RETURNS timestamp
+AS 'MODULE_PATHNAME', 'sales_api_mapal_slot'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sales_api.mapal_slot(name, timestamptz) IS
+'local start of the Mapal slot holding ts, for the server''s slot_minutes and timezone (else the session TimeZone)';
+
+CREATE FUNCTION sales_api.time_slot(ts timestamptz, slot_minutes integer, tz text)
+RETURNS timestamp
+AS 'MODULE_PATHNAME', 'sales_api_time_slot'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sales_api.time_slot(timestamptz, integer, text) IS
+'local start, in time zone tz, of the slot of slot_minutes minutes holding ts';
+
+CREATE FUNCTION sales_api.cashrec_fetch(
+    server name,
+    start_time timestamp,
+    end_time timestamp,
+    centers bigint[])
+RETURNS TABLE (
+    center_id bigint,
+    cash_sheet_id text,
+    business_day date,
+    shift_id integer,
+    till_id text,
+    opened_at timestamp,
+    closed_at timestamp,
+    currency_id text,
+    net_sales numeric,
+    gross_sales numeric,
+    num_checks integer,
+    expected_cash numeric,
+    counted_cash numeric,
+    difference numeric,
+    tenders jsonb,
+    record jsonb)
+AS 'MODULE_PATHNAME', 'sales_api_cashrec_fetch'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.cashrec_fetch(name, timestamp, timestamp, bigint[]) IS
+'cash-sheet records of Mapal Cashrec for a period (inclusive, local time) and centres, typed and as jsonb';
+
+REVOKE ALL ON FUNCTION sales_api.mapal_push_sales(name, sales_api.mapal_sale[], text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.mapal_push_sales(name, text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.cashrec_fetch(name, timestamp, timestamp, bigint[]) FROM PUBLIC;
+
+-- Connecteam: the Sales Data API (src/connecteam.c)
+
+-- The sale types of Connecteam's OpenAPI document (schema SaleType).
+CREATE TYPE sales_api.connecteam_sale_type AS ENUM (
+    'SALE', 'VOID', 'RECALL', 'REFUND', 'SPLIT', 'UPDATE', 'TRANSFER',
+    'FLOAT', 'TRANSITORY', 'CROSS_BL', 'CANCEL', 'MANUAL');
+
+COMMENT ON TYPE sales_api.connecteam_sale_type IS
+'Connecteam sale types (saleType of POST /sales/v1/transactions)';
+
+-- One transaction to create.  reference is the caller's own key, returned
+-- with the vendor's transactionId and never sent.
+CREATE TYPE sales_api.connecteam_transaction AS (
+    location_id bigint,
+    sale_type sales_api.connecteam_sale_type,
+    created_at timestamptz,
+    final_sale_amount numeric,
+    tax_amount numeric,
+    currency text,
+    reference text);
+
+COMMENT ON TYPE sales_api.connecteam_transaction IS
+'one Connecteam transaction for connecteam_post_transactions: tax_amount and currency may be NULL (left out of the request)';
+
+-- One day's projected sales for connecteam_set_projected_sales.
+CREATE TYPE sales_api.connecteam_projected_sale AS (
+    sales_date date,
+    projected_sales numeric);
+
+COMMENT ON TYPE sales_api.connecteam_projected_sale IS
+'one day''s projected sales for connecteam_set_projected_sales';
+
+CREATE FUNCTION sales_api.connecteam_post_transactions(
+    server name,
+    transactions sales_api.connecteam_transaction[])
+RETURNS TABLE (reference text, transaction_id text, location_id bigint,
+               http_status integer, ok boolean, error text)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_post_transactions'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_post_transactions(name, sales_api.connecteam_transaction[]) IS
+'creates Connecteam transactions in requests of up to 100, paced by the rate limit; one result row per input row, in input order';
+
+CREATE FUNCTION sales_api.connecteam_post_transactions(
+    server name,
+    source text)
+RETURNS TABLE (reference text, transaction_id text, location_id bigint,
+               http_status integer, ok boolean, error text)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_post_transactions_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_post_transactions(name, text) IS
+'as connecteam_post_transactions(name, connecteam_transaction[]), with the rows of a relation or query whose columns carry the attribute names of connecteam_transaction';
+
+CREATE FUNCTION sales_api.connecteam_locations(
+    server name,
+    location_ids bigint[] DEFAULT NULL,
+    names text[] DEFAULT NULL,
+    is_active boolean DEFAULT NULL)
+RETURNS TABLE (id bigint, name text, is_active boolean)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_locations'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_locations(name, bigint[], text[], boolean) IS
+'lists Connecteam locations (every page), optionally filtered by ids, names and active status';
+
+CREATE FUNCTION sales_api.connecteam_create_location(
+    server name,
+    name text,
+    is_active boolean DEFAULT true)
+RETURNS TABLE (id bigint, name text, is_active boolean)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_create_location'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_create_location(name, text, boolean) IS
+'creates a Connecteam location and returns it with its id';
+
+CREATE FUNCTION sales_api.connecteam_delete_transaction(
+    server name,
+    transaction_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_delete_transaction'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_delete_transaction(name, text) IS
+'deletes one Connecteam transaction by its transactionId';
+
+CREATE FUNCTION sales_api.connecteam_delete_transactions(
+    server name,
+    location_id bigint,
+    start_time timestamptz,
+    end_time timestamptz)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_delete_transactions'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_delete_transactions(name, bigint, timestamptz, timestamptz) IS
+'deletes a Connecteam location''s transactions created from start_time to end_time, both inclusive, to the second';
+
+CREATE FUNCTION sales_api.connecteam_daily_sales(
+    server name,
+    start_date date,
+    end_date date,
+    location_ids bigint[] DEFAULT NULL)
+RETURNS TABLE (location_id bigint, sales_date date, total_sales numeric, projected_sales numeric)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_daily_sales'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_daily_sales(name, date, date, bigint[]) IS
+'reads Connecteam daily totals and projected sales, one row per location and day with data (both dates inclusive)';
+
+CREATE FUNCTION sales_api.connecteam_set_projected_sales(
+    server name,
+    location_id bigint,
+    updates sales_api.connecteam_projected_sale[])
+RETURNS TABLE (sales_date date, total_sales numeric, projected_sales numeric)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_set_projected_sales'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_set_projected_sales(name, bigint, sales_api.connecteam_projected_sale[]) IS
+'sets projected sales of one Connecteam location for the days given and returns those days as stored';
+
+CREATE FUNCTION sales_api.connecteam_set_projected_sales(
+    server name,
+    location_id bigint,
+    source text)
+RETURNS TABLE (sales_date date, total_sales numeric, projected_sales numeric)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_set_projected_sales_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_set_projected_sales(name, bigint, text) IS
+'as connecteam_set_projected_sales(name, bigint, connecteam_projected_sale[]), with the rows of a relation or query with columns sales_date and projected_sales';
+
+CREATE FUNCTION sales_api.connecteam_rate_limit(server name)
+RETURNS TABLE (minute_limit bigint, minute_remaining bigint, minute_reset timestamptz,
+               day_limit bigint, day_remaining bigint, day_reset timestamptz,
+               observed_at timestamptz)
+AS 'MODULE_PATHNAME', 'sales_api_connecteam_rate_limit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION sales_api.connecteam_rate_limit(name) IS
+'the rate-limit budget of the server''s Connecteam account as this backend last saw it (NULLs before any call)';
+
+REVOKE ALL ON FUNCTION sales_api.connecteam_post_transactions(name, sales_api.connecteam_transaction[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_post_transactions(name, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_locations(name, bigint[], text[], boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_create_location(name, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_delete_transaction(name, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_delete_transactions(name, bigint, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_daily_sales(name, date, date, bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_set_projected_sales(name, bigint, sales_api.connecteam_projected_sale[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_set_projected_sales(name, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sales_api.connecteam_rate_limit(name) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- 3. Capture.  sales_api.attach() records which POS table feeds which server
+-- through which expressions (a capture row), and installs statement triggers
+-- on the table; their work is written in the POS's own transaction, so a sale
+-- is queued exactly when it commits.  The worker sends it later.
+-------------------------------------------------------------------------------
+
+-- A capture row is never deleted by sales_api: detach() drops the triggers
+-- and sets detached_at, and work already queued for it still drains.
+CREATE TABLE sales_api.capture (
+    id          serial PRIMARY KEY,
+    relid       regclass NOT NULL,
+    server_id   oid NOT NULL,
+    server_name name NOT NULL,
+    vendor      text NOT NULL CHECK (vendor IN ('mapal', 'connecteam')),
+    run_as      regrole NOT NULL,          -- whose user mapping the worker uses
+    mapping     jsonb NOT NULL,            -- field -> SQL expression over the table's columns
+    key_expr    text NOT NULL,             -- identity of a sale (Connecteam reference)
+    recompute_sql text,                    -- Mapal: slot totals of a unit-day from the table
+    window_sql  text,                      -- Connecteam: every local sale of a location in a time window
+    attached_at timestamptz NOT NULL DEFAULT now(),
+    detached_at timestamptz
+);
+-- one live capture per table and server; a detached one keeps draining
+CREATE UNIQUE INDEX capture_live_idx ON sales_api.capture (relid, server_id) WHERE detached_at IS NULL;
+COMMENT ON TABLE sales_api.capture IS 'POS tables attached to a vendor server by sales_api.attach()';
+REVOKE ALL ON sales_api.capture FROM PUBLIC;
+-- pg_dump keeps the captures and the queued work (pg_cron's pattern)
+SELECT pg_catalog.pg_extension_config_dump('sales_api.capture', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.capture_id_seq', '');
+
+-- No foreign key refers to sales_api.capture.  One would cost every captured
+-- sale a queued RI trigger event, an SPI query and a FOR KEY SHARE lock on the
+-- same capture row, which with two POS sessions inserting at once becomes a
+-- new MultiXact per sale.  Capture ids come only from attach(); deleting a
+-- capture row by hand still takes its work with it, through this trigger.
+CREATE FUNCTION sales_api._capture_deleted()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM sales_api.outbox WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.outbox_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.connecteam_sent WHERE capture_id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+REVOKE ALL ON FUNCTION sales_api._capture_deleted() FROM PUBLIC;
+CREATE TRIGGER capture_deleted AFTER DELETE ON sales_api.capture
+    FOR EACH ROW EXECUTE FUNCTION sales_api._capture_deleted();
+
+-- A mapping's expression for a field, parenthesised, or the default when the
+-- field is optional.  attach() and the reconciliations build SQL from it.
+CREATE FUNCTION sales_api._expr(mapping jsonb, field text, dflt text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text := mapping ->> field;
+BEGIN
+    IF e IS NULL OR btrim(e) = '' THEN
+        IF dflt IS NULL THEN
+            RAISE EXCEPTION 'mapping has no expression for "%"', field
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Give every required field an SQL expression over the table''s columns.';
+        END IF;
+        RETURN dflt;
+    END IF;
+    IF e ~ ';' THEN
+        RAISE EXCEPTION 'the expression for "%" contains a semicolon', field
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give one SQL expression, not a statement.';
+    END IF;
+    RETURN '(' || e || ')';
+END;
+$$;
+
+-- Queued work wakes the worker when its transaction commits, not at the
+-- worker's next naptime.  The capture trigger does it in C; the SQL functions
+-- that queue work (resume, retry_dead, repair_*) call this.
+CREATE FUNCTION sales_api.wake_worker_on_commit()
+RETURNS void
+AS 'MODULE_PATHNAME', 'sales_api_wake_worker_on_commit'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api.wake_worker_on_commit() IS
+'sets the worker''s latch when the current transaction commits (called by capture triggers)';
+REVOKE ALL ON FUNCTION sales_api.wake_worker_on_commit() FROM PUBLIC;
+
+-- The capture trigger (src/capture.c): one C function for every capture.
+-- Each trigger passes it the statements to run over the transition tables
+-- (sales_api_new, sales_api_old), built by _capture_install.  It runs them as
+-- the bootstrap superuser with search_path pg_catalog, as a SECURITY DEFINER
+-- function would, so the POS roles need no privilege on sales_api; their
+-- plans are prepared once per backend and kept.  A statement marked /*rows*/
+-- runs only for a POS statement of fewer rows than sales_api.stage_min_rows,
+-- one marked /*bulk*/ only for as many or more; any other always runs.
+CREATE FUNCTION sales_api.capture_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'sales_api_capture_trigger'
+LANGUAGE C;
+COMMENT ON FUNCTION sales_api.capture_trigger() IS
+'the statement trigger attach() installs: runs its arguments (statements over the transition tables) as a superuser';
+REVOKE ALL ON FUNCTION sales_api.capture_trigger() FROM PUBLIC;
+
+-- For a capture row: the statements of its triggers, the worker's queries
+-- (capture.recompute_sql, capture.window_sql), and the three triggers.
+--
+-- Connecteam: an INSERT stages its sales (section 4), an UPDATE or DELETE
+-- first makes the staged rows holding its sales outbox items, then cancels
+-- the old versions not sent yet and queues a delete at the vendor of those it
+-- holds or may hold (an UPDATE is a delete and an insert).
+--
+-- Mapal: a statement marks the slots it touched dirty (one outbox item per
+-- unit, day, currency, sales type and slot, not per sale); the worker sends
+-- the slot's totals, recomputed from the POS table when it sends.  A sale
+-- whose slot already has a pending marker locks that marker (ON CONFLICT DO
+-- UPDATE ... WHERE false locks the row and writes nothing), and the worker's
+-- claim (FOR UPDATE SKIP LOCKED) leaves a locked marker for a later cycle:
+-- otherwise a sale committing after the worker had claimed the marker and read
+-- the totals would be in no total sent and in no marker left.  A marker
+-- already claimed is no longer pending, so the sale inserts a new one.  Rows
+-- are inserted in key order, so two POS transactions lock markers in the same
+-- order.
+CREATE FUNCTION sales_api._capture_install(capture_id integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $install$
+DECLARE
+    c         record;
+    mapping   jsonb;
+    cid       integer := capture_id;
+    tbl       text;
+    k         text;
+    cols      text[];
+    ins_sql   text;
+    del_sql   text;
+    stage_sql text;
+    ins_args  text[];
+    del_args  text[];
+    both_sql  text[];
+    slot      text;
+    bday      text;
+    tz        text;
+    slotmin   integer;
+    rec_sql   text;
+    win_sql   text;
+BEGIN
+    SELECT cap.*, s.srvoptions INTO c
+      FROM sales_api.capture cap JOIN pg_foreign_server s ON s.oid = cap.server_id
+     WHERE cap.id = capture_id;
+    mapping := c.mapping;
+    tbl := c.relid::text;
+    k := c.key_expr;
+
+    -- The statements read the transition tables by their fixed names
+    -- (sales_api_new, sales_api_old); a mapping expression only ever passes
+    -- through format() as an argument, so a % in it (a modulo, a LIKE
+    -- pattern) is just SQL.
+    IF c.vendor = 'connecteam' THEN
+        -- a sale's fields, cast as the stage and the worker take them
+        cols := ARRAY[k || '::text',
+                      sales_api._expr(mapping, 'location_id') || '::bigint',
+                      sales_api._expr(mapping, 'sale_type') || '::text',
+                      sales_api._expr(mapping, 'created_at') || '::timestamptz',
+                      sales_api._expr(mapping, 'final_sale_amount') || '::numeric',
+                      sales_api._expr(mapping, 'tax_amount', 'NULL') || '::numeric',
+                      sales_api._expr(mapping, 'currency', 'NULL') || '::text'];
+        -- Every sale goes to sales_api.outbox_stage, which the worker makes
+        -- outbox items (sales_api._stage_expand): a statement of fewer rows
+        -- than sales_api.stage_min_rows writes a row per sale (no
+        -- aggregation, no index), a larger one a single row of arrays.
+        -- Either costs the POS's transaction far less than an outbox item
+        -- per sale with its three index entries and CHECKs.
+        ins_sql := format(
+            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_key, location_id, sale_type, created_at,'
+            ' final_sale_amount, tax_amount, currency)'
+            ' SELECT %s, statement_timestamp(), %s FROM sales_api_new AS s',
+            cid, array_to_string(cols, ', '));
+        stage_sql := format(
+            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_keys, location_ids, sale_types, created_ats,'
+            ' final_sale_amounts, tax_amounts, currencies)'
+            ' SELECT %s, statement_timestamp(), %s FROM sales_api_new AS s HAVING count(*) > 0',
+            cid, (SELECT string_agg('array_agg(' || e || ')', ', ' ORDER BY n) FROM unnest(cols) WITH ORDINALITY AS x(e, n)));
+        -- old versions: cancel what was not sent yet, delete at the vendor what was
+        del_sql := format(
+            'WITH gone AS (SELECT DISTINCT %1$s::text AS k FROM sales_api_old AS s),'
+            -- a version certainly not at the vendor is simply cancelled
+            ' cancelled AS (UPDATE sales_api.outbox o SET state = ''superseded'', lease_until = NULL'
+            '   FROM gone WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
+            '   AND o.state IN (''pending'', ''failed'') AND NOT o.ambiguous RETURNING o.id)'
+            -- a version the vendor holds, or may hold, is deleted: the transactionId
+            -- when known, else the post whose outcome decides it (target_post_id)
+            ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,'
+            '                               target_post_id, next_attempt_at)'
+            -- a newer version in flight or ambiguous is the one to undo (an older,
+            -- already sent version has its own delete queued before this one)
+            ' SELECT %2$s, ''ct_delete'', gone.k, cs.location_id, cs.created_at,'
+            '        CASE WHEN p.id IS NULL THEN cs.transaction_id END, p.id,'
+            '        statement_timestamp()'
+            '   FROM gone'
+            '   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %2$s AND cs.sale_key = gone.k'
+            '   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o'
+            '                       WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
+            -- any unfinished post the cancel did not catch: in flight, ambiguous, or
+            -- claimed by the worker between this statement's snapshot and its lock
+            '                         AND o.state IN (''pending'', ''failed'', ''in_flight'', ''unknown'')'
+            '                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true'
+            '  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL',
+            k, cid);
+        -- a statement of fewer rows stages a row per sale, a larger one a row of arrays
+        ins_args := ARRAY['/*rows*/ ' || ins_sql, '/*bulk*/ ' || stage_sql];
+        -- before an UPDATE or DELETE looks for the posts of its sales, the
+        -- staged rows that hold those sales become items
+        del_args := ARRAY[format('SELECT sales_api._stage_expand(%s, true, ARRAY(SELECT DISTINCT %s::text FROM sales_api_old AS s))',
+                                 cid, k),
+                          del_sql];
+        win_sql := format(
+            'SELECT %s FROM %s AS s'
+            -- a window is whole seconds [$2, $3): Connecteam keeps Unix seconds, so
+            -- 10:00:00.5 is the vendor's 10:00:00 and belongs to a window ending then
+            ' WHERE %s::bigint = $1 AND %s::timestamptz >= $2 AND %s::timestamptz < $3',
+            array_to_string(cols, ', '), tbl, sales_api._expr(mapping, 'location_id'),
+            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'created_at'));
+    ELSE
+        slotmin := coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.srvoptions) o WHERE o LIKE 'slot_minutes=%'), 15);
+        tz := coalesce((SELECT substr(o, 10) FROM unnest(c.srvoptions) o WHERE o LIKE 'timezone=%'),
+                       current_setting('TimeZone'));
+        slot := format('sales_api.time_slot(%s::timestamptz, %s, %L)', sales_api._expr(mapping, 'sold_at'), slotmin, tz);
+        bday := coalesce(sales_api._expr(mapping, 'business_day', 'NULL') || '::date', 'NULL');
+        -- the slots of the new rows, and (for UPDATE and DELETE) of the old ones
+        SELECT array_agg(format(
+            'INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)'
+            ' SELECT DISTINCT %s, ''mapal_slot'', %s::bigint, coalesce(%s, (%s)::date), %s::text, %s::text, %s, statement_timestamp()'
+            ' FROM %s AS s ORDER BY 3, 4, 5, 6, 7'
+            ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'
+            ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO UPDATE SET state = ''pending'' WHERE false',
+            cid, sales_api._expr(mapping, 'unit_id'), bday, slot,
+            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot, src) ORDER BY n)
+          INTO both_sql
+          FROM unnest(ARRAY['sales_api_new', 'sales_api_old']) WITH ORDINALITY AS x(src, n);
+        ins_sql := both_sql[1];
+        del_sql := both_sql[2];
+        ins_args := ARRAY[ins_sql];
+        del_args := ARRAY[del_sql];
+        -- totals of the slots of one unit and business day, straight from the POS table
+        rec_sql := format(
+            'SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint, sum(guests)::bigint FROM ('
+            ' SELECT %s::text AS c, %s::text AS t, %s AS sl, coalesce(%s, (%s)::date) AS bd,'
+            ' %s::numeric AS net, %s::numeric AS gross, %s::numeric AS checks, %s::numeric AS guests'
+            ' FROM %s AS s WHERE %s::bigint = $1'
+            ' AND %s::timestamptz >= ($2::timestamp - interval ''1 day'') AT TIME ZONE %L'
+            ' AND %s::timestamptz < ($2::timestamp + interval ''2 days'') AT TIME ZONE %L) x'
+            ' WHERE bd = $2 GROUP BY c, t, sl',
+            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot, bday, slot,
+            sales_api._expr(mapping, 'net_sales'), sales_api._expr(mapping, 'gross_sales'),
+            sales_api._expr(mapping, 'num_checks', '1'), sales_api._expr(mapping, 'num_guests', '0'),
+            tbl, sales_api._expr(mapping, 'unit_id'),
+            sales_api._expr(mapping, 'sold_at'), tz, sales_api._expr(mapping, 'sold_at'), tz);
+    END IF;
+
+    -- check every expression against the table now, not at the first sale
+    EXECUTE format('WITH sales_api_new AS (SELECT * FROM %s LIMIT 0) ', tbl) || ins_sql;
+    IF stage_sql IS NOT NULL THEN
+        EXECUTE format('WITH sales_api_new AS (SELECT * FROM %s LIMIT 0) ', tbl) || stage_sql;
+    END IF;
+    IF rec_sql IS NOT NULL THEN
+        EXECUTE 'EXPLAIN ' || rec_sql USING 0::bigint, current_date;
+    END IF;
+    IF win_sql IS NOT NULL THEN
+        EXECUTE 'EXPLAIN ' || win_sql USING 0::bigint, now(), now();
+    END IF;
+    UPDATE sales_api.capture SET recompute_sql = rec_sql, window_sql = win_sql WHERE id = capture_id;
+
+    -- statement-level triggers with transition tables: each runs its
+    -- statements (trigger arguments) through the C trigger.  One marked
+    -- /*rows*/ runs when the POS statement changed fewer rows than
+    -- sales_api.stage_min_rows, one marked /*bulk*/ when it changed as many or more.
+    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
+                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n) FROM unnest(ins_args) WITH ORDINALITY AS x(a, n)));
+    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
+                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n) FROM unnest(del_args) WITH ORDINALITY AS x(a, n)));
+    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_upd AFTER UPDATE ON %s'
+                   ' REFERENCING OLD TABLE AS sales_api_old NEW TABLE AS sales_api_new'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
+                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
+                                FROM unnest(del_args || ins_args) WITH ORDINALITY AS x(a, n)));
+END;
+$install$;
+REVOKE ALL ON FUNCTION sales_api._capture_install(integer) FROM PUBLIC;
+
+-- Only a superuser attaches: the triggers run the mapping's expressions as a
+-- superuser (see capture_trigger).  run_as is the role whose user mapping the
+-- worker uses for this capture.  Every expression is checked against the
+-- table now, not at the first sale.
+CREATE FUNCTION sales_api.attach(sales_table regclass, server name, mapping jsonb,
+                                 sale_key text DEFAULT NULL, run_as regrole DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $attach$
+DECLARE
+    srv      record;
+    vendor   text;
+    cid      integer;
+    tbl      text := sales_table::text;
+    k        text;
+    known    text[];
+BEGIN
+    IF sales_table IS NULL OR server IS NULL THEN
+        RAISE EXCEPTION 'sales_table and server must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only a superuser can attach sales_api to a table'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Ask the DBA to run sales_api.attach(); the POS roles need no privilege on the outbox.';
+    END IF;
+    IF mapping IS NULL OR jsonb_typeof(mapping) <> 'object' THEN
+        RAISE EXCEPTION 'mapping must be a JSON object of field -> SQL expression'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT s.oid, s.srvname, s.srvoptions, w.fdwname INTO srv
+      FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+     WHERE s.srvname = server;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'server "%" does not exist', server USING ERRCODE = 'undefined_object';
+    END IF;
+    IF srv.fdwname <> 'sales_api' THEN
+        RAISE EXCEPTION 'server "%" is not a sales_api server', server USING ERRCODE = 'wrong_object_type';
+    END IF;
+    vendor := (SELECT split_part(o, '=', 2) FROM unnest(srv.srvoptions) o WHERE o LIKE 'vendor=%');
+    IF (SELECT relpersistence FROM pg_class WHERE oid = sales_table) <> 'p'
+       OR (SELECT relkind FROM pg_class WHERE oid = sales_table) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a logged table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Captured sales must be durable: attach a permanent (logged) table.';
+    END IF;
+    run_as := coalesce(run_as, current_user::regrole);
+
+    -- the sale's identity: explicit, else the single-column primary key
+    IF sale_key IS NULL THEN
+        SELECT quote_ident(a.attname) INTO k
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = sales_table AND i.indisprimary AND i.indnatts = 1;
+        IF k IS NULL THEN
+            RAISE EXCEPTION '% has no single-column primary key', tbl
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass sale_key => an expression that identifies a sale.';
+        END IF;
+    ELSE
+        k := '(' || sale_key || ')';
+    END IF;
+
+    IF vendor = 'connecteam' THEN
+        known := ARRAY['location_id', 'sale_type', 'created_at', 'final_sale_amount', 'tax_amount', 'currency'];
+    ELSE
+        known := ARRAY['unit_id', 'sold_at', 'business_day', 'currency_id', 'sales_type_id',
+                       'net_sales', 'gross_sales', 'num_checks', 'num_guests'];
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_object_keys(mapping) f WHERE f <> ALL (known)) THEN
+        RAISE EXCEPTION 'mapping has unknown fields: %',
+            (SELECT string_agg(f, ', ') FROM jsonb_object_keys(mapping) f WHERE f <> ALL (known))
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Fields for a %s server: %s.', vendor, array_to_string(known, ', '));
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM sales_api.capture c WHERE c.relid = sales_table AND c.server_id = srv.oid
+               AND c.detached_at IS NULL) THEN
+        RAISE EXCEPTION '% is already attached to server "%"', tbl, server
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Call sales_api.detach() first to change the mapping.';
+    END IF;
+    INSERT INTO sales_api.capture (relid, server_id, server_name, vendor, run_as, mapping, key_expr)
+    VALUES (sales_table, srv.oid, srv.srvname, vendor, run_as, mapping, k)
+    RETURNING id INTO cid;
+    INSERT INTO sales_api.server_state (server_id) VALUES (srv.oid) ON CONFLICT DO NOTHING;
+    PERFORM sales_api._capture_install(cid);
+    RETURN cid;
+END;
+$attach$;
+COMMENT ON FUNCTION sales_api.attach(regclass, name, jsonb, text, regrole) IS
+'captures the sales of a POS table for a vendor server: statement triggers enqueue work in the inserting transaction';
+REVOKE ALL ON FUNCTION sales_api.attach(regclass, name, jsonb, text, regrole) FROM PUBLIC;
+
+CREATE FUNCTION sales_api.detach(sales_table regclass, server name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+BEGIN
+    SELECT * INTO c FROM sales_api.capture
+     WHERE relid = sales_table AND server_name = server AND detached_at IS NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not attached to server "%"', sales_table, server
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    EXECUTE format('DROP TRIGGER sales_api_capture_%s_ins ON %s', c.id, sales_table);
+    EXECUTE format('DROP TRIGGER sales_api_capture_%s_del ON %s', c.id, sales_table);
+    EXECUTE format('DROP TRIGGER sales_api_capture_%s_upd ON %s', c.id, sales_table);
+    -- work already enqueued still drains
+    UPDATE sales_api.capture SET detached_at = now() WHERE id = c.id;
+END;
+$$;
+COMMENT ON FUNCTION sales_api.detach(regclass, name) IS
+'stops capturing a POS table; work already in the outbox still drains';
+REVOKE ALL ON FUNCTION sales_api.detach(regclass, name) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- 4. Staging.  A Connecteam capture writes its sales here, not to the outbox:
+-- an outbox item per sale in the POS's transaction would cost it a sequence
+-- value, three B-tree entries, two CHECK constraints (whose expressions the
+-- executor reads and plans again for every statement) and five partial-index
+-- predicates per sale.  A POS statement of fewer rows than
+-- sales_api.stage_min_rows writes a row per sale, a larger one a single row
+-- of arrays, in the order it inserted them.  At the start of every cycle the
+-- worker makes staged rows outbox items, in one transaction that deletes the
+-- rows and inserts their items: a staged sale is in exactly one of the two
+-- places at every commit.  Staged rows are written, WAL-logged and committed
+-- with the sales, so a crash loses none.  (Mapal captures mark slots dirty in
+-- the outbox directly: one marker per slot, not per sale.)
+-------------------------------------------------------------------------------
+
+CREATE TABLE sales_api.outbox_stage (
+    capture_id        integer NOT NULL,
+    staged_at         timestamptz NOT NULL,
+    -- one sale (a POS statement of fewer rows than sales_api.stage_min_rows)
+    sale_key          text,
+    location_id       bigint,
+    sale_type         text,
+    created_at        timestamptz,
+    final_sale_amount numeric,
+    tax_amount        numeric,
+    currency          text,
+    -- or every sale of a larger statement, in the order it inserted them
+    sale_keys          text[],
+    location_ids       bigint[],
+    sale_types         text[],
+    created_ats        timestamptz[],
+    final_sale_amounts numeric[],
+    tax_amounts        numeric[],
+    currencies         text[]
+);
+-- No key, no index, no CHECK: a single-row POS statement pays one heap
+-- tuple here and nothing else.  Rows live for a worker cycle; the worker
+-- finds them by a sequential scan of a table that stays small, and deletes
+-- them by ctid.
+COMMENT ON TABLE sales_api.outbox_stage IS
+'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or one row of arrays per large statement';
+REVOKE ALL ON sales_api.outbox_stage FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage', '');
+
+-- lz4 is several times faster than pglz at the same ratio on the arrays,
+-- where the server has it (Debian's PostgreSQL is built with it)
+DO $$
+BEGIN
+    ALTER TABLE sales_api.outbox_stage
+        ALTER COLUMN sale_keys SET COMPRESSION lz4, ALTER COLUMN location_ids SET COMPRESSION lz4,
+        ALTER COLUMN sale_types SET COMPRESSION lz4, ALTER COLUMN created_ats SET COMPRESSION lz4,
+        ALTER COLUMN final_sale_amounts SET COMPRESSION lz4, ALTER COLUMN tax_amounts SET COMPRESSION lz4,
+        ALTER COLUMN currencies SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;
+END;
+$$;
+
+-- Staged rows become outbox items (ct_post), oldest statement first, a large
+-- statement's sales in the order of its arrays.  The worker calls it with
+-- wait = false, skipping rows a POS transaction is expanding, and at most
+-- max_rows staged rows per claim (a backlog after a long stop is taken in
+-- steps, not in one huge transaction); an UPDATE or DELETE of captured sales
+-- first calls it with wait = true for the staged rows that hold its sales,
+-- so that it finds the posts of those sales.  The keys are matched through
+-- hashed subplans: a DELETE of 100,000 sales while a 100,000-sale row is
+-- staged costs two hash tables, not 10^10 comparisons.
+CREATE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL,
+                                        max_rows integer DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n    bigint;
+    rows tid[];
+BEGIN
+    -- lock the rows first, in staging order: waiting for a POS transaction
+    -- that holds them (wait), or skipping them
+    EXECUTE format(
+        'SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.outbox_stage x'
+        ' WHERE ($1 IS NULL OR x.capture_id = $1)'
+        '   AND ($2 IS NULL OR x.sale_key IN (SELECT unnest($2))'
+        '        OR (x.sale_keys IS NOT NULL'
+        '            AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v) WHERE sk.v IN (SELECT unnest($2)))))'
+        ' ORDER BY x.staged_at LIMIT $3 FOR UPDATE %s) l',
+        CASE WHEN wait THEN '' ELSE 'SKIP LOCKED' END)
+        INTO rows USING capture_id, sale_keys, max_rows;
+    IF rows IS NULL THEN
+        RETURN 0;
+    END IF;
+    WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY (rows) RETURNING st.*)
+    INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
+                                  final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
+    SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
+      FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),
+                     coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),
+                     coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),
+                     coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))
+              WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
+     ORDER BY s.staged_at, u.ord;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
+'makes staged sales (sales_api.outbox_stage) outbox items; the worker calls it every cycle';
+REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- 5. The outbox: one row per unit of work for the worker (src/outbox.c).
+-- Kinds: ct_post (a Connecteam sale to create), ct_delete (a version of a
+-- sale the vendor holds or may hold, to delete), ct_window (replace a
+-- location's time window at the vendor: repair_connecteam), mapal_slot (a
+-- dirty Mapal slot whose totals to send).  States:
+--   pending     waiting to be sent (next_attempt_at)
+--   in_flight   claimed by the worker until lease_until; an expired lease is taken again
+--   sent        done; http_status and vendor_ref (Connecteam transactionId) kept
+--   failed      failed for now: attempts, next_attempt_at and last_error say when and why
+--   dead        permanent vendor refusal or max attempts reached; retry_dead() requeues
+--   unknown     ambiguous outcome parked for an operator (ambiguous_policy = 'park')
+--   superseded  replaced by a later version of the same sale before it was sent
+-- The worker claims items in one transaction (pending -> in_flight with a
+-- lease), sends them with no transaction open, and records every outcome in
+-- another.
+-------------------------------------------------------------------------------
+CREATE TABLE sales_api.outbox (
+    id              bigserial PRIMARY KEY,
+    capture_id      integer NOT NULL,      -- no foreign key: see _capture_deleted
+    kind            text NOT NULL CHECK (kind IN ('ct_post', 'ct_delete', 'ct_window', 'mapal_slot')),
+    state           text NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'dead', 'unknown', 'superseded')),
+    sale_key        text,
+    -- Connecteam transaction
+    location_id     bigint,
+    sale_type       text,                  -- checked when sent: a bad value must not fail the sale
+    created_at      timestamptz,
+    final_sale_amount numeric,
+    tax_amount      numeric,
+    currency        text,
+    -- Mapal slot (totals are recomputed from the POS table when sent)
+    unit_id         bigint,
+    business_day    date,
+    currency_id     text,
+    sales_type_id   text,
+    slot_start      timestamp,
+    -- delivery
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz,
+    lease_until     timestamptz,
+    enqueued_at     timestamptz NOT NULL DEFAULT statement_timestamp(),
+    sent_at         timestamptz,
+    http_status     integer,
+    vendor_ref      text,
+    ambiguous       boolean NOT NULL DEFAULT false,  -- a post that may have been stored
+    target_post_id  bigint,                -- ct_delete: the in-flight or ambiguous post it undoes
+    window_start    timestamptz,           -- ct_window: replace this location's window at the vendor
+    window_end      timestamptz,
+    last_error      text
+);
+COMMENT ON TABLE sales_api.outbox IS 'work for the vendors, enqueued by capture triggers in the inserting transaction';
+
+-- the worker's claims walk this in id order; it holds only unfinished work,
+-- so a long history of sent items costs the claim nothing
+CREATE INDEX outbox_todo_idx ON sales_api.outbox (id)
+    WHERE state IN ('pending', 'failed', 'in_flight');
+-- at most one pending marker per Mapal slot: the arbiter of the capture's
+-- ON CONFLICT (see _capture_install)
+CREATE UNIQUE INDEX outbox_mapal_dirty_idx ON sales_api.outbox
+    (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)
+    WHERE kind = 'mapal_slot' AND state = 'pending';
+-- the posts of a sale, for its UPDATE or DELETE
+CREATE INDEX outbox_sale_key_idx ON sales_api.outbox (capture_id, sale_key) WHERE sale_key IS NOT NULL;
+-- the worker's purge of old history (sales_api.sent_retention)
+CREATE INDEX outbox_sent_idx ON sales_api.outbox (sent_at) WHERE state = 'sent';
+CREATE INDEX outbox_superseded_idx ON sales_api.outbox (enqueued_at) WHERE state = 'superseded';
+REVOKE ALL ON sales_api.outbox FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_id_seq', '');
+
+-- Connecteam: the vendor's transactionId of the version of each sale it
+-- holds, what an UPDATE or DELETE of the sale deletes there
+CREATE TABLE sales_api.connecteam_sent (
+    capture_id     integer NOT NULL,       -- no foreign key: see _capture_deleted
+    sale_key       text NOT NULL,
+    transaction_id text NOT NULL,
+    location_id    bigint NOT NULL,
+    created_at     timestamptz NOT NULL,
+    final_sale_amount numeric NOT NULL,
+    sent_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (capture_id, sale_key)
+);
+REVOKE ALL ON sales_api.connecteam_sent FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sales_api.connecteam_sent', '');
+
+-------------------------------------------------------------------------------
+-- 6. Operating the worker: pause, resume, retry, purge, monitor
+-------------------------------------------------------------------------------
+
+-- Per server: paused by an operator?  The worker claims nothing for a paused
+-- server; its work waits in the outbox.
+CREATE TABLE sales_api.server_state (
+    server_id oid PRIMARY KEY,
+    paused    boolean NOT NULL DEFAULT false,
+    paused_at timestamptz
+);
+REVOKE ALL ON sales_api.server_state FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sales_api.server_state', '');
+
+-- The worker's figures live in shared memory (src/worker.c), not in a table.
+CREATE FUNCTION sales_api.wake_worker()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'sales_api_wake_worker'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api.wake_worker() IS 'wakes the background worker now; false if it is not running';
+REVOKE ALL ON FUNCTION sales_api.wake_worker() FROM PUBLIC;
+
+CREATE FUNCTION sales_api.worker_stats(
+    OUT running boolean, OUT pid integer, OUT started_at timestamptz,
+    OUT last_cycle_at timestamptz, OUT last_success_at timestamptz,
+    OUT cycles bigint, OUT requests bigint, OUT items_sent bigint, OUT items_failed bigint,
+    OUT items_dead bigint, OUT retries bigint, OUT rate_limited bigint, OUT ambiguous bigint,
+    OUT rate_waits bigint, OUT latency_p50_ms double precision, OUT latency_p99_ms double precision)
+RETURNS record
+AS 'MODULE_PATHNAME', 'sales_api_worker_stats'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api.worker_stats() IS
+'the worker''s live figures from shared memory since it started (latencies over the last 1024 requests)';
+REVOKE ALL ON FUNCTION sales_api.worker_stats() FROM PUBLIC;
+
+CREATE FUNCTION sales_api.pause(server name)
+RETURNS void LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO sales_api.server_state (server_id, paused, paused_at)
+    SELECT oid, true, now() FROM pg_foreign_server WHERE srvname = server
+    ON CONFLICT (server_id) DO UPDATE SET paused = true, paused_at = now();
+END;
+COMMENT ON FUNCTION sales_api.pause(name) IS 'stops the worker sending to a server; items wait in the outbox';
+REVOKE ALL ON FUNCTION sales_api.pause(name) FROM PUBLIC;
+
+CREATE FUNCTION sales_api.resume(server name)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE sales_api.server_state SET paused = false, paused_at = NULL
+     WHERE server_id = (SELECT oid FROM pg_foreign_server WHERE srvname = server);
+    PERFORM sales_api.wake_worker_on_commit();
+END;
+$$;
+COMMENT ON FUNCTION sales_api.resume(name) IS 'lets the worker send to a paused server again';
+REVOKE ALL ON FUNCTION sales_api.resume(name) FROM PUBLIC;
+
+CREATE FUNCTION sales_api.retry_dead(server name DEFAULT NULL, include_unknown boolean DEFAULT false)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE sales_api.outbox o SET state = 'pending', attempts = 0, next_attempt_at = now(),
+           last_error = 'requeued by retry_dead(): ' || coalesce(o.last_error, '')
+      FROM sales_api.capture c
+     WHERE c.id = o.capture_id
+       AND (o.state = 'dead' OR (include_unknown AND o.state = 'unknown'))
+       AND (retry_dead.server IS NULL OR c.server_name = retry_dead.server);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM sales_api.wake_worker_on_commit();
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION sales_api.retry_dead(name, boolean) IS
+'requeues dead items (and, if asked, items parked as unknown: they go through the ambiguous policy again)';
+REVOKE ALL ON FUNCTION sales_api.retry_dead(name, boolean) FROM PUBLIC;
+
+CREATE FUNCTION sales_api.purge_sent(older_than interval DEFAULT interval '7 days')
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    DELETE FROM sales_api.outbox
+     WHERE state IN ('sent', 'superseded') AND coalesce(sent_at, enqueued_at) < now() - older_than;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION sales_api.purge_sent(interval) IS 'deletes sent items older than the interval (the worker also does it, per sales_api.sent_retention)';
+REVOKE ALL ON FUNCTION sales_api.purge_sent(interval) FROM PUBLIC;
+
+-- What waits, per server and state; staged sales are work waiting too, in a
+-- state of their own ('staged'), counted per sale.
+CREATE VIEW sales_api.outbox_status AS
+SELECT c.server_name,
+       o.state,
+       count(*) AS items,
+       min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_enqueued_at,
+       now() - min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_pending_age,
+       max(o.sent_at) AS last_success_at,
+       (array_agg(o.last_error ORDER BY o.id DESC) FILTER (WHERE o.last_error IS NOT NULL AND o.state <> 'sent'))[1] AS last_error,
+       bool_or(coalesce(s.paused, false)) AS paused
+  FROM sales_api.outbox o
+  JOIN sales_api.capture c ON c.id = o.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name, o.state
+UNION ALL
+SELECT c.server_name,
+       'staged',
+       sum(coalesce(cardinality(st.sale_keys), 1))::bigint,
+       min(st.staged_at),
+       now() - min(st.staged_at),
+       NULL::timestamptz,
+       NULL::text,
+       bool_or(coalesce(s.paused, false))
+  FROM sales_api.outbox_stage st
+  JOIN sales_api.capture c ON c.id = st.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name;
+COMMENT ON VIEW sales_api.outbox_status IS 'items per server and state, the oldest waiting, the last error and the last success';
+REVOKE ALL ON sales_api.outbox_status FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- 7. Reconciliation and repair.  Local POS totals, read through each
+-- capture's own mapping, against the vendor's; work still waiting (staged,
+-- pending, in flight, failed, unknown) makes a day 'pending', not a mismatch.
+-- The repairs queue outbox work; the worker does the rest.
+-------------------------------------------------------------------------------
+
+-- Connecteam: per location and day, against the vendor's daily totals
+CREATE FUNCTION sales_api.reconcile_connecteam(server name, start_date date, end_date date,
+                                               location_ids bigint[] DEFAULT NULL,
+                                               day_tz text DEFAULT 'UTC')
+RETURNS TABLE (location_id bigint, sales_date date, local_total numeric, vendor_total numeric,
+               difference numeric, local_sales bigint, pending_items bigint, dead_items bigint,
+               verdict text, projected_sales numeric, variance numeric)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $rc$
+DECLARE
+    c      record;
+    locals text := '';
+BEGIN
+    IF server IS NULL OR start_date IS NULL OR end_date IS NULL OR day_tz IS NULL THEN
+        RAISE EXCEPTION 'server, start_date, end_date and day_tz must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF end_date < start_date THEN
+        RAISE EXCEPTION 'end_date must not be before start_date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF end_date - start_date > 366 THEN
+        RAISE EXCEPTION 'a reconciliation covers at most 366 days'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Reconcile a shorter period.';
+    END IF;
+    PERFORM pg_catalog.timezone(day_tz, now());     -- an unknown zone fails here, clearly
+    -- local sales of every capture of this server, through the capture's own mapping
+    FOR c IN SELECT * FROM sales_api.capture WHERE capture.server_name = server AND vendor = 'connecteam' LOOP
+        locals := locals || CASE WHEN locals = '' THEN '' ELSE ' UNION ALL ' END || format(
+            'SELECT %s::bigint AS loc, (%s::timestamptz AT TIME ZONE %L)::date AS d, %s::numeric AS amt FROM %s AS s',
+            sales_api._expr(c.mapping, 'location_id'), sales_api._expr(c.mapping, 'created_at'), day_tz,
+            sales_api._expr(c.mapping, 'final_sale_amount'), c.relid::text);
+    END LOOP;
+    IF locals = '' THEN
+        locals := 'SELECT NULL::bigint AS loc, NULL::date AS d, NULL::numeric AS amt WHERE false';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH l AS (SELECT loc, d, sum(amt) AS total, count(*) AS n FROM (%s) x
+                    WHERE d BETWEEN $1 AND $2 AND ($3 IS NULL OR loc = ANY ($3)) GROUP BY 1, 2),
+             v AS (SELECT ds.location_id AS loc, ds.sales_date AS d, ds.total_sales, ds.projected_sales
+                     FROM sales_api.connecteam_daily_sales($4, $1, $2, $3) ds),
+             w AS (SELECT o.location_id AS loc, (o.created_at AT TIME ZONE $5)::date AS d,
+                          count(*) FILTER (WHERE o.state IN ('pending', 'in_flight', 'failed', 'unknown')) AS waiting,
+                          count(*) FILTER (WHERE o.state = 'dead') AS dead
+                     FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id
+                    WHERE c.server_name = $4 AND o.kind IN ('ct_post', 'ct_delete')
+                    GROUP BY 1, 2
+                   UNION ALL
+                   SELECT o.location_id, d::date, count(*), 0
+                     FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id,
+                          generate_series((o.window_start AT TIME ZONE $5)::date, (o.window_end AT TIME ZONE $5)::date, interval '1 day') d
+                    WHERE c.server_name = $4 AND o.kind = 'ct_window'
+                      AND o.state IN ('pending', 'in_flight', 'failed')
+                    GROUP BY 1, 2
+                   UNION ALL
+                   SELECT u.loc, (u.ts AT TIME ZONE $5)::date, count(*), 0
+                     FROM sales_api.outbox_stage st JOIN sales_api.capture c ON c.id = st.capture_id,
+                          unnest(coalesce(st.location_ids, ARRAY[st.location_id]),
+                                 coalesce(st.created_ats, ARRAY[st.created_at])) AS u(loc, ts)
+                    WHERE c.server_name = $4
+                    GROUP BY 1, 2),
+             k AS (SELECT loc, d FROM l UNION SELECT loc, d FROM v)
+        SELECT k.loc, k.d, coalesce(l.total, 0), coalesce(v.total_sales, 0),
+               coalesce(v.total_sales, 0) - coalesce(l.total, 0), coalesce(l.n, 0),
+               coalesce((SELECT sum(waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
+               coalesce((SELECT sum(dead) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
+               CASE WHEN coalesce((SELECT sum(waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0) > 0 THEN 'pending'
+                    WHEN coalesce(l.total, 0) = coalesce(v.total_sales, 0) THEN 'match'
+                    ELSE 'mismatch' END,
+               v.projected_sales,
+               coalesce(v.total_sales, 0) - v.projected_sales
+          FROM k LEFT JOIN l ON l.loc = k.loc AND l.d = k.d
+                 LEFT JOIN v ON v.loc = k.loc AND v.d = k.d
+         ORDER BY 1, 2 $q$, locals)
+    USING start_date, end_date, location_ids, server, day_tz;
+END;
+$rc$;
+COMMENT ON FUNCTION sales_api.reconcile_connecteam(name, date, date, bigint[], text) IS
+'per location and day: local POS total (through the capture mapping) against Connecteam''s totalSales, outbox work still waiting, and a verdict';
+REVOKE ALL ON FUNCTION sales_api.reconcile_connecteam(name, date, date, bigint[], text) FROM PUBLIC;
+
+-- Mapal Cashrec: local figures per cash sheet (centre, business day, shift)
+CREATE FUNCTION sales_api.reconcile_cashrec(server name, start_time timestamp, end_time timestamp,
+                                            centers bigint[], unit_of_center jsonb DEFAULT NULL)
+RETURNS TABLE (center_id bigint, unit_id bigint, business_day date, shift_id integer, cash_sheet_id text,
+               till_id text, opened_at timestamp, closed_at timestamp,
+               local_net numeric, vendor_net numeric, net_difference numeric,
+               local_gross numeric, vendor_gross numeric, gross_difference numeric,
+               local_checks bigint, vendor_checks integer, cash_difference numeric, verdict text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $rm$
+DECLARE
+    c      record;
+    tz     text;
+    locals text := '';
+BEGIN
+    IF server IS NULL OR start_time IS NULL OR end_time IS NULL OR centers IS NULL THEN
+        RAISE EXCEPTION 'server, start_time, end_time and centers must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    tz := coalesce((SELECT substr(o, 10) FROM pg_foreign_server s, unnest(s.srvoptions) o
+                     WHERE s.srvname = server AND o LIKE 'timezone=%'), current_setting('TimeZone'));
+    -- local sales of every Mapal capture of this server, in the units' local time
+    FOR c IN SELECT * FROM sales_api.capture WHERE capture.server_name = server AND vendor = 'mapal' LOOP
+        locals := locals || CASE WHEN locals = '' THEN '' ELSE ' UNION ALL ' END || format(
+            'SELECT %s::bigint AS unit, (%s::timestamptz AT TIME ZONE %L) AS at, %s::numeric AS net,'
+            ' %s::numeric AS gross, %s::numeric AS checks FROM %s AS s',
+            sales_api._expr(c.mapping, 'unit_id'), sales_api._expr(c.mapping, 'sold_at'), tz,
+            sales_api._expr(c.mapping, 'net_sales'), sales_api._expr(c.mapping, 'gross_sales'),
+            sales_api._expr(c.mapping, 'num_checks', '1'), c.relid::text);
+    END LOOP;
+    IF locals = '' THEN
+        locals := 'SELECT NULL::bigint AS unit, NULL::timestamp AS at, NULL::numeric AS net,'
+                  ' NULL::numeric AS gross, NULL::numeric AS checks WHERE false';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        SELECT cs.center_id, u.unit, cs.business_day, cs.shift_id, cs.cash_sheet_id, cs.till_id,
+               cs.opened_at, cs.closed_at,
+               coalesce(x.net, 0), cs.net_sales, cs.net_sales - coalesce(x.net, 0),
+               coalesce(x.gross, 0), cs.gross_sales, cs.gross_sales - coalesce(x.gross, 0),
+               coalesce(x.checks, 0)::bigint, cs.num_checks, cs.difference,
+               CASE WHEN cs.net_sales IS NOT DISTINCT FROM coalesce(x.net, 0)
+                     AND cs.gross_sales IS NOT DISTINCT FROM coalesce(x.gross, 0)
+                     AND cs.num_checks IS NOT DISTINCT FROM coalesce(x.checks, 0)::integer
+                    THEN CASE WHEN coalesce(cs.difference, 0) <> 0 THEN 'match, till difference' ELSE 'match' END
+                    ELSE 'mismatch' END
+          FROM sales_api.cashrec_fetch($1, $2, $3, $4) cs
+          CROSS JOIN LATERAL (SELECT coalesce(($5 ->> cs.center_id::text)::bigint, cs.center_id) AS unit) u
+          LEFT JOIN LATERAL (SELECT sum(l.net) AS net, sum(l.gross) AS gross, sum(l.checks) AS checks
+                               FROM (%s) l
+                              WHERE l.unit = u.unit AND l.at >= cs.opened_at AND l.at < cs.closed_at) x ON true
+         ORDER BY 1, 3, 4, 5 $q$, locals)
+    USING server, start_time, end_time, centers, coalesce(unit_of_center, '{}'::jsonb);
+END;
+$rm$;
+COMMENT ON FUNCTION sales_api.reconcile_cashrec(name, timestamp, timestamp, bigint[], jsonb) IS
+'per cash sheet: local net, gross and checks between the shift''s opening and closing against the sheet''s figures, and the till''s cash difference';
+REVOKE ALL ON FUNCTION sales_api.reconcile_cashrec(name, timestamp, timestamp, bigint[], jsonb) FROM PUBLIC;
+
+-- Repair: resynchronise a location's day (Connecteam) or a unit's day (Mapal)
+CREATE FUNCTION sales_api.repair_connecteam(server name, location_id bigint, sales_date date,
+                                            day_tz text DEFAULT 'UTC')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $rp$
+DECLARE
+    n bigint := 0;
+    c record;
+    ws timestamptz;
+    we timestamptz;
+BEGIN
+    IF server IS NULL OR location_id IS NULL OR sales_date IS NULL OR day_tz IS NULL THEN
+        RAISE EXCEPTION 'server, location_id, sales_date and day_tz must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    ws := sales_date::timestamp AT TIME ZONE day_tz;
+    we := (sales_date + 1)::timestamp AT TIME ZONE day_tz - interval '1 second';
+    FOR c IN SELECT * FROM sales_api.capture
+              WHERE capture.server_name = server AND vendor = 'connecteam' AND detached_at IS NULL LOOP
+        -- the worker deletes the day's window at the vendor and posts every local sale of it again
+        INSERT INTO sales_api.outbox (capture_id, kind, location_id, window_start, window_end, next_attempt_at)
+        VALUES (c.id, 'ct_window', repair_connecteam.location_id, ws, we, now());
+        n := n + 1;
+    END LOOP;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'no table is attached to server "%"', server
+            USING ERRCODE = 'undefined_object', HINT = 'Attach the POS table with sales_api.attach() first.';
+    END IF;
+    PERFORM sales_api.wake_worker_on_commit();
+    RETURN n;
+END;
+$rp$;
+COMMENT ON FUNCTION sales_api.repair_connecteam(name, bigint, date, text) IS
+'queues the replacement of a location''s day at Connecteam: delete the day''s window, post every local sale of it again';
+REVOKE ALL ON FUNCTION sales_api.repair_connecteam(name, bigint, date, text) FROM PUBLIC;
+
+CREATE FUNCTION sales_api.repair_mapal(server name, unit_id bigint, business_day date)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $rp$
+DECLARE
+    n bigint := 0;
+    k bigint;
+    c record;
+    tz text;
+    slotmin integer;
+    slot text;
+BEGIN
+    IF server IS NULL OR unit_id IS NULL OR business_day IS NULL THEN
+        RAISE EXCEPTION 'server, unit_id and business_day must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    tz := coalesce((SELECT substr(o, 10) FROM pg_foreign_server s, unnest(s.srvoptions) o
+                     WHERE s.srvname = server AND o LIKE 'timezone=%'), current_setting('TimeZone'));
+    slotmin := coalesce((SELECT split_part(o, '=', 2)::int FROM pg_foreign_server s, unnest(s.srvoptions) o
+                          WHERE s.srvname = server AND o LIKE 'slot_minutes=%'), 15);
+    FOR c IN SELECT * FROM sales_api.capture
+              WHERE capture.server_name = server AND vendor = 'mapal' AND detached_at IS NULL LOOP
+        slot := format('sales_api.time_slot(%s::timestamptz, %s, %L)', sales_api._expr(c.mapping, 'sold_at'), slotmin, tz);
+        -- every slot with local sales that day, and every slot sent before (it may need zeros now)
+        EXECUTE format(
+            'INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)'
+            ' SELECT %s, ''mapal_slot'', $1, $2, cur, typ, sl, now() FROM ('
+            '   SELECT %s::text AS cur, %s::text AS typ, %s AS sl FROM %s AS s'
+            '    WHERE %s::bigint = $1 AND coalesce(%s::date, (%s)::date) = $2'
+            '   UNION SELECT currency_id, sales_type_id, slot_start FROM sales_api.outbox'
+            '    WHERE capture_id = %s AND kind = ''mapal_slot'' AND unit_id = $1 AND business_day = $2) x'
+            ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'
+            ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO NOTHING',
+            c.id, sales_api._expr(c.mapping, 'currency_id'), sales_api._expr(c.mapping, 'sales_type_id'), slot,
+            c.relid::text, sales_api._expr(c.mapping, 'unit_id'),
+            sales_api._expr(c.mapping, 'business_day', 'NULL'), slot, c.id)
+        USING repair_mapal.unit_id, repair_mapal.business_day;
+        GET DIAGNOSTICS k = ROW_COUNT;
+        n := n + k;
+    END LOOP;
+    PERFORM sales_api.wake_worker_on_commit();
+    RETURN n;
+END;
+$rp$;
+COMMENT ON FUNCTION sales_api.repair_mapal(name, bigint, date) IS
+'queues every slot of a unit''s business day for sending again (totals recomputed from the POS table)';
+REVOKE ALL ON FUNCTION sales_api.repair_mapal(name, bigint, date) FROM PUBLIC;
+
+-- Scheduled reconciliation: the worker reconciles every Connecteam server with
+-- a live capture each sales_api.reconcile_interval, records the results here
+-- and logs a mismatch that outlasts sales_api.reconcile_grace.
+CREATE TABLE sales_api.reconciliation (
+    run_at        timestamptz NOT NULL,
+    server_name   name NOT NULL,
+    location_id   bigint NOT NULL,
+    sales_date    date NOT NULL,
+    local_total   numeric NOT NULL,
+    vendor_total  numeric NOT NULL,
+    difference    numeric NOT NULL,
+    local_sales   bigint NOT NULL,
+    pending_items bigint NOT NULL,
+    dead_items    bigint NOT NULL,
+    verdict       text NOT NULL,
+    PRIMARY KEY (server_name, location_id, sales_date, run_at)
+);
+CREATE INDEX reconciliation_run_at_idx ON sales_api.reconciliation (run_at);
+SELECT pg_catalog.pg_extension_config_dump('sales_api.reconciliation', '');
+COMMENT ON TABLE sales_api.reconciliation IS 'results of the worker''s scheduled reconciliations (sales_api.reconcile_retention)';
+REVOKE ALL ON sales_api.reconciliation FROM PUBLIC;
+
+CREATE VIEW sales_api.reconciliation_latest AS
+SELECT DISTINCT ON (server_name, location_id, sales_date)
+       server_name, location_id, sales_date, run_at, local_total, vendor_total, difference,
+       pending_items, dead_items, verdict
+  FROM sales_api.reconciliation
+ ORDER BY server_name, location_id, sales_date, run_at DESC;
+COMMENT ON VIEW sales_api.reconciliation_latest IS 'the latest verdict per server, location and day';
+REVOKE ALL ON sales_api.reconciliation_latest FROM PUBLIC;
+
+-- One server's reconciliation of the last `days` days, recorded; returns the
+-- days whose mismatch has lasted longer than `grace`.  The worker calls it
+-- with the capture's run_as credentials.
+CREATE FUNCTION sales_api.record_reconciliation(server name, days integer, day_tz text, grace interval)
+RETURNS TABLE (location_id bigint, sales_date date, difference numeric, mismatch_since timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $rr$
+DECLARE
+    t timestamptz := clock_timestamp();
+BEGIN
+    INSERT INTO sales_api.reconciliation
+    SELECT t, server, r.location_id, r.sales_date, r.local_total, r.vendor_total, r.difference,
+           r.local_sales, r.pending_items, r.dead_items, r.verdict
+      FROM sales_api.reconcile_connecteam(server, (t AT TIME ZONE day_tz)::date - (days - 1),
+                                          (t AT TIME ZONE day_tz)::date, NULL, day_tz) r;
+    RETURN QUERY
+    SELECT cur.location_id, cur.sales_date, cur.difference,
+           (SELECT min(h.run_at) FROM sales_api.reconciliation h
+             WHERE h.server_name = server AND h.location_id = cur.location_id AND h.sales_date = cur.sales_date
+               AND h.verdict = 'mismatch'
+               AND h.run_at > coalesce((SELECT max(g.run_at) FROM sales_api.reconciliation g
+                                         WHERE g.server_name = server AND g.location_id = cur.location_id
+                                           AND g.sales_date = cur.sales_date AND g.verdict <> 'mismatch'),
+                                       '-infinity'))
+      FROM sales_api.reconciliation cur
+     WHERE cur.server_name = server AND cur.run_at = t AND cur.verdict = 'mismatch'
+       AND (SELECT min(h.run_at) FROM sales_api.reconciliation h
+             WHERE h.server_name = server AND h.location_id = cur.location_id AND h.sales_date = cur.sales_date
+               AND h.verdict = 'mismatch'
+               AND h.run_at > coalesce((SELECT max(g.run_at) FROM sales_api.reconciliation g
+                                         WHERE g.server_name = server AND g.location_id = cur.location_id
+                                           AND g.sales_date = cur.sales_date AND g.verdict <> 'mismatch'),
+                                       '-infinity')) <= t - grace;
+END;
+$rr$;
+COMMENT ON FUNCTION sales_api.record_reconciliation(name, integer, text, interval) IS
+'records a reconciliation of one Connecteam server and returns mismatches older than the grace period';
+REVOKE ALL ON FUNCTION sales_api.record_reconciliation(name, integer, text, interval) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Left from released versions, unused: the next upgrade script drops them,
+-- and they go from here with it.  Until then a fresh install of this version
+-- has them too, so that a version names one schema however it was installed
+-- (test/scenarios/05_schema_fresh_vs_upgraded.sh).
+-------------------------------------------------------------------------------
+
+-- attach() of 0.3 and 0.4 made its per-capture trigger functions depend on
+-- the extension; the capture trigger is one C function since 0.5.
+CREATE FUNCTION sales_api._depend_on_extension(regprocedure)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sales_api_depend_on_extension'
+LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION sales_api._depend_on_extension(regprocedure) FROM PUBLIC;
