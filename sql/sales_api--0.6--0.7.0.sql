@@ -71,6 +71,10 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'sales_api_detach'
 LANGUAGE C VOLATILE;
 
+COMMENT ON FUNCTION sales_api.wake_worker_on_commit() IS
+'sets the worker''s latch when the current transaction commits (called by the functions that queue work)';
+COMMENT ON TABLE sales_api.outbox IS 'work for the vendors: Mapal slots marked by capture triggers, Connecteam sales made items from the stage by the worker, deletes and windows';
+
 COMMENT ON FUNCTION sales_api.capture_trigger() IS
 'the statement trigger attach() installs; its one argument is the capture id';
 

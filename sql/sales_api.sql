@@ -29,8 +29,11 @@
 
 -- Nothing in this schema is for PUBLIC: an administrator grants USAGE on the
 -- schema and EXECUTE on the functions a role needs (see README, Security).
--- The functions without a REVOKE (version, mapal_slot, time_slot, _expr)
--- read no table and call no vendor.
+-- The functions without a REVOKE read no table and call no vendor (version,
+-- mapal_slot, time_slot), or read a captured table only for a caller that may
+-- SELECT it, and sales_api's tables with the caller's own rights
+-- (_local_connecteam_totals, _local_mapal_sales, _mapal_slot_totals,
+-- _reconcile_connecteam).
 REVOKE ALL ON SCHEMA sales_api FROM PUBLIC;
 
 -------------------------------------------------------------------------------
@@ -348,6 +351,12 @@ REVOKE ALL ON FUNCTION sales_api.connecteam_rate_limit(name) FROM PUBLIC;
 -- through which expressions (a capture row), and installs statement triggers
 -- on the table; their work is written in the POS's own transaction, so a sale
 -- is queued exactly when it commits.  The worker sends it later.
+--
+-- A mapping's expressions are code their author wrote: every statement built
+-- from them runs as the table's owner, under SECURITY_RESTRICTED_OPERATION
+-- (src/mapping.c), in the trigger, the worker and the reconciliations alike.
+-- No statement built from a mapping is stored here, and none runs with the
+-- extension's rights.
 -------------------------------------------------------------------------------
 
 -- A capture row is never deleted by sales_api: detach() drops the triggers
@@ -361,14 +370,18 @@ CREATE TABLE sales_api.capture (
     run_as      regrole NOT NULL,          -- whose user mapping the worker uses
     mapping     jsonb NOT NULL,            -- field -> SQL expression over the table's columns
     key_expr    text NOT NULL,             -- identity of a sale (Connecteam reference)
-    recompute_sql text,                    -- Mapal: slot totals of a unit-day from the table
-    window_sql  text,                      -- Connecteam: every local sale of a location in a time window
     attached_at timestamptz NOT NULL DEFAULT now(),
-    detached_at timestamptz
+    detached_at timestamptz,
+    slot_minutes integer,
+    timezone    text
 );
 -- one live capture per table and server; a detached one keeps draining
 CREATE UNIQUE INDEX capture_live_idx ON sales_api.capture (relid, server_id) WHERE detached_at IS NULL;
 COMMENT ON TABLE sales_api.capture IS 'POS tables attached to a vendor server by sales_api.attach()';
+COMMENT ON COLUMN sales_api.capture.slot_minutes IS 'Mapal: the slot length, from the server when attached';
+COMMENT ON COLUMN sales_api.capture.timezone IS 'Mapal: the units'' time zone, the server''s or else the attaching session''s';
+COMMENT ON COLUMN sales_api.capture.mapping IS 'field -> SQL expression over the table''s columns, evaluated as the table''s owner';
+COMMENT ON COLUMN sales_api.capture.run_as IS 'whose user mapping the worker sends with';
 REVOKE ALL ON sales_api.capture FROM PUBLIC;
 -- pg_dump keeps the captures and the queued work (pg_cron's pattern)
 SELECT pg_catalog.pg_extension_config_dump('sales_api.capture', '');
@@ -395,33 +408,6 @@ REVOKE ALL ON FUNCTION sales_api._capture_deleted() FROM PUBLIC;
 CREATE TRIGGER capture_deleted AFTER DELETE ON sales_api.capture
     FOR EACH ROW EXECUTE FUNCTION sales_api._capture_deleted();
 
--- A mapping's expression for a field, parenthesised, or the default when the
--- field is optional.  attach() and the reconciliations build SQL from it.
-CREATE FUNCTION sales_api._expr(mapping jsonb, field text, dflt text DEFAULT NULL)
-RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    e text := mapping ->> field;
-BEGIN
-    IF e IS NULL OR btrim(e) = '' THEN
-        IF dflt IS NULL THEN
-            RAISE EXCEPTION 'mapping has no expression for "%"', field
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Give every required field an SQL expression over the table''s columns.';
-        END IF;
-        RETURN dflt;
-    END IF;
-    IF e ~ ';' THEN
-        RAISE EXCEPTION 'the expression for "%" contains a semicolon', field
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give one SQL expression, not a statement.';
-    END IF;
-    RETURN '(' || e || ')';
-END;
-$$;
-
 -- Queued work wakes the worker when its transaction commits, not at the
 -- worker's next naptime.  The capture trigger does it in C; the SQL functions
 -- that queue work (resume, retry_dead, repair_*) call this.
@@ -430,328 +416,46 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'sales_api_wake_worker_on_commit'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api.wake_worker_on_commit() IS
-'sets the worker''s latch when the current transaction commits (called by capture triggers)';
+'sets the worker''s latch when the current transaction commits (called by the functions that queue work)';
 REVOKE ALL ON FUNCTION sales_api.wake_worker_on_commit() FROM PUBLIC;
 
 -- The capture trigger (src/capture.c): one C function for every capture.
--- Each trigger passes it the statements to run over the transition tables
--- (sales_api_new, sales_api_old), built by _capture_install.  It runs them as
--- the bootstrap superuser with search_path pg_catalog, as a SECURITY DEFINER
--- function would, so the POS roles need no privilege on sales_api; their
--- plans are prepared once per backend and kept.  A statement marked /*rows*/
--- runs only for a POS statement of fewer rows than sales_api.stage_min_rows,
--- one marked /*bulk*/ only for as many or more; any other always runs.
+-- Its one argument is the capture id; it refuses a trigger whose name,
+-- argument, transition tables (sales_api_new, sales_api_old) or table do not
+-- match a live capture.  Per POS statement it runs the statement built from
+-- the mapping as the table's owner, then writes what that returned with fixed
+-- statements as the extension, so the POS roles need no privilege on
+-- sales_api.  Connecteam: an INSERT stages its sales (section 4), an UPDATE
+-- or DELETE first makes the staged rows holding its sales outbox items, then
+-- cancels the old versions not sent yet and queues a delete at the vendor of
+-- those it holds or may hold.  Mapal: a statement marks the slots it touched
+-- dirty (one outbox item per slot); the worker recomputes their totals.
 CREATE FUNCTION sales_api.capture_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'sales_api_capture_trigger'
 LANGUAGE C;
 COMMENT ON FUNCTION sales_api.capture_trigger() IS
-'the statement trigger attach() installs: runs its arguments (statements over the transition tables) as a superuser';
+'the statement trigger attach() installs; its one argument is the capture id';
 REVOKE ALL ON FUNCTION sales_api.capture_trigger() FROM PUBLIC;
 
--- For a capture row: the statements of its triggers, the worker's queries
--- (capture.recompute_sql, capture.window_sql), and the three triggers.
---
--- Connecteam: an INSERT stages its sales (section 4), an UPDATE or DELETE
--- first makes the staged rows holding its sales outbox items, then cancels
--- the old versions not sent yet and queues a delete at the vendor of those it
--- holds or may hold (an UPDATE is a delete and an insert).
---
--- Mapal: a statement marks the slots it touched dirty (one outbox item per
--- unit, day, currency, sales type and slot, not per sale); the worker sends
--- the slot's totals, recomputed from the POS table when it sends.  A sale
--- whose slot already has a pending marker locks that marker (ON CONFLICT DO
--- UPDATE ... WHERE false locks the row and writes nothing), and the worker's
--- claim (FOR UPDATE SKIP LOCKED) leaves a locked marker for a later cycle:
--- otherwise a sale committing after the worker had claimed the marker and read
--- the totals would be in no total sent and in no marker left.  A marker
--- already claimed is no longer pending, so the sale inserts a new one.  Rows
--- are inserted in key order, so two POS transactions lock markers in the same
--- order.
-CREATE FUNCTION sales_api._capture_install(capture_id integer)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $install$
-DECLARE
-    c         record;
-    mapping   jsonb;
-    cid       integer := capture_id;
-    tbl       text;
-    k         text;
-    cols      text[];
-    ins_sql   text;
-    del_sql   text;
-    stage_sql text;
-    ins_args  text[];
-    del_args  text[];
-    both_sql  text[];
-    slot      text;
-    bday      text;
-    tz        text;
-    slotmin   integer;
-    rec_sql   text;
-    win_sql   text;
-BEGIN
-    SELECT cap.*, s.srvoptions INTO c
-      FROM sales_api.capture cap JOIN pg_foreign_server s ON s.oid = cap.server_id
-     WHERE cap.id = capture_id;
-    mapping := c.mapping;
-    tbl := c.relid::text;
-    k := c.key_expr;
-
-    -- The statements read the transition tables by their fixed names
-    -- (sales_api_new, sales_api_old); a mapping expression only ever passes
-    -- through format() as an argument, so a % in it (a modulo, a LIKE
-    -- pattern) is just SQL.
-    IF c.vendor = 'connecteam' THEN
-        -- a sale's fields, cast as the stage and the worker take them
-        cols := ARRAY[k || '::text',
-                      sales_api._expr(mapping, 'location_id') || '::bigint',
-                      sales_api._expr(mapping, 'sale_type') || '::text',
-                      sales_api._expr(mapping, 'created_at') || '::timestamptz',
-                      sales_api._expr(mapping, 'final_sale_amount') || '::numeric',
-                      sales_api._expr(mapping, 'tax_amount', 'NULL') || '::numeric',
-                      sales_api._expr(mapping, 'currency', 'NULL') || '::text'];
-        -- Every sale goes to sales_api.outbox_stage, which the worker makes
-        -- outbox items (sales_api._stage_expand): a statement of fewer rows
-        -- than sales_api.stage_min_rows writes a row per sale (no
-        -- aggregation, no index), a larger one a single row of arrays.
-        -- Either costs the POS's transaction far less than an outbox item
-        -- per sale with its three index entries and CHECKs.
-        ins_sql := format(
-            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_key, location_id, sale_type, created_at,'
-            ' final_sale_amount, tax_amount, currency)'
-            ' SELECT %s, statement_timestamp(), %s FROM sales_api_new AS s',
-            cid, array_to_string(cols, ', '));
-        stage_sql := format(
-            'INSERT INTO sales_api.outbox_stage (capture_id, staged_at, sale_keys, location_ids, sale_types, created_ats,'
-            ' final_sale_amounts, tax_amounts, currencies)'
-            ' SELECT %s, statement_timestamp(), %s FROM sales_api_new AS s HAVING count(*) > 0',
-            cid, (SELECT string_agg('array_agg(' || e || ')', ', ' ORDER BY n) FROM unnest(cols) WITH ORDINALITY AS x(e, n)));
-        -- old versions: cancel what was not sent yet, delete at the vendor what was
-        del_sql := format(
-            'WITH gone AS (SELECT DISTINCT %1$s::text AS k FROM sales_api_old AS s),'
-            -- a version certainly not at the vendor is simply cancelled
-            ' cancelled AS (UPDATE sales_api.outbox o SET state = ''superseded'', lease_until = NULL'
-            '   FROM gone WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
-            '   AND o.state IN (''pending'', ''failed'') AND NOT o.ambiguous RETURNING o.id)'
-            -- a version the vendor holds, or may hold, is deleted: the transactionId
-            -- when known, else the post whose outcome decides it (target_post_id)
-            ' INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,'
-            '                               target_post_id, next_attempt_at)'
-            -- a newer version in flight or ambiguous is the one to undo (an older,
-            -- already sent version has its own delete queued before this one)
-            ' SELECT %2$s, ''ct_delete'', gone.k, cs.location_id, cs.created_at,'
-            '        CASE WHEN p.id IS NULL THEN cs.transaction_id END, p.id,'
-            '        statement_timestamp()'
-            '   FROM gone'
-            '   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = %2$s AND cs.sale_key = gone.k'
-            '   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o'
-            '                       WHERE o.capture_id = %2$s AND o.kind = ''ct_post'' AND o.sale_key = gone.k'
-            -- any unfinished post the cancel did not catch: in flight, ambiguous, or
-            -- claimed by the worker between this statement's snapshot and its lock
-            '                         AND o.state IN (''pending'', ''failed'', ''in_flight'', ''unknown'')'
-            '                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true'
-            '  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL',
-            k, cid);
-        -- a statement of fewer rows stages a row per sale, a larger one a row of arrays
-        ins_args := ARRAY['/*rows*/ ' || ins_sql, '/*bulk*/ ' || stage_sql];
-        -- before an UPDATE or DELETE looks for the posts of its sales, the
-        -- staged rows that hold those sales become items
-        del_args := ARRAY[format('SELECT sales_api._stage_expand(%s, true, ARRAY(SELECT DISTINCT %s::text FROM sales_api_old AS s))',
-                                 cid, k),
-                          del_sql];
-        win_sql := format(
-            'SELECT %s FROM %s AS s'
-            -- a window is whole seconds [$2, $3): Connecteam keeps Unix seconds, so
-            -- 10:00:00.5 is the vendor's 10:00:00 and belongs to a window ending then
-            ' WHERE %s::bigint = $1 AND %s::timestamptz >= $2 AND %s::timestamptz < $3',
-            array_to_string(cols, ', '), tbl, sales_api._expr(mapping, 'location_id'),
-            sales_api._expr(mapping, 'created_at'), sales_api._expr(mapping, 'created_at'));
-    ELSE
-        slotmin := coalesce((SELECT split_part(o, '=', 2)::int FROM unnest(c.srvoptions) o WHERE o LIKE 'slot_minutes=%'), 15);
-        tz := coalesce((SELECT substr(o, 10) FROM unnest(c.srvoptions) o WHERE o LIKE 'timezone=%'),
-                       current_setting('TimeZone'));
-        slot := format('sales_api.time_slot(%s::timestamptz, %s, %L)', sales_api._expr(mapping, 'sold_at'), slotmin, tz);
-        bday := coalesce(sales_api._expr(mapping, 'business_day', 'NULL') || '::date', 'NULL');
-        -- the slots of the new rows, and (for UPDATE and DELETE) of the old ones
-        SELECT array_agg(format(
-            'INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)'
-            ' SELECT DISTINCT %s, ''mapal_slot'', %s::bigint, coalesce(%s, (%s)::date), %s::text, %s::text, %s, statement_timestamp()'
-            ' FROM %s AS s ORDER BY 3, 4, 5, 6, 7'
-            ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'
-            ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO UPDATE SET state = ''pending'' WHERE false',
-            cid, sales_api._expr(mapping, 'unit_id'), bday, slot,
-            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot, src) ORDER BY n)
-          INTO both_sql
-          FROM unnest(ARRAY['sales_api_new', 'sales_api_old']) WITH ORDINALITY AS x(src, n);
-        ins_sql := both_sql[1];
-        del_sql := both_sql[2];
-        ins_args := ARRAY[ins_sql];
-        del_args := ARRAY[del_sql];
-        -- totals of the slots of one unit and business day, straight from the POS table
-        rec_sql := format(
-            'SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint, sum(guests)::bigint FROM ('
-            ' SELECT %s::text AS c, %s::text AS t, %s AS sl, coalesce(%s, (%s)::date) AS bd,'
-            ' %s::numeric AS net, %s::numeric AS gross, %s::numeric AS checks, %s::numeric AS guests'
-            ' FROM %s AS s WHERE %s::bigint = $1'
-            ' AND %s::timestamptz >= ($2::timestamp - interval ''1 day'') AT TIME ZONE %L'
-            ' AND %s::timestamptz < ($2::timestamp + interval ''2 days'') AT TIME ZONE %L) x'
-            ' WHERE bd = $2 GROUP BY c, t, sl',
-            sales_api._expr(mapping, 'currency_id'), sales_api._expr(mapping, 'sales_type_id'), slot, bday, slot,
-            sales_api._expr(mapping, 'net_sales'), sales_api._expr(mapping, 'gross_sales'),
-            sales_api._expr(mapping, 'num_checks', '1'), sales_api._expr(mapping, 'num_guests', '0'),
-            tbl, sales_api._expr(mapping, 'unit_id'),
-            sales_api._expr(mapping, 'sold_at'), tz, sales_api._expr(mapping, 'sold_at'), tz);
-    END IF;
-
-    -- check every expression against the table now, not at the first sale
-    EXECUTE format('WITH sales_api_new AS (SELECT * FROM %s LIMIT 0) ', tbl) || ins_sql;
-    IF stage_sql IS NOT NULL THEN
-        EXECUTE format('WITH sales_api_new AS (SELECT * FROM %s LIMIT 0) ', tbl) || stage_sql;
-    END IF;
-    IF rec_sql IS NOT NULL THEN
-        EXECUTE 'EXPLAIN ' || rec_sql USING 0::bigint, current_date;
-    END IF;
-    IF win_sql IS NOT NULL THEN
-        EXECUTE 'EXPLAIN ' || win_sql USING 0::bigint, now(), now();
-    END IF;
-    UPDATE sales_api.capture SET recompute_sql = rec_sql, window_sql = win_sql WHERE id = capture_id;
-
-    -- statement-level triggers with transition tables: each runs its
-    -- statements (trigger arguments) through the C trigger.  One marked
-    -- /*rows*/ runs when the POS statement changed fewer rows than
-    -- sales_api.stage_min_rows, one marked /*bulk*/ when it changed as many or more.
-    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS sales_api_new'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
-                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n) FROM unnest(ins_args) WITH ORDINALITY AS x(a, n)));
-    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_del AFTER DELETE ON %s REFERENCING OLD TABLE AS sales_api_old'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
-                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n) FROM unnest(del_args) WITH ORDINALITY AS x(a, n)));
-    EXECUTE format('CREATE TRIGGER sales_api_capture_%s_upd AFTER UPDATE ON %s'
-                   ' REFERENCING OLD TABLE AS sales_api_old NEW TABLE AS sales_api_new'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION sales_api.capture_trigger(%s)',
-                   cid, tbl, (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
-                                FROM unnest(del_args || ins_args) WITH ORDINALITY AS x(a, n)));
-END;
-$install$;
-REVOKE ALL ON FUNCTION sales_api._capture_install(integer) FROM PUBLIC;
-
--- Only a superuser attaches: the triggers run the mapping's expressions as a
--- superuser (see capture_trigger).  run_as is the role whose user mapping the
--- worker uses for this capture.  Every expression is checked against the
--- table now, not at the first sale.
+-- attach() and detach() (src/attach.c).  The table's owner, with USAGE on
+-- the server, may attach it; run_as, whose user mapping the worker sends
+-- with, must be a role the caller can act as, with USAGE on the server and
+-- SELECT on the table.  The capture's statements are run over an empty copy
+-- of the table as its owner, so a bad mapping fails attach(), not a sale.
 CREATE FUNCTION sales_api.attach(sales_table regclass, server name, mapping jsonb,
-                                 sale_key text DEFAULT NULL, run_as regrole DEFAULT NULL)
+                                            sale_key text DEFAULT NULL, run_as regrole DEFAULT NULL)
 RETURNS integer
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $attach$
-DECLARE
-    srv      record;
-    vendor   text;
-    cid      integer;
-    tbl      text := sales_table::text;
-    k        text;
-    known    text[];
-BEGIN
-    IF sales_table IS NULL OR server IS NULL THEN
-        RAISE EXCEPTION 'sales_table and server must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        RAISE EXCEPTION 'only a superuser can attach sales_api to a table'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Ask the DBA to run sales_api.attach(); the POS roles need no privilege on the outbox.';
-    END IF;
-    IF mapping IS NULL OR jsonb_typeof(mapping) <> 'object' THEN
-        RAISE EXCEPTION 'mapping must be a JSON object of field -> SQL expression'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT s.oid, s.srvname, s.srvoptions, w.fdwname INTO srv
-      FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
-     WHERE s.srvname = server;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'server "%" does not exist', server USING ERRCODE = 'undefined_object';
-    END IF;
-    IF srv.fdwname <> 'sales_api' THEN
-        RAISE EXCEPTION 'server "%" is not a sales_api server', server USING ERRCODE = 'wrong_object_type';
-    END IF;
-    vendor := (SELECT split_part(o, '=', 2) FROM unnest(srv.srvoptions) o WHERE o LIKE 'vendor=%');
-    IF (SELECT relpersistence FROM pg_class WHERE oid = sales_table) <> 'p'
-       OR (SELECT relkind FROM pg_class WHERE oid = sales_table) NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '% is not a logged table', tbl
-            USING ERRCODE = 'wrong_object_type',
-                  HINT = 'Captured sales must be durable: attach a permanent (logged) table.';
-    END IF;
-    run_as := coalesce(run_as, current_user::regrole);
-
-    -- the sale's identity: explicit, else the single-column primary key
-    IF sale_key IS NULL THEN
-        SELECT quote_ident(a.attname) INTO k
-          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-         WHERE i.indrelid = sales_table AND i.indisprimary AND i.indnatts = 1;
-        IF k IS NULL THEN
-            RAISE EXCEPTION '% has no single-column primary key', tbl
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Pass sale_key => an expression that identifies a sale.';
-        END IF;
-    ELSE
-        k := '(' || sale_key || ')';
-    END IF;
-
-    IF vendor = 'connecteam' THEN
-        known := ARRAY['location_id', 'sale_type', 'created_at', 'final_sale_amount', 'tax_amount', 'currency'];
-    ELSE
-        known := ARRAY['unit_id', 'sold_at', 'business_day', 'currency_id', 'sales_type_id',
-                       'net_sales', 'gross_sales', 'num_checks', 'num_guests'];
-    END IF;
-    IF EXISTS (SELECT 1 FROM jsonb_object_keys(mapping) f WHERE f <> ALL (known)) THEN
-        RAISE EXCEPTION 'mapping has unknown fields: %',
-            (SELECT string_agg(f, ', ') FROM jsonb_object_keys(mapping) f WHERE f <> ALL (known))
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = format('Fields for a %s server: %s.', vendor, array_to_string(known, ', '));
-    END IF;
-
-    IF EXISTS (SELECT 1 FROM sales_api.capture c WHERE c.relid = sales_table AND c.server_id = srv.oid
-               AND c.detached_at IS NULL) THEN
-        RAISE EXCEPTION '% is already attached to server "%"', tbl, server
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Call sales_api.detach() first to change the mapping.';
-    END IF;
-    INSERT INTO sales_api.capture (relid, server_id, server_name, vendor, run_as, mapping, key_expr)
-    VALUES (sales_table, srv.oid, srv.srvname, vendor, run_as, mapping, k)
-    RETURNING id INTO cid;
-    INSERT INTO sales_api.server_state (server_id) VALUES (srv.oid) ON CONFLICT DO NOTHING;
-    PERFORM sales_api._capture_install(cid);
-    RETURN cid;
-END;
-$attach$;
+AS 'MODULE_PATHNAME', 'sales_api_attach'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api.attach(regclass, name, jsonb, text, regrole) IS
-'captures the sales of a POS table for a vendor server: statement triggers enqueue work in the inserting transaction';
+'captures the sales of a POS table for a vendor server; the mapping runs as the table''s owner';
 REVOKE ALL ON FUNCTION sales_api.attach(regclass, name, jsonb, text, regrole) FROM PUBLIC;
 
 CREATE FUNCTION sales_api.detach(sales_table regclass, server name)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    c record;
-BEGIN
-    SELECT * INTO c FROM sales_api.capture
-     WHERE relid = sales_table AND server_name = server AND detached_at IS NULL;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION '% is not attached to server "%"', sales_table, server
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    EXECUTE format('DROP TRIGGER sales_api_capture_%s_ins ON %s', c.id, sales_table);
-    EXECUTE format('DROP TRIGGER sales_api_capture_%s_del ON %s', c.id, sales_table);
-    EXECUTE format('DROP TRIGGER sales_api_capture_%s_upd ON %s', c.id, sales_table);
-    -- work already enqueued still drains
-    UPDATE sales_api.capture SET detached_at = now() WHERE id = c.id;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'sales_api_detach'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api.detach(regclass, name) IS
 'stops capturing a POS table; work already in the outbox still drains';
 REVOKE ALL ON FUNCTION sales_api.detach(regclass, name) FROM PUBLIC;
@@ -916,14 +620,14 @@ CREATE TABLE sales_api.outbox (
     window_end      timestamptz,
     last_error      text
 );
-COMMENT ON TABLE sales_api.outbox IS 'work for the vendors, enqueued by capture triggers in the inserting transaction';
+COMMENT ON TABLE sales_api.outbox IS 'work for the vendors: Mapal slots marked by capture triggers, Connecteam sales made items from the stage by the worker, deletes and windows';
 
 -- the worker's claims walk this in id order; it holds only unfinished work,
 -- so a long history of sent items costs the claim nothing
 CREATE INDEX outbox_todo_idx ON sales_api.outbox (id)
     WHERE state IN ('pending', 'failed', 'in_flight');
 -- at most one pending marker per Mapal slot: the arbiter of the capture's
--- ON CONFLICT (see _capture_install)
+-- ON CONFLICT (see src/capture.c)
 CREATE UNIQUE INDEX outbox_mapal_dirty_idx ON sales_api.outbox
     (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)
     WHERE kind = 'mapal_slot' AND state = 'pending';
@@ -1086,7 +790,88 @@ REVOKE ALL ON sales_api.outbox_status FROM PUBLIC;
 -- The repairs queue outbox work; the worker does the rest.
 -------------------------------------------------------------------------------
 
--- Connecteam: per location and day, against the vendor's daily totals
+-- Local figures of the captured tables, through their mappings, as their
+-- owners (src/reconcile.c).  Each first checks that the caller may SELECT the
+-- table, so it returns nothing the caller could not read itself.
+CREATE FUNCTION sales_api._local_connecteam_totals(server name, start_date date, end_date date,
+                                                   location_ids bigint[], day_tz text)
+RETURNS TABLE (location_id bigint, sales_date date, total numeric, sales bigint)
+AS 'MODULE_PATHNAME', 'sales_api_local_connecteam_totals'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api._local_connecteam_totals(name, date, date, bigint[], text) IS
+'per capture, location and local day: the total and count of a Connecteam server''s captured sales';
+
+CREATE FUNCTION sales_api._local_mapal_sales(server name, from_local timestamp, to_local timestamp)
+RETURNS TABLE (unit_id bigint, sold_at timestamp, net numeric, gross numeric, checks numeric)
+AS 'MODULE_PATHNAME', 'sales_api_local_mapal_sales'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api._local_mapal_sales(name, timestamp, timestamp) IS
+'every captured sale of a Mapal server''s tables in [from_local, to_local), in the units'' local time';
+
+CREATE FUNCTION sales_api._mapal_slot_totals(capture_id integer, unit_id bigint, business_day date)
+RETURNS TABLE (currency_id text, sales_type_id text, slot_start timestamp,
+               net numeric, gross numeric, checks bigint, guests bigint)
+AS 'MODULE_PATHNAME', 'sales_api_mapal_slot_totals'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api._mapal_slot_totals(integer, bigint, date) IS
+'the slot totals of a unit''s business day that the worker sends for a Mapal capture';
+
+-- Connecteam: per location and day, against the vendor's daily totals.  One
+-- fixed query, given the vendor's totals: reconcile_connecteam reads them with
+-- the caller's user mapping, the worker with the capture's run_as mapping.
+CREATE FUNCTION sales_api._reconcile_connecteam(server name, start_date date, end_date date,
+                                                location_ids bigint[], day_tz text,
+                                                vendor_locations bigint[], vendor_days date[],
+                                                vendor_totals numeric[], vendor_projected numeric[])
+RETURNS TABLE (location_id bigint, sales_date date, local_total numeric, vendor_total numeric,
+               difference numeric, local_sales bigint, pending_items bigint, dead_items bigint,
+               verdict text, projected_sales numeric, variance numeric)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $rc$
+    WITH l AS (SELECT x.location_id AS loc, x.sales_date AS d, sum(x.total) AS total, sum(x.sales)::bigint AS n
+                 FROM sales_api._local_connecteam_totals($1, $2, $3, $4, $5) x
+                GROUP BY 1, 2),
+         v AS (SELECT u.loc, u.d, u.total_sales, u.projected_sales
+                 FROM unnest($6, $7, $8, $9) AS u(loc, d, total_sales, projected_sales)),
+         w AS (SELECT o.location_id AS loc, (o.created_at AT TIME ZONE $5)::date AS d,
+                      count(*) FILTER (WHERE o.state IN ('pending', 'in_flight', 'failed', 'unknown')) AS waiting,
+                      count(*) FILTER (WHERE o.state = 'dead') AS dead
+                 FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id
+                WHERE c.server_name = $1 AND o.kind IN ('ct_post', 'ct_delete')
+                GROUP BY 1, 2
+               UNION ALL
+               SELECT o.location_id, g.d::date, count(*), 0
+                 FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id,
+                      generate_series((o.window_start AT TIME ZONE $5)::date,
+                                      (o.window_end AT TIME ZONE $5)::date, interval '1 day') AS g(d)
+                WHERE c.server_name = $1 AND o.kind = 'ct_window'
+                  AND o.state IN ('pending', 'in_flight', 'failed')
+                GROUP BY 1, 2
+               UNION ALL
+               SELECT u.loc, (u.ts AT TIME ZONE $5)::date, count(*), 0
+                 FROM sales_api.outbox_stage st JOIN sales_api.capture c ON c.id = st.capture_id,
+                      unnest(coalesce(st.location_ids, ARRAY[st.location_id]),
+                             coalesce(st.created_ats, ARRAY[st.created_at])) AS u(loc, ts)
+                WHERE c.server_name = $1
+                GROUP BY 1, 2),
+         k AS (SELECT l.loc, l.d FROM l UNION SELECT v.loc, v.d FROM v)
+    SELECT k.loc, k.d, coalesce(l.total, 0), coalesce(v.total_sales, 0),
+           coalesce(v.total_sales, 0) - coalesce(l.total, 0), coalesce(l.n, 0),
+           coalesce((SELECT sum(w.waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
+           coalesce((SELECT sum(w.dead) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
+           CASE WHEN coalesce((SELECT sum(w.waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0) > 0 THEN 'pending'
+                WHEN coalesce(l.total, 0) = coalesce(v.total_sales, 0) THEN 'match'
+                ELSE 'mismatch' END,
+           v.projected_sales,
+           coalesce(v.total_sales, 0) - v.projected_sales
+      FROM k LEFT JOIN l ON l.loc = k.loc AND l.d = k.d
+             LEFT JOIN v ON v.loc = k.loc AND v.d = k.d
+     ORDER BY 1, 2
+$rc$;
+COMMENT ON FUNCTION sales_api._reconcile_connecteam(name, date, date, bigint[], text, bigint[], date[], numeric[], numeric[]) IS
+'reconcile_connecteam with the vendor''s totals given: the worker reads them with the capture''s run_as mapping';
+
 CREATE FUNCTION sales_api.reconcile_connecteam(server name, start_date date, end_date date,
                                                location_ids bigint[] DEFAULT NULL,
                                                day_tz text DEFAULT 'UTC')
@@ -1096,9 +881,6 @@ RETURNS TABLE (location_id bigint, sales_date date, local_total numeric, vendor_
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $rc$
-DECLARE
-    c      record;
-    locals text := '';
 BEGIN
     IF server IS NULL OR start_date IS NULL OR end_date IS NULL OR day_tz IS NULL THEN
         RAISE EXCEPTION 'server, start_date, end_date and day_tz must not be null'
@@ -1112,55 +894,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Reconcile a shorter period.';
     END IF;
     PERFORM pg_catalog.timezone(day_tz, now());     -- an unknown zone fails here, clearly
-    -- local sales of every capture of this server, through the capture's own mapping
-    FOR c IN SELECT * FROM sales_api.capture WHERE capture.server_name = server AND vendor = 'connecteam' LOOP
-        locals := locals || CASE WHEN locals = '' THEN '' ELSE ' UNION ALL ' END || format(
-            'SELECT %s::bigint AS loc, (%s::timestamptz AT TIME ZONE %L)::date AS d, %s::numeric AS amt FROM %s AS s',
-            sales_api._expr(c.mapping, 'location_id'), sales_api._expr(c.mapping, 'created_at'), day_tz,
-            sales_api._expr(c.mapping, 'final_sale_amount'), c.relid::text);
-    END LOOP;
-    IF locals = '' THEN
-        locals := 'SELECT NULL::bigint AS loc, NULL::date AS d, NULL::numeric AS amt WHERE false';
-    END IF;
-    RETURN QUERY EXECUTE format($q$
-        WITH l AS (SELECT loc, d, sum(amt) AS total, count(*) AS n FROM (%s) x
-                    WHERE d BETWEEN $1 AND $2 AND ($3 IS NULL OR loc = ANY ($3)) GROUP BY 1, 2),
-             v AS (SELECT ds.location_id AS loc, ds.sales_date AS d, ds.total_sales, ds.projected_sales
-                     FROM sales_api.connecteam_daily_sales($4, $1, $2, $3) ds),
-             w AS (SELECT o.location_id AS loc, (o.created_at AT TIME ZONE $5)::date AS d,
-                          count(*) FILTER (WHERE o.state IN ('pending', 'in_flight', 'failed', 'unknown')) AS waiting,
-                          count(*) FILTER (WHERE o.state = 'dead') AS dead
-                     FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id
-                    WHERE c.server_name = $4 AND o.kind IN ('ct_post', 'ct_delete')
-                    GROUP BY 1, 2
-                   UNION ALL
-                   SELECT o.location_id, d::date, count(*), 0
-                     FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id,
-                          generate_series((o.window_start AT TIME ZONE $5)::date, (o.window_end AT TIME ZONE $5)::date, interval '1 day') d
-                    WHERE c.server_name = $4 AND o.kind = 'ct_window'
-                      AND o.state IN ('pending', 'in_flight', 'failed')
-                    GROUP BY 1, 2
-                   UNION ALL
-                   SELECT u.loc, (u.ts AT TIME ZONE $5)::date, count(*), 0
-                     FROM sales_api.outbox_stage st JOIN sales_api.capture c ON c.id = st.capture_id,
-                          unnest(coalesce(st.location_ids, ARRAY[st.location_id]),
-                                 coalesce(st.created_ats, ARRAY[st.created_at])) AS u(loc, ts)
-                    WHERE c.server_name = $4
-                    GROUP BY 1, 2),
-             k AS (SELECT loc, d FROM l UNION SELECT loc, d FROM v)
-        SELECT k.loc, k.d, coalesce(l.total, 0), coalesce(v.total_sales, 0),
-               coalesce(v.total_sales, 0) - coalesce(l.total, 0), coalesce(l.n, 0),
-               coalesce((SELECT sum(waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
-               coalesce((SELECT sum(dead) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0)::bigint,
-               CASE WHEN coalesce((SELECT sum(waiting) FROM w WHERE w.loc = k.loc AND w.d = k.d), 0) > 0 THEN 'pending'
-                    WHEN coalesce(l.total, 0) = coalesce(v.total_sales, 0) THEN 'match'
-                    ELSE 'mismatch' END,
-               v.projected_sales,
-               coalesce(v.total_sales, 0) - v.projected_sales
-          FROM k LEFT JOIN l ON l.loc = k.loc AND l.d = k.d
-                 LEFT JOIN v ON v.loc = k.loc AND v.d = k.d
-         ORDER BY 1, 2 $q$, locals)
-    USING start_date, end_date, location_ids, server, day_tz;
+    RETURN QUERY
+    SELECT r.*
+      FROM (SELECT array_agg(ds.location_id) AS l, array_agg(ds.sales_date) AS d,
+                   array_agg(ds.total_sales) AS t, array_agg(ds.projected_sales) AS p
+              FROM sales_api.connecteam_daily_sales(server, start_date, end_date,
+                                                    reconcile_connecteam.location_ids) ds) v,
+           LATERAL sales_api._reconcile_connecteam(server, start_date, end_date,
+                                                   reconcile_connecteam.location_ids, day_tz,
+                                                   v.l, v.d, v.t, v.p) r
+     ORDER BY 1, 2;
 END;
 $rc$;
 COMMENT ON FUNCTION sales_api.reconcile_connecteam(name, date, date, bigint[], text) IS
@@ -1178,48 +921,35 @@ RETURNS TABLE (center_id bigint, unit_id bigint, business_day date, shift_id int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $rm$
-DECLARE
-    c      record;
-    tz     text;
-    locals text := '';
 BEGIN
     IF server IS NULL OR start_time IS NULL OR end_time IS NULL OR centers IS NULL THEN
         RAISE EXCEPTION 'server, start_time, end_time and centers must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    tz := coalesce((SELECT substr(o, 10) FROM pg_foreign_server s, unnest(s.srvoptions) o
-                     WHERE s.srvname = server AND o LIKE 'timezone=%'), current_setting('TimeZone'));
-    -- local sales of every Mapal capture of this server, in the units' local time
-    FOR c IN SELECT * FROM sales_api.capture WHERE capture.server_name = server AND vendor = 'mapal' LOOP
-        locals := locals || CASE WHEN locals = '' THEN '' ELSE ' UNION ALL ' END || format(
-            'SELECT %s::bigint AS unit, (%s::timestamptz AT TIME ZONE %L) AS at, %s::numeric AS net,'
-            ' %s::numeric AS gross, %s::numeric AS checks FROM %s AS s',
-            sales_api._expr(c.mapping, 'unit_id'), sales_api._expr(c.mapping, 'sold_at'), tz,
-            sales_api._expr(c.mapping, 'net_sales'), sales_api._expr(c.mapping, 'gross_sales'),
-            sales_api._expr(c.mapping, 'num_checks', '1'), c.relid::text);
-    END LOOP;
-    IF locals = '' THEN
-        locals := 'SELECT NULL::bigint AS unit, NULL::timestamp AS at, NULL::numeric AS net,'
-                  ' NULL::numeric AS gross, NULL::numeric AS checks WHERE false';
-    END IF;
-    RETURN QUERY EXECUTE format($q$
-        SELECT cs.center_id, u.unit, cs.business_day, cs.shift_id, cs.cash_sheet_id, cs.till_id,
-               cs.opened_at, cs.closed_at,
-               coalesce(x.net, 0), cs.net_sales, cs.net_sales - coalesce(x.net, 0),
-               coalesce(x.gross, 0), cs.gross_sales, cs.gross_sales - coalesce(x.gross, 0),
-               coalesce(x.checks, 0)::bigint, cs.num_checks, cs.difference,
-               CASE WHEN cs.net_sales IS NOT DISTINCT FROM coalesce(x.net, 0)
-                     AND cs.gross_sales IS NOT DISTINCT FROM coalesce(x.gross, 0)
-                     AND cs.num_checks IS NOT DISTINCT FROM coalesce(x.checks, 0)::integer
-                    THEN CASE WHEN coalesce(cs.difference, 0) <> 0 THEN 'match, till difference' ELSE 'match' END
-                    ELSE 'mismatch' END
-          FROM sales_api.cashrec_fetch($1, $2, $3, $4) cs
-          CROSS JOIN LATERAL (SELECT coalesce(($5 ->> cs.center_id::text)::bigint, cs.center_id) AS unit) u
-          LEFT JOIN LATERAL (SELECT sum(l.net) AS net, sum(l.gross) AS gross, sum(l.checks) AS checks
-                               FROM (%s) l
-                              WHERE l.unit = u.unit AND l.at >= cs.opened_at AND l.at < cs.closed_at) x ON true
-         ORDER BY 1, 3, 4, 5 $q$, locals)
-    USING server, start_time, end_time, centers, coalesce(unit_of_center, '{}'::jsonb);
+    RETURN QUERY
+    WITH cs AS MATERIALIZED (
+             SELECT * FROM sales_api.cashrec_fetch(server, start_time, end_time, centers)),
+         b AS (SELECT min(cs.opened_at) AS lo, max(cs.closed_at) AS hi FROM cs),
+         l AS MATERIALIZED (
+             SELECT x.unit_id AS unit, x.sold_at AS at, x.net, x.gross, x.checks
+               FROM b, sales_api._local_mapal_sales(server, b.lo, b.hi) x)
+    SELECT cs.center_id, u.unit, cs.business_day, cs.shift_id, cs.cash_sheet_id, cs.till_id,
+           cs.opened_at, cs.closed_at,
+           coalesce(x.net, 0), cs.net_sales, cs.net_sales - coalesce(x.net, 0),
+           coalesce(x.gross, 0), cs.gross_sales, cs.gross_sales - coalesce(x.gross, 0),
+           coalesce(x.checks, 0)::bigint, cs.num_checks, cs.difference,
+           CASE WHEN cs.net_sales IS NOT DISTINCT FROM coalesce(x.net, 0)
+                 AND cs.gross_sales IS NOT DISTINCT FROM coalesce(x.gross, 0)
+                 AND cs.num_checks IS NOT DISTINCT FROM coalesce(x.checks, 0)::integer
+                THEN CASE WHEN coalesce(cs.difference, 0) <> 0 THEN 'match, till difference' ELSE 'match' END
+                ELSE 'mismatch' END
+      FROM cs
+      CROSS JOIN LATERAL (SELECT coalesce((coalesce(unit_of_center, '{}'::jsonb) ->> cs.center_id::text)::bigint,
+                                          cs.center_id) AS unit) u
+      LEFT JOIN LATERAL (SELECT sum(l.net) AS net, sum(l.gross) AS gross, sum(l.checks) AS checks
+                           FROM l
+                          WHERE l.unit = u.unit AND l.at >= cs.opened_at AND l.at < cs.closed_at) x ON true
+     ORDER BY 1, 3, 4, 5;
 END;
 $rm$;
 COMMENT ON FUNCTION sales_api.reconcile_cashrec(name, timestamp, timestamp, bigint[], jsonb) IS
@@ -1269,39 +999,29 @@ RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $rp$
+#variable_conflict use_column
 DECLARE
     n bigint := 0;
     k bigint;
     c record;
-    tz text;
-    slotmin integer;
-    slot text;
 BEGIN
-    IF server IS NULL OR unit_id IS NULL OR business_day IS NULL THEN
+    IF server IS NULL OR repair_mapal.unit_id IS NULL OR repair_mapal.business_day IS NULL THEN
         RAISE EXCEPTION 'server, unit_id and business_day must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    tz := coalesce((SELECT substr(o, 10) FROM pg_foreign_server s, unnest(s.srvoptions) o
-                     WHERE s.srvname = server AND o LIKE 'timezone=%'), current_setting('TimeZone'));
-    slotmin := coalesce((SELECT split_part(o, '=', 2)::int FROM pg_foreign_server s, unnest(s.srvoptions) o
-                          WHERE s.srvname = server AND o LIKE 'slot_minutes=%'), 15);
-    FOR c IN SELECT * FROM sales_api.capture
-              WHERE capture.server_name = server AND vendor = 'mapal' AND detached_at IS NULL LOOP
-        slot := format('sales_api.time_slot(%s::timestamptz, %s, %L)', sales_api._expr(c.mapping, 'sold_at'), slotmin, tz);
-        -- every slot with local sales that day, and every slot sent before (it may need zeros now)
-        EXECUTE format(
-            'INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)'
-            ' SELECT %s, ''mapal_slot'', $1, $2, cur, typ, sl, now() FROM ('
-            '   SELECT %s::text AS cur, %s::text AS typ, %s AS sl FROM %s AS s'
-            '    WHERE %s::bigint = $1 AND coalesce(%s::date, (%s)::date) = $2'
-            '   UNION SELECT currency_id, sales_type_id, slot_start FROM sales_api.outbox'
-            '    WHERE capture_id = %s AND kind = ''mapal_slot'' AND unit_id = $1 AND business_day = $2) x'
-            ' ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)'
-            ' WHERE kind = ''mapal_slot'' AND state = ''pending'' DO NOTHING',
-            c.id, sales_api._expr(c.mapping, 'currency_id'), sales_api._expr(c.mapping, 'sales_type_id'), slot,
-            c.relid::text, sales_api._expr(c.mapping, 'unit_id'),
-            sales_api._expr(c.mapping, 'business_day', 'NULL'), slot, c.id)
-        USING repair_mapal.unit_id, repair_mapal.business_day;
+    FOR c IN SELECT cap.id FROM sales_api.capture cap
+              WHERE cap.server_name = repair_mapal.server AND cap.vendor = 'mapal' AND cap.detached_at IS NULL LOOP
+        INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id,
+                                      slot_start, next_attempt_at)
+        SELECT c.id, 'mapal_slot', repair_mapal.unit_id, repair_mapal.business_day, x.cur, x.typ, x.sl, now()
+          FROM (SELECT t.currency_id AS cur, t.sales_type_id AS typ, t.slot_start AS sl
+                  FROM sales_api._mapal_slot_totals(c.id, repair_mapal.unit_id, repair_mapal.business_day) t
+                UNION
+                SELECT o.currency_id, o.sales_type_id, o.slot_start FROM sales_api.outbox o
+                 WHERE o.capture_id = c.id AND o.kind = 'mapal_slot'
+                   AND o.unit_id = repair_mapal.unit_id AND o.business_day = repair_mapal.business_day) x
+        ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)
+        WHERE kind = 'mapal_slot' AND state = 'pending' DO NOTHING;
         GET DIAGNOSTICS k = ROW_COUNT;
         n := n + k;
     END LOOP;
@@ -1344,57 +1064,62 @@ SELECT DISTINCT ON (server_name, location_id, sales_date)
 COMMENT ON VIEW sales_api.reconciliation_latest IS 'the latest verdict per server, location and day';
 REVOKE ALL ON sales_api.reconciliation_latest FROM PUBLIC;
 
--- One server's reconciliation of the last `days` days, recorded; returns the
--- days whose mismatch has lasted longer than `grace`.  The worker calls it
--- with the capture's run_as credentials.
-CREATE FUNCTION sales_api.record_reconciliation(server name, days integer, day_tz text, grace interval)
+-- What the worker records, given the vendor's totals; returns the days whose
+-- mismatch has lasted longer than `grace`.
+CREATE FUNCTION sales_api._record_reconciliation(server name, start_date date, end_date date, day_tz text,
+                                                 grace interval, vendor_locations bigint[], vendor_days date[],
+                                                 vendor_totals numeric[], vendor_projected numeric[])
 RETURNS TABLE (location_id bigint, sales_date date, difference numeric, mismatch_since timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $rr$
+#variable_conflict use_column
 DECLARE
     t timestamptz := clock_timestamp();
 BEGIN
     INSERT INTO sales_api.reconciliation
     SELECT t, server, r.location_id, r.sales_date, r.local_total, r.vendor_total, r.difference,
            r.local_sales, r.pending_items, r.dead_items, r.verdict
-      FROM sales_api.reconcile_connecteam(server, (t AT TIME ZONE day_tz)::date - (days - 1),
-                                          (t AT TIME ZONE day_tz)::date, NULL, day_tz) r;
+      FROM sales_api._reconcile_connecteam(server, start_date, end_date, NULL, day_tz, vendor_locations,
+                                           vendor_days, vendor_totals, vendor_projected) r;
     RETURN QUERY
-    SELECT cur.location_id, cur.sales_date, cur.difference,
-           (SELECT min(h.run_at) FROM sales_api.reconciliation h
-             WHERE h.server_name = server AND h.location_id = cur.location_id AND h.sales_date = cur.sales_date
-               AND h.verdict = 'mismatch'
-               AND h.run_at > coalesce((SELECT max(g.run_at) FROM sales_api.reconciliation g
-                                         WHERE g.server_name = server AND g.location_id = cur.location_id
-                                           AND g.sales_date = cur.sales_date AND g.verdict <> 'mismatch'),
-                                       '-infinity'))
+    SELECT cur.location_id, cur.sales_date, cur.difference, s.since
       FROM sales_api.reconciliation cur
-     WHERE cur.server_name = server AND cur.run_at = t AND cur.verdict = 'mismatch'
-       AND (SELECT min(h.run_at) FROM sales_api.reconciliation h
-             WHERE h.server_name = server AND h.location_id = cur.location_id AND h.sales_date = cur.sales_date
-               AND h.verdict = 'mismatch'
-               AND h.run_at > coalesce((SELECT max(g.run_at) FROM sales_api.reconciliation g
-                                         WHERE g.server_name = server AND g.location_id = cur.location_id
-                                           AND g.sales_date = cur.sales_date AND g.verdict <> 'mismatch'),
-                                       '-infinity')) <= t - grace;
+     CROSS JOIN LATERAL (
+           SELECT min(h.run_at) AS since FROM sales_api.reconciliation h
+            WHERE h.server_name = cur.server_name AND h.location_id = cur.location_id
+              AND h.sales_date = cur.sales_date AND h.verdict = 'mismatch'
+              AND h.run_at > coalesce((SELECT max(g.run_at) FROM sales_api.reconciliation g
+                                        WHERE g.server_name = cur.server_name AND g.location_id = cur.location_id
+                                          AND g.sales_date = cur.sales_date AND g.verdict <> 'mismatch'),
+                                      '-infinity')) s
+     WHERE cur.server_name = _record_reconciliation.server AND cur.run_at = t AND cur.verdict = 'mismatch'
+       AND s.since <= t - grace;
+END;
+$rr$;
+COMMENT ON FUNCTION sales_api._record_reconciliation(name, date, date, text, interval, bigint[], date[], numeric[], numeric[]) IS
+'records a reconciliation of one Connecteam server, given the vendor''s totals, and returns mismatches older than the grace period';
+REVOKE ALL ON FUNCTION sales_api._record_reconciliation(name, date, date, text, interval, bigint[], date[], numeric[], numeric[]) FROM PUBLIC;
+
+-- The same, for an operator: the vendor's totals with the caller's mapping
+CREATE FUNCTION sales_api.record_reconciliation(server name, days integer, day_tz text, grace interval)
+RETURNS TABLE (location_id bigint, sales_date date, difference numeric, mismatch_since timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $rr$
+DECLARE
+    last_day  date := (clock_timestamp() AT TIME ZONE day_tz)::date;
+    first_day date := last_day - (days - 1);
+BEGIN
+    RETURN QUERY
+    SELECT r.*
+      FROM (SELECT array_agg(ds.location_id) AS l, array_agg(ds.sales_date) AS d,
+                   array_agg(ds.total_sales) AS t, array_agg(ds.projected_sales) AS p
+              FROM sales_api.connecteam_daily_sales(server, first_day, last_day) ds) v,
+           LATERAL sales_api._record_reconciliation(server, first_day, last_day, day_tz, grace,
+                                                    v.l, v.d, v.t, v.p) r;
 END;
 $rr$;
 COMMENT ON FUNCTION sales_api.record_reconciliation(name, integer, text, interval) IS
 'records a reconciliation of one Connecteam server and returns mismatches older than the grace period';
 REVOKE ALL ON FUNCTION sales_api.record_reconciliation(name, integer, text, interval) FROM PUBLIC;
-
--------------------------------------------------------------------------------
--- Left from released versions, unused: the next upgrade script drops them,
--- and they go from here with it.  Until then a fresh install of this version
--- has them too, so that a version names one schema however it was installed
--- (test/scenarios/05_schema_fresh_vs_upgraded.sh).
--------------------------------------------------------------------------------
-
--- attach() of 0.3 and 0.4 made its per-capture trigger functions depend on
--- the extension; the capture trigger is one C function since 0.5.
-CREATE FUNCTION sales_api._depend_on_extension(regprocedure)
-RETURNS void
-AS 'MODULE_PATHNAME', 'sales_api_depend_on_extension'
-LANGUAGE C STRICT;
-REVOKE ALL ON FUNCTION sales_api._depend_on_extension(regprocedure) FROM PUBLIC;

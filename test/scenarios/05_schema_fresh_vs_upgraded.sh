@@ -29,7 +29,9 @@ WORK_FROM=0.6
 # Columns whose values the update may change or drop ("table.column"), each
 # with its reason; an update that drops capture.recompute_sql, say, lists it
 # here.  A column it adds needs nothing.
-MAY_CHANGE=()
+# 0.7.0 keeps no statement built from a mapping: the zone and slot length they
+# held move to capture.timezone and capture.slot_minutes.
+MAY_CHANGE=(capture.recompute_sql capture.window_sql)
 
 FRESH=sa_schema_fresh
 CHAIN=sa_schema_chain
@@ -128,8 +130,8 @@ diverges "a grant on a table" '^\+relation sales_api\.outbox_stage .*"=r/postgre
 diverges "a function body" "^\+     WHERE state IN \('sent'\) AND" \
     "$(q -d "$CHAIN" -c "SELECT replace(pg_get_functiondef('sales_api.purge_sent(interval)'::regprocedure),
                                         'IN (''sent'', ''superseded'')', 'IN (''sent'')')")"
-diverges "a function property" '^\+function sales_api\._expr\(.*"volatility": "v"' \
-    "ALTER FUNCTION sales_api._expr(jsonb, text, text) VOLATILE"
+diverges "a function property" '^\+function sales_api\._stage_expand\(.*"volatility": "s"' \
+    "ALTER FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) STABLE"
 diverges "a comment" '^\+comment table sales_api\.outbox: changed' \
     "COMMENT ON TABLE sales_api.outbox IS 'changed'"
 diverges "a constraint" '^-constraint sales_api\.outbox outbox_kind_check ' \
