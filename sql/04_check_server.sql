@@ -42,6 +42,10 @@ ALTER USER MAPPING FOR CURRENT_USER SERVER c_mapal OPTIONS (SET password 'pos-pa
 -- any 2xx answer of a token endpoint carries the token
 \! mockctl fault status --path /connect/token --status 201 --body '{"access_token":"tok-201","token_type":"Bearer","expires_in":3600}'
 SELECT auth_ok, http_status, message FROM sales_api.check_server('c_mapal');
+-- (that answer had no refresh token, and the ALTERs above dropped the one
+-- held before: a check from the mock brings one, so that the refusals
+-- below meet both the refresh grant and the password grant)
+SELECT auth_ok, http_status FROM sales_api.check_server('c_mapal');
 -- a refusal is described by its OAuth error fields only, never by the body,
 -- which could hold a token whatever the status says
 \! mockctl fault status --path /connect/token --status 400 --count 2 --body '{"access_token":"leaked-secret-token","error":"invalid_grant","error_description":"The user is locked."}'

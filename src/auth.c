@@ -4,14 +4,14 @@
  *		Credentials on the wire: Mapal's password-grant JWT, Connecteam's
  *		X-API-KEY or OAuth client-credentials token.
  *
- * Tokens are cached per backend (and per worker) in TopMemoryContext, keyed
- * by a fingerprint of the server and every credential option, so an ALTER
- * USER MAPPING takes effect on the next call.  A token is reused until 60 s
- * before it expires (api-contracts.md), or for half its life when it lives
- * less than two minutes (else every request would fetch a new one); then
- * the refresh token is tried,
- * and the password grant if the refresh fails.  After a 401 from an API the
- * caller invalidates the entry and fetches once more.
+ * Tokens are cached per backend (and per worker) in the credential cache
+ * (credcache.c), per server and user mapping, and dropped as soon as either
+ * changes, so an ALTER USER MAPPING takes effect on the next call.  A token
+ * is reused until 60 s before it expires (api-contracts.md), or for half
+ * its life when it lives less than two minutes (else every request would
+ * fetch a new one); then the refresh token is tried, and the password
+ * grant if the refresh fails.  After a 401 from an API the caller
+ * invalidates the token and fetches once more.
  *
  * Secrets are only ever written into request bodies and headers.  Error
  * messages name the option to check, never its value.
@@ -23,51 +23,21 @@
 #include "sa_json.h"
 
 #include "common/base64.h"
-#include "utils/hsearch.h"
+#include "credcache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "vendor.h"
 
 #define TOKEN_EARLY_REFRESH_SECS 60
 
-typedef struct TokenEntry
+/*
+ * The call's cached token.  Asked for again after anything that may
+ * process invalidations (credcache.c), a request above all.
+ */
+static CachedToken *
+token_of(const SalesApiServer *srv)
 {
-	uint64		key;			/* SalesApiServer.cred_hash */
-	char	   *access_token;	/* in TopMemoryContext */
-	char	   *refresh_token;
-	TimestampTz expires_at;
-	TimestampTz refresh_at;		/* renewed from then on */
-} TokenEntry;
-
-static HTAB *token_cache = NULL;
-
-static TokenEntry *
-token_entry(const SalesApiServer *srv, bool create)
-{
-	bool		found;
-	TokenEntry *e;
-
-	if (token_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		if (!create)
-			return NULL;
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(TokenEntry);
-		ctl.hcxt = TopMemoryContext;
-		token_cache = hash_create("sales_api tokens", 16, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	e = hash_search(token_cache, &srv->cred_hash, create ? HASH_ENTER : HASH_FIND, &found);
-	if (create && !found)
-	{
-		e->access_token = NULL;
-		e->refresh_token = NULL;
-		e->expires_at = 0;
-		e->refresh_at = 0;
-	}
-	return e;
+	return &credcache_entry(srv)->token;
 }
 
 static void
@@ -100,22 +70,19 @@ auth_uses_token(const SalesApiServer *srv)
 void
 auth_invalidate(const SalesApiServer *srv)
 {
-	TokenEntry *e = token_entry(srv, false);
+	CachedToken *t = token_of(srv);
 
-	if (e != NULL)
-	{
-		secret_free(&e->access_token);
-		e->expires_at = 0;
-		e->refresh_at = 0;
-	}
+	secret_free(&t->access_token);
+	t->expires_at = 0;
+	t->refresh_at = 0;
 }
 
 TimestampTz
 auth_cached_expiry(const SalesApiServer *srv)
 {
-	TokenEntry *e = token_entry(srv, false);
+	CachedToken *t = token_of(srv);
 
-	return (e && e->access_token) ? e->expires_at : 0;
+	return t->access_token ? t->expires_at : 0;
 }
 
 /* Build the token request: refresh grant if we hold a refresh token. */
@@ -210,11 +177,11 @@ token_perform(HttpRequest *req)
 }
 
 /*
- * Parse a successful token response into the cache entry.  Returns NULL on
- * success, or a message describing what was wrong with the response.
+ * Parse a successful token response into the call's cache entry.  Returns
+ * NULL on success, or a message describing what was wrong with the response.
  */
 static char *
-token_store(TokenEntry *e, HttpRequest *req)
+token_store(const SalesApiServer *srv, HttpRequest *req)
 {
 	json_object *root;
 	json_object *val;
@@ -225,6 +192,8 @@ token_store(TokenEntry *e, HttpRequest *req)
 	const char *perr;
 	MemoryContext cxt;
 	MemoryContext oldcxt;
+	CredCacheEntry *e;
+	CachedToken *t;
 
 	/* parsed in a context of its own, deleted (with the tree) right away */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "sales_api token answer",
@@ -244,16 +213,18 @@ token_store(TokenEntry *e, HttpRequest *req)
 			expires_in = 3600;
 		refresh = json_get_str(root, "refresh_token");
 
-		secret_free(&e->access_token);
-		e->access_token = MemoryContextStrdup(TopMemoryContext, access);
+		e = credcache_entry(srv);
+		t = &e->token;
+		secret_free(&t->access_token);
+		t->access_token = MemoryContextStrdup(e->cxt, access);
 		if (refresh && refresh[0])
 		{
-			secret_free(&e->refresh_token);
-			e->refresh_token = MemoryContextStrdup(TopMemoryContext, refresh);
+			secret_free(&t->refresh_token);
+			t->refresh_token = MemoryContextStrdup(e->cxt, refresh);
 		}
-		e->expires_at = GetCurrentTimestamp() + expires_in * USECS_PER_SEC;
+		t->expires_at = GetCurrentTimestamp() + expires_in * USECS_PER_SEC;
 		/* a token that lives less than two minutes is kept for half its life */
-		e->refresh_at = e->expires_at -
+		t->refresh_at = t->expires_at -
 			Min((int64) TOKEN_EARLY_REFRESH_SECS, expires_in / 2) * USECS_PER_SEC;
 	}
 	if (root)
@@ -268,10 +239,11 @@ token_store(TokenEntry *e, HttpRequest *req)
 /*
  * Fetch a new token into the cache.  Tries the refresh grant first when one
  * is held, then the password (or client-credentials) grant.  Never raises
- * for a vendor's refusal: the outcome is in the result.
+ * for a vendor's refusal: the outcome is in the result.  The cache entry is
+ * looked up afresh after each request (see token_of()).
  */
 static AuthResult
-token_fetch(SalesApiServer *srv, TokenEntry *e)
+token_fetch(SalesApiServer *srv)
 {
 	AuthResult	r = {0};
 
@@ -280,14 +252,16 @@ token_fetch(SalesApiServer *srv, TokenEntry *e)
 
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
-		bool		refreshing = (attempt == 0 && e->refresh_token != NULL &&
+		const char *refresh_token = token_of(srv)->refresh_token;
+		bool		refreshing = (attempt == 0 && refresh_token != NULL &&
 								  srv->vendor == VENDOR_MAPAL);
 		HttpRequest *req;
 		char	   *bad;
 
 		if (attempt == 0 && !refreshing)
 			attempt = 1;
-		req = token_request(srv, refreshing ? e->refresh_token : NULL);
+		/* the refresh token is copied into the request body */
+		req = token_request(srv, refreshing ? refresh_token : NULL);
 		token_perform(req);
 
 		r.http_status = req->status;
@@ -311,12 +285,12 @@ token_fetch(SalesApiServer *srv, TokenEntry *e)
 			if (refreshing && (req->status == 400 || req->status == 401))
 			{
 				/* refresh token refused: forget it, use the password grant */
-				secret_free(&e->refresh_token);
+				secret_free(&token_of(srv)->refresh_token);
 				continue;
 			}
 			return r;
 		}
-		bad = token_store(e, req);
+		bad = token_store(srv, req);
 		token_response_wipe(req);
 		if (bad)
 		{
@@ -324,14 +298,14 @@ token_fetch(SalesApiServer *srv, TokenEntry *e)
 			r.message = pstrdup(bad);
 			if (refreshing)
 			{
-				secret_free(&e->refresh_token);
+				secret_free(&token_of(srv)->refresh_token);
 				continue;
 			}
 			return r;
 		}
 		r.ok = true;
 		r.message = NULL;
-		r.expires_at = e->expires_at;
+		r.expires_at = token_of(srv)->expires_at;
 		return r;
 	}
 	return r;
@@ -347,14 +321,14 @@ auth_try_fetch(SalesApiServer *srv)
 		r.ok = true;
 		return r;
 	}
-	return token_fetch(srv, token_entry(srv, true));
+	return token_fetch(srv);
 }
 
 /* A cached token that is not about to expire */
 static bool
-token_usable(const TokenEntry *e)
+token_usable(const CachedToken *t)
 {
-	return e->access_token != NULL && GetCurrentTimestamp() < e->refresh_at;
+	return t->access_token != NULL && GetCurrentTimestamp() < t->refresh_at;
 }
 
 /*
@@ -369,16 +343,14 @@ token_usable(const TokenEntry *e)
 AuthResult *
 auth_obtain(SalesApiServer *srv)
 {
-	TokenEntry *e;
 	AuthResult *r;
 
 	if (!auth_uses_token(srv))
 		return NULL;
-	e = token_entry(srv, true);
-	if (token_usable(e))
+	if (token_usable(token_of(srv)))
 		return NULL;
 	r = palloc(sizeof(AuthResult));
-	*r = token_fetch(srv, e);
+	*r = token_fetch(srv);
 	if (r->ok)
 	{
 		pfree(r);
@@ -407,17 +379,17 @@ auth_ready(SalesApiServer *srv, char **message)
 void
 auth_set_header(SalesApiServer *srv, HttpRequest *req)
 {
-	TokenEntry *e;
+	CachedToken *t;
 
 	if (!auth_uses_token(srv))
 	{
 		req->auth_header = psprintf("X-API-KEY: %s", srv->api_key);
 		return;
 	}
-	e = token_entry(srv, false);
-	if (e == NULL || e->access_token == NULL)
+	t = token_of(srv);
+	if (t->access_token == NULL)
 		elog(ERROR, "no access token is cached for server \"%s\"", srv->name);
-	req->auth_header = psprintf("Authorization: Bearer %s", e->access_token);
+	req->auth_header = psprintf("Authorization: Bearer %s", t->access_token);
 }
 
 /*

@@ -9,11 +9,12 @@
  * that sends first and backs off on 429 wastes calls the account cannot
  * spare, so sales_api paces itself from those headers instead:
  *
- *	- The budget is kept per account (the server's cred_hash) in a small
- *	  plain-data RateLimitState.  For now the states live in a hash table in
- *	  TopMemoryContext, one per backend; every access goes through the
- *	  functions below, so the background worker can move them into shared
- *	  memory without touching the callers.
+ *	- The budget is kept per account (server and user mapping) in a small
+ *	  plain-data RateLimitState.  For now the states live in the backend's
+ *	  credential cache (credcache.c) next to the account's token, and are
+ *	  dropped with it when the server or the mapping changes; every access
+ *	  goes through the functions below, so the background worker can move
+ *	  them into shared memory without touching the callers.
  *	- ratelimit_acquire(n) says how many requests may start now and
  *	  reserves them (the remaining counts go down before the answers come
  *	  back, so a wave never overspends); when the answer is 0 it says until
@@ -49,13 +50,12 @@
 #include <curl/curl.h>
 
 #include "common/pg_prng.h"
+#include "credcache.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "ratelimit.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
-#include "utils/hsearch.h"
-#include "utils/memutils.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -73,37 +73,23 @@
 /* no wait may end closer than this to statement_timeout */
 #define RL_DEADLINE_MARGIN_MS	1000
 
-static HTAB *rl_states = NULL;
-
-static RateLimitState *
-rl_entry(const SalesApiServer *srv, bool create)
+/* A budget nothing is known about yet */
+void
+ratelimit_state_init(RateLimitState *st)
 {
-	RateLimitState *st;
-	bool		found;
+	memset(st, 0, sizeof(RateLimitState));
+	st->minute_limit = st->minute_remaining = -1;
+	st->day_limit = st->day_remaining = -1;
+}
 
-	if (rl_states == NULL)
-	{
-		HASHCTL		ctl;
-
-		if (!create)
-			return NULL;
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(RateLimitState);
-		ctl.hcxt = TopMemoryContext;
-		rl_states = hash_create("sales_api rate limits", 16, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	st = hash_search(rl_states, &srv->cred_hash, create ? HASH_ENTER : HASH_FIND, &found);
-	if (create && !found)
-	{
-		uint64		key = st->key;
-
-		memset(st, 0, sizeof(RateLimitState));
-		st->key = key;
-		st->minute_limit = st->minute_remaining = -1;
-		st->day_limit = st->day_remaining = -1;
-	}
-	return st;
+/*
+ * The call's state, asked for again after anything that may process
+ * invalidations (credcache.c)
+ */
+static RateLimitState *
+rl_entry(const SalesApiServer *srv)
+{
+	return &credcache_entry(srv)->rl;
 }
 
 /*
@@ -183,7 +169,7 @@ int
 ratelimit_acquire(const SalesApiServer *srv, int want, TimestampTz *wait_until,
 				  RateLimitWait *why)
 {
-	RateLimitState *st = rl_entry(srv, true);
+	RateLimitState *st = rl_entry(srv);
 	TimestampTz now = GetCurrentTimestamp();
 	int64		allowed = want;
 
@@ -257,7 +243,7 @@ ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
 
 	if (!req->done)
 		return;
-	st = rl_entry(srv, true);
+	st = rl_entry(srv);
 	st->observed = true;
 	if (req->status >= 200 && req->status < 300)
 		st->backoff_step = 0;
@@ -284,7 +270,7 @@ ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
 TimestampTz
 ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 {
-	RateLimitState *st = rl_entry(srv, true);
+	RateLimitState *st = rl_entry(srv);
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz until;
 	TimestampTz reset;
@@ -316,9 +302,9 @@ ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 bool
 ratelimit_get(const SalesApiServer *srv, RateLimitState *out)
 {
-	RateLimitState *st = rl_entry(srv, false);
+	RateLimitState *st = rl_entry(srv);
 
-	if (st == NULL || !st->observed)
+	if (!st->observed)
 		return false;
 	*out = *st;
 	return true;

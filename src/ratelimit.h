@@ -15,13 +15,13 @@
 #include "sales_api.h"
 
 /*
- * What a backend knows about one account's budget.  Plain data with no
+ * What a backend knows about one account's budget, kept per server and
+ * user mapping in the credential cache (credcache.c).  Plain data with no
  * pointers, so that it can later live in shared memory (for the background
  * worker) without changing the functions below.
  */
 typedef struct RateLimitState
 {
-	uint64		key;			/* SalesApiServer.cred_hash */
 	bool		observed;		/* at least one response has been seen */
 	bool		has_headers;	/* ... and it carried x-ratelimit-* headers */
 	int64		minute_limit;	/* -1 when unknown */
@@ -45,6 +45,7 @@ typedef enum RateLimitWait
 	RL_WAIT_DEADLINE			/* the wait would outlast statement_timeout */
 } RateLimitWait;
 
+extern void ratelimit_state_init(RateLimitState *st);
 extern int	ratelimit_acquire(const SalesApiServer *srv, int want,
 							  TimestampTz *wait_until, RateLimitWait *why);
 extern void ratelimit_update(const SalesApiServer *srv, const HttpRequest *req);

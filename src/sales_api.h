@@ -7,7 +7,8 @@
  *
  * The module split follows the house style: sales_api.c (_PG_init, GUCs),
  * server.c (the validator-only FDW, server and user-mapping lookup,
- * check_server), http.c (libcurl), json_util.c (json-c), auth.c (tokens),
+ * check_server), credcache.c (per-mapping tokens and rate-limit state, and
+ * their invalidation), http.c (libcurl), json_util.c (json-c), auth.c (tokens),
  * vendor.c (authenticated calls and vendor error mapping), and one file
  * per vendor API.
  *
@@ -97,8 +98,13 @@ typedef struct SalesApiServer
 	char	   *api_key;
 	char	   *um_client_id;
 
-	/* fingerprint of every credential-bearing option, for the token cache */
-	uint64		cred_hash;
+	/*
+	 * The credential cache entry (credcache.c) of this server and mapping:
+	 * the generation of the live entry this lookup saw (0: none), and the
+	 * call's own entry once that one has been dropped.
+	 */
+	uint64		cache_generation;
+	struct CredCacheEntry *private_entry;
 } SalesApiServer;
 
 extern SalesApiServer *server_lookup(const char *name, SalesApiVendor expected);

@@ -12,7 +12,8 @@
  * values and malformed URLs at CREATE/ALTER time.  A user mapping's
  * validator cannot know its server's vendor, so it checks that the options
  * form one complete credential set; server_lookup() then checks the set
- * against the vendor at call time.
+ * against the vendor at call time, and binds the lookup to the credential
+ * cache entry of its server and mapping (credcache.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -22,7 +23,7 @@
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
-#include "common/hashfn.h"
+#include "credcache.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -426,22 +427,16 @@ sales_api_fdw_oid(void)
 	return fdw->fdwid;
 }
 
-static uint64
-hash_str(uint64 h, const char *s)
-{
-	if (s == NULL)
-		return hash_combine64(h, 0x9e3779b97f4a7c15ULL);
-	return hash_combine64(h, hash_bytes_extended((const unsigned char *) s, strlen(s), 0));
-}
-
 /*
  * Resolve a server and the current user's mapping for it, checking that it
  * is a sales_api server of the expected vendor, that the user has USAGE on
- * it, and that the mapping holds that vendor's credentials.
+ * it, and that the mapping holds that vendor's credentials.  The result is
+ * bound to the credential cache entry of the server and the mapping used.
  */
 SalesApiServer *
 server_lookup_by_oid(Oid serverid, Oid userid, SalesApiVendor expected)
 {
+	uint64		cache_mark = credcache_lookup_start();
 	ForeignServer *fs = GetForeignServer(serverid);
 	SalesApiServer *s = palloc0(sizeof(SalesApiServer));
 	HeapTuple	tp;
@@ -540,10 +535,7 @@ server_lookup_by_oid(Oid serverid, Oid userid, SalesApiVendor expected)
 					 errhint("A Connecteam user mapping needs api_key, or client_id and client_secret for OAuth.")));
 	}
 
-	s->cred_hash = hash_str(hash_str(hash_str(hash_str(hash_str(hash_str(hash_str(
-		(uint64) serverid, s->token_url), s->username), s->password),
-		s->client_secret), s->api_key), s->um_client_id),
-		s->use_oauth ? s->scope : s->client_id);
+	credcache_attach(s, cache_mark);
 	return s;
 }
 

@@ -11,6 +11,8 @@
 secrets=$(mktemp); trap 'rm -f "$secrets"' EXIT
 {
     printf '%s\n' pos-pass mapal-secret ct-key-123 ct-secret
+    printf '%s\n' pos-pass-rotated ct-key-rotated-456          # 07_credential_cache's rotated secrets
+    printf 'ct-key-%03d\n' $(seq 0 300)                        # ... and the keys of its ALTER cycles
     printf '%s' 'ct-client:ct-secret' | base64                 # HTTP Basic of the Connecteam OAuth client
     printf '%s' 'wf_wap_tp:mapal-secret' | base64
     mockctl issued-tokens
