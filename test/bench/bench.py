@@ -45,8 +45,6 @@ BIN = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
 WDB = os.environ.get("SA_DB", "sa_worker")     # the database the worker drains
 BDB = "sa_bench"                               # capture benchmarks: nobody drains it
 UNITS = 50
-README_BEGIN = "<!-- @@BENCH-BEGIN@@ -->"
-README_END = "<!-- @@BENCH-END@@ -->"
 
 MODES = {
     # a bounded pass, under ~3 minutes: what the test command may call
@@ -1002,7 +1000,7 @@ def bench_profile(cfg, state, out_path):
 
 
 # ---------------------------------------------------------------------------
-# Machine, RESULTS.md, README
+# Machine, RESULTS.md
 # ---------------------------------------------------------------------------
 def machine():
     cpu = "?"
@@ -1042,41 +1040,10 @@ def write_results(path, mode, cfg, res, m, started, elapsed, argv):
                 "tests), shared_buffers 128MB, worker settings at their "
                 "defaults (batch_size 2000, max_concurrency 4); the mock is test/mock/mock_vendor.py, a "
                 "threaded Python server on the same machine, so it competes with PostgreSQL for the CPUs.\n")
-
-
-def write_readme(results_path):
-    """README.md's performance section, from a RESULTS.md and test/bench/README-notes.md."""
-    path = os.path.join(ROOT, "README.md")
-    with open(path) as f:
-        text = f.read()
-    if README_BEGIN not in text or README_END not in text:
-        log("README.md has no %s ... %s markers: not updated" % (README_BEGIN, README_END))
-        return
-    with open(results_path) as f:
-        results = f.read().splitlines()
-    ran = next(l for l in results if l.startswith("`test/bench/run"))
-    machine_line = next(l for l in results if l.startswith("Machine:"))
-    table = []
-    for l in results:
-        if l.startswith("|"):
-            table.append(l)
-        elif table:
-            break
-    warn = [l[2:] for l in results if l.startswith("- WARNING")]
-    notes_path = os.path.join(HERE, "README-notes.md")
-    notes = open(notes_path).read().strip() if os.path.exists(notes_path) else ""
-    body = ("## Performance\n\n"
-            "`test/bench/run` measures sales_api against what a POS integrator would otherwise build, in the "
-            "same run on the same machine, and prints one table; `test/bench/run --quick` is a shorter pass "
-            "(about 3 minutes) and `--profile` adds `test/bench/PROFILE.md`. The figures below are from %s "
-            "(details per round in `test/bench/RESULTS.md`). %s\n\n%s\n\n%s%s\n" % (
-                ran.rstrip("."), machine_line, "\n".join(table),
-                ("%s\n\n" % warn[0]) if warn else "", notes))
-    a = text.index(README_BEGIN) + len(README_BEGIN)
-    b = text.index(README_END)
-    with open(path, "w") as f:
-        f.write(text[:a] + "\n" + body + text[b:])
-    log("README.md performance section updated from %s" % os.path.relpath(results_path, ROOT))
+        # how each figure is measured and where the time goes: test/bench/NOTES.md, kept by hand
+        notes_path = os.path.join(HERE, "NOTES.md")
+        if os.path.exists(notes_path):
+            f.write("\n" + open(notes_path).read().strip() + "\n")
 
 
 def main():
@@ -1085,17 +1052,10 @@ def main():
     ap.add_argument("--only", default=",".join(ALL), help="comma-separated subset of: " + ", ".join(ALL))
     ap.add_argument("--profile", action="store_true", help="also profile (perf, pg_stat_statements) into PROFILE.md")
     ap.add_argument("--no-write", action="store_true", help="print only; write no file")
-    ap.add_argument("--readme", action="store_true",
-                    help="update README.md's performance section (default in full mode)")
-    ap.add_argument("--readme-only", action="store_true",
-                    help="only rewrite README.md's performance section from test/bench/RESULTS.md (no benchmark)")
     for k, v in MODES["full"].items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=None, help="(full: %s, quick: %s)" % (
             v, MODES["quick"][k]))
     a = ap.parse_args()
-    if a.readme_only:
-        write_readme(os.path.join(HERE, "RESULTS.md"))
-        return 0
     mode = "quick" if a.quick else "full"
     cfg = dict(MODES[mode])
     for k in cfg:
@@ -1171,8 +1131,6 @@ def main():
         name = "RESULTS.md" if mode == "full" else "RESULTS-quick.md"
         write_results(os.path.join(HERE, name), mode, cfg, res, m, started, elapsed, sys.argv[1:])
         log("results written to test/bench/%s" % name)
-        if (mode == "full" and set(only) == set(ALL)) or a.readme:
-            write_readme(os.path.join(HERE, name))
     misses = sum(1 for r in res.rows if r[5] == "MISS")
     print("\n%d figures, %d targets met, %d missed%s" % (
         len(res.rows), sum(1 for r in res.rows if r[5] == "pass"), misses,
