@@ -682,12 +682,13 @@ CREATE FUNCTION sales_api.worker_stats(
     OUT last_cycle_at timestamptz, OUT last_success_at timestamptz,
     OUT cycles bigint, OUT requests bigint, OUT items_sent bigint, OUT items_failed bigint,
     OUT items_dead bigint, OUT retries bigint, OUT rate_limited bigint, OUT ambiguous bigint,
-    OUT rate_waits bigint, OUT latency_p50_ms double precision, OUT latency_p99_ms double precision)
+    OUT rate_waits bigint, OUT latency_p50_ms double precision, OUT latency_p99_ms double precision,
+    OUT note text)
 RETURNS record
 AS 'MODULE_PATHNAME', 'sales_api_worker_stats'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api.worker_stats() IS
-'the worker''s live figures from shared memory since it started (latencies over the last 1024 requests)';
+'this database''s worker: its live figures from shared memory since it started (latencies over the last 1024 requests), and whether it serves this database, or why not';
 REVOKE ALL ON FUNCTION sales_api.worker_stats() FROM PUBLIC;
 
 CREATE FUNCTION sales_api.pause(server name)

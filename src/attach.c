@@ -33,6 +33,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
@@ -46,6 +47,7 @@
 #include "utils/syscache.h"
 
 #include "mapping.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(sales_api_attach);
 PG_FUNCTION_INFO_V1(sales_api_detach);
@@ -270,6 +272,24 @@ create_triggers(int id, Oid relid)
 }
 
 /*
+ * Sales captured in a database no worker serves would wait for ever: say so
+ * when the capture is made (not for a worker that is only starting).
+ */
+static void
+warn_if_not_served(void)
+{
+	bool		served;
+	char	   *note = launcher_served_note(MyDatabaseId, &served);
+
+	if (!served && strncmp(note, "not served yet", 14) != 0)
+		ereport(WARNING,
+				(errmsg("no sales_api worker serves database \"%s\": captured sales will wait in the outbox",
+						get_database_name(MyDatabaseId)),
+				 errdetail("%s.", note),
+				 errhint("Set sales_api.database to '*' or to this database, and load sales_api through shared_preload_libraries; sales_api.worker_stats() shows when it is served.")));
+}
+
+/*
  * attach(sales_table regclass, server name, mapping jsonb,
  *        sale_key text DEFAULT NULL, run_as regrole DEFAULT NULL) -> integer
  */
@@ -384,6 +404,7 @@ sales_api_attach(PG_FUNCTION_ARGS)
 	check_statements(def);
 	create_triggers(id, relid);
 	SPI_finish();
+	warn_if_not_served();
 	PG_RETURN_INT32(id);
 }
 

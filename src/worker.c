@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		The sales_api background worker: one process, started by the
- *		postmaster when sales_api is in shared_preload_libraries, that drains
- *		the outbox of the database named by sales_api.database.
+ *		A database's sales_api worker: started by the launcher (launcher.c)
+ *		for each database where sales_api is installed, it drains that
+ *		database's outbox; the settings of the workers; worker_stats(),
+ *		wake_worker() and the wake-up on commit.
  *
  * Design note.  Capture triggers enqueue work in the inserting transaction
  * and call wake_worker_on_commit(), which registers a transaction callback
@@ -31,6 +32,8 @@
 #include <malloc.h>
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/snapmgr.h"
@@ -63,7 +66,7 @@ PG_FUNCTION_INFO_V1(sales_api_wake_worker);
 
 WorkerShared *worker_shared = NULL;
 
-char	   *sales_api_database = NULL;
+char	   *sales_api_database = NULL;	/* '*': every database */
 bool		sales_api_worker_enabled = true;
 int			sales_api_worker_naptime_ms = 10000;
 int			sales_api_batch_size = 2000;
@@ -86,35 +89,8 @@ static const struct config_enum_entry ambiguous_options[] = {
 	{NULL, 0, false}
 };
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool wake_registered = false;
 static bool wake_pending = false;
-
-static void
-worker_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerShared)));
-}
-
-static void
-worker_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	worker_shared = ShmemInitStruct("sales_api worker", sizeof(WorkerShared), &found);
-	if (!found)
-	{
-		memset(worker_shared, 0, sizeof(WorkerShared));
-		SpinLockInit(&worker_shared->mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
 
 /*
  * Called from _PG_init: the worker's settings always exist (so the README's
@@ -125,9 +101,19 @@ void
 worker_init(void)
 {
 	DefineCustomStringVariable("sales_api.database",
-							   "Database whose outbox the background worker drains.",
-							   NULL, &sales_api_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   "Databases whose outbox a sales_api worker drains: '*' for every database where sales_api is installed, or one database's name.",
+							   NULL, &sales_api_database, "*",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.max_workers",
+							"Most databases served at once, one worker each.",
+							"Each is a background worker: max_worker_processes must leave room for them and the launcher.",
+							&sales_api_max_workers, 8, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.launcher_naptime",
+							"How often the launcher looks for databases that have sales_api and no worker.",
+							"A capture that commits in a database with no worker makes it look at once.",
+							&sales_api_launcher_naptime_ms, 60000, 100, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("sales_api.worker_enabled",
 							 "Starts the background worker.",
 							 NULL, &sales_api_worker_enabled, true,
@@ -192,42 +178,32 @@ worker_init(void)
 							   NULL, &sales_api_reconcile_timezone, "UTC",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = worker_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = worker_shmem_startup;
-
-	if (sales_api_worker_enabled && !IsBinaryUpgrade)
-	{
-		BackgroundWorker bgw;
-
-		memset(&bgw, 0, sizeof(bgw));
-		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		bgw.bgw_restart_time = 5;
-		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "sales_api");
-		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "sales_api_worker_main");
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api worker");
-		snprintf(bgw.bgw_type, BGW_MAXLEN, "sales_api worker");
-		RegisterBackgroundWorker(&bgw);
-	}
+	if (process_shared_preload_libraries_in_progress)
+		launcher_init();
 }
 
-static void
+/*
+ * Wake this database's worker; where none serves it yet, ask the launcher
+ * to start one.  Returns whether a worker was running.
+ */
+static bool
 worker_wake(void)
 {
+	WorkerShared *w = launcher_slot_for(MyDatabaseId);
 	Latch	   *latch = NULL;
 
-	if (worker_shared == NULL)
-		return;
-	SpinLockAcquire(&worker_shared->mutex);
-	latch = worker_shared->latch;
-	SpinLockRelease(&worker_shared->mutex);
+	if (w != NULL)
+	{
+		SpinLockAcquire(&w->mutex);
+		if (w->dbid == MyDatabaseId)
+			latch = w->latch;
+		SpinLockRelease(&w->mutex);
+	}
 	if (latch)
 		SetLatch(latch);
+	else
+		launcher_poke(MyDatabaseId);
+	return latch != NULL;
 }
 
 static void
@@ -252,15 +228,12 @@ wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 }
 
 /*
- * Called by capture triggers: wake the worker when this transaction commits.
- * Only a commit in the database the worker drains can give it work; in any
- * other database this costs nothing (and the worker is not run for nothing).
+ * Called by capture triggers and the functions that queue work: wake this
+ * database's worker when the transaction commits (or have one started).
  */
 void
 worker_wake_on_commit(void)
 {
-	if (worker_shared == NULL || worker_shared->dbid != MyDatabaseId)
-		return;
 	if (!wake_registered)
 	{
 		RegisterXactCallback(wake_xact_callback, NULL);
@@ -280,16 +253,7 @@ sales_api_wake_worker_on_commit(PG_FUNCTION_ARGS)
 Datum
 sales_api_wake_worker(PG_FUNCTION_ARGS)
 {
-	bool		running = false;
-
-	if (worker_shared != NULL)
-	{
-		SpinLockAcquire(&worker_shared->mutex);
-		running = (worker_shared->latch != NULL);
-		SpinLockRelease(&worker_shared->mutex);
-		worker_wake();
-	}
-	PG_RETURN_BOOL(running);
+	PG_RETURN_BOOL(worker_wake());
 }
 
 void
@@ -323,12 +287,16 @@ sales_api_worker_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	WorkerShared snap;
-	Datum		values[16];
-	bool		nulls[16] = {0};
+	WorkerShared *w;
+	Datum		values[17];
+	bool		nulls[17] = {0};
 	float4		sorted[WORKER_LATENCY_SAMPLES];
 	int			i = 0;
+	bool		served;
+	char	   *note;
 
-	if (worker_shared == NULL)
+	if (!process_shared_preload_libraries_done || (note = launcher_served_note(MyDatabaseId, &served),
+												   strstr(note, "shared_preload_libraries") != NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("sales_api is not loaded through shared_preload_libraries"),
@@ -336,9 +304,19 @@ sales_api_worker_stats(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	SpinLockAcquire(&worker_shared->mutex);
-	memcpy(&snap, worker_shared, sizeof(WorkerShared));
-	SpinLockRelease(&worker_shared->mutex);
+	/* this database's worker; none: zeros, and the note says why */
+	memset(&snap, 0, sizeof(snap));
+	w = launcher_slot_for(MyDatabaseId);
+	if (w != NULL)
+	{
+		SpinLockAcquire(&w->mutex);
+		memcpy(&snap, w, sizeof(WorkerShared));
+		SpinLockRelease(&w->mutex);
+		if (snap.dbid != MyDatabaseId)
+			memset(&snap, 0, sizeof(snap));
+	}
+	else
+		launcher_poke(MyDatabaseId);
 
 	values[i++] = BoolGetDatum(snap.latch != NULL);
 	if (snap.pid)
@@ -371,6 +349,7 @@ sales_api_worker_stats(PG_FUNCTION_ARGS)
 		nulls[i++] = true;
 		nulls[i++] = true;
 	}
+	values[i++] = CStringGetTextDatum(note);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
@@ -446,30 +425,69 @@ worker_cycle_guarded(MemoryContext cycle_cxt, long *wait_ms)
 	return busy;
 }
 
+/* Is sales_api installed in this database?  In a transaction of its own. */
+static bool
+extension_installed(void)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("sales_api", true));
+	CommitTransactionCommand();
+	return installed;
+}
+
+/* A worker that found no sales_api says so and stops; the launcher frees its slot. */
+static void
+worker_exit_not_installed(void)
+{
+	SpinLockAcquire(&worker_shared->mutex);
+	worker_shared->state = WS_NOT_INSTALLED;
+	SpinLockRelease(&worker_shared->mutex);
+	proc_exit(0);
+}
+
+/*
+ * A database's worker.  main_arg is its slot, bgw_extra its database's
+ * OID (launcher.c).
+ */
 void
-sales_api_worker_main(Datum main_arg pg_attribute_unused())
+sales_api_worker_main(Datum main_arg)
 {
 	MemoryContext cycle_cxt;
 	TimestampTz next_reconcile_at = 0;
 	TimestampTz last_trim_at = 0;
 	bool		worked_since_trim = false;
+	Oid			dbid;
+	char	   *dbname;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(sales_api_database, NULL, 0);
+	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	worker_shared = launcher_slot(DatumGetInt32(main_arg));
+	on_shmem_exit(worker_shmem_exit, (Datum) 0);
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	pgstat_report_appname("sales_api worker");
+	if (!extension_installed())
+		worker_exit_not_installed();
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
 
+	/* the slot's figures start again for this worker */
 	SpinLockAcquire(&worker_shared->mutex);
+	memset(((char *) worker_shared) + offsetof(WorkerShared, started_at), 0,
+		   sizeof(WorkerShared) - offsetof(WorkerShared, started_at));
 	worker_shared->latch = MyLatch;
 	worker_shared->pid = MyProcPid;
 	worker_shared->dbid = MyDatabaseId;
+	worker_shared->state = WS_RUNNING;
 	worker_shared->started_at = GetCurrentTimestamp();
 	SpinLockRelease(&worker_shared->mutex);
-	on_shmem_exit(worker_shmem_exit, (Datum) 0);
 
-	ereport(LOG,
-			(errmsg("sales_api worker started for database \"%s\"", sales_api_database)));
+	ereport(LOG, (errmsg("sales_api worker started for database \"%s\"", dbname)));
 
 	/*
 	 * No JIT: once the outbox holds a few hundred thousand rows, the
@@ -538,6 +556,9 @@ sales_api_worker_main(Datum main_arg pg_attribute_unused())
 
 		if (!busy)
 		{
+			/* DROP EXTENSION: the slot goes back to the launcher */
+			if (!extension_installed())
+				worker_exit_not_installed();
 			/*
 			 * Going idle after work: hand the free memory of the last cycles
 			 * back to the kernel (at most every 10 s; it walks the heap).

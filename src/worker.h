@@ -17,9 +17,20 @@
 
 #define WORKER_LATENCY_SAMPLES 1024
 
+/* a worker slot's state (launcher.c) */
+typedef enum WorkerState
+{
+	WS_FREE = 0,
+	WS_STARTING,				/* started by the launcher, not yet connected */
+	WS_RUNNING,
+	WS_NOT_INSTALLED			/* found no sales_api in its database, exiting */
+} WorkerState;
+
+/* One database worker's slot in shared memory, with its live figures */
 typedef struct WorkerShared
 {
 	slock_t		mutex;
+	int			state;			/* WorkerState */
 	Latch	   *latch;			/* the running worker's latch, NULL if none */
 	pid_t		pid;
 	Oid			dbid;			/* the database it drains */
@@ -40,6 +51,7 @@ typedef struct WorkerShared
 	float4		latency_ms[WORKER_LATENCY_SAMPLES];
 } WorkerShared;
 
+/* this worker's slot; NULL in every other process */
 extern WorkerShared *worker_shared;
 
 extern void worker_wake_on_commit(void);
@@ -67,5 +79,15 @@ extern char *sales_api_reconcile_timezone;
 
 extern void worker_init(void);
 extern void worker_note_request(double ms, long status);
+
+/* launcher.c */
+extern int	sales_api_max_workers;
+extern int	sales_api_launcher_naptime_ms;
+
+extern void launcher_init(void);
+extern WorkerShared *launcher_slot_for(Oid dbid);
+extern WorkerShared *launcher_slot(int index);
+extern void launcher_poke(Oid dbid);
+extern char *launcher_served_note(Oid dbid, bool *served);
 
 #endif							/* SALES_API_WORKER_H */

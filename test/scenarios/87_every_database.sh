@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Every database is served: with sales_api.database = '*', the launcher starts
+# a worker for each database where sales_api is installed, without a restart.
+# Two new databases, each with an attached table: the sales of both reach the
+# vendor.  A DROP EXTENSION gives the worker's slot back; a database that
+# sales_api.database does not select says so in worker_stats() and in a
+# WARNING from attach().
+. "$(dirname "$0")/../lib/scenario.sh"
+DBS=(sa_every_a sa_every_b)
+restore() {
+    q -d postgres -c "ALTER SYSTEM RESET sales_api.database" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+    for d in "${DBS[@]}"; do q -d postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
+}
+trap restore EXIT
+restore
+mockctl reset >/dev/null
+make_locations 4
+
+# a database of its own: the extension, servers pointing at the mock, a POS
+# table captured for Connecteam at locations $2 and $3
+new_db() {
+    q -d postgres -c "CREATE DATABASE $1" >/dev/null
+    q -d "$1" -v mock_url="$MOCK_URL" <<'SQL' >/dev/null 2>"$SA_WORK/every-$1.err"
+CREATE EXTENSION sales_api;
+\set ct_url :mock_url/connecteam
+CREATE SERVER connecteam FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam', base_url :'ct_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER connecteam OPTIONS (api_key 'ct-key-123');
+CREATE TABLE pos_sales (id bigserial PRIMARY KEY, store integer NOT NULL, sold_at timestamptz NOT NULL,
+                        net numeric(12,2) NOT NULL);
+SELECT sales_api.attach('pos_sales', 'connecteam', '{"location_id": "store", "sale_type": "''SALE''",
+  "created_at": "sold_at", "final_sale_amount": "net"}');
+SQL
+}
+
+echo "--- sales_api.database selects one database: another one is not served, and says so"
+new_db sa_every_a
+grep -q "no sales_api worker serves database \"sa_every_a\"" "$SA_WORK/every-sa_every_a.err" \
+    || fail "attach() in a database no worker serves gave no warning: $(cat "$SA_WORK/every-sa_every_a.err")"
+pass "attach() warns that no worker serves the database"
+expect_eq "$(q -d sa_every_a -c "SELECT running::text || ' / ' || note FROM sales_api.worker_stats()")" \
+    "false / not served: sales_api.database is 'sa_worker'" "worker_stats() says why the database is not served"
+
+echo "--- sales_api.database = '*': both databases served, no restart"
+q -d postgres -c "ALTER SYSTEM SET sales_api.database = '*'" -c "SELECT pg_reload_conf()" >/dev/null
+new_db sa_every_b
+SA_DB=sa_every_a wait_for "SELECT running FROM sales_api.worker_stats()" 30 "a worker for sa_every_a"
+SA_DB=sa_every_b wait_for "SELECT running FROM sales_api.worker_stats()" 30 "a worker for sa_every_b"
+expect_eq "$(q -d postgres -c "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity
+                               WHERE backend_type = 'sales_api worker' AND datname LIKE 'sa_every_%'")" \
+    "sa_every_a,sa_every_b" "one worker per database"
+q -d sa_every_a -c "INSERT INTO pos_sales (store, sold_at, net) SELECT 1 + i % 2, '2026-11-20 10:00+00'::timestamptz + i * interval '1 min', 10 + i FROM generate_series(1, 50) i"
+q -d sa_every_b -c "INSERT INTO pos_sales (store, sold_at, net) SELECT 3 + i % 2, '2026-11-20 10:00+00'::timestamptz + i * interval '1 min', 100 + i FROM generate_series(1, 70) i"
+SA_DB=sa_every_a wait_for "$(SA_DB=sa_every_a drained)" 60 "sa_every_a's sales delivered"
+SA_DB=sa_every_b wait_for "$(SA_DB=sa_every_b drained)" 60 "sa_every_b's sales delivered"
+expect_eq "$(mockctl ct-transactions | awk '$1 <= 2' | wc -l | tr -d ' ')" 50 "the vendor holds sa_every_a's 50 sales (locations 1, 2)"
+expect_eq "$(mockctl ct-transactions | awk '$1 >= 3' | wc -l | tr -d ' ')" 70 "the vendor holds sa_every_b's 70 sales (locations 3, 4)"
+expect_eq "$(q -d sa_every_b -c "SELECT note FROM sales_api.worker_stats()")" \
+    'served by the sales_api worker of database "sa_every_b"' "worker_stats() names the database served"
+
+echo "--- DROP EXTENSION: the database's worker stops and gives its slot back"
+q -d sa_every_b -c "DROP EXTENSION sales_api CASCADE" >/dev/null 2>&1
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker' AND datname = 'sa_every_b')" \
+    30 "the worker of sa_every_b to stop"
+pass "the worker of a database without sales_api stops"
+SA_DB=sa_every_a wait_for "SELECT running FROM sales_api.worker_stats()" 5 "sa_every_a still served"
+pass "the other database is still served"
+echo "every-database scenario passed"
