@@ -70,7 +70,8 @@ SELECT minute_limit IS NOT NULL AS budget_known FROM sales_api.connecteam_rate_l
 \! mockctl mark
 SELECT count(*) FROM sales_api.connecteam_locations('cc_ct');
 \! mockctl log --since-mark --fields method,path,status,h:x-api-key
--- and back to the first key: the state learnt with it earlier is gone too
+-- and back to the first key: that account's budget is still known (it is the
+-- cluster's, in shared memory, kept per server and credentials), its token is not
 \! mockctl config connecteam_api_keys='["ct-key-123"]'
 ALTER USER MAPPING FOR CURRENT_USER SERVER cc_ct OPTIONS (SET api_key 'ct-key-123');
 SELECT minute_limit IS NOT NULL AS budget_known FROM sales_api.connecteam_rate_limit('cc_ct');
@@ -153,7 +154,7 @@ SET ROLE regress_cc_user;
 \! mockctl mark
 SELECT * FROM cc_push();
 \! mockctl log --since-mark --fields method,path,status,h:host | sed -E 's/:[0-9]+$//'
--- Connecteam: an option that changes no credential still drops the rate-limit state
+-- Connecteam: an option that changes no credential keeps the account's shared budget
 SELECT count(*) FROM sales_api.connecteam_locations('cc_ct');
 SELECT minute_limit IS NOT NULL AS budget_known FROM sales_api.connecteam_rate_limit('cc_ct');
 RESET ROLE;

@@ -381,3 +381,7 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api.worker_stats() IS
 'this database''s worker: its live figures from shared memory since it started (latencies over the last 1024 requests), and whether it serves this database, or why not';
 REVOKE ALL ON FUNCTION sales_api.worker_stats() FROM PUBLIC;
+
+-- the budget of an account is shared by every backend and worker (src/ratelimit.c)
+COMMENT ON FUNCTION sales_api.connecteam_rate_limit(name) IS
+'the rate-limit budget of the server''s Connecteam account as the whole cluster last saw it, in shared memory (NULLs before any call)';

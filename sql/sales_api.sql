@@ -333,7 +333,7 @@ AS 'MODULE_PATHNAME', 'sales_api_connecteam_rate_limit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION sales_api.connecteam_rate_limit(name) IS
-'the rate-limit budget of the server''s Connecteam account as this backend last saw it (NULLs before any call)';
+'the rate-limit budget of the server''s Connecteam account as the whole cluster last saw it, in shared memory (NULLs before any call)';
 
 REVOKE ALL ON FUNCTION sales_api.connecteam_post_transactions(name, sales_api.connecteam_transaction[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sales_api.connecteam_post_transactions(name, text) FROM PUBLIC;

@@ -54,7 +54,10 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "ratelimit.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "storage/proc.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
@@ -82,14 +85,111 @@ ratelimit_state_init(RateLimitState *st)
 	st->day_limit = st->day_remaining = -1;
 }
 
+/* ------------------------------------------------------------------------
+ * The budgets, shared
+ * ------------------------------------------------------------------------
+ */
+
+/* accounts the cluster keeps a budget for; the least recently used goes first */
+#define RL_SHARED_ACCOUNTS 256
+
+typedef struct RlAccount
+{
+	uint8		account[16];	/* SalesApiServer.account */
+	bool		used;
+	TimestampTz last_used;
+	RateLimitState st;
+} RlAccount;
+
+typedef struct RlShared
+{
+	RlAccount	accounts[RL_SHARED_ACCOUNTS];
+} RlShared;
+
+static RlShared *rl_shared = NULL;
+static LWLock *rl_lock = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+rl_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RlShared)));
+	RequestNamedLWLockTranche("sales_api rate limits", 1);
+}
+
+static void
+rl_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	rl_shared = ShmemInitStruct("sales_api rate limits", sizeof(RlShared), &found);
+	if (!found)
+		memset(rl_shared, 0, sizeof(RlShared));
+	rl_lock = &(GetNamedLWLockTranche("sales_api rate limits"))->lock;
+	LWLockRelease(AddinShmemInitLock);
+}
+
 /*
- * The call's state, asked for again after anything that may process
- * invalidations (credcache.c)
+ * From _PG_init under shared_preload_libraries: the budgets live in shared
+ * memory, one per vendor account, so every backend and the workers reserve
+ * from the same budget.  Without it (the library loaded by a session only)
+ * each backend keeps its own, in its credential cache.
+ */
+void
+ratelimit_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = rl_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = rl_shmem_startup;
+}
+
+/*
+ * The account's state, locked: every read and change of a budget happens
+ * between rl_lock_state() and rl_unlock(), which take no longer than the
+ * arithmetic.
  */
 static RateLimitState *
-rl_entry(const SalesApiServer *srv)
+rl_lock_state(const SalesApiServer *srv)
 {
-	return &credcache_entry(srv)->rl;
+	TimestampTz now;
+	RlAccount  *a;
+	RlAccount  *victim = NULL;
+
+	if (rl_shared == NULL)
+		return &credcache_entry(srv)->rl;
+	now = GetCurrentTimestamp();
+	LWLockAcquire(rl_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < RL_SHARED_ACCOUNTS; i++)
+	{
+		a = &rl_shared->accounts[i];
+		if (a->used && memcmp(a->account, srv->account, sizeof(a->account)) == 0)
+		{
+			a->last_used = now;
+			return &a->st;
+		}
+		if (victim == NULL || !a->used || (victim->used && a->last_used < victim->last_used))
+			victim = a;
+	}
+	/* a new account, in a free place or that of the one unused the longest */
+	memcpy(victim->account, srv->account, sizeof(victim->account));
+	victim->used = true;
+	victim->last_used = now;
+	ratelimit_state_init(&victim->st);
+	return &victim->st;
+}
+
+static void
+rl_unlock(void)
+{
+	if (rl_shared != NULL)
+		LWLockRelease(rl_lock);
 }
 
 /*
@@ -165,11 +265,10 @@ rl_reserve(int64 limit, int64 *remaining, TimestampTz *reset, TimestampTz now, i
  * budget.  When none may, *wait_until says when to ask again and *why which
  * budget is spent.
  */
-int
-ratelimit_acquire(const SalesApiServer *srv, int want, TimestampTz *wait_until,
-				  RateLimitWait *why)
+static int
+rl_acquire(RateLimitState *st, const SalesApiServer *srv, int want, TimestampTz *wait_until,
+		   RateLimitWait *why)
 {
-	RateLimitState *st = rl_entry(srv);
 	TimestampTz now = GetCurrentTimestamp();
 	int64		allowed = want;
 
@@ -212,6 +311,17 @@ ratelimit_acquire(const SalesApiServer *srv, int want, TimestampTz *wait_until,
 	return (int) allowed;
 }
 
+int
+ratelimit_acquire(const SalesApiServer *srv, int want, TimestampTz *wait_until,
+				  RateLimitWait *why)
+{
+	RateLimitState *st = rl_lock_state(srv);
+	int			n = rl_acquire(st, srv, want, wait_until, why);
+
+	rl_unlock();
+	return n;
+}
+
 static void
 rl_merge(int64 *limit, int64 *remaining, TimestampTz *reset,
 		 int64 rlimit, int64 rremaining, int64 rreset_epoch, TimestampTz now)
@@ -243,7 +353,7 @@ ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
 
 	if (!req->done)
 		return;
-	st = rl_entry(srv);
+	st = rl_lock_state(srv);
 	st->observed = true;
 	if (req->status >= 200 && req->status < 300)
 		st->backoff_step = 0;
@@ -259,6 +369,7 @@ ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
 				 req->rl_day_limit, req->rl_day_remaining, req->rl_day_reset,
 				 st->observed_at);
 	}
+	rl_unlock();
 }
 
 /*
@@ -270,7 +381,7 @@ ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
 TimestampTz
 ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 {
-	RateLimitState *st = rl_entry(srv);
+	RateLimitState *st = rl_lock_state(srv);
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz until;
 	TimestampTz reset;
@@ -295,6 +406,7 @@ ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 		until = after_ms(now, backoff_ms(RL_BACKOFF_429_BASE_MS, Max(st->backoff_step, 1)));
 	}
 	st->not_before = Max(st->not_before, until);
+	rl_unlock();
 	return until;
 }
 
@@ -302,12 +414,13 @@ ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 bool
 ratelimit_get(const SalesApiServer *srv, RateLimitState *out)
 {
-	RateLimitState *st = rl_entry(srv);
+	RateLimitState *st = rl_lock_state(srv);
+	bool		observed = st->observed;
 
-	if (!st->observed)
-		return false;
-	*out = *st;
-	return true;
+	if (observed)
+		*out = *st;
+	rl_unlock();
+	return observed;
 }
 
 /*

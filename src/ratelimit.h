@@ -46,6 +46,7 @@ typedef enum RateLimitWait
 } RateLimitWait;
 
 extern void ratelimit_state_init(RateLimitState *st);
+extern void ratelimit_init(void);
 extern int	ratelimit_acquire(const SalesApiServer *srv, int want,
 							  TimestampTz *wait_until, RateLimitWait *why);
 extern void ratelimit_update(const SalesApiServer *srv, const HttpRequest *req);

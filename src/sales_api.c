@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "ratelimit.h"
 #include "vendor.h"
 #include "worker.h"
 
@@ -123,6 +124,8 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	worker_init();
+	if (process_shared_preload_libraries_in_progress)
+		ratelimit_init();
 
 	MarkGUCPrefixReserved("sales_api");
 }

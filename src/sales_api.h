@@ -103,6 +103,7 @@ typedef struct SalesApiServer
 	 * the generation of the live entry this lookup saw (0: none), and the
 	 * call's own entry once that one has been dropped.
 	 */
+	uint8		account[16];	/* the vendor account: shared rate-limit budget (ratelimit.c) */
 	uint64		cache_generation;
 	struct CredCacheEntry *private_entry;
 } SalesApiServer;

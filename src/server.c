@@ -19,6 +19,9 @@
  */
 #include "postgres.h"
 
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+
 #include "access/reloptions.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_user_mapping.h"
@@ -433,6 +436,56 @@ sales_api_fdw_oid(void)
  * it, and that the mapping holds that vendor's credentials.  The result is
  * bound to the credential cache entry of the server and the mapping used.
  */
+/*
+ * The vendor account a server and mapping reach: a digest of the database,
+ * the server, the vendor's address and the identity the credentials give
+ * (the API key, or the OAuth or password-grant client and user).  Every
+ * role whose mapping of the server has the same credentials, and the
+ * worker, share its one budget (ratelimit.c); a mapping changed to other
+ * credentials is another account.  Only the digest is kept: no secret goes
+ * to shared memory.
+ */
+static void
+server_account_key(SalesApiServer *s)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	const char *parts[7];
+	int			n = 0;
+	char		where[32];
+
+	snprintf(where, sizeof(where), "%u/%u", MyDatabaseId, s->serverid);
+	parts[n++] = where;
+	parts[n++] = vendor_name(s->vendor);
+	if (s->vendor == VENDOR_CONNECTEAM)
+	{
+		parts[n++] = s->base_url;
+		parts[n++] = s->use_oauth ? "oauth" : "api_key";
+		parts[n++] = s->use_oauth ? s->um_client_id : s->api_key;
+	}
+	else
+	{
+		parts[n++] = s->token_url;
+		parts[n++] = s->client_id;
+		parts[n++] = s->username;
+	}
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "sales_api: could not start a SHA-256 digest");
+	for (int i = 0; i < n; i++)
+	{
+		const char *p = parts[i] ? parts[i] : "";
+
+		/* each part with its terminating NUL, so that no two lists digest alike */
+		if (pg_cryptohash_update(ctx, (const uint8 *) p, strlen(p) + 1) < 0)
+			elog(ERROR, "sales_api: could not digest an account");
+	}
+	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "sales_api: could not digest an account");
+	pg_cryptohash_free(ctx);
+	memcpy(s->account, digest, sizeof(s->account));
+	explicit_bzero(digest, sizeof(digest));
+}
+
 SalesApiServer *
 server_lookup_by_oid(Oid serverid, Oid userid, SalesApiVendor expected)
 {
@@ -535,6 +588,7 @@ server_lookup_by_oid(Oid serverid, Oid userid, SalesApiVendor expected)
 					 errhint("A Connecteam user mapping needs api_key, or client_id and client_secret for OAuth.")));
 	}
 
+	server_account_key(s);
 	credcache_attach(s, cache_mark);
 	return s;
 }
