@@ -46,8 +46,10 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 
 #include "mapping.h"
+#include "worker.h"
 
 typedef struct FieldSpec
 {
@@ -529,6 +531,30 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 }
 
 /*
+ * In a worker, a mapping that runs long (the owner's function sleeps, or
+ * waits for a lock) must not hold up every other capture of the database:
+ * it is cancelled like a statement after sales_api.worker_mapping_timeout,
+ * and the items that needed it wait with the error.
+ */
+static int
+execute_with_timeout(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	volatile int ret = 0;
+
+	enable_timeout_after(STATEMENT_TIMEOUT, sales_api_mapping_timeout_ms);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	}
+	PG_END_TRY();
+	return ret;
+}
+
+/*
  * Run one of the statements over the capture's table as its owner; the
  * rows are in SPI_tuptable.  SPI must be connected.  read_only is false:
  * each run takes a fresh snapshot (the worker reads sales committed after
@@ -543,7 +569,10 @@ mapping_execute(const CaptureDef *def, MappingStmt stmt, int nargs, Oid *types,
 	int			ret;
 
 	mapping_enter_owner(mapping_table_owner(def->relid), &scope);
-	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	if (IsBackgroundWorker && sales_api_mapping_timeout_ms > 0)
+		ret = execute_with_timeout(sql, nargs, types, values, nulls);
+	else
+		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 	mapping_leave_owner(&scope);
 	if (ret < 0)
 		elog(ERROR, "sales_api: a statement of capture %d failed: %s", def->id,

@@ -82,6 +82,7 @@ int			sales_api_reconcile_days = 2;
 int			sales_api_reconcile_grace_ms = 3600 * 1000;
 int			sales_api_reconcile_retention_s = 30 * 86400;
 char	   *sales_api_reconcile_timezone = NULL;
+int			sales_api_mapping_timeout_ms = 60000;
 
 static const struct config_enum_entry ambiguous_options[] = {
 	{"replace_window", AMBIGUOUS_REPLACE_WINDOW, false},
@@ -157,6 +158,12 @@ worker_init(void)
 							NULL, &sales_api_sent_retention_ms, 7 * 86400 * 1000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("sales_api.worker_mapping_timeout",
+							"Longest a worker lets one statement built from a capture's mapping run; 0: no limit.",
+							"Such a statement runs the table owner's expressions; one that runs longer is cancelled, "
+							"and the items that needed it wait with the error, so it cannot hold up the database's other captures.",
+							&sales_api_mapping_timeout_ms, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("sales_api.reconcile_interval",
 							"How often the worker reconciles Connecteam daily totals with the POS tables; 0 turns it off.",
 							NULL, &sales_api_reconcile_interval_ms, 0, 0, INT_MAX,

@@ -73,6 +73,7 @@ extern int	sales_api_reconcile_days;
 extern int	sales_api_reconcile_grace_ms;
 extern int	sales_api_reconcile_retention_s;
 extern char *sales_api_reconcile_timezone;
+extern int	sales_api_mapping_timeout_ms;
 
 #define AMBIGUOUS_REPLACE_WINDOW 0
 #define AMBIGUOUS_PARK 1

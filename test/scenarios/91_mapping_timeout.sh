@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# A mapping is code its table's owner wrote; in the worker it runs with the
+# owner's rights (83_least_privilege) and within sales_api.worker_mapping_timeout.
+# One owner's Mapal mapping calls a function that sleeps: the worker cancels
+# that statement, the capture's slots wait with the error, and the other
+# table's sales are delivered meanwhile; once the function is fixed, the
+# waiting slots go out too.
+. "$(dirname "$0")/../lib/scenario.sh"
+scenario_setup
+make_locations 2
+trap 'q -c "ALTER SYSTEM RESET sales_api.worker_mapping_timeout" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
+q -c "ALTER SYSTEM SET sales_api.worker_mapping_timeout = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+q <<'SQL' >/dev/null
+DROP SCHEMA IF EXISTS slow CASCADE;
+CREATE SCHEMA slow;
+CREATE TABLE slow.sales (id bigserial PRIMARY KEY, store int NOT NULL, sold_at timestamptz NOT NULL, net numeric NOT NULL);
+-- the owner's function: slow while slow.stuck says so
+CREATE TABLE slow.stuck (on_ boolean NOT NULL);
+INSERT INTO slow.stuck VALUES (true);
+CREATE FUNCTION slow.net(n numeric) RETURNS numeric LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT on_ FROM slow.stuck) THEN PERFORM pg_sleep(60); END IF;
+    RETURN n;
+END $$;
+SELECT sales_api.attach('slow.sales', 'mapal', '{"unit_id": "1000 + store", "sold_at": "sold_at",
+  "currency_id": "''EUR''", "sales_type_id": "''EAT_IN''", "net_sales": "slow.net(net)", "gross_sales": "net"}');
+SQL
+attach_connecteam
+q -c "INSERT INTO slow.sales (store, sold_at, net) VALUES (1, '2026-11-20 10:00+00', 10)"
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (2, '2026-11-20 10:05+00', 20, 2)"
+wait_for "SELECT count(*) = 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND state = 'sent'" 20 "the other table's sale (the slow one sleeps 60 s)"
+pass "the other table's sale is delivered while the slow mapping waits"
+wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'mapal_slot' AND state = 'failed'
+                          AND last_error LIKE '%canceling statement due to statement timeout%')" 60 "the slow slot to fail with the timeout"
+pass "the slow mapping's slot waits with the timeout as its error"
+grep -q "could not read the POS table of capture .*statement timeout" "$SA_PGLOG" || fail "no WARNING in the log"
+pass "the worker logs it"
+q -c "UPDATE slow.stuck SET on_ = false" >/dev/null
+wait_for "$(drained)" 60 "the slot once the function is fixed"
+expect_eq "$(mockctl mapal-sales --unit 1001 | wc -l | tr -d ' ')" 1 "Mapal holds the slot"
+echo "mapping timeout scenario passed"
