@@ -23,6 +23,8 @@ $(error could not read default_version from sales_api.control)
 endif
 DATA_built = sales_api--$(EXTVERSION).sql
 DATA = sql/sales_api--0.1.sql $(wildcard sql/sales_api--*--*.sql)
+# the query file for the Prometheus postgres_exporter, beside the docs
+DOCS = contrib/prometheus/sales_api_queries.yaml
 
 REGRESS ?= $(patsubst sql/%.sql,%,$(sort $(filter-out sql/sales_api%,$(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=.

@@ -385,3 +385,18 @@ REVOKE ALL ON FUNCTION sales_api.worker_stats() FROM PUBLIC;
 -- the budget of an account is shared by every backend and worker (src/ratelimit.c)
 COMMENT ON FUNCTION sales_api.connecteam_rate_limit(name) IS
 'the rate-limit budget of the server''s Connecteam account as the whole cluster last saw it, in shared memory (NULLs before any call)';
+
+-- The shared rate-limit budget of every Connecteam lane (a capture's server
+-- and run_as, i.e. one vendor account) of this database, for monitoring: the
+-- caller needs neither the vendor's credentials nor USAGE on the server; it
+-- reads sales_api.capture with its own rights (src/lane_budgets.c).
+CREATE FUNCTION sales_api.lane_budgets()
+RETURNS TABLE (server_name name, run_as regrole,
+               minute_limit bigint, minute_remaining bigint, minute_reset timestamptz,
+               day_limit bigint, day_remaining bigint, day_reset timestamptz,
+               observed_at timestamptz)
+AS 'MODULE_PATHNAME', 'sales_api_lane_budgets'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION sales_api.lane_budgets() IS
+'the shared rate-limit budget of each Connecteam lane (server and run_as) of this database, as connecteam_rate_limit() shows it to run_as (NULLs while unknown)';
+REVOKE ALL ON FUNCTION sales_api.lane_budgets() FROM PUBLIC;

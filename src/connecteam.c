@@ -1221,48 +1221,12 @@ sales_api_connecteam_rate_limit(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SalesApiServer *srv = ct_server(fcinfo);
 	RateLimitState st;
-	Datum		values[7] = {0};
+	Datum		values[7];
 	bool		nulls[7];
-	bool		known = ratelimit_get(srv, &st) && st.has_headers;
+	bool		known = ratelimit_get(srv, &st);
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (int i = 0; i < 7; i++)
-		nulls[i] = true;
-	if (known)
-	{
-		if (st.minute_limit >= 0)
-		{
-			values[0] = Int64GetDatum(st.minute_limit);
-			nulls[0] = false;
-		}
-		if (st.minute_remaining >= 0)
-		{
-			values[1] = Int64GetDatum(st.minute_remaining);
-			nulls[1] = false;
-		}
-		if (st.minute_reset != 0)
-		{
-			values[2] = TimestampTzGetDatum(st.minute_reset);
-			nulls[2] = false;
-		}
-		if (st.day_limit >= 0)
-		{
-			values[3] = Int64GetDatum(st.day_limit);
-			nulls[3] = false;
-		}
-		if (st.day_remaining >= 0)
-		{
-			values[4] = Int64GetDatum(st.day_remaining);
-			nulls[4] = false;
-		}
-		if (st.day_reset != 0)
-		{
-			values[5] = TimestampTzGetDatum(st.day_reset);
-			nulls[5] = false;
-		}
-		values[6] = TimestampTzGetDatum(st.observed_at);
-		nulls[6] = false;
-	}
+	ratelimit_datums(known ? &st : NULL, values, nulls);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

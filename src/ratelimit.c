@@ -424,6 +424,90 @@ ratelimit_get(const SalesApiServer *srv, RateLimitState *out)
 }
 
 /*
+ * A copy of the account's state in shared memory, for monitoring
+ * (lane_budgets()): unlike ratelimit_get() it neither creates an entry nor
+ * counts as a use, so a look never keeps an account in the table or pushes
+ * another out.  False when the cluster has seen nothing of the account, and
+ * always without shared memory (then only each backend's own state exists,
+ * and no worker's).
+ */
+bool
+ratelimit_peek(const SalesApiServer *srv, RateLimitState *out)
+{
+	bool		found = false;
+
+	if (rl_shared == NULL)
+		return false;
+	LWLockAcquire(rl_lock, LW_SHARED);
+	for (int i = 0; i < RL_SHARED_ACCOUNTS; i++)
+	{
+		RlAccount  *a = &rl_shared->accounts[i];
+
+		if (a->used && memcmp(a->account, srv->account, sizeof(a->account)) == 0)
+		{
+			if (a->st.observed)
+			{
+				*out = a->st;
+				found = true;
+			}
+			break;
+		}
+	}
+	LWLockRelease(rl_lock);
+	return found;
+}
+
+/*
+ * The seven columns connecteam_rate_limit() and lane_budgets() show of a
+ * budget: minute_limit, minute_remaining, minute_reset, day_limit,
+ * day_remaining, day_reset, observed_at; NULL for what is unknown (every
+ * column when st is NULL or the vendor sent no x-ratelimit-* headers).
+ */
+void
+ratelimit_datums(const RateLimitState *st, Datum *values, bool *nulls)
+{
+	for (int i = 0; i < 7; i++)
+	{
+		values[i] = (Datum) 0;
+		nulls[i] = true;
+	}
+	if (st == NULL || !st->observed || !st->has_headers)
+		return;
+	if (st->minute_limit >= 0)
+	{
+		values[0] = Int64GetDatum(st->minute_limit);
+		nulls[0] = false;
+	}
+	if (st->minute_remaining >= 0)
+	{
+		values[1] = Int64GetDatum(st->minute_remaining);
+		nulls[1] = false;
+	}
+	if (st->minute_reset != 0)
+	{
+		values[2] = TimestampTzGetDatum(st->minute_reset);
+		nulls[2] = false;
+	}
+	if (st->day_limit >= 0)
+	{
+		values[3] = Int64GetDatum(st->day_limit);
+		nulls[3] = false;
+	}
+	if (st->day_remaining >= 0)
+	{
+		values[4] = Int64GetDatum(st->day_remaining);
+		nulls[4] = false;
+	}
+	if (st->day_reset != 0)
+	{
+		values[5] = TimestampTzGetDatum(st->day_reset);
+		nulls[5] = false;
+	}
+	values[6] = TimestampTzGetDatum(st->observed_at);
+	nulls[6] = false;
+}
+
+/*
  * Sleep on the process latch until `until`.  Interrupts are served every
  * time the latch is set, so cancellation and statement_timeout end the wait
  * at once; postmaster death ends the process.

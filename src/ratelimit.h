@@ -52,6 +52,8 @@ extern int	ratelimit_acquire(const SalesApiServer *srv, int want,
 extern void ratelimit_update(const SalesApiServer *srv, const HttpRequest *req);
 extern TimestampTz ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req);
 extern bool ratelimit_get(const SalesApiServer *srv, RateLimitState *out);
+extern bool ratelimit_peek(const SalesApiServer *srv, RateLimitState *out);
+extern void ratelimit_datums(const RateLimitState *st, Datum *values, bool *nulls);
 extern void ratelimit_sleep_until(TimestampTz until);
 
 /*

@@ -33,7 +33,7 @@
 . "$(dirname "$0")/../lib/scenario.sh"
 cd "$(dirname "$0")/../.."
 readme=README.md
-roles="pos_sync pos_till"
+roles="pos_sync pos_till sales_api_metrics"
 out=$SA_WORK/readme-examples
 mkdir -p "$out"
 
