@@ -650,7 +650,7 @@ process_batch(const char *batch_id)
         if (inflight > 0)
             curl_multi_poll(multi, NULL, 0, (int) wait_ms, NULL);
         else
-            usleep(wait_ms * 1000);
+            usleep((useconds_t) (wait_ms < 1000 ? wait_ms : 999) * 1000);
         curl_multi_perform(multi, &running);
         while ((m = curl_multi_info_read(multi, &msgs)) != NULL)
         {
