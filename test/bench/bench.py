@@ -8,14 +8,24 @@ build, measured in the same run on the same machine, and prints figures; a
 missed target is reported, never a failure.  The exit status is non-zero only
 when a benchmark could not run or sales were lost or duplicated.
 
-  1. capture cost: no trigger / sales_api capture / hand-written row trigger
-     (pgbench single-row inserts with 2 clients; 100,000 rows in one
+The peers: a one-per-request sender (a per-row webhook, as pg_net), a
+hand-written PL/pgSQL outbox trigger, and PgQ (issue 15): Debian's
+postgresql-15-pgq3 with pgq.logutriga() capture, its ticker pgqd and a consumer
+built here from test/bench/pgq_consumer.c that posts 100 sales a request
+(test/bench/pgq_peer.py).  Every figure of PgQ is in its own column beside
+sales_api's, measured in the same run on the same data.
+
+  1. capture cost: no trigger / sales_api capture / hand-written row trigger /
+     PgQ logutriga (pgbench single-row inserts with 2 clients, median and
+     interquartile range over interleaved rounds; 100,000 rows in one
      INSERT ... SELECT and in one COPY)
   2. drain throughput: 100,000 Connecteam transactions and a day of Mapal
      slots for 50 units through the worker to the mock (20 ms latency), against
-     a sender that posts one sale per request, one at a time
+     a sender that posts one sale per request, one at a time; then the same
+     100,000 sales for Connecteam only, through sales_api and through PgQ
   3. calls per sale, and pacing under a 120-per-minute rate limit
-  4. latency: one committed sale to the mock receiving it (idle worker)
+  4. latency: one committed sale to the mock receiving it (idle worker; idle
+     PgQ consumer)
   5. memory: the worker's resident memory after start, 100,000 and 1,000,000 sales
   --profile: perf of the worker during a drain and of a backend during a bulk
      capture, with pg_stat_statements of the worker's SQL (test/bench/PROFILE.md)
@@ -23,6 +33,7 @@ when a benchmark could not run or sales were lost or duplicated.
 Python 3 standard library only.
 """
 import argparse
+import collections
 import datetime
 import http.client
 import json
@@ -39,6 +50,8 @@ import time
 import urllib.parse
 import urllib.request
 
+import pgq_peer
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
@@ -47,14 +60,18 @@ BDB = "sa_bench"                               # capture benchmarks: nobody drai
 UNITS = 50
 
 MODES = {
-    # a bounded pass, under ~3 minutes: what the test command may call
+    # a bounded pass, 4-7 minutes on a 2-core machine shared with other work
     "quick": dict(pgbench_seconds=2, rounds=4, bulk_rounds=2, bulk_rows=100000, drain_sales=100000,
                   baseline_sales=300, rl_limit=20, rl_window=10, rl_windows=2,
-                  latency_sales=500, latency_after_sales=50, memory_total=200000, chunk=100000),
+                  latency_sales=500, latency_after_sales=50, memory_total=200000, chunk=100000,
+                  pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4),
     # the issue's figures: 1,000,000 sales for memory, a real 120-per-minute limit
     "full": dict(pgbench_seconds=5, rounds=12, bulk_rounds=5, bulk_rows=100000, drain_sales=100000,
                  baseline_sales=2000, rl_limit=120, rl_window=60, rl_windows=3,
-                 latency_sales=500, latency_after_sales=200, memory_total=1000000, chunk=100000),
+                 latency_sales=500, latency_after_sales=200, memory_total=1000000, chunk=100000,
+                 # the PgQ peer: pgqd's ticker_period, the consumer's sleep when it finds no batch,
+                 # its requests in flight (sales_api's max_concurrency)
+                 pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4),
 }
 ALL = ["capture", "drain", "memory", "latency", "ratelimit"]
 
@@ -307,29 +324,46 @@ def pct(values, p):
     return s[max(0, math.ceil(p / 100.0 * len(s)) - 1)]
 
 
+def iqr(values):
+    """(first quartile, third quartile), the values' own range when there are fewer than 4."""
+    if len(values) < 4:
+        return min(values), max(values)
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+# the PgQ column where the peer has no such figure
+NO_PGQ = "\u2014"
+
+
 class Results:
+    HEAD = ("#", "figure", "sales_api", "PgQ (logutriga + pgqd + consumer)", "other peers", "target", "result")
+
     def __init__(self):
-        self.rows = []      # (section, figure, value, compared, target, verdict)
+        self.rows = []      # (section, figure, value, pgq, compared, target, verdict)
         self.notes = []
         self.errors = []
+        self.pgq_skipped = None     # why the PgQ peer did not run, if it did not
 
-    def add(self, section, figure, value, compared="", target="", ok=None):
+    def add(self, section, figure, value, compared="", target="", ok=None, pgq=None):
         verdict = "info" if ok is None else ("pass" if ok else "MISS")
-        self.rows.append((section, figure, value, compared, target, verdict))
-        log("%s %s: %s %s [%s]" % (section, figure, value, compared, verdict))
+        if pgq is None:
+            pgq = "not run" if self.pgq_skipped else NO_PGQ
+        self.rows.append((section, figure, value, pgq, compared, target, verdict))
+        log("%s %s: %s [PgQ %s] %s [%s]" % (section, figure, value, pgq, compared, verdict))
 
     def note(self, text):
         self.notes.append(text)
 
     def table(self):
-        head = ("#", "figure", "sales_api", "compared with", "target", "result")
+        head = self.HEAD
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         for r in self.rows:
             lines.append("| " + " | ".join(str(x) for x in r) + " |")
         return "\n".join(lines)
 
     def text_table(self):
-        head = ("#", "figure", "sales_api", "compared with", "target", "result")
+        head = self.HEAD
         rows = [head] + [tuple(str(x) for x in r) for r in self.rows]
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
         out = []
@@ -372,23 +406,47 @@ VARIANTS = [
     ("sales_api", "sales_sa", "sales_api capture (Connecteam)"),
     ("hand", "sales_hand", "hand-written row trigger"),
 ]
+PGQ_VARIANT = ("pgq", "sales_pgq", "PgQ logutriga")
+PGQ_OK = False      # main() sets it when the PgQ peer can run
+BENCH_QUEUE = "bench_sales"     # the capture database's queue: no ticker, no consumer (as no worker drains it)
+
+
+def variants():
+    return VARIANTS + ([PGQ_VARIANT] if PGQ_OK else [])
 
 
 def setup_capture_db():
     psql("SET client_min_messages = warning;\nDROP DATABASE IF EXISTS %s;\nCREATE DATABASE %s;" % (BDB, BDB),
          db="postgres")
     sql = "CREATE EXTENSION sales_api;\n\\set mock_url '%s'\n%s" % (os.environ["MOCK_URL"], SERVERS_SQL)
-    for _, t, _ in VARIANTS:
+    for _, t, _ in variants():
         sql += SALES_TABLE.format(t=t)
     sql += HAND_SQL
     sql += "SELECT sales_api.attach('sales_sa', 'connecteam', %s);\n" % CT_MAPPING
+    if PGQ_OK:
+        sql += "CREATE EXTENSION pgq;\n" + pgq_peer.queue_sql(BENCH_QUEUE) + pgq_peer.trigger_sql(
+            "sales_pgq", BENCH_QUEUE)
     psql(sql, db=BDB)
 
 
 def reset_capture_tables():
-    psql("TRUNCATE sales_none, sales_sa, sales_hand, hand_outbox, sales_api.outbox, sales_api.outbox_stage"
+    # a queue's event tables inherit from one parent: TRUNCATE of the parent empties them all
+    extra = (", sales_pgq, " + pgq_peer.event_table(psql, BDB, BENCH_QUEUE)) if PGQ_OK else ""
+    psql("TRUNCATE sales_none, sales_sa, sales_hand, hand_outbox, sales_api.outbox, sales_api.outbox_stage%s"
          " RESTART IDENTITY;\n"
-         "CHECKPOINT;", db=BDB)
+         "CHECKPOINT;" % extra, db=BDB)
+
+
+def fmt_tps(values):
+    lo, hi = iqr(values)
+    return "%s (IQR %s\u2013%s)" % (fmt_int(statistics.median(values)), fmt_int(lo), fmt_int(hi))
+
+
+def fmt_below(ratios):
+    """TPS ratios to no trigger -> '2.3% below (IQR 1.0-3.5)'"""
+    below = [100 * (1 - x) for x in ratios]
+    lo, hi = iqr(below)
+    return "%.1f%% below (IQR %.1f\u2013%.1f)" % (statistics.median(below), lo, hi)
 
 
 def bench_capture(cfg, res, work):
@@ -398,7 +456,7 @@ def bench_capture(cfg, res, work):
     # (a) pgbench: single-row inserts, 2 clients, interleaved rounds
     # and, to split sales_api's cost between its trigger and the worker it wakes, the
     # same capture with the worker stopped (SIGSTOP) for the length of the run
-    pg_variants = VARIANTS + [("sales_api_stopped", "sales_sa", "")]
+    pg_variants = variants() + [("sales_api_stopped", "sales_sa", "")]
     tps = {v[0]: [] for v in pg_variants}
     wcpu = {v[0]: [] for v in pg_variants}
     for r in range(cfg["rounds"]):
@@ -426,28 +484,33 @@ def bench_capture(cfg, res, work):
                 raise BenchError("pgbench failed: %s %s" % (out.stdout[-800:], out.stderr[-800:]))
             tps[name].append(float(m.group(1)))
             wcpu[name].append((cpu_seconds(wpid) - c0) / cfg["pgbench_seconds"])
-            log("   pgbench round %d %-9s %8.0f TPS (worker CPU %.0f%%)" % (
+            log("   pgbench round %d %-17s %8.0f TPS (worker CPU %.0f%%)" % (
                 r + 1, name, tps[name][-1], 100 * wcpu[name][-1]))
-    med = {k: statistics.median(v) for k, v in tps.items()}
     # ratios are taken round by round (the variants of a round ran within a minute of each
-    # other), then the median: a slow drift or a burst of other work on the machine moves
-    # both sides of a ratio, or one round only
-    def ratio(a, b):
-        return statistics.median(x / y for x, y in zip(tps[a], tps[b]))
-    below = {k: 1 - ratio(k, "none") for k in ("sales_api", "hand", "sales_api_stopped")}
-    res.add("1a", "single-row INSERT, pgbench 2 clients: TPS", fmt_int(med["sales_api"]),
-            "no trigger %s; hand-written %s" % (fmt_int(med["none"]), fmt_int(med["hand"])))
-    res.add("1a", "single-row TPS vs no trigger", "%.1f%% below" % (100 * below["sales_api"]),
-            "hand-written: %.1f%% below" % (100 * below["hand"]), "at most 5% below", below["sales_api"] <= 0.05)
-    res.add("1a", "single-row TPS vs no trigger, worker stopped", "%.1f%% below" % (
-        100 * below["sales_api_stopped"]), "the worker paused by SIGSTOP")
-    res.note("1a pgbench TPS per round (%d s each, -M prepared, 2 clients, medians and per-round ratios in the "
-             "table): %s; worker CPU during the sales_api runs: %s of a core (it drains %s; a commit in the capture "
-             "database wakes nothing, a check of the worker's database in the trigger; before 0.5 every commit woke "
-             "it for a cycle against %s)" % (
+    # other), then the median and quartiles: a slow drift or a burst of other work on the
+    # machine moves both sides of a ratio, or one round only
+    def ratios(a, b):
+        return [x / y for x, y in zip(tps[a], tps[b])]
+    pgq_on = "pgq" in tps
+    res.add("1a", "single-row INSERT, pgbench 2 clients: TPS, median (IQR) of %d rounds" % cfg["rounds"],
+            fmt_tps(tps["sales_api"]),
+            "no trigger %s; hand-written %s" % (fmt_tps(tps["none"]), fmt_tps(tps["hand"])),
+            pgq=fmt_tps(tps["pgq"]) if pgq_on else None)
+    below = {k: 1 - statistics.median(ratios(k, "none")) for k in tps if k != "none"}
+    res.add("1a", "single-row TPS vs no trigger (per-round ratios)", fmt_below(ratios("sales_api", "none")),
+            "hand-written: %s" % fmt_below(ratios("hand", "none")), "at most 5% below", below["sales_api"] <= 0.05,
+            pgq=fmt_below(ratios("pgq", "none")) if pgq_on else None)
+    res.add("1a", "single-row TPS vs no trigger, worker stopped", fmt_below(ratios("sales_api_stopped", "none")),
+            "the worker paused by SIGSTOP")
+    res.note("1a pgbench TPS per round (%d s each, -M prepared, 2 clients, medians, quartiles and per-round ratios "
+             "in the table): %s; worker CPU during the sales_api runs: %s of a core (it drains %s; a commit in the "
+             "capture database wakes nothing, a check of the worker's database in the trigger; before 0.5 every "
+             "commit woke it for a cycle against %s)%s" % (
                  cfg["pgbench_seconds"],
                  "; ".join("%s %s" % (k, ", ".join("%.0f" % x for x in v)) for k, v in tps.items()),
-                 ", ".join("%.0f%%" % (100 * x) for x in wcpu["sales_api"]), WDB, WDB))
+                 ", ".join("%.0f%%" % (100 * x) for x in wcpu["sales_api"]), WDB, WDB,
+                 "; PgQ: pgq.logutriga('%s') AFTER INSERT FOR EACH ROW, no ticker or consumer on this database"
+                 % BENCH_QUEUE if pgq_on else ""))
 
     # (b) 100,000 rows in one INSERT ... SELECT and in one COPY
     n = cfg["bulk_rows"]
@@ -460,9 +523,9 @@ def bench_capture(cfg, res, work):
                 1 + i % UNITS, t.isoformat(), ("EAT_IN", "TAKE", "DELIVERY")[i % 3],
                 1 + (i % 5000) / 100.0, (i % 300) / 100.0, 1 + i % 3))
     os.chmod(copy_file, 0o644)
-    times = {(v[0], m): [] for v in VARIANTS for m in ("insert", "copy")}
+    times = {(v[0], m): [] for v in variants() for m in ("insert", "copy")}
     for r in range(cfg["bulk_rounds"]):
-        for name, table, _ in VARIANTS:
+        for name, table, _ in variants():
             for method in ("insert", "copy"):
                 reset_capture_tables()
                 if method == "insert":
@@ -477,21 +540,28 @@ def bench_capture(cfg, res, work):
                                    "coalesce(cardinality(sale_keys), 1)), 0) FROM sales_api.outbox_stage)", db=BDB))
                     if n_out != n:
                         raise BenchError("sales_api capture enqueued %d items for %d rows" % (n_out, n))
+                if name == "pgq":
+                    n_out = int(q1("SELECT count(*) FROM " + pgq_peer.event_table(psql, BDB, BENCH_QUEUE), db=BDB))
+                    if n_out != n:
+                        raise BenchError("PgQ capture queued %d events for %d rows" % (n_out, n))
                 log("   bulk round %d %-9s %-6s %8.0f ms" % (r + 1, name, method, ms))
     for method, label in (("insert", "INSERT ... SELECT"), ("copy", "COPY")):
-        none = statistics.median(times[("none", method)])
-        sa = statistics.median(times[("sales_api", method)])
-        hand = statistics.median(times[("hand", method)])
+        med = {v[0]: statistics.median(times[(v[0], method)]) for v in variants()}
 
         def r(a, b):
             return statistics.median(x / y for x, y in zip(times[(a, method)], times[(b, method)]))
-        sa_none, hand_none, sa_hand = r("sales_api", "none"), r("hand", "none"), r("sales_api", "hand")
-        res.add("1b", "%s rows in one %s: time" % (fmt_int(n), label), fmt_ms(sa),
-                "no trigger %s; hand-written %s" % (fmt_ms(none), fmt_ms(hand)))
-        res.add("1b", "%s: time vs no trigger" % label, "%.2fx" % sa_none,
-                "hand-written %.2fx" % hand_none, "at most 2x", sa_none <= 2.0)
-        res.add("1b", "%s: time vs hand-written trigger" % label, "%.2fx" % sa_hand, "",
-                "at most 0.5x", sa_hand <= 0.5)
+        res.add("1b", "%s rows in one %s: time" % (fmt_int(n), label), fmt_ms(med["sales_api"]),
+                "no trigger %s; hand-written %s" % (fmt_ms(med["none"]), fmt_ms(med["hand"])),
+                pgq=fmt_ms(med["pgq"]) if pgq_on else None)
+        res.add("1b", "%s: time vs no trigger" % label, "%.2fx" % r("sales_api", "none"),
+                "hand-written %.2fx" % r("hand", "none"), "at most 2x", r("sales_api", "none") <= 2.0,
+                pgq="%.2fx" % r("pgq", "none") if pgq_on else None)
+        res.add("1b", "%s: time vs hand-written trigger" % label, "%.2fx" % r("sales_api", "hand"), "",
+                "at most 0.5x", r("sales_api", "hand") <= 0.5,
+                pgq="%.2fx" % r("pgq", "hand") if pgq_on else None)
+        if pgq_on:
+            res.add("1b", "%s: time vs PgQ logutriga" % label, "%.2fx" % r("sales_api", "pgq"), "", "",
+                    pgq="1x (the reference)")
     res.note("1b times per round (ms): %s" % "; ".join(
         "%s/%s %s" % (k[0], k[1], ", ".join("%.0f" % x for x in v)) for k, v in times.items()))
     psql("SET client_min_messages = warning;\nDROP DATABASE IF EXISTS %s;" % BDB, db="postgres")
@@ -521,15 +591,11 @@ def baseline_sender(n):
     return n / dt
 
 
-def bench_drain(cfg, res, state):
-    n = cfg["drain_sales"]
-    log("2. drain: %s sales (Connecteam + Mapal, %d units, one day) through the worker, mock latency 20 ms"
-        % (fmt_int(n), UNITS))
+def drain_sales_api(n, vendors):
+    """n sales captured for vendors with the servers paused and the worker stopped, then
+    resumed; the worker's drain, checked by compare.py.  -> dict of figures"""
     mock_setup(latency_ms=20)
-    setup_pos()
-    if state.get("fresh_worker"):
-        state["rss"].append(memory_point(0))
-        state["fresh_worker"] = False
+    setup_pos(vendors)
     # the worker is stopped while the sales go in: it makes staged sales outbox
     # items even for a paused server, and that work belongs in the drain's time
     wpid, mpid = worker_pid(), mock_pid()
@@ -542,7 +608,7 @@ def bench_drain(cfg, res, state):
         wc0, mc0 = cpu_seconds(wpid), (cpu_seconds(mpid) if mpid else 0)
         stats0 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
         mark = mock_mark()
-        t0 = resume(("connecteam", "mapal"))
+        t0 = resume(vendors)
     finally:
         os.kill(wpid, signal.SIGCONT)
     if n_staged != n:
@@ -563,49 +629,157 @@ def bench_drain(cfg, res, state):
     entries = mock_log(mark)
     ct_posts = sum(1 for e in entries if is_ct_post(e))
     mapal_reqs = sum(1 for e in entries if is_mapal(e))
-    n429 = sum(1 for e in entries if e["status"] == 429)
-    other = len(entries) - ct_posts - mapal_reqs
     # exactly what was committed, nothing lost or duplicated (test/lib/compare.py)
-    cmp = subprocess.run([sys.executable, os.path.join(ROOT, "test/lib/compare.py"), "bench-drain"],
+    cmp = subprocess.run([sys.executable, os.path.join(ROOT, "test/lib/compare.py"), "bench-drain"]
+                         + ([] if "mapal" in vendors else ["--no-mapal"]),
                          capture_output=True, text=True, env=dict(os.environ, SA_DB=WDB))
     if cmp.returncode != 0:
         raise BenchError("drain: the mock does not hold exactly the local sales:\n" + cmp.stdout + cmp.stderr)
-    dur = t_end - t0
-    rate = n / dur
-    state["drain_rate"] = rate
+    stats1 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
+    return {"ins_ms": ins_ms, "n_slots": n_slots, "t0": t0, "t_end": t_end, "t_wall": t_wall, "ends": ends,
+            "dur": t_end - t0, "rate": n / (t_end - t0), "wcpu": wcpu, "mcpu": mcpu, "summ": summ,
+            "ct_posts": ct_posts, "mapal_reqs": mapal_reqs, "other": len(entries) - ct_posts - mapal_reqs,
+            "n429": sum(1 for e in entries if e["status"] == 429),
+            "cmp": cmp.stdout.strip().splitlines()[-1] if cmp.stdout.strip() else "ok",
+            "stats": (int(stats1[0]) - int(stats0[0]), int(stats1[1]) - int(stats0[1]))}
+
+
+def drain_pgq(peer, n):
+    """The same n sales into the PgQ peer's pos_sales with its ticks paused, then ticks resumed:
+    pgqd ticks, the consumer (running, idle) takes the batch and posts it.  From the resume to
+    the consumer's last finish_batch.  -> dict of figures"""
+    mock_setup(latency_ms=20)
+    peer.check_alive()
+    psql("TRUNCATE pos_sales RESTART IDENTITY", db=pgq_peer.PDB)
+    done0 = sum(b["events"] for b in peer.batches())
+    nb0 = len(peer.batches())
+    peer.pause_ticks(True)
+    cpid, bpid = peer.consumer_pids()
+    try:
+        ins_ms = insert_sales(n, db=pgq_peer.PDB)
+        queued = int(q1("SELECT count(*) FROM " + pgq_peer.event_table(psql, pgq_peer.PDB, pgq_peer.QUEUE)
+                        + " WHERE ev_extra1 = 'public.pos_sales'", db=pgq_peer.PDB))
+        mpid = mock_pid()
+        c0 = {p: cpu_seconds(p) for p in (cpid, bpid, peer.pgqd.pid, mpid) if p}
+        mark = mock_mark()
+        t0 = time.time()
+    finally:
+        peer.pause_ticks(False)
+    t_lim = time.time() + 600
+    while sum(b["events"] for b in peer.batches()) - done0 < n:
+        peer.check_alive()
+        if time.time() > t_lim:
+            raise BenchError("PgQ drain: timed out; %d of %d sales done" % (
+                sum(b["events"] for b in peer.batches()) - done0, n))
+        time.sleep(0.1)
+    t_wall = time.time()
+    batches = peer.batches()[nb0:]
+    t_end = max(b["end"] for b in batches)
+    cpu = {p: cpu_seconds(p) - c0[p] for p in c0}
+    entries = mock_log(mark)
+    ct_posts = sum(1 for e in entries if is_ct_post(e))
+    # exactly what was committed, with compare.py's identity of a sale
+    local = collections.Counter(tuple(r.split("|")) for r in psql(
+        "SELECT store, floor(extract(epoch FROM sold_at))::bigint, net, tax, kind FROM pos_sales",
+        db=pgq_peer.PDB).splitlines())
+    remote = collections.Counter(
+        (str(t["locationId"]), str(t["createdAt"]), "%.2f" % float(t["finalSaleAmount"]),
+         "%.2f" % float(t.get("taxAmount") or 0), t["saleType"])
+        for t in mock("GET", "/_mock/state").get("connecteam_transactions", []))
+    lost = sum((local - remote).values())
+    dups = sum((remote - local).values())
+    if queued != n or lost or dups:
+        raise BenchError("PgQ drain: %d events queued for %d sales; the mock lacks %d and has %d more"
+                         % (queued, n, lost, dups))
+    return {"ins_ms": ins_ms, "dur": t_end - t0, "rate": n / (t_end - t0), "ct_posts": ct_posts,
+            "n429": sum(1 for e in entries if e["status"] == 429), "batches": batches,
+            "ccpu": cpu.get(cpid, 0), "bcpu": cpu.get(bpid, 0), "tcpu": cpu.get(peer.pgqd.pid, 0),
+            "mcpu": cpu.get(mpid, float("nan")), "t_wall": t_wall, "t0": t0,
+            "retries": sum(b["retries"] for b in batches)}
+
+
+def bench_drain(cfg, res, state, peer=None):
+    n = cfg["drain_sales"]
+    log("2. drain: %s sales (Connecteam + Mapal, %d units, one day) through the worker, mock latency 20 ms"
+        % (fmt_int(n), UNITS))
+    if state.get("fresh_worker"):
+        mock_setup(latency_ms=20)
+        setup_pos()
+        state["rss"].append(memory_point(0))
+        state["fresh_worker"] = False
+    d = drain_sales_api(n, ("connecteam", "mapal"))
+    state["drain_rate"] = d["rate"]
     state["sales"] += n
+    state["rss"].append(memory_point(state["sales"]))
+
+    # the same sales for Connecteam only: sales_api, then the PgQ peer
+    log("2. drain, Connecteam only: the same %s sales through sales_api%s" % (
+        fmt_int(n), " and through PgQ" if peer else ""))
+    c = drain_sales_api(n, ("connecteam",))
+    state["sales"] += n
+    state["rss"].append(memory_point(state["sales"]))
+    g = None
+    if peer:
+        g = drain_pgq(peer, n)
+        state["pgq_rss"].append(("after its drain of %s sales" % fmt_int(n), proc_status(peer.consumer.pid),
+                                 proc_status(peer.pgqd.pid)))
 
     log("   baseline: %d sales, one POST each, sequential" % cfg["baseline_sales"])
     base = baseline_sender(cfg["baseline_sales"])
-    res.add("2", "sales delivered per second (both vendors)", fmt_int(rate),
-            "one-per-request sender: %.1f/s" % base, "at least 5,000/s", rate >= 5000)
-    res.add("2", "throughput vs one-per-request sender", "%sx" % fmt_int(rate / base), "",
-            "at least 100x", rate / base >= 100)
-    res.add("2", "requests made for %s sales" % fmt_int(n), fmt_int(ct_posts + mapal_reqs + other),
-            "one-per-request sender: %s" % fmt_int(n),
-            "")
-    res.add("3", "Connecteam requests per 10,000 sales", "%.0f" % (ct_posts * 10000.0 / n), "",
-            "100 (the floor)", ct_posts * 10000.0 / n <= 100.0001)
-    per_unit_day = mapal_reqs / float(UNITS)
+    res.add("2", "sales delivered per second (both vendors)", fmt_int(d["rate"]),
+            "one-per-request sender: %.1f/s" % base, "at least 5,000/s", d["rate"] >= 5000,
+            pgq="%s (Connecteam only)" % NO_PGQ if peer else None)
+    res.add("2", "throughput vs one-per-request sender", "%sx" % fmt_int(d["rate"] / base), "",
+            "at least 100x", d["rate"] / base >= 100)
+    res.add("2", "requests made for %s sales" % fmt_int(n),
+            fmt_int(d["ct_posts"] + d["mapal_reqs"] + d["other"]), "one-per-request sender: %s" % fmt_int(n), "",
+            pgq="%s (Connecteam only)" % NO_PGQ if peer else None)
+    res.add("2", "Connecteam only: sales delivered per second", fmt_int(c["rate"]),
+            "one-per-request sender: %.1f/s" % base, "", None,
+            pgq=fmt_int(g["rate"]) if g else None)
+    if g:
+        res.add("2", "Connecteam only: sales_api's rate over PgQ's", "%.2fx" % (c["rate"] / g["rate"]), "", "",
+                pgq="1x (the reference)")
+    res.add("2", "Connecteam only: requests made for %s sales" % fmt_int(n), fmt_int(c["ct_posts"] + c["other"]),
+            "one-per-request sender: %s" % fmt_int(n), "",
+            pgq=fmt_int(g["ct_posts"]) if g else None)
+    res.add("3", "Connecteam requests per 10,000 sales", "%.0f" % (d["ct_posts"] * 10000.0 / n), "",
+            "100 (the floor)", d["ct_posts"] * 10000.0 / n <= 100.0001,
+            pgq="%.0f" % (g["ct_posts"] * 10000.0 / n) if g else None)
+    per_unit_day = d["mapal_reqs"] / float(UNITS)
     res.add("3", "Mapal requests per unit and day", "%.2f" % per_unit_day,
-            "%s dirty slots of %d unit-days" % (fmt_int(n_slots), UNITS), "1 (the floor)",
-            per_unit_day <= 1.0001)
-    res.note("2 drain: %s sales captured in %s (INSERT ... SELECT with both captures: %s Connecteam items, "
-             "staged as one row and made items by the worker within the drain's time, and "
-             "%s Mapal slots); delivered in %.2f s (Connecteam done after %.2f s, Mapal after %.2f s); "
-             "%d Connecteam POSTs, %d Mapal requests, %d other (tokens), %d answered 429; "
-             "worker CPU %.1f s (%.0f%% of one core), mock CPU %.1f s (%.0f%%); compare.py: %s" % (
-                 fmt_int(n), fmt_ms(ins_ms), fmt_int(summ.get(("ct_post", "sent"), 0)), fmt_int(n_slots),
-                 dur, float(ends.get("ct_post", t_end)) - t0, float(ends.get("mapal_slot", t_end)) - t0,
-                 ct_posts, mapal_reqs, other, n429, wcpu, 100 * wcpu / (t_wall - t0), mcpu,
-                 100 * mcpu / (t_wall - t0), cmp.stdout.strip().splitlines()[-1] if cmp.stdout.strip() else "ok"))
+            "%s dirty slots of %d unit-days" % (fmt_int(d["n_slots"]), UNITS), "1 (the floor)",
+            per_unit_day <= 1.0001, pgq="%s (no Mapal consumer)" % NO_PGQ if peer else None)
+    for name, x, what in (("both vendors", d, "INSERT ... SELECT with both captures: %s Connecteam items, staged as "
+                           "one row and made items by the worker within the drain's time, and %s Mapal slots" % (
+                               fmt_int(n), fmt_int(d["n_slots"]))),
+                          ("Connecteam only", c, "INSERT ... SELECT with the Connecteam capture")):
+        res.note("2 drain, %s: %s sales captured in %s (%s); delivered in %.2f s (Connecteam done after %.2f s%s); "
+                 "%d Connecteam POSTs, %d Mapal requests, %d other (tokens), %d answered 429; worker CPU %.1f s "
+                 "(%.0f%% of one core), mock CPU %.1f s (%.0f%%); worker_stats(): %d requests, %d rate-limited; "
+                 "compare.py: %s" % (
+                     name, fmt_int(n), fmt_ms(x["ins_ms"]), what, x["dur"],
+                     float(x["ends"].get("ct_post", x["t_end"])) - x["t0"],
+                     ", Mapal after %.2f s" % (float(x["ends"]["mapal_slot"]) - x["t0"])
+                     if "mapal_slot" in x["ends"] else "",
+                     x["ct_posts"], x["mapal_reqs"], x["other"], x["n429"], x["wcpu"],
+                     100 * x["wcpu"] / (x["t_wall"] - x["t0"]), x["mcpu"], 100 * x["mcpu"] / (x["t_wall"] - x["t0"]),
+                     x["stats"][0], x["stats"][1], x["cmp"]))
+    if g:
+        span = g["t_wall"] - g["t0"]
+        res.note("2 drain, PgQ: the same %s sales captured by pgq.logutriga in %s (pgqd's ticks paused with "
+                 "pgq.set_queue_config(..., 'ticker_paused', '1')); ticks resumed, then %d batch(es) of %s events, "
+                 "delivered in %.2f s from the resume to the consumer's last finish_batch; %d Connecteam POSTs, "
+                 "%d retried, %d answered 429; consumer CPU %.2f s and its backend %.2f s (%.0f%% of one core "
+                 "together), pgqd %.2f s, mock CPU %.1f s (%.0f%%); the mock holds exactly the %s sales of "
+                 "pos_sales (compare.py's identity of a sale)" % (
+                     fmt_int(n), fmt_ms(g["ins_ms"]), len(g["batches"]),
+                     "/".join(fmt_int(b["events"]) for b in g["batches"]), g["dur"], g["ct_posts"], g["retries"],
+                     g["n429"], g["ccpu"], g["bcpu"], 100 * (g["ccpu"] + g["bcpu"]) / span, g["tcpu"], g["mcpu"],
+                     100 * g["mcpu"] / span, fmt_int(n)))
     res.note("2 baseline: %d sales posted one per request, sequentially, over one kept-alive HTTPS "
              "connection (Python http.client) to the same mock with the same 20 ms latency: %.1f sales/s"
              % (cfg["baseline_sales"], base))
-    stats1 = psql("SELECT requests, rate_limited FROM sales_api.worker_stats()").split("|")
-    res.note("2 worker_stats(): %d requests, %d rate-limited during the drain" % (
-        int(stats1[0]) - int(stats0[0]), int(stats1[1]) - int(stats0[1])))
-    state["rss"].append(memory_point(state["sales"]))
 
 
 def bench_memory_fill(cfg, res, state):
@@ -664,12 +838,18 @@ def report_memory(res, state):
         return
     start = rss[0][1]
     shown = [rss[0]] + [x for x in rss[1:] if x[0] == 100000 or x is rss[-1]]
-    for sales, st, _ in shown:
+    # the PgQ consumer's private memory after its start and after its drain (pgqd's beside it)
+    pgq_rss = state.get("pgq_rss", [])
+    for k, (sales, st, _) in enumerate(shown):
         label = "after start" if sales == 0 else "after %s sales" % fmt_int(sales)
         grow = (st["RssAnon"] - start["RssAnon"]) / 1024.0
+        pgq = None
+        if k < len(pgq_rss):
+            pgq = "consumer %.1f MiB %s (pgqd %.1f MiB)" % (
+                pgq_rss[k][1]["RssAnon"] / 1024.0, pgq_rss[k][0], pgq_rss[k][2]["RssAnon"] / 1024.0)
         res.add("5", "worker private memory (RssAnon) %s" % label, "%.1f MiB" % (st["RssAnon"] / 1024.0),
                 "VmRSS %.1f MiB" % (st["VmRSS"] / 1024.0) + ("" if sales == 0 else "; growth %.1f MiB" % grow),
-                "" if sales == 0 else "growth under 2 MiB", None if sales == 0 else grow < 2.0)
+                "" if sales == 0 else "growth under 2 MiB", None if sales == 0 else grow < 2.0, pgq=pgq)
     if len(rss) >= 3:
         a, b = rss[1], rss[-1]
         res.add("5", "growth from %s to %s sales" % (fmt_int(a[0]), fmt_int(b[0])),
@@ -749,9 +929,12 @@ def bench_ratelimit(cfg, res, state):
     span = wins[-1][0] - wins[0][0]
     share_time = used / (L / float(W) * span)
     share_budget = used / float(L * len(full))
-    res.add("3", "429s received under %d requests/min" % (L * 60 // W), "%d" % n429, "", "0", n429 == 0)
+    unmeasured = "not measured" if PGQ_OK else None
+    res.add("3", "429s received under %d requests/min" % (L * 60 // W), "%d" % n429, "", "0", n429 == 0,
+            pgq=unmeasured)
     res.add("3", "share of the allowed rate used while a backlog exists", "%.1f%%" % (100 * share_time),
-            "budget of each full window: %.1f%%" % (100 * share_budget), "at least 90%", share_time >= 0.9)
+            "budget of each full window: %.1f%%" % (100 * share_budget), "at least 90%", share_time >= 0.9,
+            pgq=unmeasured)
     res.note("3 rate limit: %d per %d s window; %s sales = %d requests; windows (requests each): %s; "
              "%d full windows sent %d requests in %d s from the start of the first window to the start "
              "of the last (the mock starts a window at the first request after the previous one ended, "
@@ -791,7 +974,7 @@ END $$;
 """
 
 
-def bench_latency(cfg, res, state, after=False):
+def bench_latency(cfg, res, state, after=False, peer=None):
     n = cfg["latency_after_sales" if after else "latency_sales"]
     kept = int(q1("SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'"))
     where = "with %s sent items kept in the outbox" % fmt_int(kept) if after else "fresh outbox"
@@ -826,17 +1009,74 @@ def bench_latency(cfg, res, state, after=False):
         lat.append((arrival[created] - t_commit) * 1000)
         e2e.append((t_seen - t_commit) * 1000)
     p50, p99 = pct(lat, 50), pct(lat, 99)
+    g50 = g99 = gnote = None
+    if peer and not after:
+        glat, ge2e, gtick = latency_pgq(peer, n)
+        g50, g99 = fmt_ms(pct(glat, 50)), fmt_ms(pct(glat, 99))
+        gnote = ("4 latency, PgQ, over %d sales: commit to arrival p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; "
+                 "commit until the consumer has finished the batch (a tick whose snapshot sees the sale's "
+                 "transaction is the consumer's last) p50 %.1f ms, p99 %.1f ms; commit to the tick that took the "
+                 "sale (its tick_time, %d of %d ticks still kept) p50 %s, p99 %s, max %s. pgqd ticks every %d ms, the "
+                 "queue's ticker_max_lag is 0 (a tick as soon as there are events), the consumer asks for a "
+                 "batch every %d ms when it has none; the same procedure, table and mock as sales_api's" % (
+                     n, pct(glat, 50), pct(glat, 90), pct(glat, 99), max(glat), pct(ge2e, 50), pct(ge2e, 99),
+                     len(gtick), n, *(fmt_ms(f(gtick)) if gtick else "?"
+                                      for f in (lambda v: pct(v, 50), lambda v: pct(v, 99), max)),
+                     peer.tick_ms, peer.poll_ms))
+    elif peer:
+        g50 = g99 = "%s (PgQ keeps no sent history)" % NO_PGQ
     res.add("4", "commit to the mock receiving the sale: p50, %s" % where, fmt_ms(p50),
-            "the mock then adds its 20 ms", "at most 20 ms", p50 <= 20)
+            "the mock then adds its 20 ms", "at most 20 ms", p50 <= 20, pgq=g50)
     res.add("4", "commit to the mock receiving the sale: p99, %s" % where, fmt_ms(p99), "", "at most 100 ms",
-            p99 <= 100)
+            p99 <= 100, pgq=g99)
     res.note("4 latency (%s) over %d sales: commit to arrival p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; "
              "commit until the outbox row reads 'sent' (after the mock's 20 ms and the worker's record "
              "transaction) p50 %.1f ms, p99 %.1f ms. Each sale: INSERT + COMMIT in a procedure, then it polls "
              "the outbox every 1 ms until 'sent', then pauses 5-25 ms; times from clock_timestamp() before the "
              "INSERT to the mock's log time of the request" % (
                  where, n, p50, pct(lat, 90), p99, max(lat), pct(e2e, 50), pct(e2e, 99)))
+    if gnote:
+        res.note(gnote)
     state["sales"] += n + 1
+
+
+def latency_pgq(peer, n):
+    """The PgQ peer's latency, as bench_latency's: one sale committed at a time into a table
+    captured by logutriga.  -> (commit to the mock's arrival, commit to the batch finished), ms"""
+    log("4. latency, PgQ: %d sales committed one at a time, idle consumer, mock latency 20 ms" % n)
+    mock_setup(latency_ms=20)
+    peer.check_alive()
+    db = pgq_peer.PDB
+    psql("SET client_min_messages = warning;\nDROP TABLE IF EXISTS pos_latency, bench_lat CASCADE;\n"
+         "DROP PROCEDURE IF EXISTS bench_latency(int);\n" + SALES_TABLE.format(t="pos_latency")
+         + pgq_peer.trigger_sql("pos_latency", pgq_peer.QUEUE) + pgq_peer.LATENCY_SQL, db=db)
+    # one sale first, so that the consumer's connection is warm (as in steady operation)
+    psql("CALL bench_latency(1); TRUNCATE bench_lat;", db=db)
+    time.sleep(0.5)
+    mark = mock_mark()
+    psql("CALL bench_latency(%d);" % n, db=db)
+    peer.check_alive()
+    rows = [r.split("|") for r in psql(
+        "SELECT i, extract(epoch FROM sold_at), extract(epoch FROM t_commit), extract(epoch FROM t_seen_sent), "
+        "b.state FROM bench_lat b JOIN pos_latency l ON l.id = b.sale_id ORDER BY i", db=db).splitlines()]
+    if len(rows) != n or any(r[4] != "sent" for r in rows):
+        raise BenchError("PgQ latency: not every sale was sent: %s" % [r for r in rows if r[4] != "sent"][:5])
+    arrival = {}
+    for e in mock_log(mark):
+        if is_ct_post(e) and e["status"] == 200:
+            for tx in json.loads(e["body"])["transactionsCreateRequest"]:
+                arrival.setdefault(int(tx["createdAt"]), e["ts"])
+    ticks = dict(r.split("|") for r in psql(pgq_peer.TICK_OF_SALE_SQL, db=db).splitlines())
+    lat, e2e, to_tick = [], [], []
+    for r in rows:
+        created, t_commit, t_seen = int(float(r[1])), float(r[2]), float(r[3])
+        if created not in arrival:
+            raise BenchError("PgQ latency: the mock never received sale %s" % r[0])
+        lat.append((arrival[created] - t_commit) * 1000)
+        e2e.append((t_seen - t_commit) * 1000)
+        if ticks.get(r[0]):
+            to_tick.append((float(ticks[r[0]]) - t_commit) * 1000)
+    return lat, e2e, to_tick
 
 
 # ---------------------------------------------------------------------------
@@ -1025,10 +1265,10 @@ def write_results(path, mode, cfg, res, m, started, elapsed, argv):
         f.write("# sales_api benchmark results\n\n")
         f.write("`test/bench/run %s` on %s, %.0f s.\n\n" % (" ".join(argv), started.strftime("%Y-%m-%d %H:%M %Z"),
                                                             elapsed))
-        f.write("Machine: `nproc` = %d, CPU %s, memory %s, Linux %s, %s; sales_api at %s. Load average "
+        f.write("Machine: `nproc` = %d, CPU %s, memory %s, Linux %s, %s; sales_api at %s%s. Load average "
                 "(1 min) %.2f before the run, %.2f after.\n\n" % (
-                    m["nproc"], m["cpu"], m["mem"], m["kernel"], m["pg"], m["git"], m["load_before"],
-                    m["load_after"]))
+                    m["nproc"], m["cpu"], m["mem"], m["kernel"], m["pg"], m["git"],
+                    "; the PgQ peer: %s" % m["pgq"] if m.get("pgq") else "", m["load_before"], m["load_after"]))
         f.write("Mode `%s`: %s.\n\n" % (mode, ", ".join("%s=%s" % kv for kv in sorted(cfg.items()))))
         f.write(res.table() + "\n\n")
         f.write("pass/MISS compares with the issue's target; info rows have none. Benchmarks print figures and "
@@ -1048,10 +1288,11 @@ def write_results(path, mode, cfg, res, m, started, elapsed, argv):
 
 def main():
     ap = argparse.ArgumentParser(description="sales_api benchmarks (run through test/bench/run)")
-    ap.add_argument("--quick", action="store_true", help="a bounded pass (under ~3 minutes)")
+    ap.add_argument("--quick", action="store_true", help="a bounded pass (4-7 minutes)")
     ap.add_argument("--only", default=",".join(ALL), help="comma-separated subset of: " + ", ".join(ALL))
     ap.add_argument("--profile", action="store_true", help="also profile (perf, pg_stat_statements) into PROFILE.md")
     ap.add_argument("--no-write", action="store_true", help="print only; write no file")
+    ap.add_argument("--no-pgq", action="store_true", help="leave out the PgQ peer")
     for k, v in MODES["full"].items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=None, help="(full: %s, quick: %s)" % (
             v, MODES["quick"][k]))
@@ -1077,39 +1318,67 @@ def main():
     log("machine: %s; %s; sales_api %s; mode %s; load average %.2f" % (
         m["summary"], m["pg"], m["git"], mode, m["load_before"]))
     res = Results()
-    state = {"rss": [], "sales": 0, "fresh_worker": False}
+    state = {"rss": [], "sales": 0, "fresh_worker": False, "pgq_rss": []}
     work = os.environ["SA_WORK"]
     rc = 0
+    global PGQ_OK
+    why = "left out (--no-pgq)" if a.no_pgq else pgq_peer.unavailable(BIN)
+    peer = None
+    if why:
+        res.pgq_skipped = why
+        res.note("PgQ peer not run: %s" % why)
+        log("the PgQ peer does not run: %s" % why)
+    else:
+        PGQ_OK = True
+        m["pgq"] = "pgq %s, %s" % (psql("SELECT default_version FROM pg_available_extensions "
+                                        "WHERE name = 'pgq'", db="postgres"),
+                                   pgq_peer.versions())
+        log("PgQ peer: %s" % m["pgq"])
     try:
         # the worker's database first, so the worker runs real (empty) cycles while capture is measured
         mock_setup(latency_ms=20)
         setup_pos()
         wait_worker()
+        if PGQ_OK and ("drain" in only or "latency" in only):
+            # the peer's own POS database, ticked by pgqd and drained by the consumer from here on
+            peer = pgq_peer.Peer(psql, BIN, work, cfg["pgq_tick_ms"], cfg["pgq_poll_ms"], cfg["pgq_concurrency"],
+                                 SALES_TABLE)
+            try:
+                peer.setup()
+                peer.start_ticker()
+                peer.start_consumer()
+            except RuntimeError as e:
+                raise BenchError("PgQ peer: %s" % e)
+            time.sleep(0.5)
+            state["pgq_rss"].append(("after start", proc_status(peer.consumer.pid), proc_status(peer.pgqd.pid)))
         if "capture" in only:
             bench_capture(cfg, res, work)
         if "latency" in only:
-            bench_latency(cfg, res, state)
+            bench_latency(cfg, res, state, peer=peer)
         if "drain" in only or "memory" in only:
             if "memory" in only:
                 restart_worker()
                 state["fresh_worker"] = True
                 state["sales"] = 0      # sales through this worker process
-            bench_drain(cfg, res, state)
+            bench_drain(cfg, res, state, peer=peer)
             if "memory" in only:
                 bench_memory_fill(cfg, res, state)
                 report_memory(res, state)
             if "latency" in only:
                 # the same, once the outbox keeps the sent items of the runs above
-                bench_latency(cfg, res, state, after=True)
+                bench_latency(cfg, res, state, after=True, peer=peer)
         if "ratelimit" in only:
             bench_ratelimit(cfg, res, state)
         if a.profile:
             bench_profile(cfg, state, os.path.join(HERE, "PROFILE.md") if not a.no_write
                           else os.path.join(work, "PROFILE.md"))
-    except BenchError as e:
+    except (BenchError, RuntimeError) as e:
         res.errors.append(str(e))
         log("ERROR: %s" % e)
         rc = 1
+    finally:
+        if peer:
+            peer.stop()
     elapsed = time.time() - t_start
     m["load_after"] = os.getloadavg()[0]
     if max(m["load_before"], m["load_after"]) > 0.5 * m["nproc"]:
@@ -1119,7 +1388,8 @@ def main():
 
     print()
     print("sales_api benchmarks, %s, mode %s, %.0f s" % (started.strftime("%Y-%m-%d %H:%M"), mode, elapsed))
-    print("machine: nproc %d, %s, %s RAM, %s; sales_api %s" % (m["nproc"], m["cpu"], m["mem"], m["pg"], m["git"]))
+    print("machine: nproc %d, %s, %s RAM, %s; sales_api %s%s" % (m["nproc"], m["cpu"], m["mem"], m["pg"], m["git"],
+                                                              "; " + m["pgq"] if m.get("pgq") else ""))
     print()
     print(res.text_table())
     print()
@@ -1131,9 +1401,9 @@ def main():
         name = "RESULTS.md" if mode == "full" else "RESULTS-quick.md"
         write_results(os.path.join(HERE, name), mode, cfg, res, m, started, elapsed, sys.argv[1:])
         log("results written to test/bench/%s" % name)
-    misses = sum(1 for r in res.rows if r[5] == "MISS")
+    misses = sum(1 for r in res.rows if r[-1] == "MISS")
     print("\n%d figures, %d targets met, %d missed%s" % (
-        len(res.rows), sum(1 for r in res.rows if r[5] == "pass"), misses,
+        len(res.rows), sum(1 for r in res.rows if r[-1] == "pass"), misses,
         ", %d benchmark errors" % len(res.errors) if res.errors else ""))
     return rc
 
