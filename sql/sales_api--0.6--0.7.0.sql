@@ -361,3 +361,15 @@ BEGIN
     RETURN n;
 END;
 $rp$;
+
+-------------------------------------------------------------------------------
+-- Staged sales are made outbox items in C (src/outbox_stage.c), with the
+-- statements prepared once per backend
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL,
+                                                   max_rows integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'sales_api_stage_expand'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
+'makes staged sales (sales_api.outbox_stage) outbox items, as the worker does at the start of every cycle';

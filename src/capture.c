@@ -33,7 +33,7 @@
  *
  * A POS statement of fewer rows than sales_api.stage_min_rows stages a row
  * per sale; a larger one a single row of arrays, which the worker expands
- * (sales_api._stage_expand).  Either costs the POS transaction far less
+ * (outbox_stage.c).  Either costs the POS transaction far less
  * than an outbox item per sale with its index entries and CHECKs.
  *
  *-------------------------------------------------------------------------
@@ -54,6 +54,7 @@
 #include "utils/tuplestore.h"
 
 #include "mapping.h"
+#include "outbox_stage.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(sales_api_capture_trigger);
@@ -70,7 +71,6 @@ typedef enum BkStmt
 	BK_CT_STAGE_ONE,
 	BK_CT_STAGE_ROWS,
 	BK_CT_STAGE_ARRAYS,
-	BK_CT_EXPAND,
 	BK_CT_SUPERSEDE,
 	BK_MAPAL_MARK,
 	BK_N
@@ -92,12 +92,6 @@ static const char *const bk_sql[BK_N] = {
 	/* BK_CT_STAGE_ARRAYS: one row of arrays for a large statement */
 	"INSERT INTO sales_api.outbox_stage (" STAGE_ARRAY_COLS ")"
 	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6, $7, $8)",
-	/*
-	 * BK_CT_EXPAND: before an UPDATE or DELETE looks for the posts of its
-	 * sales, the staged rows holding them become items (waiting for a POS
-	 * transaction that is expanding them itself)
-	 */
-	"SELECT sales_api._stage_expand($1, true, $2)",
 	/*
 	 * BK_CT_SUPERSEDE: old versions.  A version certainly not at the vendor
 	 * is cancelled; one the vendor holds, or may hold, is deleted: by its
@@ -170,7 +164,6 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 			case BK_CT_STAGE_ARRAYS:
 				types = ct_array_types, nargs = 8;
 				break;
-			case BK_CT_EXPAND:
 			case BK_CT_SUPERSEDE:
 				types = ct_keys_types, nargs = 2;
 				break;
@@ -189,6 +182,22 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 	if (ret < 0)
 		elog(ERROR, "sales_api capture: a bookkeeping statement failed: %s",
 			 SPI_result_code_string(ret));
+}
+
+/*
+ * Before an UPDATE or DELETE looks for the posts of its sales, the staged
+ * rows holding them become items, waiting for a POS transaction that is
+ * making items of them itself.  vals: the capture id and the sale keys.
+ */
+static void
+stage_expand_keys(Datum *vals)
+{
+	OwnerScope	scope;
+	Datum		args[3] = {vals[0], vals[1], 0};
+
+	mapping_enter_extension(&scope);
+	(void) outbox_stage_expand(true, args, "  n");
+	mapping_leave_extension(&scope);
 }
 
 /* ------------------------------------------------------------------------
@@ -442,7 +451,7 @@ ct_old_versions(CaptureEntry *e, Oid owner)
 	if (isnull)
 		return;
 	vals[0] = Int32GetDatum(e->id);
-	bk_run(BK_CT_EXPAND, vals, nulls);
+	stage_expand_keys(vals);
 	bk_run(BK_CT_SUPERSEDE, vals, nulls);
 }
 

@@ -38,6 +38,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -53,6 +54,7 @@
 #include "mapal.h"
 #include "mapping.h"
 #include "outbox.h"
+#include "outbox_stage.h"
 #include "ratelimit.h"
 #include "vendor.h"
 #include "worker.h"
@@ -183,6 +185,35 @@ spi_int64(HeapTuple tup, TupleDesc td, int col, bool *isnull)
 		default:
 			return DatumGetInt64(d);
 	}
+}
+
+/*
+ * Run a fixed statement, preparing it on its first run and keeping the plan
+ * (SPI_keepplan) for the life of the backend; the plan cache replans it
+ * after DDL.  It runs with pg_catalog alone on the search path, whoever
+ * calls.  SPI must be connected.
+ */
+int
+outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_only, long count)
+{
+	OverrideSearchPath path = {.schemas = NIL, .addCatalog = true, .addTemp = false};
+	int			ret;
+
+	PushOverrideSearchPath(&path);
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "sales_api: could not prepare an outbox statement: %s",
+				 SPI_result_code_string(SPI_result));
+		stmt->plan = plan;
+	}
+	ret = SPI_execute_plan(stmt->plan, values, nulls, read_only, count);
+	PopOverrideSearchPath();
+	if (ret < 0)
+		elog(ERROR, "sales_api: an outbox statement failed: %s", SPI_result_code_string(ret));
+	return ret;
 }
 
 static Capture *
@@ -690,26 +721,18 @@ claim_mapal(Cycle *c, int limit)
 static void
 stage_expand(Cycle *c, bool all)
 {
-	int			ret;
+	Datum		args[3] = {0, 0, Int32GetDatum(STAGE_ROWS_PER_CLAIM)};
+	int64		n;
 
-	ret = SPI_execute(all ? "SELECT sales_api._stage_expand(NULL, false)"
-					  : "SELECT sales_api._stage_expand(NULL, false, NULL, " CppAsString2(STAGE_ROWS_PER_CLAIM) ")",
-					  false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not expand staged sales: %s", SPI_result_code_string(ret));
+	n = outbox_stage_expand(false, args, all ? "nnn" : "nn ");
+
 	/*
 	 * As many items as the row limit: staged rows may be left (a row makes
 	 * at least one item), so go again at once.  Rows skipped because a POS
 	 * transaction holds them never make the worker spin.
 	 */
-	if (!all && SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull && DatumGetInt64(d) >= STAGE_ROWS_PER_CLAIM)
-			c->more = true;
-	}
+	if (!all && n >= STAGE_ROWS_PER_CLAIM)
+		c->more = true;
 }
 
 static void
