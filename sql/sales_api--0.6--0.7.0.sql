@@ -373,3 +373,14 @@ AS 'MODULE_PATHNAME', 'sales_api_stage_expand'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
 'makes staged sales (sales_api.outbox_stage) outbox items, as the worker does at the start of every cycle';
+
+-- The states and kinds as the C code defines them (src/outbox_states.c):
+-- the regression test 41_outbox_states holds the CHECK constraints, partial
+-- indexes, views and functions of this schema to them.
+CREATE FUNCTION sales_api._outbox_states()
+RETURNS TABLE (category text, name text, meaning text)
+AS 'MODULE_PATHNAME', 'sales_api_outbox_states'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sales_api._outbox_states() IS
+'the outbox item states and kinds the C code defines, and the pseudo-state of outbox_status';
+REVOKE ALL ON FUNCTION sales_api._outbox_states() FROM PUBLIC;

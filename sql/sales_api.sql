@@ -608,6 +608,17 @@ REVOKE ALL ON sales_api.outbox FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_id_seq', '');
 
+-- The states and kinds as the C code defines them (src/outbox_states.c):
+-- the regression test 41_outbox_states holds the CHECK constraints, partial
+-- indexes, views and functions of this schema to them.
+CREATE FUNCTION sales_api._outbox_states()
+RETURNS TABLE (category text, name text, meaning text)
+AS 'MODULE_PATHNAME', 'sales_api_outbox_states'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sales_api._outbox_states() IS
+'the outbox item states and kinds the C code defines, and the pseudo-state of outbox_status';
+REVOKE ALL ON FUNCTION sales_api._outbox_states() FROM PUBLIC;
+
 -- Connecteam: the vendor's transactionId of the version of each sale it
 -- holds, what an UPDATE or DELETE of the sale deletes there
 CREATE TABLE sales_api.connecteam_sent (
