@@ -55,6 +55,7 @@
 
 #include "mapping.h"
 #include "outbox_stage.h"
+#include "outbox_states.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(sales_api_capture_trigger);
@@ -100,19 +101,20 @@ static const char *const bk_sql[BK_N] = {
 	 * to undo (an older, sent version has its own delete queued already).
 	 */
 	"WITH gone AS (SELECT DISTINCT g.k FROM unnest($2::text[]) AS g(k)),"
-	" cancelled AS (UPDATE sales_api.outbox o SET state = 'superseded', lease_until = NULL"
-	"   FROM gone WHERE o.capture_id = $1 AND o.kind = 'ct_post' AND o.sale_key = gone.k"
-	"   AND o.state IN ('pending', 'failed') AND NOT o.ambiguous RETURNING o.id)"
+	" cancelled AS (UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_SUPERSEDED) ", lease_until = NULL"
+	"   FROM gone WHERE o.capture_id = $1 AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND o.sale_key = gone.k"
+	"   AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ") AND NOT o.ambiguous RETURNING o.id)"
 	" INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,"
 	"                               target_post_id, next_attempt_at)"
-	" SELECT $1, 'ct_delete', gone.k, cs.location_id, cs.created_at,"
+	" SELECT $1, " OUTBOX_SQL(OUTBOX_CT_DELETE) ", gone.k, cs.location_id, cs.created_at,"
 	"        CASE WHEN p.id IS NULL THEN cs.transaction_id END, p.id, statement_timestamp()"
 	"   FROM gone"
 	"   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = $1 AND cs.sale_key = gone.k"
 	"   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o"
-	"                       WHERE o.capture_id = $1 AND o.kind = 'ct_post' AND o.sale_key = gone.k"
+	"                       WHERE o.capture_id = $1 AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND o.sale_key = gone.k"
 	/* in flight, ambiguous, or claimed between this statement's snapshot and its lock */
-	"                         AND o.state IN ('pending', 'failed', 'in_flight', 'unknown')"
+	"                         AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ", "
+	"                              " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", " OUTBOX_SQL(OUTBOX_UNKNOWN) ")"
 	"                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true"
 	"  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL",
 	/*
@@ -125,11 +127,12 @@ static const char *const bk_sql[BK_N] = {
 	 */
 	"INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id,"
 	"                              slot_start, next_attempt_at)"
-	" SELECT $1, 'mapal_slot', u.unit, u.day, u.cur, u.typ, u.slot, statement_timestamp()"
+	" SELECT $1, " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) ", u.unit, u.day, u.cur, u.typ, u.slot, statement_timestamp()"
 	"   FROM unnest($2, $3, $4, $5, $6) WITH ORDINALITY AS u(unit, day, cur, typ, slot, ord)"
 	"  ORDER BY u.ord"
 	" ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)"
-	" WHERE kind = 'mapal_slot' AND state = 'pending' DO UPDATE SET state = 'pending' WHERE false",
+	" WHERE kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) " AND state = " OUTBOX_SQL(OUTBOX_PENDING)
+	" DO UPDATE SET state = " OUTBOX_SQL(OUTBOX_PENDING) " WHERE false",
 };
 
 static const Oid ct_one_types[8] = {INT4OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID,

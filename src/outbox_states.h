@@ -1,11 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * outbox_states.h
- *		The states and kinds of an outbox item, defined once (outbox_states.c):
- *		every statement the C code runs names them through these macros, and
- *		the regression test 41_outbox_states compares the schema's CHECK
- *		constraints, partial indexes, view and functions with
- *		sales_api._outbox_states(), which returns this table.
+ *		The states and kinds of an outbox item, defined once, and the one
+ *		function that decides an item's next state from what became of it
+ *		(outbox_states.c).
+ *
+ * Every statement the C code runs names states and kinds through these
+ * macros; the regression test 41_outbox_states compares the schema's CHECK
+ * constraints, partial indexes, views and functions with
+ * sales_api._outbox_states(), which returns the table of outbox_states.c.
+ *
+ * Who sets which state: pending, the capture trigger, the repairs and
+ * retry_dead(); in_flight, the worker's claim; sent, failed, dead and
+ * unknown, outbox_decide() (recording a cycle, or taking back an expired
+ * lease); superseded, the capture trigger, for a version of a sale not sent
+ * yet when a newer one comes.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,6 +22,8 @@
 #define SALES_API_OUTBOX_STATES_H
 
 #include "postgres.h"
+
+#include "http.h"
 
 /* The states: the values of sales_api.outbox.state */
 #define OUTBOX_PENDING		"pending"
@@ -62,9 +73,56 @@ typedef struct OutboxName
 	const char *meaning;
 } OutboxName;
 
+/*
+ * What became of an item in a cycle: the input of outbox_decide().  The
+ * sending code says what happened; outbox_decide() alone turns it into a
+ * state, applying the settings (backoff, max attempts, ambiguous policy).
+ */
+typedef enum OutboxResult
+{
+	OUTBOX_NOT_TRIED = 0,		/* not sent in this cycle */
+	OUTBOX_DONE,				/* the vendor took it, or nothing was left to do */
+	OUTBOX_HELD,				/* the rate budget kept it back: no attempt spent */
+	OUTBOX_TRANSIENT,			/* failed for now: a transport failure before the
+								 * request was sent, a 5xx, 401, 403, 408, 429 */
+	OUTBOX_PERMANENT,			/* can never succeed as it is: a 3xx or another
+								 * 4xx, or a value the vendor cannot take */
+	OUTBOX_MAYBE_STORED,		/* a post the vendor may or may not hold */
+	OUTBOX_IN_WINDOW,			/* carried by a window to replace, not (yet)
+								 * replaced */
+	OUTBOX_WINDOW_REPLACED,		/* its window was replaced: the vendor holds
+								 * exactly the local sales */
+	OUTBOX_LEASE_EXPIRED		/* claimed by a worker that stopped before
+								 * recording it */
+} OutboxResult;
+
+typedef struct OutboxOutcome
+{
+	OutboxResult result;
+	int			http_status;	/* 0: none */
+	int			retry_after_s;	/* the vendor's Retry-After; -1: none */
+	char	   *vendor_ref;		/* Connecteam transactionId */
+	char	   *error;
+} OutboxOutcome;
+
+/* The next state of an item, as outbox_decide() says */
+typedef struct OutboxNext
+{
+	OutboxState state;
+	int64		delay_ms;		/* failed: the next attempt this long from now */
+	bool		ambiguous;		/* the vendor may hold a version it has not
+								 * confirmed: settle it before posting again */
+	bool		attempt_back;	/* the attempt the claim counted was not spent */
+	const char *error;			/* last_error */
+} OutboxNext;
+
 extern const OutboxName outbox_state_names[OS_N];
 extern const OutboxName outbox_kind_names[KIND_N];
 
 extern OutboxKind outbox_kind_from_name(const char *name);
+extern OutboxNext outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o);
+extern bool outbox_replaces_windows(void);
+extern void outbox_outcome_from_request(OutboxOutcome *o, const HttpRequest *req,
+										bool non_idempotent);
 
 #endif							/* SALES_API_OUTBOX_STATES_H */
