@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * mapal.c
- *		Mapal OS Real-time Sales: mapal_push_sales() in its two input forms
- *		(an array of sales_api.mapal_sale, or a relation or query with the
- *		same column names), and the slot helpers mapal_slot() and
- *		time_slot() that turn raw sales timestamps into slot starts.
+ *		Mapal OS Real-time Sales from SQL: mapal_push_sales() in its two
+ *		input forms (an array of sales_api.mapal_sale, or a relation or query
+ *		with the same column names), and mapal_slot() and time_slot(), which
+ *		turn raw sales timestamps into slot starts.  The request and the
+ *		slots themselves are mapal_wire.c's.
  *
  * Design note.  A push runs in four steps, and nothing leaves the database
  * before the first three are done:
@@ -32,7 +33,7 @@
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
-#include "mapal.h"
+#include "mapal_wire.h"
 #include "miscadmin.h"
 #include "rows.h"
 #include "utils/array.h"
@@ -86,59 +87,6 @@ typedef struct PushGroup
 } PushGroup;
 
 #define PUSH_RESULT_COLS 7
-
-/* ------------------------------------------------------------------------
- * Time zones and slots (shared with cashrec.c through mapal.h)
- * ------------------------------------------------------------------------
- */
-
-pg_tz *
-mapal_timezone(const char *tzname)
-{
-	pg_tz	   *tz;
-
-	if (tzname == NULL)
-		return session_timezone;
-	tz = pg_tzset(tzname);
-	if (tz == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("time zone \"%s\" is not recognized", tzname),
-				 errhint("Use a name from pg_timezone_names, for example Europe/Madrid.")));
-	return tz;
-}
-
-/*
- * The local start of the slot holding ts.  PostgreSQL's timestamp epoch,
- * 2000-01-01 00:00, is a midnight and slot lengths divide a day, so
- * flooring the local time to a multiple of the slot length aligns it to the
- * slots of its own day.  Infinities pass through unchanged.
- */
-Timestamp
-mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	int			tzoff;
-	Timestamp	local;
-	int64		step = (int64) slot_minutes * USECS_PER_MINUTE;
-	int64		rem;
-
-	if (TIMESTAMP_NOT_FINITE(ts))
-		return ts;
-	if (timestamp2tm(ts, &tzoff, &tm, &fsec, NULL, tz) != 0 ||
-		tm2timestamp(&tm, fsec, NULL, &local) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range"),
-				 errdetail("%s cannot be shown in the time zone %s.", timestamptz_to_str(ts),
-						   pg_get_timezone_name(tz)),
-				 errhint("Pass a timestamp between the years 4713 BC and 294276 AD.")));
-	rem = local % step;
-	if (rem < 0)
-		rem += step;
-	return local - rem;
-}
 
 static void
 check_slot_minutes(int32 slot_minutes)
@@ -422,14 +370,6 @@ sale_cmp(const void *a, const void *b)
 	return x->row - y->row;
 }
 
-bool
-mapal_same_slot(const MapalSale *x, const MapalSale *y)
-{
-	return x->unit == y->unit && x->day == y->day && x->slot == y->slot &&
-		strcmp(x->currency, y->currency) == 0 &&
-		strcmp(x->sales_type, y->sales_type) == 0;
-}
-
 static bool
 same_group(const MapalSale *x, const MapalSale *y)
 {
@@ -451,48 +391,6 @@ slot_key_str(const MapalSale *s)
 	appendStringInfoString(&buf, ", slot ");
 	sa_append_timestamp(&buf, s->slot);
 	return buf.data;
-}
-
-/* ------------------------------------------------------------------------
- * Requests
- * ------------------------------------------------------------------------
- */
-
-HttpRequest *
-mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
-{
-	StringInfoData body;
-	HttpRequest *req;
-
-	initStringInfo(&body);
-	appendStringInfoString(&body, "{\"businessDay\":\"");
-	sa_append_date(&body, slots[0]->day);
-	appendStringInfoString(&body, "\",\"realTimeSales\":[");
-	for (int i = 0; i < n; i++)
-	{
-		MapalSale	   *s = slots[i];
-
-		appendStringInfoString(&body, i ? ",{\"currencyId\":" : "{\"currencyId\":");
-		json_append_string(&body, s->currency);
-		appendStringInfoString(&body, ",\"salesTypeId\":");
-		json_append_string(&body, s->sales_type);
-		appendStringInfoString(&body, ",\"timeSlotStart\":\"");
-		sa_append_timestamp(&body, s->slot);
-		appendStringInfoString(&body, "\",\"netSales\":");
-		json_append_numeric(&body, s->net, "net_sales");
-		appendStringInfoString(&body, ",\"grossSales\":");
-		json_append_numeric(&body, s->gross, "gross_sales");
-		appendStringInfo(&body, ",\"numChecks\":" INT64_FORMAT ",\"numGuests\":" INT64_FORMAT "}",
-						 s->checks, s->guests);
-	}
-	appendStringInfoString(&body, "]}");
-
-	/* unit ids are validated positive integers: nothing to percent-encode */
-	req = http_request_new(srv->sales_method,
-						   psprintf("%s/api/v1/business-unit/" INT64_FORMAT "/real-time-sales",
-									srv->sales_url, slots[0]->unit));
-	http_set_json_body(req, &body);
-	return req;
 }
 
 /* The one-line reason for the result's error column. */

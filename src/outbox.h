@@ -14,9 +14,9 @@
 
 #include "executor/spi.h"
 
-#include "connecteam.h"
+#include "connecteam_wire.h"
 #include "http.h"
-#include "mapal.h"
+#include "mapal_wire.h"
 #include "mapping.h"
 #include "outbox_states.h"
 #include "sales_api.h"

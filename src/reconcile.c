@@ -31,7 +31,7 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
-#include "connecteam.h"
+#include "connecteam_wire.h"
 #include "mapping.h"
 #include "reconcile.h"
 #include "worker.h"
