@@ -46,6 +46,7 @@
 #include "utils/syscache.h"
 
 #include "mapping.h"
+#include "server.h"
 
 PG_FUNCTION_INFO_V1(sales_api_attach);
 PG_FUNCTION_INFO_V1(sales_api_detach);

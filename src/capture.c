@@ -56,6 +56,7 @@
 #include "mapping.h"
 #include "outbox_stage.h"
 #include "outbox_states.h"
+#include "server.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(sales_api_capture_trigger);

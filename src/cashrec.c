@@ -43,6 +43,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "server.h"
 #include "vendor.h"
 
 PG_FUNCTION_INFO_V1(sales_api_cashrec_fetch);
@@ -109,11 +110,11 @@ cash_order_cmp(const void *x, const void *y)
 static void
 check_period_bound(Timestamp t, const char *argname)
 {
-	if (!sa_timestamp_in_range(t))
+	if (!dates_timestamp_in_range(t))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a finite timestamp between the years 1 and 9999", argname),
-				 errdetail("%s is %s.", argname, sa_timestamp_str(t)),
+				 errdetail("%s is %s.", argname, dates_timestamp_str(t)),
 				 errhint("Cashrec takes local times written yyyy-MM-ddTHH:mm:ss.")));
 }
 
@@ -221,7 +222,7 @@ sales_api_cashrec_fetch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("end_time %s is before start_time %s",
-						sa_timestamp_str(end), sa_timestamp_str(start)),
+						dates_timestamp_str(end), dates_timestamp_str(start)),
 				 errhint("Both bounds are inclusive; for one day pass e.g. '2026-11-20 00:00:00' and '2026-11-20 23:59:59'.")));
 	centers = centers_from_array(PG_GETARG_ARRAYTYPE_P(3), &ncenters);
 

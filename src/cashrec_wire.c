@@ -27,7 +27,9 @@
 #include "utils/timestamp.h"
 
 #include "cashrec_wire.h"
+#include "json_util.h"
 #include "mapal_wire.h"
+#include "server.h"
 #include "vendor.h"
 
 /* Most requests one call may need before the caller must narrow it. */
@@ -90,7 +92,7 @@ vendor_timestamp(const char *s, pg_tz *tz, Timestamp *out)
 	int			offset;
 	Timestamp	t;
 
-	if (!sa_parse_datetime(s, &tm, &fsec, &has_offset, &offset))
+	if (!dates_parse_datetime(s, &tm, &fsec, &has_offset, &offset))
 		return false;
 	if (tm2timestamp(&tm, fsec, NULL, &t) != 0)
 		return false;
@@ -166,7 +168,7 @@ append_vendor_value(StringInfo buf, json_object *v)
 	if (json_int_saturated(v))
 		appendStringInfoString(buf, "(an integer of 64 bits or more)");
 	else
-		append_quoted(buf, vendor_text_for_message(s, len, 100));
+		json_append_quoted(buf, json_text_for_message(s, len, 100));
 }
 
 static char *
@@ -295,7 +297,7 @@ record_to_row(const CashRequest *cr, int idx, json_object *rec, pg_tz *tz, CashR
 
 					if (t != json_type_string)
 						bad_field_type(cr, idx, rec, f, v);
-					if (!sa_parse_date(json_object_get_string(v), false, &d))
+					if (!dates_parse_date(json_object_get_string(v), false, &d))
 						bad_field_value(cr, idx, rec, f, v, "a date in the format yyyy-MM-dd");
 					row->values[c] = DateADTGetDatum(d);
 					break;
@@ -432,9 +434,9 @@ cashrec_build_requests(SalesApiServer *srv, Timestamp start, Timestamp end,
 				 errhint("Fetch a shorter period, or raise the server's cashrec_max_days or cashrec_max_centers.")));
 	*nreqs = (int) (ndates * nchunks);
 
-	pstart = url_encode(srv->cashrec_start_param, false);
-	pend = url_encode(srv->cashrec_end_param, false);
-	pcenters = url_encode(srv->cashrec_centers_param, false);
+	pstart = vendor_url_encode(srv->cashrec_start_param, false);
+	pend = vendor_url_encode(srv->cashrec_end_param, false);
+	pcenters = vendor_url_encode(srv->cashrec_centers_param, false);
 	crs = palloc0(sizeof(CashRequest) * *nreqs);
 	*reqs = palloc0(sizeof(HttpRequest *) * *nreqs);
 	for (int ch = 0; ch < nchunks; ch++)
@@ -453,8 +455,8 @@ cashrec_build_requests(SalesApiServer *srv, Timestamp start, Timestamp end,
 			CashRequest *cr = &crs[k];
 
 			cr->centers = list.data;
-			cr->start = sa_timestamp_str(ws);
-			cr->end = sa_timestamp_str(we);
+			cr->start = dates_timestamp_str(ws);
+			cr->end = dates_timestamp_str(we);
 			/* values are digits, '-', 'T', ':' and ',': all legal in a query */
 			cr->req = http_request_new("GET",
 									   psprintf("%s/api/v1/cashSheet?%s=%s&%s=%s&%s=%s",

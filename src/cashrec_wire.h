@@ -15,6 +15,7 @@
 
 #include "http.h"
 #include "sales_api.h"
+#include "server.h"
 
 /* the typed fields of a record: result columns 0..14, then the record (15) */
 #define CASHREC_NFIELDS 15

@@ -32,6 +32,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "json_util.h"
 #include "miscadmin.h"
 #include "connecteam_wire.h"
 #include "dates.h"
@@ -44,6 +45,7 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "server.h"
 #include "vendor.h"
 
 PG_FUNCTION_INFO_V1(sales_api_connecteam_post_transactions);
@@ -395,7 +397,7 @@ sales_api_connecteam_locations(PG_FUNCTION_ARGS)
 
 		empty |= (n == 0);
 		for (int i = 0; i < n; i++)
-			appendStringInfo(&filters, "&locationNames=%s", url_encode(names[i], false));
+			appendStringInfo(&filters, "&locationNames=%s", vendor_url_encode(names[i], false));
 		if (n > CT_MAX_NAMES || filters.len > CT_MAX_NAMES_BYTES)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -577,17 +579,17 @@ ct_check_date_range(FunctionCallInfo fcinfo, int argstart, int argend,
 	ct_require_arg(fcinfo, argend, "end_date", CT_HINT_DATE_RANGE);
 	*start = PG_GETARG_DATEADT(argstart);
 	*end = PG_GETARG_DATEADT(argend);
-	if (!sa_date_in_range(*start) || !sa_date_in_range(*end))
+	if (!dates_date_in_range(*start) || !dates_date_in_range(*end))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("start_date and end_date must be dates between the years 1 and 9999"),
-				 errdetail("start_date is %s and end_date %s.", sa_date_str(*start), sa_date_str(*end)),
+				 errdetail("start_date is %s and end_date %s.", dates_date_str(*start), dates_date_str(*end)),
 				 errhint("Connecteam takes dates written YYYY-MM-DD.")));
 	if (*end < *start)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("end_date must not be before start_date"),
-				 errdetail("start_date is %s and end_date %s.", sa_date_str(*start), sa_date_str(*end)),
+				 errdetail("start_date is %s and end_date %s.", dates_date_str(*start), dates_date_str(*end)),
 				 errhint(CT_HINT_DATE_RANGE)));
 }
 
@@ -677,7 +679,7 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 					 errmsg("projected sales row %d has no sales_date", r + 1),
 					 errhint("Every row needs the date it projects.")));
 		items[r].date = DatumGetDateADT(ROWSET_VALUE(rs, r, 0));
-		if (!sa_date_in_range(items[r].date))
+		if (!dates_date_in_range(items[r].date))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 					 errmsg("projected sales row %d has a sales_date out of range", r + 1),
@@ -686,14 +688,14 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("projected sales row %d (%s) has no projected_sales", r + 1,
-							sa_date_str(items[r].date)),
+							dates_date_str(items[r].date)),
 					 errhint("Every row needs an amount; use 0 for a day without projected sales.")));
 		items[r].amount = ROWSET_VALUE(rs, r, 1);
 		if ((problem = ct_amount_problem(items[r].amount)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("projected_sales of row %d (%s) %s", r + 1,
-							sa_date_str(items[r].date), problem),
+							dates_date_str(items[r].date), problem),
 					 errdetail("projected_sales is %s; amounts must be finite and less than %s in absolute value.",
 							   ct_numeric_str(items[r].amount), CT_AMOUNT_LIMIT)));
 	}
@@ -705,7 +707,7 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("projected sales rows %d and %d are both for %s",
-							sorted[i - 1].row, sorted[i].row, sa_date_str(sorted[i].date)),
+							sorted[i - 1].row, sorted[i].row, dates_date_str(sorted[i].date)),
 					 errdetail("Connecteam takes each date at most once per request.")));
 
 	initStringInfo(&body);
@@ -713,7 +715,7 @@ ct_set_projected_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, int64 locat
 	for (int r = 0; r < rs->nrows; r++)
 	{
 		appendStringInfo(&body, "%s{\"date\":\"%s\",\"projectedSales\":", r ? "," : "",
-						 sa_date_str(items[r].date));
+						 dates_date_str(items[r].date));
 		json_append_numeric(&body, items[r].amount, "projected_sales");
 		appendStringInfoChar(&body, '}');
 	}

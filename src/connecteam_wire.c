@@ -32,7 +32,9 @@
 
 #include "connecteam_wire.h"
 #include "dates.h"
+#include "json_util.h"
 #include "ratelimit.h"
+#include "server.h"
 #include "vendor.h"
 
 /* createdAt / startTime / endTime: Unix seconds in [1970-01-01, 2100-01-01) */
@@ -81,7 +83,7 @@ ct_amount_limit(void)
 const char *
 ct_amount_problem(Datum num)
 {
-	if (!numeric_finite(num))
+	if (!json_numeric_finite(num))
 		return "is not a finite number";
 	if (DatumGetBool(DirectFunctionCall2(numeric_ge,
 										 DirectFunctionCall1(numeric_abs, num),
@@ -150,7 +152,7 @@ ct_check_tx(CtTx *tx, bool location_null, int64 location_id, const char *sale_ty
 		StringInfoData q;
 
 		initStringInfo(&q);
-		append_quoted(&q, sale_type);
+		json_append_quoted(&q, sale_type);
 		return ct_problem(p, ERRCODE_INVALID_PARAMETER_VALUE,
 						  psprintf("unknown sale_type %s", q.data), NULL, CT_HINT_SALE_TYPES);
 	}
@@ -267,7 +269,7 @@ HttpRequest *
 ct_build_delete(SalesApiServer *srv, const char *transaction_id)
 {
 	return http_request_new("DELETE", psprintf("%s/sales/v1/transactions/%s",
-											   srv->base_url, url_encode(transaction_id, true)));
+											   srv->base_url, vendor_url_encode(transaction_id, true)));
 }
 
 /* DELETE /sales/v1/transactions?locationId&startTime&endTime (inclusive) */
@@ -463,7 +465,7 @@ ct_entry_date(json_object *entry, const char *what)
 	const char *s = json_object_get_string(json_require(entry, "date", json_type_string, what));
 	DateADT		d;
 
-	if (!sa_parse_date(s, true, &d))
+	if (!dates_parse_date(s, true, &d))
 		ereport(ERROR,
 				(errcode(ERRCODE_SALES_API_BAD_RESPONSE),
 				 errmsg("%s returned a date that is not YYYY-MM-DD", what),
@@ -500,7 +502,7 @@ ct_daily_sales_fetch(SalesApiServer *srv, DateADT start, DateADT end, int64 *ids
 
 		req = http_request_new("GET",
 							   psprintf("%s/sales/v1/daily-sales?startDate=%s&endDate=%s%s%s",
-										srv->base_url, sa_date_str(start), sa_date_str(end),
+										srv->base_url, dates_date_str(start), dates_date_str(end),
 										idq[0] ? "&" : "", idq));
 		data = ct_call(srv, req, true, what, NULL);
 		list = json_require(data, "dailySales", json_type_array, what);

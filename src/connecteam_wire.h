@@ -18,6 +18,7 @@
 
 #include "http.h"
 #include "sales_api.h"
+#include "server.h"
 
 struct json_object;
 

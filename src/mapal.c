@@ -33,6 +33,7 @@
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
+#include "json_util.h"
 #include "mapal_wire.h"
 #include "miscadmin.h"
 #include "rows.h"
@@ -41,6 +42,7 @@
 #include "utils/datetime.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "server.h"
 #include "vendor.h"
 
 PG_FUNCTION_INFO_V1(sales_api_mapal_push_sales);
@@ -208,18 +210,18 @@ sale_value_str(RowSet *rs, int r, int c)
 		case COL_UNIT:
 			return psprintf(INT64_FORMAT, DatumGetInt64(d));
 		case COL_DAY:
-			return sa_date_str(DatumGetDateADT(d));
+			return dates_date_str(DatumGetDateADT(d));
 		case COL_CURRENCY:
 		case COL_SALES_TYPE:
 			{
 				StringInfoData buf;
 
 				initStringInfo(&buf);
-				append_quoted(&buf, TextDatumGetCString(d));
+				json_append_quoted(&buf, TextDatumGetCString(d));
 				return buf.data;
 			}
 		case COL_SLOT:
-			return sa_timestamp_str(DatumGetTimestamp(d));
+			return dates_timestamp_str(DatumGetTimestamp(d));
 		case COL_NET:
 		case COL_GROSS:
 			return DatumGetCString(DirectFunctionCall1(numeric_out, d));
@@ -304,33 +306,33 @@ sale_validate(RowSet *rs, int r, int slot_minutes, MapalSale *s)
 				   "Give a sales type id configured for the unit in Mapal OS.",
 				   "sales_type_id is empty");
 
-	if (!sa_date_in_range(s->day))
+	if (!dates_date_in_range(s->day))
 		SALE_ERROR(rs, r, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
 				   "Business days are written yyyy-MM-dd, so they must lie between the years 1 and 9999.",
-				   "business_day %s is out of range", sa_date_str(s->day));
+				   "business_day %s is out of range", dates_date_str(s->day));
 	j2date(s->day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	if (TIMESTAMP_NOT_FINITE(s->slot))
 		SALE_ERROR(rs, r, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
 				   "A slot start is a finite local date-time of the business day.",
-				   "slot_start %s is not a finite timestamp", sa_timestamp_str(s->slot));
+				   "slot_start %s is not a finite timestamp", dates_timestamp_str(s->slot));
 	if (
 		timestamp2tm(s->slot, NULL, &tm, &fsec, NULL, NULL) != 0 ||
 		tm.tm_year != y || tm.tm_mon != m || tm.tm_mday != d)
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "A slot belongs to the business day of its own date in the unit's local time; compute business_day as slot_start::date.",
 				   "slot_start %s is outside business day %s",
-				   sa_timestamp_str(s->slot), sa_date_str(s->day));
+				   dates_timestamp_str(s->slot), dates_date_str(s->day));
 	if (fsec != 0 || tm.tm_sec != 0 || (tm.tm_hour * 60 + tm.tm_min) % slot_minutes != 0)
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "Compute slot starts with sales_api.mapal_slot(server, sold_at), or set the server's slot_minutes to the unit's slot length in Mapal OS.",
 				   "slot_start %s is not aligned to the server's %d-minute slots",
-				   sa_timestamp_str(s->slot), slot_minutes);
+				   dates_timestamp_str(s->slot), slot_minutes);
 
-	if (!numeric_finite(s->net))
+	if (!json_numeric_finite(s->net))
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "Amounts must be finite numbers.",
 				   "net_sales is not a finite number");
-	if (!numeric_finite(s->gross))
+	if (!json_numeric_finite(s->gross))
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "Amounts must be finite numbers.",
 				   "gross_sales is not a finite number");
@@ -383,13 +385,13 @@ slot_key_str(const MapalSale *s)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "unit " INT64_FORMAT ", business day ", s->unit);
-	sa_append_date(&buf, s->day);
+	dates_append_date(&buf, s->day);
 	appendStringInfoString(&buf, ", currency ");
-	append_quoted(&buf, s->currency);
+	json_append_quoted(&buf, s->currency);
 	appendStringInfoString(&buf, ", sales type ");
-	append_quoted(&buf, s->sales_type);
+	json_append_quoted(&buf, s->sales_type);
 	appendStringInfoString(&buf, ", slot ");
-	sa_append_timestamp(&buf, s->slot);
+	dates_append_timestamp(&buf, s->slot);
 	return buf.data;
 }
 
@@ -519,7 +521,7 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 			if (!vendor_ok(groups[g].req))
 				vendor_report_error(groups[g].req, ERROR,
 									psprintf("Mapal real-time sales for unit " INT64_FORMAT ", business day %s",
-											 groups[g].unit, sa_date_str(groups[g].day)),
+											 groups[g].unit, dates_date_str(groups[g].day)),
 									NULL);
 	}
 

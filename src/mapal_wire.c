@@ -10,12 +10,14 @@
  */
 #include "postgres.h"
 
+#include "json_util.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
 #include "mapal_wire.h"
+#include "server.h"
 
 /* ------------------------------------------------------------------------
  * Time zones and slots
@@ -94,7 +96,7 @@ mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
 
 	initStringInfo(&body);
 	appendStringInfoString(&body, "{\"businessDay\":\"");
-	sa_append_date(&body, slots[0]->day);
+	dates_append_date(&body, slots[0]->day);
 	appendStringInfoString(&body, "\",\"realTimeSales\":[");
 	for (int i = 0; i < n; i++)
 	{
@@ -105,7 +107,7 @@ mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
 		appendStringInfoString(&body, ",\"salesTypeId\":");
 		json_append_string(&body, s->sales_type);
 		appendStringInfoString(&body, ",\"timeSlotStart\":\"");
-		sa_append_timestamp(&body, s->slot);
+		dates_append_timestamp(&body, s->slot);
 		appendStringInfoString(&body, "\",\"netSales\":");
 		json_append_numeric(&body, s->net, "net_sales");
 		appendStringInfoString(&body, ",\"grossSales\":");

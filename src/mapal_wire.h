@@ -19,7 +19,9 @@
 #include "lib/stringinfo.h"
 #include "pgtime.h"
 #include "http.h"
+#include "json_util.h"
 #include "sales_api.h"
+#include "server.h"
 #include "utils/date.h"
 
 /* One slot's totals, as sent in realTimeSales[] */

@@ -44,6 +44,7 @@
 #include "outbox_connecteam.h"
 #include "outbox_mapal.h"
 #include "outbox_stage.h"
+#include "server.h"
 #include "vendor.h"
 #include "worker.h"
 

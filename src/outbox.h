@@ -20,6 +20,7 @@
 #include "mapping.h"
 #include "outbox_states.h"
 #include "sales_api.h"
+#include "server.h"
 
 #define OUTBOX_STMT_MAX_ARGS 8
 

@@ -33,6 +33,7 @@
 
 #include "outbox_connecteam.h"
 #include "ratelimit.h"
+#include "server.h"
 #include "vendor.h"
 #include "worker.h"
 
