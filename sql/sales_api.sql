@@ -552,7 +552,10 @@ REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer
 --   superseded  replaced by a later version of the same sale before it was sent
 -- The worker claims items in one transaction (pending -> in_flight with a
 -- lease), sends them with no transaction open, and records every outcome in
--- another.
+-- another.  The names of the states and kinds are defined once, in C
+-- (src/outbox_states.h, returned by _outbox_states()); the regression test
+-- 41_outbox_states holds the constraints, indexes, views and functions of
+-- this schema to them.
 -------------------------------------------------------------------------------
 CREATE TABLE sales_api.outbox (
     id              bigserial PRIMARY KEY,
