@@ -400,3 +400,26 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION sales_api.lane_budgets() IS
 'the shared rate-limit budget of each Connecteam lane (server and run_as) of this database, as connecteam_rate_limit() shows it to run_as (NULLs while unknown)';
 REVOKE ALL ON FUNCTION sales_api.lane_budgets() FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Staged sales are made outbox items in C (src/outbox_stage.c), with the
+-- statements prepared once per backend
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL,
+                                                   max_rows integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'sales_api_stage_expand'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
+'makes staged sales (sales_api.outbox_stage) outbox items, as the worker does at the start of every cycle';
+
+-- The states and kinds as the C code defines them (src/outbox_states.c):
+-- the regression test 41_outbox_states holds the CHECK constraints, partial
+-- indexes, views and functions of this schema to them.
+CREATE FUNCTION sales_api._outbox_states()
+RETURNS TABLE (category text, name text, meaning text)
+AS 'MODULE_PATHNAME', 'sales_api_outbox_states'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sales_api._outbox_states() IS
+'the outbox item states and kinds the C code defines, and the pseudo-state of outbox_status';
+REVOKE ALL ON FUNCTION sales_api._outbox_states() FROM PUBLIC;

@@ -519,54 +519,22 @@ END;
 $$;
 
 -- Staged rows become outbox items (ct_post), oldest statement first, a large
--- statement's sales in the order of its arrays.  The worker calls it with
+-- statement's sales in the order of its arrays (src/outbox_stage.c, which the
+-- worker and the capture trigger call directly).  The worker takes them with
 -- wait = false, skipping rows a POS transaction is expanding, and at most
 -- max_rows staged rows per claim (a backlog after a long stop is taken in
 -- steps, not in one huge transaction); an UPDATE or DELETE of captured sales
--- first calls it with wait = true for the staged rows that hold its sales,
--- so that it finds the posts of those sales.  The keys are matched through
--- hashed subplans: a DELETE of 100,000 sales while a 100,000-sale row is
--- staged costs two hash tables, not 10^10 comparisons.
+-- first takes, with wait = true, the staged rows that hold its sales, so that
+-- it finds the posts of those sales.  The keys are matched through hashed
+-- subplans: a DELETE of 100,000 sales while a 100,000-sale row is staged
+-- costs two hash tables, not 10^10 comparisons.
 CREATE FUNCTION sales_api._stage_expand(capture_id integer, wait boolean, sale_keys text[] DEFAULT NULL,
                                         max_rows integer DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    n    bigint;
-    rows tid[];
-BEGIN
-    -- lock the rows first, in staging order: waiting for a POS transaction
-    -- that holds them (wait), or skipping them
-    EXECUTE format(
-        'SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.outbox_stage x'
-        ' WHERE ($1 IS NULL OR x.capture_id = $1)'
-        '   AND ($2 IS NULL OR x.sale_key IN (SELECT unnest($2))'
-        '        OR (x.sale_keys IS NOT NULL'
-        '            AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v) WHERE sk.v IN (SELECT unnest($2)))))'
-        ' ORDER BY x.staged_at LIMIT $3 FOR UPDATE %s) l',
-        CASE WHEN wait THEN '' ELSE 'SKIP LOCKED' END)
-        INTO rows USING capture_id, sale_keys, max_rows;
-    IF rows IS NULL THEN
-        RETURN 0;
-    END IF;
-    WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY (rows) RETURNING st.*)
-    INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,
-                                  final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)
-    SELECT s.capture_id, 'ct_post', u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur, s.staged_at, s.staged_at
-      FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),
-                     coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),
-                     coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),
-                     coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))
-              WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)
-     ORDER BY s.staged_at, u.ord;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'sales_api_stage_expand'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
-'makes staged sales (sales_api.outbox_stage) outbox items; the worker calls it every cycle';
+'makes staged sales (sales_api.outbox_stage) outbox items, as the worker does at the start of every cycle';
 REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) FROM PUBLIC;
 
 -------------------------------------------------------------------------------
@@ -584,7 +552,10 @@ REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer
 --   superseded  replaced by a later version of the same sale before it was sent
 -- The worker claims items in one transaction (pending -> in_flight with a
 -- lease), sends them with no transaction open, and records every outcome in
--- another.
+-- another.  The names of the states and kinds are defined once, in C
+-- (src/outbox_states.h, returned by _outbox_states()); the regression test
+-- 41_outbox_states holds the constraints, indexes, views and functions of
+-- this schema to them.
 -------------------------------------------------------------------------------
 CREATE TABLE sales_api.outbox (
     id              bigserial PRIMARY KEY,
@@ -639,6 +610,17 @@ CREATE INDEX outbox_superseded_idx ON sales_api.outbox (enqueued_at) WHERE state
 REVOKE ALL ON sales_api.outbox FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_id_seq', '');
+
+-- The states and kinds as the C code defines them (src/outbox_states.c):
+-- the regression test 41_outbox_states holds the CHECK constraints, partial
+-- indexes, views and functions of this schema to them.
+CREATE FUNCTION sales_api._outbox_states()
+RETURNS TABLE (category text, name text, meaning text)
+AS 'MODULE_PATHNAME', 'sales_api_outbox_states'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sales_api._outbox_states() IS
+'the outbox item states and kinds the C code defines, and the pseudo-state of outbox_status';
+REVOKE ALL ON FUNCTION sales_api._outbox_states() FROM PUBLIC;
 
 -- Connecteam: the vendor's transactionId of the version of each sale it
 -- holds, what an UPDATE or DELETE of the sale deletes there

@@ -48,6 +48,7 @@
 
 #include "mapping.h"
 #include "worker.h"
+#include "server.h"
 
 PG_FUNCTION_INFO_V1(sales_api_attach);
 PG_FUNCTION_INFO_V1(sales_api_detach);

@@ -7,10 +7,10 @@
  * Tokens are cached per backend (and per worker) in the credential cache
  * (credcache.c), per server and user mapping, and dropped as soon as either
  * changes, so an ALTER USER MAPPING takes effect on the next call.  A token
- * is reused until 60 s before it expires (api-contracts.md), or for half
- * its life when it lives less than two minutes (else every request would
- * fetch a new one); then the refresh token is tried, and the password
- * grant if the refresh fails.  After a 401 from an API the caller
+ * is reused until 60 s before it expires (so that none expires in flight),
+ * or for half its life when it lives less than two minutes (else every
+ * request would fetch a new one); then the refresh token is tried, and the
+ * password grant if the refresh fails.  After a 401 from an API the caller
  * invalidates the token and fetches once more.
  *
  * Secrets are only ever written into request bodies and headers.  Error
@@ -26,6 +26,8 @@
 #include "credcache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "json_util.h"
+#include "server.h"
 #include "vendor.h"
 
 #define TOKEN_EARLY_REFRESH_SECS 60
@@ -54,7 +56,7 @@ secret_free(char **p)
 static void
 form_add(StringInfo buf, const char *name, const char *value)
 {
-	char	   *enc = url_encode(value, false);
+	char	   *enc = vendor_url_encode(value, false);
 
 	appendStringInfo(buf, "%s%s=%s", buf->len ? "&" : "", name, enc);
 	explicit_bzero(enc, strlen(enc));
@@ -401,7 +403,7 @@ auth_set_header(SalesApiServer *srv, HttpRequest *req)
 void
 auth_report_error(const AuthResult *r, int elevel)
 {
-	const char *vendor = vendor_name(r->vendor);
+	const char *vendor = server_vendor_name(r->vendor);
 	const HttpRequest *req = r->token_req;
 
 	if (r->http_status == 0 || (req != NULL && !req->done))
@@ -457,22 +459,4 @@ auth_report_error(const AuthResult *r, int elevel)
 				 errhint(r->vendor == VENDOR_MAPAL ?
 						 "Check username, password and client_secret in the user mapping, and the server's client_id." :
 						 "Check client_id and client_secret in the user mapping, and the server's scope.")));
-}
-
-/*
- * Put the right credential header on a request, fetching a token when none
- * is cached, the cached one is about to expire, or force_new is set; raises
- * when none can be had.
- */
-void
-auth_apply(SalesApiServer *srv, HttpRequest *req, bool force_new)
-{
-	AuthResult *r;
-
-	if (force_new)
-		auth_invalidate(srv);
-	r = auth_obtain(srv);
-	if (r != NULL)
-		auth_report_error(r, ERROR);
-	auth_set_header(srv, req);
 }

@@ -33,7 +33,7 @@
  *
  * A POS statement of fewer rows than sales_api.stage_min_rows stages a row
  * per sale; a larger one a single row of arrays, which the worker expands
- * (sales_api._stage_expand).  Either costs the POS transaction far less
+ * (outbox_stage.c).  Either costs the POS transaction far less
  * than an outbox item per sale with its index entries and CHECKs.
  *
  *-------------------------------------------------------------------------
@@ -54,6 +54,9 @@
 #include "utils/tuplestore.h"
 
 #include "mapping.h"
+#include "outbox_stage.h"
+#include "outbox_states.h"
+#include "server.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(sales_api_capture_trigger);
@@ -70,7 +73,6 @@ typedef enum BkStmt
 	BK_CT_STAGE_ONE,
 	BK_CT_STAGE_ROWS,
 	BK_CT_STAGE_ARRAYS,
-	BK_CT_EXPAND,
 	BK_CT_SUPERSEDE,
 	BK_MAPAL_MARK,
 	BK_N
@@ -93,12 +95,6 @@ static const char *const bk_sql[BK_N] = {
 	"INSERT INTO sales_api.outbox_stage (" STAGE_ARRAY_COLS ")"
 	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6, $7, $8)",
 	/*
-	 * BK_CT_EXPAND: before an UPDATE or DELETE looks for the posts of its
-	 * sales, the staged rows holding them become items (waiting for a POS
-	 * transaction that is expanding them itself)
-	 */
-	"SELECT sales_api._stage_expand($1, true, $2)",
-	/*
 	 * BK_CT_SUPERSEDE: old versions.  A version certainly not at the vendor
 	 * is cancelled; one the vendor holds, or may hold, is deleted: by its
 	 * transactionId when known, else by the post whose outcome decides it
@@ -106,19 +102,20 @@ static const char *const bk_sql[BK_N] = {
 	 * to undo (an older, sent version has its own delete queued already).
 	 */
 	"WITH gone AS (SELECT DISTINCT g.k FROM unnest($2::text[]) AS g(k)),"
-	" cancelled AS (UPDATE sales_api.outbox o SET state = 'superseded', lease_until = NULL"
-	"   FROM gone WHERE o.capture_id = $1 AND o.kind = 'ct_post' AND o.sale_key = gone.k"
-	"   AND o.state IN ('pending', 'failed') AND NOT o.ambiguous RETURNING o.id)"
+	" cancelled AS (UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_SUPERSEDED) ", lease_until = NULL"
+	"   FROM gone WHERE o.capture_id = $1 AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND o.sale_key = gone.k"
+	"   AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ") AND NOT o.ambiguous RETURNING o.id)"
 	" INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, created_at, vendor_ref,"
 	"                               target_post_id, next_attempt_at)"
-	" SELECT $1, 'ct_delete', gone.k, cs.location_id, cs.created_at,"
+	" SELECT $1, " OUTBOX_SQL(OUTBOX_CT_DELETE) ", gone.k, cs.location_id, cs.created_at,"
 	"        CASE WHEN p.id IS NULL THEN cs.transaction_id END, p.id, statement_timestamp()"
 	"   FROM gone"
 	"   LEFT JOIN sales_api.connecteam_sent cs ON cs.capture_id = $1 AND cs.sale_key = gone.k"
 	"   LEFT JOIN LATERAL (SELECT max(o.id) AS id FROM sales_api.outbox o"
-	"                       WHERE o.capture_id = $1 AND o.kind = 'ct_post' AND o.sale_key = gone.k"
+	"                       WHERE o.capture_id = $1 AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND o.sale_key = gone.k"
 	/* in flight, ambiguous, or claimed between this statement's snapshot and its lock */
-	"                         AND o.state IN ('pending', 'failed', 'in_flight', 'unknown')"
+	"                         AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ", "
+	"                              " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", " OUTBOX_SQL(OUTBOX_UNKNOWN) ")"
 	"                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true"
 	"  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL",
 	/*
@@ -131,11 +128,12 @@ static const char *const bk_sql[BK_N] = {
 	 */
 	"INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id,"
 	"                              slot_start, next_attempt_at)"
-	" SELECT $1, 'mapal_slot', u.unit, u.day, u.cur, u.typ, u.slot, statement_timestamp()"
+	" SELECT $1, " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) ", u.unit, u.day, u.cur, u.typ, u.slot, statement_timestamp()"
 	"   FROM unnest($2, $3, $4, $5, $6) WITH ORDINALITY AS u(unit, day, cur, typ, slot, ord)"
 	"  ORDER BY u.ord"
 	" ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)"
-	" WHERE kind = 'mapal_slot' AND state = 'pending' DO UPDATE SET state = 'pending' WHERE false",
+	" WHERE kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) " AND state = " OUTBOX_SQL(OUTBOX_PENDING)
+	" DO UPDATE SET state = " OUTBOX_SQL(OUTBOX_PENDING) " WHERE false",
 };
 
 static const Oid ct_one_types[8] = {INT4OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID,
@@ -170,7 +168,6 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 			case BK_CT_STAGE_ARRAYS:
 				types = ct_array_types, nargs = 8;
 				break;
-			case BK_CT_EXPAND:
 			case BK_CT_SUPERSEDE:
 				types = ct_keys_types, nargs = 2;
 				break;
@@ -189,6 +186,22 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 	if (ret < 0)
 		elog(ERROR, "sales_api capture: a bookkeeping statement failed: %s",
 			 SPI_result_code_string(ret));
+}
+
+/*
+ * Before an UPDATE or DELETE looks for the posts of its sales, the staged
+ * rows holding them become items, waiting for a POS transaction that is
+ * making items of them itself.  vals: the capture id and the sale keys.
+ */
+static void
+stage_expand_keys(Datum *vals)
+{
+	OwnerScope	scope;
+	Datum		args[3] = {vals[0], vals[1], 0};
+
+	mapping_enter_extension(&scope);
+	(void) outbox_stage_expand(true, args, "  n");
+	mapping_leave_extension(&scope);
 }
 
 /* ------------------------------------------------------------------------
@@ -442,7 +455,7 @@ ct_old_versions(CaptureEntry *e, Oid owner)
 	if (isnull)
 		return;
 	vals[0] = Int32GetDatum(e->id);
-	bk_run(BK_CT_EXPAND, vals, nulls);
+	stage_expand_keys(vals);
 	bk_run(BK_CT_SUPERSEDE, vals, nulls);
 }
 

@@ -13,6 +13,8 @@
 
 #include "ratelimit.h"
 #include "sales_api.h"
+#include "server.h"
+#include "datatype/timestamp.h"
 
 typedef struct CredCacheKey
 {

@@ -20,7 +20,7 @@
 #include "utils/timestamp.h"
 
 void
-sa_append_date(StringInfo buf, DateADT d)
+dates_append_date(StringInfo buf, DateADT d)
 {
 	int			y,
 				m,
@@ -36,17 +36,17 @@ sa_append_date(StringInfo buf, DateADT d)
 }
 
 char *
-sa_date_str(DateADT d)
+dates_date_str(DateADT d)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	sa_append_date(&buf, d);
+	dates_append_date(&buf, d);
 	return buf.data;
 }
 
 void
-sa_append_timestamp(StringInfo buf, Timestamp ts)
+dates_append_timestamp(StringInfo buf, Timestamp ts)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
@@ -63,17 +63,17 @@ sa_append_timestamp(StringInfo buf, Timestamp ts)
 }
 
 char *
-sa_timestamp_str(Timestamp ts)
+dates_timestamp_str(Timestamp ts)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	sa_append_timestamp(&buf, ts);
+	dates_append_timestamp(&buf, ts);
 	return buf.data;
 }
 
 bool
-sa_date_in_range(DateADT d)
+dates_date_in_range(DateADT d)
 {
 	int			y,
 				m,
@@ -86,7 +86,7 @@ sa_date_in_range(DateADT d)
 }
 
 bool
-sa_timestamp_in_range(Timestamp ts)
+dates_timestamp_in_range(Timestamp ts)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
@@ -117,7 +117,7 @@ parse_digits(const char **p, int n, int *out)
  * with range checks.
  */
 bool
-sa_parse_datetime(const char *s, struct pg_tm *tm, fsec_t *fsec,
+dates_parse_datetime(const char *s, struct pg_tm *tm, fsec_t *fsec,
 				  bool *has_offset, int *offset_secs)
 {
 	const char *p = s;
@@ -187,11 +187,11 @@ sa_parse_datetime(const char *s, struct pg_tm *tm, fsec_t *fsec,
 
 /*
  * A date as written: exactly yyyy-MM-dd with date_only, else the date part
- * of any value sa_parse_datetime() takes (a business day is the date as
+ * of any value dates_parse_datetime() takes (a business day is the date as
  * written, whatever time may follow it).
  */
 bool
-sa_parse_date(const char *s, bool date_only, DateADT *out)
+dates_parse_date(const char *s, bool date_only, DateADT *out)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
@@ -200,7 +200,7 @@ sa_parse_date(const char *s, bool date_only, DateADT *out)
 
 	if (s == NULL || (date_only && strlen(s) != 10))
 		return false;
-	if (!sa_parse_datetime(s, &tm, &fsec, &has_offset, &offset))
+	if (!dates_parse_datetime(s, &tm, &fsec, &has_offset, &offset))
 		return false;
 	*out = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
 	return true;

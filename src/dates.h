@@ -18,21 +18,21 @@
 #include "utils/date.h"
 
 /* yyyy-MM-dd / yyyy-MM-ddTHH:mm:ss (fractions dropped); infinities by name */
-extern void sa_append_date(StringInfo buf, DateADT d);
-extern char *sa_date_str(DateADT d);
-extern void sa_append_timestamp(StringInfo buf, Timestamp ts);
-extern char *sa_timestamp_str(Timestamp ts);
+extern void dates_append_date(StringInfo buf, DateADT d);
+extern char *dates_date_str(DateADT d);
+extern void dates_append_timestamp(StringInfo buf, Timestamp ts);
+extern char *dates_timestamp_str(Timestamp ts);
 
 /* finite and within the years 1 to 9999, so writable in those formats */
-extern bool sa_date_in_range(DateADT d);
-extern bool sa_timestamp_in_range(Timestamp ts);
+extern bool dates_date_in_range(DateADT d);
+extern bool dates_timestamp_in_range(Timestamp ts);
 
 /*
  * Strict parsers for vendors' values; false (never an ERROR) for anything
  * malformed or out of range.
  */
-extern bool sa_parse_datetime(const char *s, struct pg_tm *tm, fsec_t *fsec,
+extern bool dates_parse_datetime(const char *s, struct pg_tm *tm, fsec_t *fsec,
 							  bool *has_offset, int *offset_secs);
-extern bool sa_parse_date(const char *s, bool date_only, DateADT *out);
+extern bool dates_parse_date(const char *s, bool date_only, DateADT *out);
 
 #endif							/* SALES_API_DATES_H */

@@ -32,6 +32,7 @@
 #include "http.h"
 #include "miscadmin.h"
 #include "sales_api.h"
+#include "server.h"
 #include "utils/memutils.h"
 
 static CURLM *http_multi = NULL;
@@ -100,7 +101,9 @@ http_request_reset_outcome(HttpRequest *req)
 	req->auth_failure = NULL;
 }
 
-void
+static void http_add_header(HttpRequest *req, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
 http_add_header(HttpRequest *req, const char *fmt,...)
 {
 	StringInfoData buf;
@@ -276,7 +279,7 @@ http_start(Transfer *t)
 	CURLMcode	mc;
 
 	http_request_reset_outcome(req);
-	url_check_scheme(req->url, "request URL");
+	server_check_url_scheme(req->url, "request URL");
 
 	t->easy = h = curl_easy_init();
 	if (h == NULL)
@@ -520,12 +523,6 @@ http_perform(HttpRequest *req)
 }
 
 bool
-http_transport_failed(const HttpRequest *req)
-{
-	return !req->done;
-}
-
-bool
 http_status_retryable(long status)
 {
 	return status == 429 || status == 500 || status == 502 ||
@@ -603,14 +600,4 @@ http_report_transport_error(const HttpRequest *req, int elevel, const char *what
 			 errdetail("%s", http_transport_error(req)),
 			 errhint("%s", hint ? hint :
 					 "Check that the vendor's URL is right and reachable from the database server.")));
-}
-
-void
-http_cleanup(void)
-{
-	if (http_multi != NULL)
-	{
-		curl_multi_cleanup(http_multi);
-		http_multi = NULL;
-	}
 }

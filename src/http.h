@@ -70,7 +70,6 @@ typedef struct HttpRequest
 } HttpRequest;
 
 extern HttpRequest *http_request_new(const char *method, const char *url);
-extern void http_add_header(HttpRequest *req, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void http_set_json_body(HttpRequest *req, StringInfo body);
 extern void http_set_form_body(HttpRequest *req, StringInfo body);
 extern void http_request_reset_outcome(HttpRequest *req);
@@ -83,12 +82,10 @@ extern void http_request_reset_outcome(HttpRequest *req);
 extern void http_perform_all(HttpRequest **reqs, int nreqs, int concurrency);
 extern void http_perform(HttpRequest *req);
 
-extern bool http_transport_failed(const HttpRequest *req);
 extern bool http_status_retryable(long status);
 extern const char *http_transport_error(const HttpRequest *req);
 extern int	http_transport_sqlstate(const HttpRequest *req, const char **hint);
 extern void http_report_transport_error(const HttpRequest *req, int elevel,
 										const char *what);
-extern void http_cleanup(void);
 
 #endif							/* SALES_API_HTTP_H */

@@ -21,9 +21,10 @@
  * that boundary only through the helpers at the end of this file: a vendor
  * string becomes database text with json_text() (SA502 when it cannot: a
  * NUL, bytes that are not UTF-8, a character the database encoding lacks),
- * or, for a message, with vendor_text_for_message(), which never raises;
- * outgoing text is converted to UTF-8 by json_append_string() and
- * url_encode().  The parser itself is told to refuse invalid UTF-8.
+ * or, for a message, with json_text_for_message(), which never raises;
+ * outgoing text is converted to UTF-8 by json_append_string() (and, in a
+ * URL, by vendor.c's vendor_url_encode()).  The parser itself is told to
+ * refuse invalid UTF-8.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,6 +36,7 @@
 #include "catalog/namespace.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "json_util.h"
 #include "sales_api.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -60,14 +62,14 @@ json_append_string(StringInfo buf, const char *s)
 
 /* Append s (database text) quoted as a JSON string, for a message. */
 void
-append_quoted(StringInfo buf, const char *s)
+json_append_quoted(StringInfo buf, const char *s)
 {
 	escape_json(buf, s);
 }
 
 /* A numeric that JSON can carry: neither NaN nor an infinity. */
 bool
-numeric_finite(Datum numeric)
+json_numeric_finite(Datum numeric)
 {
 	Numeric		num = DatumGetNumeric(numeric);
 
@@ -80,7 +82,7 @@ json_append_numeric(StringInfo buf, Datum numeric, const char *what)
 {
 	char	   *s;
 
-	if (!numeric_finite(numeric))
+	if (!json_numeric_finite(numeric))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a finite number", what),
@@ -199,7 +201,7 @@ json_get(json_object *obj, const char *key)
 }
 
 /* A JSON type for messages, with its article: "an integer", "a string", ... */
-const char *
+static const char *
 json_kind_label(int type)
 {
 	switch ((json_type) type)
@@ -417,42 +419,6 @@ json_to_jsonb(json_object *val, const char *what)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
 }
 
-/*
- * Percent-encode s (database text) as UTF-8, everything but RFC 3986
- * unreserved characters.  With path_segment, '.' is encoded as well, so
- * that no value can form a "." or ".." segment, which libcurl would
- * resolve and so change the path.
- */
-char *
-url_encode(const char *s, bool path_segment)
-{
-	StringInfoData buf;
-	static const char hex[] = "0123456789ABCDEF";
-	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
-
-	initStringInfo(&buf);
-	for (const unsigned char *p = (const unsigned char *) u; *p; p++)
-	{
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '~' ||
-			(*p == '.' && !path_segment))
-			appendStringInfoChar(&buf, (char) *p);
-		else
-		{
-			appendStringInfoChar(&buf, '%');
-			appendStringInfoChar(&buf, hex[*p >> 4]);
-			appendStringInfoChar(&buf, hex[*p & 15]);
-		}
-	}
-	if (u != s)
-	{
-		/* it may be a secret (auth.c's form bodies) */
-		explicit_bzero(u, strlen(u));
-		pfree(u);
-	}
-	return buf.data;
-}
-
 /* ------------------------------------------------------------------------
  * Vendor text in the database encoding
  * ------------------------------------------------------------------------
@@ -538,7 +504,7 @@ json_text(json_object *v, const char *what)
  * character boundary, with "..." when cut.
  */
 char *
-vendor_text_for_message(const char *s, size_t len, int maxlen)
+json_text_for_message(const char *s, size_t len, int maxlen)
 {
 	StringInfoData u;
 	StringInfoData out;

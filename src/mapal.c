@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * mapal.c
- *		Mapal OS Real-time Sales: mapal_push_sales() in its two input forms
- *		(an array of sales_api.mapal_sale, or a relation or query with the
- *		same column names), and the slot helpers mapal_slot() and
- *		time_slot() that turn raw sales timestamps into slot starts.
+ *		Mapal OS Real-time Sales from SQL: mapal_push_sales() in its two
+ *		input forms (an array of sales_api.mapal_sale, or a relation or query
+ *		with the same column names), and mapal_slot() and time_slot(), which
+ *		turn raw sales timestamps into slot starts.  The request and the
+ *		slots themselves are mapal_wire.c's.
  *
  * Design note.  A push runs in four steps, and nothing leaves the database
  * before the first three are done:
@@ -32,7 +33,8 @@
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
-#include "mapal.h"
+#include "json_util.h"
+#include "mapal_wire.h"
 #include "miscadmin.h"
 #include "rows.h"
 #include "utils/array.h"
@@ -40,6 +42,7 @@
 #include "utils/datetime.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "server.h"
 #include "vendor.h"
 
 PG_FUNCTION_INFO_V1(sales_api_mapal_push_sales);
@@ -86,59 +89,6 @@ typedef struct PushGroup
 } PushGroup;
 
 #define PUSH_RESULT_COLS 7
-
-/* ------------------------------------------------------------------------
- * Time zones and slots (shared with cashrec.c through mapal.h)
- * ------------------------------------------------------------------------
- */
-
-pg_tz *
-mapal_timezone(const char *tzname)
-{
-	pg_tz	   *tz;
-
-	if (tzname == NULL)
-		return session_timezone;
-	tz = pg_tzset(tzname);
-	if (tz == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("time zone \"%s\" is not recognized", tzname),
-				 errhint("Use a name from pg_timezone_names, for example Europe/Madrid.")));
-	return tz;
-}
-
-/*
- * The local start of the slot holding ts.  PostgreSQL's timestamp epoch,
- * 2000-01-01 00:00, is a midnight and slot lengths divide a day, so
- * flooring the local time to a multiple of the slot length aligns it to the
- * slots of its own day.  Infinities pass through unchanged.
- */
-Timestamp
-mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	int			tzoff;
-	Timestamp	local;
-	int64		step = (int64) slot_minutes * USECS_PER_MINUTE;
-	int64		rem;
-
-	if (TIMESTAMP_NOT_FINITE(ts))
-		return ts;
-	if (timestamp2tm(ts, &tzoff, &tm, &fsec, NULL, tz) != 0 ||
-		tm2timestamp(&tm, fsec, NULL, &local) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range"),
-				 errdetail("%s cannot be shown in the time zone %s.", timestamptz_to_str(ts),
-						   pg_get_timezone_name(tz)),
-				 errhint("Pass a timestamp between the years 4713 BC and 294276 AD.")));
-	rem = local % step;
-	if (rem < 0)
-		rem += step;
-	return local - rem;
-}
 
 static void
 check_slot_minutes(int32 slot_minutes)
@@ -260,18 +210,18 @@ sale_value_str(RowSet *rs, int r, int c)
 		case COL_UNIT:
 			return psprintf(INT64_FORMAT, DatumGetInt64(d));
 		case COL_DAY:
-			return sa_date_str(DatumGetDateADT(d));
+			return dates_date_str(DatumGetDateADT(d));
 		case COL_CURRENCY:
 		case COL_SALES_TYPE:
 			{
 				StringInfoData buf;
 
 				initStringInfo(&buf);
-				append_quoted(&buf, TextDatumGetCString(d));
+				json_append_quoted(&buf, TextDatumGetCString(d));
 				return buf.data;
 			}
 		case COL_SLOT:
-			return sa_timestamp_str(DatumGetTimestamp(d));
+			return dates_timestamp_str(DatumGetTimestamp(d));
 		case COL_NET:
 		case COL_GROSS:
 			return DatumGetCString(DirectFunctionCall1(numeric_out, d));
@@ -356,33 +306,33 @@ sale_validate(RowSet *rs, int r, int slot_minutes, MapalSale *s)
 				   "Give a sales type id configured for the unit in Mapal OS.",
 				   "sales_type_id is empty");
 
-	if (!sa_date_in_range(s->day))
+	if (!dates_date_in_range(s->day))
 		SALE_ERROR(rs, r, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
 				   "Business days are written yyyy-MM-dd, so they must lie between the years 1 and 9999.",
-				   "business_day %s is out of range", sa_date_str(s->day));
+				   "business_day %s is out of range", dates_date_str(s->day));
 	j2date(s->day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	if (TIMESTAMP_NOT_FINITE(s->slot))
 		SALE_ERROR(rs, r, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
 				   "A slot start is a finite local date-time of the business day.",
-				   "slot_start %s is not a finite timestamp", sa_timestamp_str(s->slot));
+				   "slot_start %s is not a finite timestamp", dates_timestamp_str(s->slot));
 	if (
 		timestamp2tm(s->slot, NULL, &tm, &fsec, NULL, NULL) != 0 ||
 		tm.tm_year != y || tm.tm_mon != m || tm.tm_mday != d)
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "A slot belongs to the business day of its own date in the unit's local time; compute business_day as slot_start::date.",
 				   "slot_start %s is outside business day %s",
-				   sa_timestamp_str(s->slot), sa_date_str(s->day));
+				   dates_timestamp_str(s->slot), dates_date_str(s->day));
 	if (fsec != 0 || tm.tm_sec != 0 || (tm.tm_hour * 60 + tm.tm_min) % slot_minutes != 0)
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "Compute slot starts with sales_api.mapal_slot(server, sold_at), or set the server's slot_minutes to the unit's slot length in Mapal OS.",
 				   "slot_start %s is not aligned to the server's %d-minute slots",
-				   sa_timestamp_str(s->slot), slot_minutes);
+				   dates_timestamp_str(s->slot), slot_minutes);
 
-	if (!numeric_finite(s->net))
+	if (!json_numeric_finite(s->net))
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "Amounts must be finite numbers.",
 				   "net_sales is not a finite number");
-	if (!numeric_finite(s->gross))
+	if (!json_numeric_finite(s->gross))
 		SALE_ERROR(rs, r, ERRCODE_INVALID_PARAMETER_VALUE,
 				   "Amounts must be finite numbers.",
 				   "gross_sales is not a finite number");
@@ -422,14 +372,6 @@ sale_cmp(const void *a, const void *b)
 	return x->row - y->row;
 }
 
-bool
-mapal_same_slot(const MapalSale *x, const MapalSale *y)
-{
-	return x->unit == y->unit && x->day == y->day && x->slot == y->slot &&
-		strcmp(x->currency, y->currency) == 0 &&
-		strcmp(x->sales_type, y->sales_type) == 0;
-}
-
 static bool
 same_group(const MapalSale *x, const MapalSale *y)
 {
@@ -443,56 +385,14 @@ slot_key_str(const MapalSale *s)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "unit " INT64_FORMAT ", business day ", s->unit);
-	sa_append_date(&buf, s->day);
+	dates_append_date(&buf, s->day);
 	appendStringInfoString(&buf, ", currency ");
-	append_quoted(&buf, s->currency);
+	json_append_quoted(&buf, s->currency);
 	appendStringInfoString(&buf, ", sales type ");
-	append_quoted(&buf, s->sales_type);
+	json_append_quoted(&buf, s->sales_type);
 	appendStringInfoString(&buf, ", slot ");
-	sa_append_timestamp(&buf, s->slot);
+	dates_append_timestamp(&buf, s->slot);
 	return buf.data;
-}
-
-/* ------------------------------------------------------------------------
- * Requests
- * ------------------------------------------------------------------------
- */
-
-HttpRequest *
-mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
-{
-	StringInfoData body;
-	HttpRequest *req;
-
-	initStringInfo(&body);
-	appendStringInfoString(&body, "{\"businessDay\":\"");
-	sa_append_date(&body, slots[0]->day);
-	appendStringInfoString(&body, "\",\"realTimeSales\":[");
-	for (int i = 0; i < n; i++)
-	{
-		MapalSale	   *s = slots[i];
-
-		appendStringInfoString(&body, i ? ",{\"currencyId\":" : "{\"currencyId\":");
-		json_append_string(&body, s->currency);
-		appendStringInfoString(&body, ",\"salesTypeId\":");
-		json_append_string(&body, s->sales_type);
-		appendStringInfoString(&body, ",\"timeSlotStart\":\"");
-		sa_append_timestamp(&body, s->slot);
-		appendStringInfoString(&body, "\",\"netSales\":");
-		json_append_numeric(&body, s->net, "net_sales");
-		appendStringInfoString(&body, ",\"grossSales\":");
-		json_append_numeric(&body, s->gross, "gross_sales");
-		appendStringInfo(&body, ",\"numChecks\":" INT64_FORMAT ",\"numGuests\":" INT64_FORMAT "}",
-						 s->checks, s->guests);
-	}
-	appendStringInfoString(&body, "]}");
-
-	/* unit ids are validated positive integers: nothing to percent-encode */
-	req = http_request_new(srv->sales_method,
-						   psprintf("%s/api/v1/business-unit/" INT64_FORMAT "/real-time-sales",
-									srv->sales_url, slots[0]->unit));
-	http_set_json_body(req, &body);
-	return req;
 }
 
 /* The one-line reason for the result's error column. */
@@ -621,7 +521,7 @@ push_sales(FunctionCallInfo fcinfo, SalesApiServer *srv, RowSet *rs,
 			if (!vendor_ok(groups[g].req))
 				vendor_report_error(groups[g].req, ERROR,
 									psprintf("Mapal real-time sales for unit " INT64_FORMAT ", business day %s",
-											 groups[g].unit, sa_date_str(groups[g].day)),
+											 groups[g].unit, dates_date_str(groups[g].day)),
 									NULL);
 	}
 

@@ -50,6 +50,7 @@
 
 #include "mapping.h"
 #include "worker.h"
+#include "server.h"
 
 typedef struct FieldSpec
 {
@@ -89,12 +90,6 @@ int
 mapping_nfields(SalesApiVendor vendor)
 {
 	return vendor == VENDOR_MAPAL ? MF_N : CTF_N;
-}
-
-const char *
-mapping_field_name(SalesApiVendor vendor, int field)
-{
-	return fields_of(vendor)[field].name;
 }
 
 /*
@@ -201,7 +196,7 @@ mapping_check_fields(SalesApiVendor vendor, Jsonb *mapping)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("mapping has unknown fields: %s", unknown.data),
-			 errhint("Fields for a %s server: %s.", vendor_name(vendor), known.data)));
+			 errhint("Fields for a %s server: %s.", server_vendor_name(vendor), known.data)));
 }
 
 /* ------------------------------------------------------------------------

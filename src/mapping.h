@@ -17,6 +17,7 @@
 #include "utils/jsonb.h"
 
 #include "sales_api.h"
+#include "server.h"
 
 /* Connecteam fields, in the order of the stage's columns */
 typedef enum CtField
@@ -91,7 +92,6 @@ typedef struct OwnerScope
 	int			save_nestlevel;
 } OwnerScope;
 
-extern const char *mapping_field_name(SalesApiVendor vendor, int field);
 extern int	mapping_nfields(SalesApiVendor vendor);
 extern void mapping_check_expr(const char *what, const char *expr);
 extern char *mapping_field_expr(SalesApiVendor vendor, Jsonb *mapping, int field,

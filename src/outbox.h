@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * outbox.h
- *		One cycle of the worker over the outbox (outbox.c).
+ *		One cycle of the worker over the outbox (outbox.c): the items a cycle
+ *		claimed, what became of them, and the helpers the vendors' parts of
+ *		the cycle (outbox_connecteam.c, outbox_mapal.c) share.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,6 +12,108 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
+
+#include "connecteam_wire.h"
+#include "http.h"
+#include "mapal_wire.h"
+#include "mapping.h"
+#include "outbox_states.h"
+#include "sales_api.h"
+#include "server.h"
+
+#define OUTBOX_STMT_MAX_ARGS 8
+
+/* A fixed statement: prepared on its first run, kept for the backend's life */
+typedef struct OutboxStmt
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[OUTBOX_STMT_MAX_ARGS];
+	SPIPlanPtr	plan;
+} OutboxStmt;
+
+/* A capture with work in the cycle, and the credentials it sends with */
+typedef struct OutboxCapture
+{
+	int			id;
+	Oid			server_id;
+	Oid			run_as;
+	SalesApiVendor vendor;
+	CaptureDef *def;			/* its mapping, loaded when a statement needs it */
+	SalesApiServer *srv;
+	char	   *srv_error;
+} OutboxCapture;
+
+/* One claimed item and what became of it */
+typedef struct OutboxItem
+{
+	int64		id;
+	OutboxKind	kind;
+	OutboxCapture *cap;
+	int			attempts;
+	bool		ambiguous;		/* claimed as a post the vendor may hold */
+	char	   *sale_key;
+	/* Connecteam */
+	CtTx		txn;
+	bool		txn_valid;
+	char	   *transaction_id; /* deletes: the version the vendor holds */
+	int64		window_start;	/* ct_window: Unix seconds, inclusive */
+	int64		window_end;
+	/* Mapal */
+	MapalSale	slot;
+	bool		slot_valid;
+	bool		totals_loaded;
+	/* what happened: outbox_decide() makes it the next state */
+	OutboxOutcome out;
+} OutboxItem;
+
+/* A Connecteam location's window to replace (ambiguous posts, repairs) */
+typedef struct OutboxWindow
+{
+	OutboxCapture *cap;
+	int64		location_id;
+	int64		start_epoch;
+	int64		end_epoch;
+	List	   *items;			/* OutboxItem * settled by this window */
+	int			nlocal;
+	CtTx	   *local;			/* every local sale of the window */
+	bool		ok;
+	bool		unread;			/* its local sales could not be read: not sent */
+	char	   *error;
+	int			http_status;
+	char	  **ids;			/* transactionIds of local[], once posted */
+} OutboxWindow;
+
+typedef struct OutboxCycle
+{
+	MemoryContext cxt;			/* outlives the cycle's transactions */
+	List	   *captures;		/* OutboxCapture * */
+	OutboxItem *items;
+	int			nitems;
+	List	   *windows;		/* OutboxWindow * */
+	bool		more;			/* a claim was full: go again at once */
+	TimestampTz next_due;
+} OutboxCycle;
+
+extern int	outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls,
+						   bool read_only, long count);
+extern OutboxItem *outbox_add_items(OutboxCycle *c, uint64 n);
+extern OutboxCapture *outbox_capture(OutboxCycle *c, int id);
+extern bool outbox_read_pos(OutboxCycle *c, OutboxCapture *cap, MappingStmt stmt, int nargs,
+							Oid *types, Datum *values, char **error);
+extern char *outbox_spi_str(HeapTuple tup, TupleDesc td, int col, MemoryContext cxt);
+extern int64 outbox_spi_int64(HeapTuple tup, TupleDesc td, int col, bool *isnull);
+extern List *outbox_append(MemoryContext cxt, List *list, void *datum);
+extern void outbox_note_requests(HttpRequest **reqs, int n);
 extern bool outbox_cycle(MemoryContext cycle_cxt, long *wait_ms);
+
+/* Claims: the common condition of due work of servers not paused */
+#define OUTBOX_CLAIM_FROM \
+	" FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id" \
+	" LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id" \
+	" WHERE o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")" \
+	" AND coalesce(o.next_attempt_at, '-infinity') <= now()" \
+	" AND NOT coalesce(s.paused, false)"
 
 #endif							/* SALES_API_OUTBOX_H */

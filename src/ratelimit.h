@@ -13,6 +13,8 @@
 
 #include "http.h"
 #include "sales_api.h"
+#include "server.h"
+#include "datatype/timestamp.h"
 
 /*
  * What a backend knows about one account's budget, kept per server and

@@ -31,9 +31,10 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
-#include "connecteam.h"
+#include "connecteam_wire.h"
 #include "mapping.h"
 #include "reconcile.h"
+#include "server.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(sales_api_local_connecteam_totals);

@@ -21,6 +21,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "ratelimit.h"
+#include "server.h"
 #include "vendor.h"
 #include "worker.h"
 
@@ -130,18 +131,18 @@ _PG_init(void)
 	MarkGUCPrefixReserved("sales_api");
 }
 
-TimestampTz
-now_timestamptz(void)
-{
-	return GetCurrentTimestamp();
-}
-
 /*
- * _depend_on_extension(regprocedure): record that a function attach()
- * generated depends on the extension (a normal dependency, not membership).
- * DROP EXTENSION then refuses to leave capture triggers behind that would
- * fail every sale (CASCADE drops them), while pg_dump still dumps the
- * functions and triggers as the user's own objects.
+ * _depend_on_extension(regprocedure): record that a capture function
+ * depends on the extension (a normal dependency, not membership), so that
+ * DROP EXTENSION refuses to leave capture triggers behind that would fail
+ * every sale (CASCADE drops them), while pg_dump still dumps the functions
+ * and triggers as the user's own objects.
+ *
+ * The current schema has no such function.  It stays, working, because the
+ * released schemas 0.3 and 0.4 define it (sales_api--0.2--0.3.sql) and
+ * their attach() calls it: a database still at one of them runs this
+ * library until ALTER EXTENSION sales_api UPDATE, and an attach() there
+ * must work (test/scenarios/81_upgrade_with_capture.sh attaches at 0.4).
  */
 Datum
 sales_api_depend_on_extension(PG_FUNCTION_ARGS)
@@ -227,7 +228,7 @@ sales_api_check_server(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetDatum(srv->name);
 	values[0] = DirectFunctionCall1(namein, values[0]);
-	values[1] = CStringGetTextDatum(vendor_name(srv->vendor));
+	values[1] = CStringGetTextDatum(server_vendor_name(srv->vendor));
 	values[2] = BoolGetDatum(ok);
 	if (status > 0)
 		values[3] = Int32GetDatum((int32) status);

@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "sales_api.h"
+#include "server.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -94,7 +95,7 @@ static const OptionDef option_defs[] = {
 #define CONNECTEAM_DEFAULT_BASE_URL "https://api.connecteam.com"
 
 const char *
-vendor_name(SalesApiVendor v)
+server_vendor_name(SalesApiVendor v)
 {
 	switch (v)
 	{
@@ -151,12 +152,12 @@ url_validate(const char *url, const char *optname)
 				 errmsg("option \"%s\" is not a valid URL", optname),
 				 errdetail("User names, passwords, query strings and fragments are not allowed in the URL."),
 				 errhint("Put credentials in the user mapping, never in a URL.")));
-	url_check_scheme(url, optname);
+	server_check_url_scheme(url, optname);
 }
 
 /* Plain http:// is refused unless the superuser-only test switch is on. */
 void
-url_check_scheme(const char *url, const char *what)
+server_check_url_scheme(const char *url, const char *what)
 {
 	if (strncmp(url, "https://", 8) == 0)
 		return;
@@ -342,7 +343,7 @@ sales_api_fdw_validator(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 					 errmsg("invalid option \"%s\"", def->defname),
 					 errdetail("This option is not valid for a %s%s.",
-							   catalog == ForeignServerRelationId ? vendor_name(vendor) : "",
+							   catalog == ForeignServerRelationId ? server_vendor_name(vendor) : "",
 							   catalog == ForeignServerRelationId ? " server" : "sales_api user mapping"),
 					 errhint("Valid options in this context are: %s.", buf.data)));
 		}
@@ -456,7 +457,7 @@ server_account_key(SalesApiServer *s)
 
 	snprintf(where, sizeof(where), "%u/%u", MyDatabaseId, s->serverid);
 	parts[n++] = where;
-	parts[n++] = vendor_name(s->vendor);
+	parts[n++] = server_vendor_name(s->vendor);
 	if (s->vendor == VENDOR_CONNECTEAM)
 	{
 		parts[n++] = s->base_url;
@@ -511,9 +512,9 @@ server_lookup_by_oid(Oid serverid, Oid userid, SalesApiVendor expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("server \"%s\" is a %s server, not a %s server",
-						s->name, vendor_name(s->vendor), vendor_name(expected)),
+						s->name, server_vendor_name(s->vendor), server_vendor_name(expected)),
 				 errhint("Pass a server created with OPTIONS (vendor '%s').",
-						 vendor_name(expected))));
+						 server_vendor_name(expected))));
 
 	aclresult = pg_foreign_server_aclcheck(serverid, userid, ACL_USAGE);
 	if (aclresult != ACLCHECK_OK)

@@ -12,6 +12,10 @@
 
 #include "sa_json.h"
 
+#include "mb/pg_wchar.h"
+
+#include "json_util.h"
+#include "server.h"
 #include "vendor.h"
 
 /*
@@ -37,7 +41,7 @@ vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, int concurren
 	if (fail != NULL)
 	{
 		char	   *msg = psprintf("no %s access token could be obtained: %s",
-								   vendor_name(srv->vendor), fail->message);
+								   server_vendor_name(srv->vendor), fail->message);
 
 		for (int i = 0; i < n; i++)
 		{
@@ -83,11 +87,47 @@ vendor_ok(const HttpRequest *req)
 	return req->done && req->status >= 200 && req->status < 300;
 }
 
-/* Vendor text (UTF-8, any bytes) into a message: see vendor_text_for_message() */
+/*
+ * Percent-encode s (database text) as UTF-8, everything but RFC 3986
+ * unreserved characters.  With path_segment, '.' is encoded as well, so
+ * that no value can form a "." or ".." segment, which libcurl would
+ * resolve and so change the path.
+ */
+char *
+vendor_url_encode(const char *s, bool path_segment)
+{
+	StringInfoData buf;
+	static const char hex[] = "0123456789ABCDEF";
+	char	   *u = pg_server_to_any(s, strlen(s), PG_UTF8);
+
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) u; *p; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '~' ||
+			(*p == '.' && !path_segment))
+			appendStringInfoChar(&buf, (char) *p);
+		else
+		{
+			appendStringInfoChar(&buf, '%');
+			appendStringInfoChar(&buf, hex[*p >> 4]);
+			appendStringInfoChar(&buf, hex[*p & 15]);
+		}
+	}
+	if (u != s)
+	{
+		/* it may be a secret (auth.c's form bodies) */
+		explicit_bzero(u, strlen(u));
+		pfree(u);
+	}
+	return buf.data;
+}
+
+/* Vendor text (UTF-8, any bytes) into a message: see json_text_for_message() */
 static void
 append_clean(StringInfo buf, const char *s, size_t len, int maxlen)
 {
-	appendStringInfoString(buf, vendor_text_for_message(s, len, maxlen));
+	appendStringInfoString(buf, json_text_for_message(s, len, maxlen));
 }
 
 static void

@@ -1,43 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * vendor.h
- *		Authenticated calls to a vendor (auth.c, vendor.c): token caching,
- *		the one retry after a 401, and turning a vendor's answer into an
- *		ereport or a one-line message.
+ *		Authenticated calls to a vendor (vendor.c): the one retry after a
+ *		401, turning a vendor's answer into an ereport or a one-line
+ *		message, and values in a vendor's URL.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef SALES_API_VENDOR_H
 #define SALES_API_VENDOR_H
 
+#include "auth.h"
 #include "http.h"
 #include "sales_api.h"
+#include "server.h"
 
-/* auth.c */
-typedef struct AuthResult
-{
-	bool		ok;
-	long		http_status;	/* of the token request, 0 when none was sent */
-	double		latency_ms;
-	TimestampTz expires_at;		/* 0 when the credential does not expire */
-	char	   *message;		/* why not ok */
-	/* what auth_report_error() needs to raise a failure later */
-	const char *server_name;
-	SalesApiVendor vendor;
-	HttpRequest *token_req;		/* the failed token request, secrets wiped */
-} AuthResult;
-
-extern bool auth_uses_token(const SalesApiServer *srv);
-extern AuthResult *auth_obtain(SalesApiServer *srv);
-extern void auth_set_header(SalesApiServer *srv, HttpRequest *req);
-extern void auth_report_error(const AuthResult *r, int elevel);
-extern void auth_apply(SalesApiServer *srv, HttpRequest *req, bool force_new);
-extern void auth_invalidate(const SalesApiServer *srv);
-extern AuthResult auth_try_fetch(SalesApiServer *srv);
-extern bool auth_ready(SalesApiServer *srv, char **message);
-extern TimestampTz auth_cached_expiry(const SalesApiServer *srv);
-
-/* vendor.c */
 extern void vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n,
 							   int concurrency);
 extern void vendor_perform(SalesApiServer *srv, HttpRequest *req);
@@ -47,5 +24,6 @@ extern char *vendor_token_error_message(const HttpRequest *req);
 extern void vendor_report_error(const HttpRequest *req, int elevel, const char *what,
 								const char *hint_override);
 extern void vendor_check(const HttpRequest *req, const char *what);
+extern char *vendor_url_encode(const char *s, bool path_segment);
 
 #endif							/* SALES_API_VENDOR_H */

@@ -15,9 +15,9 @@
  *	 1  an error answer: vendor_error_message() and
  *		vendor_token_error_message() with a status and Content-Type taken
  *		from the next two bytes;
- *	 2  a vendor date or date-time: sa_parse_datetime(), sa_parse_date();
- *	 3  vendor text for messages and URLs: vendor_text_for_message() with a
- *		length limit from the next byte, url_encode() both ways.
+ *	 2  a vendor date or date-time: dates_parse_datetime(), dates_parse_date();
+ *	 3  vendor text for messages and URLs: json_text_for_message() with a
+ *		length limit from the next byte, vendor_url_encode() both ways.
  *
  * An ereport(ERROR) is an expected outcome (a clear error for a bad
  * answer); it must carry a SQLSTATE of ours or a standard one, never
@@ -37,6 +37,7 @@
 
 #include "dates.h"
 #include "http.h"
+#include "json_util.h"
 #include "sales_api.h"
 #include "vendor.h"
 
@@ -166,9 +167,9 @@ fuzz_dates(const char *s)
 	int			offset;
 	DateADT		day;
 
-	(void) sa_parse_datetime(s, &tm, &fsec, &has_offset, &offset);
-	(void) sa_parse_date(s, true, &day);
-	(void) sa_parse_date(s, false, &day);
+	(void) dates_parse_datetime(s, &tm, &fsec, &has_offset, &offset);
+	(void) dates_parse_date(s, true, &day);
+	(void) dates_parse_date(s, false, &day);
 }
 
 static void
@@ -178,10 +179,10 @@ fuzz_text(const uint8_t *d, size_t n)
 
 	if (n < 1)
 		return;
-	TRY((void) vendor_text_for_message((const char *) d + 1, n - 1, d[0]));
+	TRY((void) json_text_for_message((const char *) d + 1, n - 1, d[0]));
 	s = pnstrdup((const char *) d + 1, n - 1);
-	TRY((void) url_encode(s, true));
-	TRY((void) url_encode(s, false));
+	TRY((void) vendor_url_encode(s, true));
+	TRY((void) vendor_url_encode(s, false));
 }
 
 int

@@ -1,15 +1,16 @@
 /*-------------------------------------------------------------------------
  *
- * mapal.h
- *		Helpers shared by the two Mapal APIs (mapal.c: Real-time Sales,
- *		cashrec.c: Cashrec): the business units' time zone and slots.  The
- *		local date-time format both APIs use, yyyy-MM-ddTHH:mm:ss with no
- *		offset, is in dates.h.
+ * mapal_wire.h
+ *		Mapal on the wire (mapal_wire.c): the business units' time zone and
+ *		slots, shared by Real-time Sales (mapal.c, the worker) and Cashrec
+ *		(cashrec.c), and the Real-time Sales request.  The local date-time
+ *		format both APIs use, yyyy-MM-ddTHH:mm:ss with no offset, is in
+ *		dates.h.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef SALES_API_MAPAL_H
-#define SALES_API_MAPAL_H
+#ifndef SALES_API_MAPAL_WIRE_H
+#define SALES_API_MAPAL_WIRE_H
 
 #include "postgres.h"
 
@@ -18,7 +19,9 @@
 #include "lib/stringinfo.h"
 #include "pgtime.h"
 #include "http.h"
+#include "json_util.h"
 #include "sales_api.h"
+#include "server.h"
 #include "utils/date.h"
 
 /* One slot's totals, as sent in realTimeSales[] */
@@ -46,4 +49,4 @@ extern pg_tz *mapal_timezone(const char *tzname);
 /* Start of the slot holding ts, in local time of tz. */
 extern Timestamp mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz);
 
-#endif							/* SALES_API_MAPAL_H */
+#endif							/* SALES_API_MAPAL_WIRE_H */

@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth.h
+ *		Credentials of a call (auth.c): Mapal's and Connecteam's tokens,
+ *		cached per server and user mapping, and the header that carries them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SALES_API_AUTH_H
+#define SALES_API_AUTH_H
+
+#include "postgres.h"
+
+#include "http.h"
+#include "server.h"
+#include "datatype/timestamp.h"
+
+typedef struct AuthResult
+{
+	bool		ok;
+	long		http_status;	/* of the token request, 0 when none was sent */
+	double		latency_ms;
+	TimestampTz expires_at;		/* 0 when the credential does not expire */
+	char	   *message;		/* why not ok */
+	/* what auth_report_error() needs to raise a failure later */
+	const char *server_name;
+	SalesApiVendor vendor;
+	HttpRequest *token_req;		/* the failed token request, secrets wiped */
+} AuthResult;
+
+extern bool auth_uses_token(const SalesApiServer *srv);
+extern AuthResult *auth_obtain(SalesApiServer *srv);
+extern void auth_set_header(SalesApiServer *srv, HttpRequest *req);
+extern void auth_report_error(const AuthResult *r, int elevel);
+extern void auth_invalidate(const SalesApiServer *srv);
+extern AuthResult auth_try_fetch(SalesApiServer *srv);
+extern bool auth_ready(SalesApiServer *srv, char **message);
+extern TimestampTz auth_cached_expiry(const SalesApiServer *srv);
+
+#endif							/* SALES_API_AUTH_H */

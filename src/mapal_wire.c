@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * mapal_wire.c
+ *		Mapal on the wire: the business units' time zone and slots (shared by
+ *		Real-time Sales and Cashrec), and the Real-time Sales request for one
+ *		(unit, business day), built for the SQL function (mapal.c) and the
+ *		worker (outbox_mapal.c) alike.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "json_util.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+
+#include "mapal_wire.h"
+#include "server.h"
+
+/* ------------------------------------------------------------------------
+ * Time zones and slots
+ * ------------------------------------------------------------------------
+ */
+
+/* The zone named by a server's timezone option, or the session's zone. */
+pg_tz *
+mapal_timezone(const char *tzname)
+{
+	pg_tz	   *tz;
+
+	if (tzname == NULL)
+		return session_timezone;
+	tz = pg_tzset(tzname);
+	if (tz == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone \"%s\" is not recognized", tzname),
+				 errhint("Use a name from pg_timezone_names, for example Europe/Madrid.")));
+	return tz;
+}
+
+/*
+ * The local start of the slot holding ts.  PostgreSQL's timestamp epoch,
+ * 2000-01-01 00:00, is a midnight and slot lengths divide a day, so
+ * flooring the local time to a multiple of the slot length aligns it to the
+ * slots of its own day.  Infinities pass through unchanged.
+ */
+Timestamp
+mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tzoff;
+	Timestamp	local;
+	int64		step = (int64) slot_minutes * USECS_PER_MINUTE;
+	int64		rem;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return ts;
+	if (timestamp2tm(ts, &tzoff, &tm, &fsec, NULL, tz) != 0 ||
+		tm2timestamp(&tm, fsec, NULL, &local) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range"),
+				 errdetail("%s cannot be shown in the time zone %s.", timestamptz_to_str(ts),
+						   pg_get_timezone_name(tz)),
+				 errhint("Pass a timestamp between the years 4713 BC and 294276 AD.")));
+	rem = local % step;
+	if (rem < 0)
+		rem += step;
+	return local - rem;
+}
+
+/* ------------------------------------------------------------------------
+ * Real-time Sales
+ * ------------------------------------------------------------------------
+ */
+
+/* Are these the same slot of the same unit, day, currency and sales type? */
+bool
+mapal_same_slot(const MapalSale *x, const MapalSale *y)
+{
+	return x->unit == y->unit && x->day == y->day && x->slot == y->slot &&
+		strcmp(x->currency, y->currency) == 0 &&
+		strcmp(x->sales_type, y->sales_type) == 0;
+}
+
+/* The request for one (unit, business day) carrying slots[0..n-1] */
+HttpRequest *
+mapal_build_request(SalesApiServer *srv, MapalSale **slots, int n)
+{
+	StringInfoData body;
+	HttpRequest *req;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"businessDay\":\"");
+	dates_append_date(&body, slots[0]->day);
+	appendStringInfoString(&body, "\",\"realTimeSales\":[");
+	for (int i = 0; i < n; i++)
+	{
+		MapalSale	   *s = slots[i];
+
+		appendStringInfoString(&body, i ? ",{\"currencyId\":" : "{\"currencyId\":");
+		json_append_string(&body, s->currency);
+		appendStringInfoString(&body, ",\"salesTypeId\":");
+		json_append_string(&body, s->sales_type);
+		appendStringInfoString(&body, ",\"timeSlotStart\":\"");
+		dates_append_timestamp(&body, s->slot);
+		appendStringInfoString(&body, "\",\"netSales\":");
+		json_append_numeric(&body, s->net, "net_sales");
+		appendStringInfoString(&body, ",\"grossSales\":");
+		json_append_numeric(&body, s->gross, "gross_sales");
+		appendStringInfo(&body, ",\"numChecks\":" INT64_FORMAT ",\"numGuests\":" INT64_FORMAT "}",
+						 s->checks, s->guests);
+	}
+	appendStringInfoString(&body, "]}");
+
+	/* unit ids are validated positive integers: nothing to percent-encode */
+	req = http_request_new(srv->sales_method,
+						   psprintf("%s/api/v1/business-unit/" INT64_FORMAT "/real-time-sales",
+									srv->sales_url, slots[0]->unit));
+	http_set_json_body(req, &body);
+	return req;
+}

@@ -1,0 +1,706 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox_connecteam.c
+ *		Connecteam's part of a worker cycle: claim posts, deletes and window
+ *		repairs; send them; record the transactionIds the vendor holds.
+ *
+ * Design note.  Connecteam has no idempotency key, so a post that may have
+ * been stored (the request was sent, then the connection broke or timed
+ * out, or a worker died with it in flight) is never simply sent again.
+ * Under the replace_window policy the worker deletes that location's time
+ * window at the vendor and posts every local sale of the window again,
+ * recording the new transactionIds; the vendor then holds exactly the local
+ * sales.  Both steps are safe to repeat, so a failure leaves the items
+ * ambiguous for a later cycle.  Under park the items become unknown, for an
+ * operator (outbox_decide()).
+ *
+ * sales_api.connecteam_sent keeps, per sale, the transactionId of the
+ * version the vendor holds: what an UPDATE or DELETE of the sale deletes
+ * there.  A delete is claimed only once no earlier post of its sale is
+ * waiting, and removes the version the vendor held when it was first
+ * claimed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/timestamp.h"
+
+#include "outbox_connecteam.h"
+#include "ratelimit.h"
+#include "server.h"
+#include "vendor.h"
+#include "worker.h"
+
+#define WAITING_POST \
+	" p.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND p.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " \
+	OUTBOX_SQL(OUTBOX_FAILED) ", " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
+
+/* posts, repairs, and deletes whose earlier post is settled: $1 batch, $2 lease in ms */
+static OutboxStmt claim_stmt = {
+	.sql = "WITH c AS (SELECT o.id" OUTBOX_CLAIM_FROM
+	" AND o.kind IN (" OUTBOX_SQL(OUTBOX_CT_POST) ", " OUTBOX_SQL(OUTBOX_CT_DELETE) ", "
+	OUTBOX_SQL(OUTBOX_CT_WINDOW) ")"
+	" AND (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
+	"      WHERE p.capture_id = o.capture_id AND p.sale_key = o.sale_key AND" WAITING_POST
+	"      AND p.id < o.id))"
+	" ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
+	" UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", attempts = o.attempts + 1,"
+	"   lease_until = now() + $2 * interval '1 ms',"
+	/* a delete removes the version the vendor held when it was first claimed */
+	"   vendor_ref = CASE WHEN o.kind <> " OUTBOX_SQL(OUTBOX_CT_DELETE) " OR o.vendor_ref IS NOT NULL THEN o.vendor_ref"
+	/* the post it undoes went out on its own: its transactionId; settled by a window: nothing left */
+	"     WHEN o.target_post_id IS NOT NULL THEN (SELECT CASE WHEN p.ambiguous THEN NULL ELSE p.vendor_ref END"
+	"       FROM sales_api.outbox p WHERE p.id = o.target_post_id)"
+	"     ELSE (SELECT cs.transaction_id FROM sales_api.connecteam_sent cs"
+	"       WHERE cs.capture_id = o.capture_id AND cs.sale_key = o.sale_key) END"
+	" FROM c WHERE o.id = c.id"
+	" RETURNING o.id, o.capture_id, o.kind, o.attempts, o.ambiguous, o.sale_key, o.location_id,"
+	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
+	"   o.vendor_ref,"
+	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
+	.nargs = 2, .types = {INT4OID, INT4OID}
+};
+
+#define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
+
+/* the transactionIds the vendor holds, from arrays: a sale given twice keeps its last */
+static OutboxStmt remember_stmt = {
+	.sql = "INSERT INTO sales_api.connecteam_sent AS s"
+	" (capture_id, sale_key, transaction_id, location_id, created_at, final_sale_amount)"
+	" SELECT DISTINCT ON (c, k) c, k, t, l, to_timestamp(ca), a"
+	"   FROM unnest($1, $2, $3, $4, $5, $6) WITH ORDINALITY AS u(c, k, t, l, ca, a, ord)"
+	"  ORDER BY c, k, ord DESC"
+	" ON CONFLICT (capture_id, sale_key) DO UPDATE SET transaction_id = excluded.transaction_id,"
+	" location_id = excluded.location_id, created_at = excluded.created_at,"
+	" final_sale_amount = excluded.final_sale_amount, sent_at = now()",
+	.nargs = 6, .types = REMEMBERED_TYPES
+};
+
+/*
+ * a replaced window: the waiting posts of the very versions it carried are
+ * done (Connecteam keeps Unix seconds: a local time is compared by its second)
+ */
+static OutboxStmt covered_stmt = {
+	.sql = "UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_SENT) ", sent_at = now(), vendor_ref = u.t,"
+	" last_error = 'covered by a replaced time window'"
+	" FROM unnest($1, $2, $3, $4, $5, $6) AS u(c, k, t, l, ca, a)"
+	" WHERE o.capture_id = u.c AND o.sale_key = u.k AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST)
+	" AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ") AND o.location_id = u.l"
+	" AND date_trunc('second', o.created_at) = to_timestamp(u.ca)"
+	" AND o.final_sale_amount = u.a",
+	.nargs = 6, .types = REMEMBERED_TYPES
+};
+
+/* a deleted version is no longer held */
+static OutboxStmt forget_stmt = {
+	.sql = "DELETE FROM sales_api.connecteam_sent"
+	" WHERE capture_id = $1 AND sale_key = $2 AND transaction_id = $3",
+	.nargs = 3, .types = {INT4OID, TEXTOID, TEXTOID}
+};
+
+/* a replaced window holds none of the versions it held */
+static OutboxStmt forget_window_stmt = {
+	.sql = "DELETE FROM sales_api.connecteam_sent WHERE capture_id = $1 AND location_id = $2"
+	" AND created_at BETWEEN to_timestamp($3) AND to_timestamp($4)",
+	.nargs = 4, .types = {INT4OID, INT8OID, INT8OID, INT8OID}
+};
+
+/* ------------------------------------------------------------------------
+ * Claim
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * A Connecteam transaction from columns first..first+5 of an SPI row
+ * (location_id bigint, sale_type text, created_at timestamptz,
+ * final_sale_amount numeric, tax_amount numeric, currency text), copied
+ * into the cycle's memory.  Returns why it can never be sent, or NULL.
+ */
+static char *
+tx_from_spi(CtTx *tx, MemoryContext cxt, HeapTuple tup, TupleDesc td, int first, char *reference)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	bool		nloc,
+				ncreated,
+				namount,
+				ntax;
+	int64		loc = outbox_spi_int64(tup, td, first, &nloc);
+	char	   *sale_type = SPI_getvalue(tup, td, first + 1);
+	Datum		created = SPI_getbinval(tup, td, first + 2, &ncreated);
+	Datum		amount = SPI_getbinval(tup, td, first + 3, &namount);
+	Datum		tax = SPI_getbinval(tup, td, first + 4, &ntax);
+	char	   *currency = SPI_getvalue(tup, td, first + 5);
+	char	   *err;
+
+	if (!namount)
+		amount = datumCopy(amount, false, -1);
+	if (!ntax)
+		tax = datumCopy(tax, false, -1);
+	err = ct_tx_from_outbox(tx, nloc, loc, sale_type, ncreated,
+							ncreated ? 0 : DatumGetTimestampTz(created),
+							namount, amount, ntax, tax, currency, reference);
+	if (err)
+		err = pstrdup(err);
+	MemoryContextSwitchTo(old);
+	return err;
+}
+
+/* Claim Connecteam work: posts, repairs, and deletes whose earlier post is settled. */
+void
+outbox_ct_claim(OutboxCycle *c, int limit)
+{
+	Datum		vals[2] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms)};
+	OutboxItem *items;
+	uint64		n;
+
+	if (outbox_execute(&claim_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not claim Connecteam outbox items");
+	n = SPI_processed;
+	if ((int) n >= limit)
+		c->more = true;
+	items = outbox_add_items(c, n);
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		OutboxItem *it = &items[i];
+		bool		isnull;
+
+		it->id = outbox_spi_int64(tup, td, 1, &isnull);
+		it->cap = outbox_capture(c, (int) outbox_spi_int64(tup, td, 2, &isnull));
+		it->kind = outbox_kind_from_name(SPI_getvalue(tup, td, 3));
+		it->attempts = (int) outbox_spi_int64(tup, td, 4, &isnull);
+		it->ambiguous = DatumGetBool(SPI_getbinval(tup, td, 5, &isnull));
+		it->sale_key = outbox_spi_str(tup, td, 6, c->cxt);
+		it->transaction_id = outbox_spi_str(tup, td, 13, c->cxt);
+		if (it->kind == KIND_CT_WINDOW)
+		{
+			bool		n1,
+						n2,
+						n3;
+
+			it->txn.location_id = outbox_spi_int64(tup, td, 7, &n1);
+			it->window_start = outbox_spi_int64(tup, td, 14, &n2);
+			it->window_end = outbox_spi_int64(tup, td, 15, &n3);
+			if (n1 || n2 || n3 || it->window_end < it->window_start)
+			{
+				it->out.result = OUTBOX_PERMANENT;
+				it->out.error = "a window repair needs a location_id and window_start <= window_end";
+			}
+		}
+		else if (it->kind == KIND_CT_POST)
+		{
+			char	   *err = tx_from_spi(&it->txn, c->cxt, tup, td, 7, it->sale_key);
+
+			if (err)
+			{
+				it->out.result = OUTBOX_PERMANENT;
+				it->out.error = err;
+			}
+			else
+				it->txn_valid = true;
+		}
+	}
+}
+
+/* The window of a capture's location, made when first asked for. */
+static OutboxWindow *
+window_for(OutboxCycle *c, OutboxCapture *cap, int64 location_id, int64 start, int64 end)
+{
+	OutboxWindow *w = NULL;
+	ListCell   *wc;
+
+	foreach(wc, c->windows)
+	{
+		OutboxWindow *x = lfirst(wc);
+
+		if (x->cap == cap && x->location_id == location_id)
+			w = x;
+	}
+	if (w == NULL)
+	{
+		w = MemoryContextAllocZero(c->cxt, sizeof(OutboxWindow));
+		w->cap = cap;
+		w->location_id = location_id;
+		w->start_epoch = start;
+		w->end_epoch = end;
+		c->windows = outbox_append(c->cxt, c->windows, w);
+	}
+	w->start_epoch = Min(w->start_epoch, start);
+	w->end_epoch = Max(w->end_epoch, end);
+	return w;
+}
+
+/* Every local sale of a window, as the table's owner; false if unreadable. */
+static void
+window_read_local(OutboxCycle *c, OutboxWindow *w)
+{
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		vals[3];
+	char	   *error = NULL;
+
+	vals[0] = Int64GetDatum(w->location_id);
+	vals[1] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) w->start_epoch));
+	/*
+	 * The window holds every sale whose Unix second (what Connecteam stores)
+	 * is in [start, end]; the statement reads [$2, $3), so $3 is the second
+	 * after the end.
+	 */
+	vals[2] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) (w->end_epoch + 1)));
+	if (!outbox_read_pos(c, w->cap, MS_CT_WINDOW, 3, types, vals, &error))
+	{
+		/* nothing is deleted at the vendor: its items stay ambiguous */
+		w->unread = true;
+		w->ok = false;
+		w->error = MemoryContextStrdup(c->cxt, psprintf("could not read the window's local sales: %s", error));
+		return;
+	}
+	w->nlocal = 0;
+	w->local = MemoryContextAllocZero(c->cxt, sizeof(CtTx) * (SPI_processed + 1));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+
+		if (tx_from_spi(&w->local[w->nlocal], c->cxt, tup, td, 2,
+						outbox_spi_str(tup, td, 1, c->cxt)) == NULL)
+			w->nlocal++;
+	}
+}
+
+/*
+ * The windows to replace: an operator's repairs, and the locations of
+ * ambiguous posts (replace_window policy; under park those posts are not
+ * sent).  A post claimed in this cycle whose sale falls in a window is
+ * carried by the window's repost: sending it as well would store it twice.
+ */
+void
+outbox_ct_plan_windows(OutboxCycle *c)
+{
+	ListCell   *lc;
+
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+		OutboxWindow *w;
+
+		if (it->out.result != OUTBOX_NOT_TRIED ||
+			!(it->kind == KIND_CT_WINDOW || (it->kind == KIND_CT_POST && it->ambiguous)))
+			continue;
+		if (it->kind == KIND_CT_POST && !outbox_replaces_windows())
+		{
+			it->out.result = OUTBOX_MAYBE_STORED;
+			continue;
+		}
+		if (it->kind == KIND_CT_WINDOW)
+			w = window_for(c, it->cap, it->txn.location_id, it->window_start, it->window_end);
+		else
+			w = window_for(c, it->cap, it->txn.location_id, it->txn.created_at, it->txn.created_at);
+		w->items = outbox_append(c->cxt, w->items, it);
+		it->out.result = OUTBOX_IN_WINDOW;
+	}
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+
+		if (it->kind != KIND_CT_POST || it->out.result != OUTBOX_NOT_TRIED || !it->txn_valid)
+			continue;
+		foreach(lc, c->windows)
+		{
+			OutboxWindow *w = lfirst(lc);
+
+			if (w->cap == it->cap && w->location_id == it->txn.location_id &&
+				it->txn.created_at >= w->start_epoch && it->txn.created_at <= w->end_epoch)
+			{
+				w->items = outbox_append(c->cxt, w->items, it);
+				it->out.result = OUTBOX_IN_WINDOW;
+				break;
+			}
+		}
+	}
+	foreach(lc, c->windows)
+		window_read_local(c, lfirst(lc));
+}
+
+/* ------------------------------------------------------------------------
+ * Send
+ * ------------------------------------------------------------------------
+ */
+
+/* why a request of a window did not go through */
+static char *
+window_error(const char *step, SalesApiServer *srv, RateLimitRun *run, int r, HttpRequest *req)
+{
+	if (run->not_sent[r])
+		return ratelimit_describe(srv, run);
+	if (req->done)
+		return psprintf("%s: HTTP %ld: %s", step, req->status, vendor_error_message(req));
+	return psprintf("%s: %s", step, http_transport_error(req));
+}
+
+/*
+ * Replace a capture's windows: delete the location's window at the vendor,
+ * then post every local sale of the window again.
+ */
+static void
+send_windows(OutboxCycle *c, OutboxCapture *cap)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->windows)
+	{
+		OutboxWindow *w = lfirst(lc);
+		HttpRequest *del;
+		HttpRequest **posts;
+		RateLimitRun *run;
+		int			nposts;
+		CtTxResult *wres;
+
+		if (w->cap != cap || w->unread)
+			continue;
+		pgstat_report_activity(STATE_RUNNING, "sales_api worker: replacing a Connecteam time window");
+		del = ct_build_delete_range(cap->srv, w->location_id, w->start_epoch, w->end_epoch);
+		run = ratelimit_perform_all(cap->srv, &del, 1, true);
+		outbox_note_requests(&del, 1);
+		if (run->not_sent[0] || !vendor_ok(del))
+		{
+			w->ok = false;
+			w->http_status = (int) del->status;
+			w->error = window_error("window delete", cap->srv, run, 0, del);
+			continue;
+		}
+		nposts = (w->nlocal + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
+		posts = palloc(sizeof(HttpRequest *) * Max(nposts, 1));
+		w->ids = palloc0(sizeof(char *) * (w->nlocal + 1));
+		wres = palloc0(sizeof(CtTxResult) * (w->nlocal + 1));
+		for (int r = 0; r < nposts; r++)
+		{
+			int			from = r * CT_MAX_ITEMS;
+
+			posts[r] = ct_build_post(cap->srv, w->local + from, Min(CT_MAX_ITEMS, w->nlocal - from));
+		}
+		w->ok = true;
+		if (nposts > 0)
+		{
+			run = ratelimit_perform_all(cap->srv, posts, nposts, false);
+			outbox_note_requests(posts, nposts);
+			for (int r = 0; r < nposts; r++)
+			{
+				int			from = r * CT_MAX_ITEMS;
+				int			n = Min(CT_MAX_ITEMS, w->nlocal - from);
+
+				if (!run->not_sent[r] && vendor_ok(posts[r]))
+				{
+					ct_tx_success(posts[r], w->local, wres, from, n);
+					for (int k = 0; k < n; k++)
+						w->ids[from + k] = wres[from + k].transaction_id;
+				}
+				else
+				{
+					w->ok = false;
+					w->http_status = (int) posts[r]->status;
+					w->error = window_error("window repost", cap->srv, run, r, posts[r]);
+				}
+			}
+		}
+		if (worker_shared)
+		{
+			SpinLockAcquire(&worker_shared->mutex);
+			worker_shared->retries++;
+			SpinLockRelease(&worker_shared->mutex);
+		}
+	}
+}
+
+/* A capture's deletes, by the transactionId the vendor holds. */
+static void
+send_deletes(OutboxCycle *c, OutboxCapture *cap)
+{
+	OutboxItem **todo = palloc(sizeof(OutboxItem *) * c->nitems);
+	HttpRequest **reqs = palloc(sizeof(HttpRequest *) * c->nitems);
+	int			n = 0;
+	RateLimitRun *run;
+
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+
+		if (it->cap != cap || it->kind != KIND_CT_DELETE || it->out.result != OUTBOX_NOT_TRIED)
+			continue;
+		if (it->transaction_id == NULL)
+		{
+			/* the sale never reached the vendor, or was deleted by a window: nothing to do */
+			it->out.result = OUTBOX_DONE;
+			it->out.error = "no transactionId is known for this sale: nothing to delete";
+			continue;
+		}
+		todo[n] = it;
+		reqs[n++] = ct_build_delete(cap->srv, it->transaction_id);
+	}
+	if (n == 0)
+		return;
+	pgstat_report_activity(STATE_RUNNING, "sales_api worker: deleting Connecteam transactions");
+	run = ratelimit_perform_all(cap->srv, reqs, n, true);
+	outbox_note_requests(reqs, n);
+	for (int i = 0; i < n; i++)
+	{
+		OutboxOutcome *o = &todo[i]->out;
+
+		if (run->not_sent[i])
+		{
+			o->result = OUTBOX_HELD;
+			o->error = ratelimit_describe(cap->srv, run);
+			continue;
+		}
+		if (reqs[i]->done && reqs[i]->status == 404)
+		{
+			o->result = OUTBOX_DONE;
+			o->http_status = 404;
+			o->error = "the vendor no longer had this transaction";
+			continue;
+		}
+		outbox_outcome_from_request(o, reqs[i], false);
+		o->vendor_ref = todo[i]->transaction_id;
+	}
+}
+
+/* A capture's posts: full requests of 100, rate-paced. */
+static void
+send_posts(OutboxCycle *c, OutboxCapture *cap)
+{
+	OutboxItem **batch = palloc(sizeof(OutboxItem *) * c->nitems);
+	int			nbatch = 0;
+	HttpRequest **reqs;
+	int			nreqs;
+	RateLimitRun *run;
+	CtTx	   *txs;
+	CtTxResult *res;
+
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+
+		if (it->cap == cap && it->kind == KIND_CT_POST && it->out.result == OUTBOX_NOT_TRIED)
+			batch[nbatch++] = it;
+	}
+	if (nbatch == 0)
+		return;
+	nreqs = (nbatch + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
+	reqs = palloc(sizeof(HttpRequest *) * nreqs);
+	txs = palloc(sizeof(CtTx) * nbatch);
+	for (int k = 0; k < nbatch; k++)
+		txs[k] = batch[k]->txn;
+	for (int r = 0; r < nreqs; r++)
+	{
+		int			from = r * CT_MAX_ITEMS;
+
+		reqs[r] = ct_build_post(cap->srv, txs + from, Min(CT_MAX_ITEMS, nbatch - from));
+	}
+
+	pgstat_report_activity(STATE_RUNNING, "sales_api worker: posting Connecteam transactions");
+	run = ratelimit_perform_all(cap->srv, reqs, nreqs, false);
+	outbox_note_requests(reqs, nreqs);
+	res = palloc0(sizeof(CtTxResult) * nbatch);
+
+	for (int r = 0; r < nreqs; r++)
+	{
+		int			from = r * CT_MAX_ITEMS;
+		int			n = Min(CT_MAX_ITEMS, nbatch - from);
+
+		if (!run->not_sent[r] && vendor_ok(reqs[r]))
+			ct_tx_success(reqs[r], txs, res, from, n);
+		for (int k = 0; k < n; k++)
+		{
+			OutboxOutcome *o = &batch[from + k]->out;
+
+			if (run->not_sent[r])
+			{
+				o->result = OUTBOX_HELD;
+				o->error = ratelimit_describe(cap->srv, run);
+				o->retry_after_s = (int) Max(0, (run->retry_at - GetCurrentTimestamp()) / USECS_PER_SEC);
+				continue;
+			}
+			outbox_outcome_from_request(o, reqs[r], true);
+			if (o->result == OUTBOX_DONE)
+			{
+				o->vendor_ref = res[from + k].transaction_id;
+				o->error = res[from + k].error;
+			}
+		}
+	}
+}
+
+/* A capture's Connecteam work; an update's old version goes before its new one is posted. */
+void
+outbox_ct_send(OutboxCycle *c, OutboxCapture *cap)
+{
+	send_windows(c, cap);
+	send_deletes(c, cap);
+	send_posts(c, cap);
+}
+
+/* ------------------------------------------------------------------------
+ * Record
+ * ------------------------------------------------------------------------
+ */
+
+/* The items of the cycle's windows: replaced, or still ambiguous. */
+void
+outbox_ct_settle_windows(OutboxCycle *c)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->windows)
+	{
+		OutboxWindow *w = lfirst(lc);
+		ListCell   *ic;
+
+		foreach(ic, w->items)
+		{
+			OutboxOutcome *o = &((OutboxItem *) lfirst(ic))->out;
+
+			if (w->ok)
+			{
+				/* the sale's current version was posted again: connecteam_sent has its id */
+				o->result = OUTBOX_WINDOW_REPLACED;
+				o->vendor_ref = NULL;
+				o->error = "settled by replacing the location's time window at the vendor";
+			}
+			else
+			{
+				o->result = OUTBOX_IN_WINDOW;
+				o->error = w->error;
+				o->http_status = w->http_status;
+			}
+		}
+	}
+}
+
+/*
+ * The transactionIds the vendor holds for sales (their latest versions),
+ * gathered and then written to connecteam_sent in one INSERT ... SELECT FROM
+ * unnest().
+ */
+typedef struct Remember
+{
+	int			n;
+	Datum	   *caps;
+	Datum	   *keys;
+	Datum	   *tids;
+	Datum	   *locs;
+	Datum	   *times;
+	Datum	   *amounts;
+} Remember;
+
+static void
+remember_init(Remember *r, int max)
+{
+	r->n = 0;
+	r->caps = palloc(sizeof(Datum) * (max + 1));
+	r->keys = palloc(sizeof(Datum) * (max + 1));
+	r->tids = palloc(sizeof(Datum) * (max + 1));
+	r->locs = palloc(sizeof(Datum) * (max + 1));
+	r->times = palloc(sizeof(Datum) * (max + 1));
+	r->amounts = palloc(sizeof(Datum) * (max + 1));
+}
+
+static void
+remember_add(Remember *r, int capture_id, const char *sale_key, const char *transaction_id,
+			 const CtTx *tx)
+{
+	r->caps[r->n] = Int32GetDatum(capture_id);
+	r->keys[r->n] = CStringGetTextDatum(sale_key);
+	r->tids[r->n] = CStringGetTextDatum(transaction_id);
+	r->locs[r->n] = Int64GetDatum(tx->location_id);
+	r->times[r->n] = Int64GetDatum(tx->created_at);
+	r->amounts[r->n] = tx->final_amount;
+	r->n++;
+}
+
+/*
+ * Write what was gathered: the transactionIds to connecteam_sent and, for a
+ * replaced window (covered), the waiting posts of the very versions the
+ * window carried marked sent.  One statement each, from the same arrays.
+ */
+static void
+remember_flush(Remember *r, bool covered)
+{
+	Datum		vals[6];
+
+	if (r->n == 0)
+		return;
+	vals[0] = PointerGetDatum(construct_array(r->caps, r->n, INT4OID, 4, true, TYPALIGN_INT));
+	vals[1] = PointerGetDatum(construct_array(r->keys, r->n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[2] = PointerGetDatum(construct_array(r->tids, r->n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_array(r->locs, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[4] = PointerGetDatum(construct_array(r->times, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[5] = PointerGetDatum(construct_array(r->amounts, r->n, NUMERICOID, -1, false, TYPALIGN_INT));
+	if (outbox_execute(&remember_stmt, vals, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record Connecteam transactionIds");
+	if (covered && outbox_execute(&covered_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the posts a replaced window carried");
+	r->n = 0;
+}
+
+/*
+ * The transactionIds the vendor now holds: the posts' in one statement (the
+ * deletes remove an older id only, so their order against the posts' upsert
+ * does not matter), then each replaced window's.
+ */
+void
+outbox_ct_record(OutboxCycle *c)
+{
+	Remember	r;
+	ListCell   *lc;
+
+	remember_init(&r, c->nitems);
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+
+		if (it->kind == KIND_CT_POST && it->out.result == OUTBOX_DONE && it->out.vendor_ref && it->sale_key)
+			remember_add(&r, it->cap->id, it->sale_key, it->out.vendor_ref, &it->txn);
+	}
+	remember_flush(&r, false);
+
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+		Datum		vals[3];
+
+		if (it->kind == KIND_CT_DELETE && it->out.result == OUTBOX_DONE && it->transaction_id)
+		{
+			vals[0] = Int32GetDatum(it->cap->id);
+			vals[1] = CStringGetTextDatum(it->sale_key);
+			vals[2] = CStringGetTextDatum(it->transaction_id);
+			outbox_execute(&forget_stmt, vals, NULL, false, 0);
+		}
+	}
+
+	/* a replaced window: the vendor holds exactly the local sales, with new ids */
+	foreach(lc, c->windows)
+	{
+		OutboxWindow *w = lfirst(lc);
+		Datum		vals[4];
+
+		if (!w->ok)
+			continue;
+		vals[0] = Int32GetDatum(w->cap->id);
+		vals[1] = Int64GetDatum(w->location_id);
+		vals[2] = Int64GetDatum(w->start_epoch);
+		vals[3] = Int64GetDatum(w->end_epoch);
+		outbox_execute(&forget_window_stmt, vals, NULL, false, 0);
+		remember_init(&r, w->nlocal);
+		for (int k = 0; k < w->nlocal; k++)
+			if (w->ids[k] != NULL && w->local[k].reference != NULL)
+				remember_add(&r, w->cap->id, w->local[k].reference, w->ids[k], &w->local[k]);
+		/* and a waiting post of the very version the window carried is done */
+		remember_flush(&r, true);
+	}
+}

@@ -1,0 +1,303 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox_mapal.c
+ *		Mapal's part of a worker cycle: claim dirty slots, recompute their
+ *		totals from the POS table, send one request per (unit, business day).
+ *
+ * Design note.  A Mapal slot item is a marker, not a figure: its totals are
+ * recomputed from the POS table when it is sent, so a resend is harmless and
+ * an UPDATE or DELETE of sales needs no special case (the trigger marks the
+ * slots dirty; the recomputed totals, zero when no sale is left, replace
+ * what Mapal holds).  Slots are claimed by whole unit-days, so that each
+ * goes out in one request.  A marker a POS transaction has locked (its sale
+ * is not committed yet) is skipped and claimed in a later cycle, and the
+ * totals are read with a snapshot taken after the claim, so a sale whose
+ * marker was claimed is always in them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datum.h"
+
+#include "outbox_mapal.h"
+#include "vendor.h"
+#include "worker.h"
+
+/* what a claim returns: $1 batch size, $2 lease in ms */
+#define MAPAL_CLAIMED \
+	" UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", attempts = o.attempts + 1," \
+	"   lease_until = now() + $2 * interval '1 ms'" \
+	" FROM c WHERE o.id = c.id" \
+	" RETURNING o.id, o.capture_id, o.attempts, o.unit_id, o.business_day, o.currency_id," \
+	"   o.sales_type_id, o.slot_start"
+
+/* the first slots in (capture, unit, day) order */
+static OutboxStmt claim_slots = {
+	.sql = "WITH c AS (SELECT o.id" OUTBOX_CLAIM_FROM
+	" AND o.kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT)
+	" ORDER BY o.capture_id, o.unit_id, o.business_day, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
+	MAPAL_CLAIMED,
+	.nargs = 2, .types = {INT4OID, INT4OID}
+};
+
+/* the rest of a unit-day the batch cut: $3 capture, $4 unit, $5 day */
+static OutboxStmt claim_rest = {
+	.sql = "WITH c AS (SELECT o.id FROM sales_api.outbox o"
+	" WHERE o.kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) " AND o.state = " OUTBOX_SQL(OUTBOX_PENDING)
+	"   AND o.capture_id = $3 AND o.unit_id = $4 AND o.business_day = $5"
+	"   AND coalesce(o.next_attempt_at, '-infinity') <= now()"
+	" FOR UPDATE OF o SKIP LOCKED)"
+	MAPAL_CLAIMED,
+	.nargs = 5, .types = {INT4OID, INT4OID, INT4OID, INT8OID, DATEOID}
+};
+
+/* The slots of an UPDATE ... RETURNING MAPAL_CLAIMED, into the cycle. */
+static void
+take_slots(OutboxCycle *c, uint64 n)
+{
+	OutboxItem *items = outbox_add_items(c, n);
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		OutboxItem *it = &items[i];
+		bool		nu,
+					nd,
+					nc,
+					nt,
+					ns;
+		Datum		d;
+
+		it->kind = KIND_MAPAL_SLOT;
+		it->id = outbox_spi_int64(tup, td, 1, &nu);
+		it->cap = outbox_capture(c, (int) outbox_spi_int64(tup, td, 2, &nu));
+		it->attempts = (int) outbox_spi_int64(tup, td, 3, &nu);
+		it->slot.unit = outbox_spi_int64(tup, td, 4, &nu);
+		d = SPI_getbinval(tup, td, 5, &nd);
+		it->slot.day = nd ? 0 : DatumGetDateADT(d);
+		it->slot.currency = outbox_spi_str(tup, td, 6, c->cxt);
+		nc = (it->slot.currency == NULL);
+		it->slot.sales_type = outbox_spi_str(tup, td, 7, c->cxt);
+		nt = (it->slot.sales_type == NULL);
+		d = SPI_getbinval(tup, td, 8, &ns);
+		it->slot.slot = ns ? 0 : DatumGetTimestamp(d);
+		if (nu || nd || nc || nt || ns)
+		{
+			it->out.result = OUTBOX_PERMANENT;
+			it->out.error = "the capture mapping gave a NULL unit_id, business day, currency_id, sales_type_id or sold_at";
+		}
+		else if (it->slot.unit <= 0)
+		{
+			it->out.result = OUTBOX_PERMANENT;
+			it->out.error = "unit_id must be a positive integer";
+		}
+		else
+			it->slot_valid = true;
+	}
+}
+
+/*
+ * A dirty slot's totals from the recomputed rows of its unit and day
+ * (currency, sales type, slot, net, gross, checks, guests); a slot with no
+ * sale left gets zeros, which replace what Mapal holds.
+ */
+static void
+slot_set_totals(OutboxItem *it, MemoryContext cxt, SPITupleTable *tt, uint64 nrows)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	it->slot.net = it->slot.gross = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
+	it->slot.checks = it->slot.guests = 0;
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		HeapTuple	tup = tt->vals[r];
+		bool		isnull;
+		char	   *cur = SPI_getvalue(tup, tt->tupdesc, 1);
+		char	   *typ = SPI_getvalue(tup, tt->tupdesc, 2);
+		Datum		sl = SPI_getbinval(tup, tt->tupdesc, 3, &isnull);
+		Datum		d;
+
+		if (isnull || cur == NULL || typ == NULL ||
+			strcmp(cur, it->slot.currency) != 0 || strcmp(typ, it->slot.sales_type) != 0 ||
+			DatumGetTimestamp(sl) != it->slot.slot)
+			continue;
+		d = SPI_getbinval(tup, tt->tupdesc, 4, &isnull);
+		if (!isnull)
+			it->slot.net = datumCopy(d, false, -1);
+		d = SPI_getbinval(tup, tt->tupdesc, 5, &isnull);
+		if (!isnull)
+			it->slot.gross = datumCopy(d, false, -1);
+		it->slot.checks = outbox_spi_int64(tup, tt->tupdesc, 6, &isnull);
+		it->slot.guests = outbox_spi_int64(tup, tt->tupdesc, 7, &isnull);
+		break;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* The totals of the claimed slots: one query per (capture, unit, day). */
+static void
+load_totals(OutboxCycle *c, int first)
+{
+	for (int i = first; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+		Oid			types[2] = {INT8OID, DATEOID};
+		Datum		vals[2];
+		bool		ok;
+		char	   *error = NULL;
+
+		if (!it->slot_valid || it->totals_loaded)
+			continue;
+		vals[0] = Int64GetDatum(it->slot.unit);
+		vals[1] = DateADTGetDatum(it->slot.day);
+		/*
+		 * A fresh snapshot (mapping_execute), taken after the claim, so every
+		 * sale whose dirty marker was just claimed is in the totals.
+		 */
+		ok = outbox_read_pos(c, it->cap, MS_MAPAL_TOTALS, 2, types, vals, &error);
+		for (int j = i; j < c->nitems; j++)
+		{
+			OutboxItem *o = &c->items[j];
+
+			if (!o->slot_valid || o->cap != it->cap || o->slot.unit != it->slot.unit ||
+				o->slot.day != it->slot.day)
+				continue;
+			o->totals_loaded = true;
+			if (ok)
+				slot_set_totals(o, c->cxt, SPI_tuptable, SPI_processed);
+			else
+			{
+				o->slot_valid = false;
+				o->out.result = OUTBOX_TRANSIENT;
+				o->out.error = MemoryContextStrdup(c->cxt,
+												   psprintf("could not compute the slot totals from the POS table: %s",
+															error));
+			}
+		}
+	}
+}
+
+/*
+ * Claim Mapal dirty slots and recompute their totals from the POS table:
+ * the first `limit` slots in (capture, unit, day) order, then, when the
+ * batch was cut, the rest of its last unit-day (pending markers, through
+ * outbox_mapal_dirty_idx).
+ */
+void
+outbox_mapal_claim(OutboxCycle *c, int limit)
+{
+	Datum		vals[5] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), 0, 0, 0};
+	int			first = c->nitems;
+	uint64		n;
+
+	if (outbox_execute(&claim_slots, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not claim Mapal outbox items");
+	n = SPI_processed;
+	take_slots(c, n);
+	if ((int) n >= limit)
+	{
+		OutboxItem *last = NULL;
+
+		c->more = true;
+		/* the last unit-day in claim order: the batch may have cut it */
+		for (int i = first; i < c->nitems; i++)
+		{
+			OutboxItem *it = &c->items[i];
+
+			if (!it->slot_valid)
+				continue;
+			if (last == NULL || it->cap->id > last->cap->id ||
+				(it->cap->id == last->cap->id &&
+				 (it->slot.unit > last->slot.unit ||
+				  (it->slot.unit == last->slot.unit && it->slot.day > last->slot.day))))
+				last = it;
+		}
+		if (last != NULL)
+		{
+			vals[2] = Int32GetDatum(last->cap->id);
+			vals[3] = Int64GetDatum(last->slot.unit);
+			vals[4] = DateADTGetDatum(last->slot.day);
+			if (outbox_execute(&claim_rest, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+				elog(ERROR, "could not claim Mapal outbox items");
+			take_slots(c, SPI_processed);
+		}
+	}
+	load_totals(c, first);
+}
+
+/* One request per (unit, business day) with every dirty slot of a capture. */
+void
+outbox_mapal_send(OutboxCycle *c, OutboxCapture *cap)
+{
+	List	   *groups = NIL;	/* of List * of OutboxItem * */
+	HttpRequest **reqs;
+	int			ngroups;
+	int			g = 0;
+	ListCell   *lc;
+
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+		List	   *grp = NIL;
+
+		if (it->cap != cap || it->kind != KIND_MAPAL_SLOT || it->out.result != OUTBOX_NOT_TRIED)
+			continue;
+		foreach(lc, groups)
+		{
+			OutboxItem *head = linitial((List *) lfirst(lc));
+
+			if (head->slot.unit == it->slot.unit && head->slot.day == it->slot.day)
+			{
+				grp = lfirst(lc);
+				lfirst(lc) = lappend(grp, it);
+				break;
+			}
+		}
+		if (grp == NIL)
+			groups = lappend(groups, list_make1(it));
+	}
+	ngroups = list_length(groups);
+	if (ngroups == 0)
+		return;
+	reqs = palloc(sizeof(HttpRequest *) * ngroups);
+	foreach(lc, groups)
+	{
+		List	   *grp = lfirst(lc);
+		MapalSale **slots = palloc(sizeof(MapalSale *) * list_length(grp));
+		int			n = 0;
+		ListCell   *ic;
+
+		/* a slot claimed twice (failed and pending markers) is sent once */
+		foreach(ic, grp)
+		{
+			OutboxItem *it = lfirst(ic);
+			bool		dup = false;
+
+			for (int k = 0; k < n; k++)
+				if (mapal_same_slot(slots[k], &it->slot))
+					dup = true;
+			if (!dup)
+				slots[n++] = &it->slot;
+		}
+		reqs[g++] = mapal_build_request(cap->srv, slots, n);
+	}
+
+	pgstat_report_activity(STATE_RUNNING, "sales_api worker: sending Mapal real-time sales");
+	vendor_perform_all(cap->srv, reqs, ngroups, sales_api_max_concurrency);
+	outbox_note_requests(reqs, ngroups);
+	g = 0;
+	foreach(lc, groups)
+	{
+		ListCell   *ic;
+
+		foreach(ic, (List *) lfirst(lc))
+			outbox_outcome_from_request(&((OutboxItem *) lfirst(ic))->out, reqs[g], false);
+		g++;
+	}
+}

@@ -1,0 +1,118 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox_stage.c
+ *		Staged Connecteam sales become outbox items: the rows a capture
+ *		trigger wrote to sales_api.outbox_stage are deleted and their sales
+ *		inserted into sales_api.outbox as ct_post items, in one statement, so
+ *		a sale is in exactly one of the two tables at every commit.
+ *
+ * Two callers: the worker, at the start of every claim (every capture, rows
+ * a POS transaction holds skipped, at most a batch of rows: a backlog after
+ * a long stop goes in steps) and when it records a replaced window; and the
+ * capture trigger, before an UPDATE or DELETE looks for the posts of its
+ * sales (the staged rows holding those sales, waiting for a POS transaction
+ * that is making items of them itself).  sales_api._stage_expand() is the
+ * same from SQL.
+ *
+ * Design note.  The rows are locked first, in staging order (oldest
+ * statement first), and their sales inserted in that order and, within a
+ * row of arrays, in the order of the arrays, so item ids follow the order
+ * the POS inserted its sales.  The keys of an UPDATE or DELETE are matched
+ * through hashed subplans: a DELETE of 100,000 sales while a 100,000-sale
+ * row is staged costs two hash tables, not 10^10 comparisons.  The
+ * statements are fixed, prepared once per backend and kept; they run with
+ * pg_catalog alone on the search path.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+
+#include "outbox.h"
+#include "outbox_stage.h"
+
+PG_FUNCTION_INFO_V1(sales_api_stage_expand);
+
+/* $1 capture (NULL: every one), $2 sale keys (NULL: every sale), $3 most rows (NULL: all) */
+#define STAGE_LOCK_SQL(lock) \
+	"SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.outbox_stage x" \
+	" WHERE ($1 IS NULL OR x.capture_id = $1)" \
+	"   AND ($2 IS NULL OR x.sale_key IN (SELECT unnest($2))" \
+	"        OR (x.sale_keys IS NOT NULL" \
+	"            AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v) WHERE sk.v IN (SELECT unnest($2)))))" \
+	" ORDER BY x.staged_at LIMIT $3 FOR UPDATE" lock ") l"
+
+static OutboxStmt stage_lock_wait = {
+	.sql = STAGE_LOCK_SQL(""), .nargs = 3, .types = {INT4OID, TEXTARRAYOID, INT4OID}
+};
+static OutboxStmt stage_lock_skip = {
+	.sql = STAGE_LOCK_SQL(" SKIP LOCKED"), .nargs = 3, .types = {INT4OID, TEXTARRAYOID, INT4OID}
+};
+
+/* $1 the locked rows */
+static OutboxStmt stage_move = {
+	.sql = "WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY ($1) RETURNING st.*)"
+	" INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,"
+	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)"
+	" SELECT s.capture_id, " OUTBOX_SQL(OUTBOX_CT_POST) ", u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur,"
+	"        s.staged_at, s.staged_at"
+	"   FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),"
+	"                  coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),"
+	"                  coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),"
+	"                  coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))"
+	"           WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)"
+	"  ORDER BY s.staged_at, u.ord",
+	.nargs = 1, .types = {TIDARRAYOID}
+};
+
+/*
+ * Make the staged rows that args select outbox items; returns how many
+ * items were made.  args are the capture id, the sale keys (text[]) and the
+ * most rows to take, each NULL (nulls[i] = 'n') for no limit.  wait: wait
+ * for rows another transaction holds, else skip them.  Connects to SPI
+ * itself; runs as the current user.
+ */
+int64
+outbox_stage_expand(bool wait, Datum *args, const char *nulls)
+{
+	int64		n = 0;
+	bool		isnull;
+	Datum		rows;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sales_api: SPI_connect failed");
+	if (outbox_execute(wait ? &stage_lock_wait : &stage_lock_skip, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "sales_api: could not lock staged sales");
+	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		if (outbox_execute(&stage_move, &rows, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "sales_api: could not make staged sales outbox items");
+		n = (int64) SPI_processed;
+	}
+	SPI_finish();
+	return n;
+}
+
+/*
+ * sales_api._stage_expand(capture_id integer, wait boolean,
+ *                         sale_keys text[] DEFAULT NULL, max_rows integer DEFAULT NULL)
+ */
+Datum
+sales_api_stage_expand(PG_FUNCTION_ARGS)
+{
+	Datum		args[3];
+	char		nulls[3];
+
+	for (int i = 0; i < 3; i++)
+	{
+		int			argno = (i == 0) ? 0 : i + 1;
+
+		nulls[i] = PG_ARGISNULL(argno) ? 'n' : ' ';
+		args[i] = PG_ARGISNULL(argno) ? (Datum) 0 : PG_GETARG_DATUM(argno);
+	}
+	PG_RETURN_INT64(outbox_stage_expand(!PG_ARGISNULL(1) && PG_GETARG_BOOL(1), args, nulls));
+}
