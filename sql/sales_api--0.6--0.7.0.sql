@@ -423,3 +423,7 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sales_api._outbox_states() IS
 'the outbox item states and kinds the C code defines, and the pseudo-state of outbox_status';
 REVOKE ALL ON FUNCTION sales_api._outbox_states() FROM PUBLIC;
+
+-- A database gets its worker when this transaction commits (src/launcher.c),
+-- not at the launcher's next look for databases.
+SELECT sales_api.wake_worker_on_commit();

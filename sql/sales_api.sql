@@ -1121,3 +1121,7 @@ $rr$;
 COMMENT ON FUNCTION sales_api.record_reconciliation(name, integer, text, interval) IS
 'records a reconciliation of one Connecteam server and returns mismatches older than the grace period';
 REVOKE ALL ON FUNCTION sales_api.record_reconciliation(name, integer, text, interval) FROM PUBLIC;
+
+-- A database gets its worker when this transaction commits (src/launcher.c),
+-- not at the launcher's next look for databases.
+SELECT sales_api.wake_worker_on_commit();
