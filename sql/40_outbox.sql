@@ -100,8 +100,8 @@ SELECT sales_api.attach('pos_pct', 'o_mapal', '{"unit_id": "shop % 100", "sold_a
   "sales_type_id": "CASE WHEN code LIKE ''T%'' THEN ''TAKE'' ELSE ''EAT_IN'' END", "net_sales": "total", "gross_sales": "total"}') > 0 AS attached_pct_mapal;
 INSERT INTO pos_pct (shop, at, total, code) VALUES (105, '2026-11-20 12:00+01', 7, 'R1'), (205, '2026-11-20 12:05+01', 8, 'T2');
 SELECT location_id, sale_type, final_sale_amount FROM sales_api.outbox_stage ORDER BY final_sale_amount;
-SELECT unit_id, sales_type_id, slot_start FROM sales_api.outbox
- WHERE kind = 'mapal_slot' AND unit_id = 5 ORDER BY sales_type_id;
+SELECT unit_ids, sales_type_ids, slot_starts FROM sales_api.mapal_stage
+ WHERE capture_id = (SELECT id FROM sales_api.capture WHERE relid = 'pos_pct'::regclass AND vendor = 'mapal');
 SELECT sales_api._stage_expand(NULL, false) AS items_made;
 SELECT sales_api.detach('pos_pct', 'o_ct');
 SELECT sales_api.detach('pos_pct', 'o_mapal');

@@ -424,6 +424,80 @@ COMMENT ON FUNCTION sales_api._outbox_states() IS
 'the outbox item states and kinds the C code defines, and the pseudo-state of outbox_status';
 REVOKE ALL ON FUNCTION sales_api._outbox_states() FROM PUBLIC;
 
+-------------------------------------------------------------------------------
+-- Mapal captures stage the slots a POS statement touched instead of locking
+-- dirty markers in the POS's transaction; the worker makes them markers at
+-- the start of every cycle (src/outbox_stage.c).
+-------------------------------------------------------------------------------
+CREATE TABLE sales_api.mapal_stage (
+    capture_id     integer NOT NULL,
+    staged_at      timestamptz NOT NULL,
+    unit_ids       bigint[] NOT NULL,
+    business_days  date[] NOT NULL,
+    currency_ids   text[] NOT NULL,
+    sales_type_ids text[] NOT NULL,
+    slot_starts    timestamp[] NOT NULL
+);
+COMMENT ON TABLE sales_api.mapal_stage IS
+'Mapal slots touched by POS statements until the worker makes them dirty markers: one row of arrays per statement';
+REVOKE ALL ON sales_api.mapal_stage FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sales_api.mapal_stage', '');
+
+CREATE OR REPLACE FUNCTION sales_api._capture_deleted()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM sales_api.outbox WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.outbox_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.mapal_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.connecteam_sent WHERE capture_id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+
+
+CREATE OR REPLACE VIEW sales_api.outbox_status AS
+SELECT c.server_name,
+       o.state,
+       count(*) AS items,
+       min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_enqueued_at,
+       now() - min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_pending_age,
+       max(o.sent_at) AS last_success_at,
+       (array_agg(o.last_error ORDER BY o.id DESC) FILTER (WHERE o.last_error IS NOT NULL AND o.state <> 'sent'))[1] AS last_error,
+       bool_or(coalesce(s.paused, false)) AS paused
+  FROM sales_api.outbox o
+  JOIN sales_api.capture c ON c.id = o.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name, o.state
+UNION ALL
+SELECT c.server_name,
+       'staged',
+       sum(coalesce(cardinality(st.sale_keys), 1))::bigint,
+       min(st.staged_at),
+       now() - min(st.staged_at),
+       NULL::timestamptz,
+       NULL::text,
+       bool_or(coalesce(s.paused, false))
+  FROM sales_api.outbox_stage st
+  JOIN sales_api.capture c ON c.id = st.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name
+UNION ALL
+SELECT c.server_name,
+       'staged',
+       sum(cardinality(ms.slot_starts))::bigint,
+       min(ms.staged_at),
+       now() - min(ms.staged_at),
+       NULL::timestamptz,
+       NULL::text,
+       bool_or(coalesce(s.paused, false))
+  FROM sales_api.mapal_stage ms
+  JOIN sales_api.capture c ON c.id = ms.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name;
+
 -- A database gets its worker when this transaction commits (src/launcher.c),
 -- not at the launcher's next look for databases.
 SELECT sales_api.wake_worker_on_commit();

@@ -400,6 +400,7 @@ AS $$
 BEGIN
     DELETE FROM sales_api.outbox WHERE capture_id = OLD.id;
     DELETE FROM sales_api.outbox_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.mapal_stage WHERE capture_id = OLD.id;
     DELETE FROM sales_api.connecteam_sent WHERE capture_id = OLD.id;
     RETURN NULL;
 END;
@@ -471,8 +472,8 @@ REVOKE ALL ON FUNCTION sales_api.detach(regclass, name) FROM PUBLIC;
 -- worker makes staged rows outbox items, in one transaction that deletes the
 -- rows and inserts their items: a staged sale is in exactly one of the two
 -- places at every commit.  Staged rows are written, WAL-logged and committed
--- with the sales, so a crash loses none.  (Mapal captures mark slots dirty in
--- the outbox directly: one marker per slot, not per sale.)
+-- with the sales, so a crash loses none.  Mapal captures stage the slots a
+-- statement touched in sales_api.mapal_stage, below.
 -------------------------------------------------------------------------------
 
 CREATE TABLE sales_api.outbox_stage (
@@ -503,6 +504,28 @@ COMMENT ON TABLE sales_api.outbox_stage IS
 'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or one row of arrays per large statement';
 REVOKE ALL ON sales_api.outbox_stage FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage', '');
+
+-- A Mapal capture stages the slots a POS statement touched: one row of arrays
+-- per statement, no marker, index or lock in the POS's transaction, so two
+-- tills selling in the same slot never wait for each other.  At the start of
+-- every cycle the worker deletes the rows it takes and inserts a pending dirty
+-- marker per slot (a slot that already has one needs no second), in one
+-- transaction; it recomputes a slot's totals from the POS table after its
+-- claim, so every sale whose row it took is in them, and a sale that commits
+-- later is staged, taken and sent in a later cycle (src/outbox_stage.c).
+CREATE TABLE sales_api.mapal_stage (
+    capture_id     integer NOT NULL,
+    staged_at      timestamptz NOT NULL,
+    unit_ids       bigint[] NOT NULL,
+    business_days  date[] NOT NULL,
+    currency_ids   text[] NOT NULL,
+    sales_type_ids text[] NOT NULL,
+    slot_starts    timestamp[] NOT NULL
+);
+COMMENT ON TABLE sales_api.mapal_stage IS
+'Mapal slots touched by POS statements until the worker makes them dirty markers: one row of arrays per statement';
+REVOKE ALL ON sales_api.mapal_stage FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sales_api.mapal_stage', '');
 
 -- lz4 is several times faster than pglz at the same ratio on the arrays,
 -- where the server has it (Debian's PostgreSQL is built with it)
@@ -776,6 +799,19 @@ SELECT c.server_name,
        bool_or(coalesce(s.paused, false))
   FROM sales_api.outbox_stage st
   JOIN sales_api.capture c ON c.id = st.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name
+UNION ALL
+SELECT c.server_name,
+       'staged',
+       sum(cardinality(ms.slot_starts))::bigint,
+       min(ms.staged_at),
+       now() - min(ms.staged_at),
+       NULL::timestamptz,
+       NULL::text,
+       bool_or(coalesce(s.paused, false))
+  FROM sales_api.mapal_stage ms
+  JOIN sales_api.capture c ON c.id = ms.capture_id
   LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
  GROUP BY c.server_name;
 COMMENT ON VIEW sales_api.outbox_status IS 'items per server and state, the oldest waiting, the last error and the last success';

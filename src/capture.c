@@ -16,9 +16,9 @@
  *      capture's mapping reads the transition table: a sale's fields, the
  *      keys of old versions, or the Mapal slots touched;
  *   2. as the extension, a fixed statement writes what step 1 returned,
- *      as parameters, to sales_api.outbox_stage (Connecteam sales) or
- *      sales_api.outbox (Mapal slot markers; supersedes and deletes of
- *      Connecteam sales changed or removed).
+ *      as parameters, to sales_api.outbox_stage (Connecteam sales),
+ *      sales_api.mapal_stage (the Mapal slots touched) or sales_api.outbox
+ *      (supersedes and deletes of Connecteam sales changed or removed).
  *
  * Step 1 is the only place the mapping runs, so a function it calls has
  * the owner's rights, never the inserting role's nor the extension's.
@@ -74,7 +74,7 @@ typedef enum BkStmt
 	BK_CT_STAGE_ROWS,
 	BK_CT_STAGE_ARRAYS,
 	BK_CT_SUPERSEDE,
-	BK_MAPAL_MARK,
+	BK_MAPAL_STAGE,
 	BK_N
 } BkStmt;
 
@@ -119,21 +119,13 @@ static const char *const bk_sql[BK_N] = {
 	"                         AND o.id NOT IN (SELECT id FROM cancelled)) p ON true"
 	"  WHERE cs.transaction_id IS NOT NULL OR p.id IS NOT NULL",
 	/*
-	 * BK_MAPAL_MARK: a dirty marker per slot.  A pending marker is locked
-	 * (DO UPDATE ... WHERE false locks it and writes nothing), so the
-	 * worker's claim (SKIP LOCKED) leaves it for a cycle after this sale
-	 * commits; a marker already claimed is no longer pending, so a new one
-	 * is inserted.  Rows come in key order: two POS transactions lock
-	 * markers in the same order.
+	 * BK_MAPAL_STAGE: the slots the statement touched, one row of arrays;
+	 * the worker makes them dirty markers (outbox_stage.c).  Nothing is
+	 * locked: two tills selling in one slot never wait for each other.
 	 */
-	"INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id,"
-	"                              slot_start, next_attempt_at)"
-	" SELECT $1, " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) ", u.unit, u.day, u.cur, u.typ, u.slot, statement_timestamp()"
-	"   FROM unnest($2, $3, $4, $5, $6) WITH ORDINALITY AS u(unit, day, cur, typ, slot, ord)"
-	"  ORDER BY u.ord"
-	" ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)"
-	" WHERE kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) " AND state = " OUTBOX_SQL(OUTBOX_PENDING)
-	" DO UPDATE SET state = " OUTBOX_SQL(OUTBOX_PENDING) " WHERE false",
+	"INSERT INTO sales_api.mapal_stage (capture_id, staged_at, unit_ids, business_days, currency_ids,"
+	"                                   sales_type_ids, slot_starts)"
+	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6)",
 };
 
 static const Oid ct_one_types[8] = {INT4OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID,
@@ -501,7 +493,7 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 	bk_run(BK_CT_STAGE_ROWS, vals, nulls);
 }
 
-/* The Mapal slots of the new or old rows, marked dirty. */
+/* The Mapal slots of the new or old rows, staged to be marked dirty. */
 static void
 mapal_slots(CaptureEntry *e, Oid owner, MappingStmt k)
 {
@@ -515,7 +507,7 @@ mapal_slots(CaptureEntry *e, Oid owner, MappingStmt k)
 	vals[0] = Int32GetDatum(e->id);
 	for (int c = 0; c < 5; c++)
 		vals[c + 1] = column_array(c + 1, mapal_elem_types[c]);
-	bk_run(BK_MAPAL_MARK, vals, nulls);
+	bk_run(BK_MAPAL_STAGE, vals, nulls);
 }
 
 Datum

@@ -400,6 +400,8 @@ claim(OutboxCycle *c)
 	 */
 	if (outbox_stage_expand(false, args, "nn ") >= STAGE_ROWS_PER_CLAIM)
 		c->more = true;
+	if (outbox_stage_expand_mapal(STAGE_ROWS_PER_CLAIM) >= STAGE_ROWS_PER_CLAIM)
+		c->more = true;
 	expire_leases();
 	purge_sent();
 	load_captures(c);

@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * outbox_stage.c
- *		Staged Connecteam sales become outbox items: the rows a capture
- *		trigger wrote to sales_api.outbox_stage are deleted and their sales
- *		inserted into sales_api.outbox as ct_post items, in one statement, so
- *		a sale is in exactly one of the two tables at every commit.
+ *		Staged work becomes outbox items: the rows a capture trigger wrote
+ *		to sales_api.outbox_stage are deleted and their sales inserted into
+ *		sales_api.outbox as ct_post items, and the rows of
+ *		sales_api.mapal_stage become pending dirty markers, each in one
+ *		statement, so a staged sale or slot is in exactly one of the two
+ *		tables at every commit.
  *
  * Two callers: the worker, at the start of every claim (every capture, rows
  * a POS transaction holds skipped, at most a batch of rows: a backlog after
@@ -30,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/array.h"
 
 #include "outbox.h"
 #include "outbox_stage.h"
@@ -98,6 +101,66 @@ outbox_stage_expand(bool wait, Datum *args, const char *nulls)
 }
 
 /*
+ * Mapal: the slots of the staged rows become pending dirty markers, one per
+ * slot (a slot that already has a pending marker keeps it: the totals are
+ * recomputed when it is sent, after this claim, and hold every sale whose
+ * row is taken here).  Rows a POS transaction still holds are not visible,
+ * and are taken in a later cycle once it commits.
+ */
+/* $1 most rows (NULL: all) */
+static OutboxStmt mapal_lock = {
+	.sql = "SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.mapal_stage x"
+	" ORDER BY x.staged_at LIMIT $1 FOR UPDATE SKIP LOCKED) l",
+	.nargs = 1, .types = {INT4OID}
+};
+
+/* $1 the locked rows */
+static OutboxStmt mapal_move = {
+	.sql = "WITH s AS (DELETE FROM sales_api.mapal_stage st WHERE st.ctid = ANY ($1) RETURNING st.*),"
+	" u AS (SELECT DISTINCT ON (s.capture_id, x.unit, x.day, x.cur, x.typ, x.slot)"
+	"              s.capture_id, x.unit, x.day, x.cur, x.typ, x.slot, s.staged_at"
+	"         FROM s, unnest(s.unit_ids, s.business_days, s.currency_ids, s.sales_type_ids, s.slot_starts)"
+	"              AS x(unit, day, cur, typ, slot)"
+	"        ORDER BY s.capture_id, x.unit, x.day, x.cur, x.typ, x.slot, s.staged_at)"
+	" INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id,"
+	"                               slot_start, enqueued_at, next_attempt_at)"
+	" SELECT u.capture_id, " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) ", u.unit, u.day, u.cur, u.typ, u.slot,"
+	"        u.staged_at, u.staged_at FROM u"
+	" ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)"
+	" WHERE kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) " AND state = " OUTBOX_SQL(OUTBOX_PENDING) " DO NOTHING",
+	.nargs = 1, .types = {TIDARRAYOID}
+};
+
+/*
+ * Make at most max_rows staged Mapal rows (0: all) dirty markers; returns
+ * how many rows were taken.  Connects to SPI itself.
+ */
+int64
+outbox_stage_expand_mapal(int max_rows)
+{
+	int64		n = 0;
+	bool		isnull;
+	Datum		arg = Int32GetDatum(max_rows);
+	Datum		rows;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sales_api: SPI_connect failed");
+	if (outbox_execute(&mapal_lock, &arg, max_rows > 0 ? " " : "n", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "sales_api: could not lock staged Mapal slots");
+	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(rows);
+
+		n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+		if (outbox_execute(&mapal_move, &rows, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "sales_api: could not make staged Mapal slots dirty markers");
+	}
+	SPI_finish();
+	return n;
+}
+
+/*
  * sales_api._stage_expand(capture_id integer, wait boolean,
  *                         sale_keys text[] DEFAULT NULL, max_rows integer DEFAULT NULL)
  */
@@ -114,5 +177,8 @@ sales_api_stage_expand(PG_FUNCTION_ARGS)
 		nulls[i] = PG_ARGISNULL(argno) ? 'n' : ' ';
 		args[i] = PG_ARGISNULL(argno) ? (Datum) 0 : PG_GETARG_DATUM(argno);
 	}
+	/* every capture and sale, as the worker's claim: the Mapal slots too */
+	if (PG_ARGISNULL(0) && PG_ARGISNULL(2))
+		(void) outbox_stage_expand_mapal(PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3));
 	PG_RETURN_INT64(outbox_stage_expand(!PG_ARGISNULL(1) && PG_GETARG_BOOL(1), args, nulls));
 }

@@ -94,7 +94,8 @@ SQL
 drained() {
     if [ "$(q -c "SELECT to_regclass('sales_api.outbox_stage') IS NOT NULL")" = t ]; then
         echo "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state IN ('pending', 'in_flight', 'failed'))" \
-             "AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)"
+             "AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" \
+             "AND (to_regclass('sales_api.mapal_stage') IS NULL OR NOT EXISTS (SELECT 1 FROM sales_api.mapal_stage))"
     else
         echo "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state IN ('pending', 'in_flight', 'failed'))"
     fi

@@ -440,7 +440,8 @@ pass "every item, staged sale, capture, sent record, server state and reconcilia
 
 # the captures still capture: a sale on a new day queues work for both vendors
 work_per_capture="SELECT string_agg(c.id || ':' || ((SELECT count(*) FROM sales_api.outbox o WHERE o.capture_id = c.id)
-                                     + (SELECT count(*) FROM ($STAGED_NOW) s WHERE s.capture_id = c.id)), ',' ORDER BY c.id)
+                                     + (SELECT count(*) FROM ($STAGED_NOW) s WHERE s.capture_id = c.id)
+                                     + (SELECT count(*) FROM sales_api.mapal_stage m WHERE m.capture_id = c.id)), ',' ORDER BY c.id)
                     FROM sales_api.capture c WHERE c.detached_at IS NULL"
 before=$(q -c "$work_per_capture")
 q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-12-01 12:00+00', 42, 4)"
