@@ -131,7 +131,13 @@ outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o)
 		case OUTBOX_MAYBE_STORED:
 			if (!outbox_replaces_windows())
 			{
+				/*
+				 * Parked, and still ambiguous: retry_dead(include_unknown)
+				 * sends it through the policy again, never as a plain post
+				 * that could store the sale a second time.
+				 */
 				next.state = OS_UNKNOWN;
+				next.ambiguous = true;
 				next.error = o->error ?
 					psprintf("outcome unknown: the request failed after it was sent (%s); the vendor may or may not hold this sale; parked for an operator (sales_api.ambiguous_policy = park)",
 							 o->error) :
