@@ -3,7 +3,8 @@
  * credcache.c
  *		The credential cache: per backend (and in the worker), one entry per
  *		foreign server and user mapping holding the vendor account's access
- *		token (auth.c) and rate-limit budget (ratelimit.c).
+ *		token (auth.c), and its rate-limit budget when the library is not
+ *		preloaded (ratelimit.c keeps budgets in shared memory otherwise).
  *
  * Entries are keyed by the server's OID and the OID of the pg_user_mapping
  * row a lookup resolved (the role's own mapping, else the PUBLIC one), and

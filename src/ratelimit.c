@@ -9,12 +9,14 @@
  * that sends first and backs off on 429 wastes calls the account cannot
  * spare, so sales_api paces itself from those headers instead:
  *
- *	- The budget is kept per account (server and user mapping) in a small
- *	  plain-data RateLimitState.  For now the states live in the backend's
- *	  credential cache (credcache.c) next to the account's token, and are
- *	  dropped with it when the server or the mapping changes; every access
- *	  goes through the functions below, so the background worker can move
- *	  them into shared memory without touching the callers.
+ *	- The budget is kept per vendor account (a database's server and the
+ *	  identity its mapping's credentials give, as a digest: server.c) in a
+ *	  small plain-data RateLimitState, in shared memory (the 256 accounts
+ *	  used most recently), so every backend and every worker reserves from
+ *	  the same budget and together they stay within the vendor's limits.
+ *	  One LWLock guards the table; it is held for the arithmetic only.
+ *	  Without shared_preload_libraries a backend keeps its own, in its
+ *	  credential cache (credcache.c).
  *	- ratelimit_acquire(n) says how many requests may start now and
  *	  reserves them (the remaining counts go down before the answers come
  *	  back, so a wave never overspends); when the answer is 0 it says until
