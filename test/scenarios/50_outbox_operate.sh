@@ -33,7 +33,10 @@ q -c "DELETE FROM pos_sales WHERE kind = 'GIFT'"
 q -c "SELECT sales_api.pause('connecteam')" >/dev/null
 mockctl mark >/dev/null
 q -c "INSERT INTO pos_sales (store, sold_at, net) VALUES (2, '2026-11-22 12:00+00', 4.40)"
-sleep 3
+# the worker makes the staged sale an item even for a paused server, then
+# has had its chance to send it
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" 60 "the staged sale to become an outbox item"
+worker_cycles 2
 expect_eq "$(mockctl count --since-mark --path /connecteam/sales/v1/transactions)" 0 "nothing sent to a paused server"
 expect_eq "$(q -c "SELECT paused FROM sales_api.outbox_status WHERE server_name = 'connecteam' AND state = 'pending'")" t "the status view shows the pause"
 q -c "SELECT sales_api.resume('connecteam')" >/dev/null
@@ -41,15 +44,18 @@ wait_for "$(drained)" 30 "the paused sale after resume"
 expect_eq "$(mockctl count --since-mark --path /connecteam/sales/v1/transactions --method POST)" 1 "sent after resume"
 
 # --- park policy: an ambiguous post becomes 'unknown' for an operator ----------
-q -c "ALTER SYSTEM SET sales_api.ambiguous_policy = 'park'" -c "SELECT pg_reload_conf()" >/dev/null
+q -c "ALTER SYSTEM SET sales_api.ambiguous_policy = 'park'" >/dev/null
 trap 'q -c "ALTER SYSTEM RESET sales_api.ambiguous_policy" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
-sleep 1
+reload_conf
+worker_cycles 2   # the worker runs with the park policy
 mockctl fault drop_after --path /connecteam/sales/v1/transactions --method POST --count 1
 q -c "INSERT INTO pos_sales (store, sold_at, net) VALUES (2, '2026-11-22 13:00+00', 8.80)"
 wait_for "SELECT count(*) = 1 FROM sales_api.outbox WHERE state = 'unknown'" 30 "the ambiguous post to be parked"
 qs -c "SELECT kind, state, last_error FROM sales_api.outbox WHERE state = 'unknown'"
 expect_eq "$(mockctl ct-transactions --location 2 | grep -c 8.80)" 1 "the vendor did store the parked sale once"
-q -c "ALTER SYSTEM RESET sales_api.ambiguous_policy" -c "SELECT pg_reload_conf()" >/dev/null
+q -c "ALTER SYSTEM RESET sales_api.ambiguous_policy" >/dev/null
+reload_conf
+worker_cycles 2
 
 # --- observability -------------------------------------------------------------
 qs -c "SELECT server_name, state, items, last_error IS NOT NULL AS has_error FROM sales_api.outbox_status ORDER BY 1, 2"
@@ -61,17 +67,22 @@ before=$(q -c "SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'")
 expect_eq "$(q -c "SELECT sales_api.purge_sent(interval '0')")" "$before" "purge_sent removes every sent item"
 
 # --- SIGTERM: the worker stops promptly, even mid-transfer, and comes back -----
-mockctl fault delay --path /connecteam/sales/v1/transactions --delay-ms 20000 --count 1
+# the vendor holds the post until the worker has stopped
+mockctl fault hold --path /connecteam/sales/v1/transactions --count 1
 q -c "INSERT INTO pos_sales (store, sold_at, net) VALUES (1, '2026-11-22 14:00+00', 1.10)"
-wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state = 'in_flight')" 20 "a transfer in flight"
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
 pid=$(q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'sales_api worker'")
 q -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
-wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 5 "the worker to stop on SIGTERM (within 5 s, while the vendor takes 20 s)"
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 5 "the worker to stop on SIGTERM (within 5 s, while the vendor still holds the post)"
 pass "the worker stopped on SIGTERM mid-transfer"
-wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 30 "the worker to be restarted"
-# the interrupted post is settled (lease, then window replacement) once the
-# slow vendor has finished it: nothing is left in flight for the next test
-wait_for "$(drained)" 90 "the interrupted post to be settled"
+expect_eq "$(mockctl held)" 1 "the vendor was still holding the post"
+# the slow vendor finishes the post the worker gave up on
+mockctl release
+mock_idle
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 60 "the worker to be restarted"
+# the interrupted post is settled (lease, then window replacement): nothing
+# is left in flight for the next test
+wait_for "$(drained)" 120 "the interrupted post to be settled"
 python3 "$(dirname "$0")/../lib/compare.py" after-sigterm --no-mapal
 expect_eq "$(mockctl ct-transactions --location 1 | grep -c ' 1.10 ')" 1 "the interrupted sale is at the vendor once"
 echo "operate scenario passed"
