@@ -79,10 +79,9 @@ q -c "ALTER SYSTEM SET sales_api.reconcile_interval = '1s'" -c "ALTER SYSTEM SET
   -c "ALTER SYSTEM SET sales_api.reconcile_days = 10" -c "SELECT pg_reload_conf()" >/dev/null
 trap 'q -c "ALTER SYSTEM RESET sales_api.reconcile_interval" -c "ALTER SYSTEM RESET sales_api.reconcile_grace" -c "ALTER SYSTEM RESET sales_api.reconcile_days" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 mockctl lose --location 2 --count 1 >/dev/null
-wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.reconciliation_latest WHERE location_id = 2 AND sales_date = '2026-11-20' AND verdict = 'mismatch')" 30 "the scheduled run to see the mismatch"
+wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.reconciliation_latest WHERE location_id = 2 AND sales_date = '2026-11-20' AND verdict = 'mismatch')" 60 "the scheduled run to see the mismatch"
 qs -c "SELECT location_id, sales_date, difference, verdict FROM sales_api.reconciliation_latest WHERE sales_date = '2026-11-20' ORDER BY 1"
-for i in $(seq 1 50); do grep -q "Connecteam totals of location 2 on 2026-11-20 differ" "$SA_PGLOG" && break; sleep 0.2; done
-grep -q "Connecteam totals of location 2 on 2026-11-20 differ" "$SA_PGLOG" || fail "no warning for the persisting mismatch"
+wait_log "Connecteam totals of location 2 on 2026-11-20 differ" 60 || fail "no warning for the persisting mismatch"
 pass "a persisting mismatch is logged as a warning"
 q -c "ALTER SYSTEM RESET sales_api.reconcile_interval" -c "SELECT pg_reload_conf()" >/dev/null
 echo "reconcile scenario passed"
