@@ -130,7 +130,7 @@ fs_fault_summary() {
 # when it is installed), so that memory glibc keeps for reuse after a large
 # batch is not taken for growth.
 fs_worker_memory() {
-    local pid rss total
+    local pid rss total i
     pid=$(worker_pid)
     if command -v gdb >/dev/null; then
         timeout 30 gdb -p "$pid" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
@@ -139,10 +139,13 @@ fs_worker_memory() {
     local before
     before=$(wc -l < "$SA_PGLOG")
     q -d postgres -c "SELECT pg_log_backend_memory_contexts($pid)" >/dev/null
-    for _ in $(seq 1 50); do
-        total=$(tail -n +"$before" "$SA_PGLOG" | grep "\[$pid\]" | grep -o 'Grand total: [0-9]* bytes' | tail -1 | grep -o '[0-9]*')
+    # the worker logs them at its next interrupt check: within moments, or
+    # later on a loaded machine
+    for ((i = 0; i < 600; i++)); do
+        total=$(tail -n +"$before" "$SA_PGLOG" | grep "\[$pid\]" | grep -o 'Grand total: [0-9]* bytes' | tail -1 | grep -o '[0-9]*' || true)
         [ -n "$total" ] && break
         sleep 0.1
     done
-    echo "$pid $rss ${total:-0}"
+    [ -n "$total" ] || { echo "the worker $pid did not log its memory contexts in 60 s" >&2; return 1; }
+    echo "$pid $rss $total"
 }
