@@ -9,7 +9,7 @@ attach_connecteam
 q -c "SELECT sales_api.pause('connecteam')" >/dev/null
 q -c "INSERT INTO pos_sales (store, sold_at, net) VALUES (1, '2026-11-23 09:00+00', 2.20)"
 # the worker makes the staged sale an item even while the server is paused
-wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" 30 "the staged sale to become an outbox item"
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" 90 "the staged sale to become an outbox item"
 
 SB=$SA_WORK/standby
 SBPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')

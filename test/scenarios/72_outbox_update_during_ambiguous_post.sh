@@ -22,7 +22,7 @@ kill -9 "$pid"
 mockctl release
 mock_idle
 fs_wait_new_worker "$pid" 60
-wait_for "$(drained)" 60 "the update"
+wait_for "$(drained)" 120 "the update"
 mockctl log --fields method,path,query,status,fault | sed -E 's#/transactions/[^\t]+#/transactions/ID#'
 qs -c "SELECT id, kind, state, attempts, http_status, final_sale_amount, left(last_error, 60) AS last_error FROM sales_api.outbox ORDER BY id"
 mockctl ct-transactions

@@ -10,7 +10,7 @@ fs_setup
 q -c "SELECT sales_api.detach('pos_sales', 'connecteam')" >/dev/null
 trap 'q -c "ALTER SYSTEM RESET sales_api.sent_retention" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 q -c "INSERT INTO pos_sales (store, sold_at, channel, net, tax, guests) VALUES (1, '2026-11-20 10:05:00+00', 'TAKE', 10.00, 1.00, 2)"
-wait_for "$(drained)" 30 "the first slot"
+wait_for "$(drained)" 90 "the first slot"
 # a session holds the sent row, so that the worker's purge of it waits
 session_open holder
 session_run holder "BEGIN;" "SELECT count(*) FROM (SELECT id FROM sales_api.outbox WHERE state = 'sent' FOR UPDATE) x;"
@@ -27,7 +27,7 @@ session_run till "COMMIT;"
 session_close till
 session_run holder "COMMIT;"
 session_close holder
-wait_for "$(drained)" 30 "the second slot"
+wait_for "$(drained)" 90 "the second slot"
 mockctl mapal-sales --unit 1001
 expect_eq "$(mockctl mapal-sales --unit 1001 | grep -c '11:00:00 20.00 22.00 1 3')" 1 "the 11:00 slot reached Mapal with its sale's totals"
 python3 "$(dirname "$0")/../lib/compare.py" mapal-totals-snapshot --no-connecteam

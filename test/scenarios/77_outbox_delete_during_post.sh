@@ -6,7 +6,7 @@
 fs_setup
 q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
 q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00)"
-wait_for "$(drained)" 30 "the first version"
+wait_for "$(drained)" 90 "the first version"
 # the vendor holds the new version's post until the DELETE has committed
 mockctl fault hold --path '/connecteam/sales/v1/transactions$' --method POST --count 1
 q -c "UPDATE pos_sales SET net = 12.00"

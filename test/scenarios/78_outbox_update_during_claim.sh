@@ -37,7 +37,7 @@ session_run locker "COMMIT;"
 session_close locker
 session_sync till
 session_close till
-wait_for "$(drained)" 30 "the update"
+wait_for "$(drained)" 90 "the update"
 mockctl log --fields method,path,status | sed -E 's#/transactions/[^\t]+#/transactions/ID#' | grep connecteam
 qs -c "SELECT id, kind, state, attempts, http_status, final_sale_amount FROM sales_api.outbox WHERE kind <> 'mapal_slot' ORDER BY id"
 mockctl ct-transactions

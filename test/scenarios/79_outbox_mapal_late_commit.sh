@@ -28,7 +28,7 @@ expect_eq "$(mockctl mapal-sales --unit 1001 | grep -c '10:00:00')" 0 "the slot 
 expect_eq "$(q -c "SELECT state FROM sales_api.outbox WHERE kind = 'mapal_slot'")" pending "the marker waits for the open sale"
 session_run till "COMMIT;"
 session_close till
-wait_for "$(drained)" 30 "the slot after the till committed"
+wait_for "$(drained)" 90 "the slot after the till committed"
 mockctl mapal-sales --unit 1001
 expect_eq "$(mockctl mapal-sales --unit 1001 | grep -c '10:00:00 15.00 16.50 2 3')" 1 "the 10:00 slot reached Mapal with both sales"
 python3 "$(dirname "$0")/../lib/compare.py" mapal-late-commit --no-connecteam

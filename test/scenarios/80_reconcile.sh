@@ -44,7 +44,7 @@ qs -c "SELECT location_id, sales_date, local_total, vendor_total, pending_items,
          FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-21')"
 expect_eq "$(q -c "SELECT verdict FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-21') WHERE location_id = 2")" pending "a day with work in the outbox is pending, not a mismatch"
 q -c "SELECT sales_api.resume('connecteam')" >/dev/null
-wait_for "$(drained)" 30 "the paused sale"
+wait_for "$(drained)" 90 "the paused sale"
 expect_eq "$(q -c "SELECT verdict FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-21') WHERE location_id = 2")" match "the pending day matches once sent"
 
 echo "--- projected sales and variance"
@@ -70,7 +70,7 @@ expect_eq "$(q -c "SELECT string_agg(verdict, ',' ORDER BY center_id) FROM sales
 echo "--- a Mapal day repaired"
 mockctl mark >/dev/null
 expect_eq "$(q -c "SELECT sales_api.repair_mapal('mapal', 1001, '2026-11-20') > 0")" t "Mapal slots queued again"
-wait_for "$(drained)" 30 "the Mapal repair"
+wait_for "$(drained)" 90 "the Mapal repair"
 expect_eq "$(mockctl count --since-mark --path /business-unit/1001/real-time-sales)" 1 "one request carries the unit's day"
 python3 "$(dirname "$0")/../lib/compare.py" after-mapal-repair
 

@@ -11,7 +11,7 @@ make_locations 2
 attach_connecteam
 attach_mapal
 worker() { q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'sales_api worker'"; }
-wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 30 "the worker"
+wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 90 "the worker"
 wpid=$(worker)
 [ -n "$wpid" ] || fail "no worker"
 trap 'kill -CONT "$wpid" 2>/dev/null || true' EXIT
