@@ -7,10 +7,14 @@ scenario_setup
 make_locations 3
 attach_connecteam
 attach_mapal
-# slow vendor, small batches: the kill always lands mid-batch
+# slow vendor, small batches: the kill always lands mid-batch; a lease of
+# 6 s, not 15 s, so that the restarted worker takes the killed one's items
+# back sooner (one worker: a lease only matters once its holder is gone)
 mockctl config latency_ms=400 >/dev/null
-q -c "ALTER SYSTEM SET sales_api.batch_size = 300" -c "SELECT pg_reload_conf()" >/dev/null
-trap 'q -c "ALTER SYSTEM RESET sales_api.batch_size" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
+q -c "ALTER SYSTEM SET sales_api.batch_size = 300" -c "ALTER SYSTEM SET sales_api.lease_time = '6s'" >/dev/null
+trap 'q -c "ALTER SYSTEM RESET sales_api.batch_size" -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
+reload_conf
+worker_cycles 2
 
 insert_sales() {  # insert_sales FROM COUNT
     q -c "INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests)

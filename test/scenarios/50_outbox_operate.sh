@@ -45,7 +45,7 @@ expect_eq "$(mockctl count --since-mark --path /connecteam/sales/v1/transactions
 
 # --- park policy: an ambiguous post becomes 'unknown' for an operator ----------
 q -c "ALTER SYSTEM SET sales_api.ambiguous_policy = 'park'" >/dev/null
-trap 'q -c "ALTER SYSTEM RESET sales_api.ambiguous_policy" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
+trap 'q -c "ALTER SYSTEM RESET sales_api.ambiguous_policy" -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 reload_conf
 worker_cycles 2   # the worker runs with the park policy
 mockctl fault drop_after --path /connecteam/sales/v1/transactions --method POST --count 1
@@ -67,7 +67,11 @@ before=$(q -c "SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'")
 expect_eq "$(q -c "SELECT sales_api.purge_sent(interval '0')")" "$before" "purge_sent removes every sent item"
 
 # --- SIGTERM: the worker stops promptly, even mid-transfer, and comes back -----
-# the vendor holds the post until the worker has stopped
+# the vendor holds the post until the worker has stopped; a lease of 6 s, not
+# 15 s, so that the restarted worker takes the interrupted post back sooner
+q -c "ALTER SYSTEM SET sales_api.lease_time = '6s'" >/dev/null
+reload_conf
+worker_cycles 2
 mockctl fault hold --path /connecteam/sales/v1/transactions --count 1
 q -c "INSERT INTO pos_sales (store, sold_at, net) VALUES (1, '2026-11-22 14:00+00', 1.10)"
 wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
