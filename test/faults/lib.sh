@@ -64,7 +64,9 @@ fs_mutate() {
 fs_between() { :; }
 fs_workload() {
     fs_insert 0 1500
-    sleep 1
+    # the worker is on the first half: something has left 'pending'
+    wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state <> 'pending')" 120 \
+        "the worker to start on the first half"
     fs_between
     fs_mutate
     fs_insert 1500 1500
@@ -87,14 +89,28 @@ fs_wait_worker() {
     echo "no worker after ${1:-30}s" >&2; return 1
 }
 
-# fs_set NAME VALUE ...: ALTER SYSTEM + reload (undone by fs_reset_settings)
+# fs_wait_new_worker OLD_PID [SECONDS]: until a worker other than OLD_PID
+# runs: after a crash or pg_terminate_backend the old one may still be listed
+# for a moment, and while the postmaster restarts everything queries fail.
+fs_wait_new_worker() {
+    local old=$1 i p
+    for ((i = 0; i < ${2:-60} * 5; i++)); do
+        p=$(worker_pid 2>/dev/null || true)
+        [ -n "$p" ] && [ "$p" != "$old" ] && return 0
+        sleep 0.2
+    done
+    echo "no new worker (the old one was $old) after ${2:-60}s" >&2; return 1
+}
+
+# fs_set NAME VALUE ...: ALTER SYSTEM + reload; returns once the worker runs
+# with the new values (the caller's EXIT trap or scenario_cleanup undoes them)
 fs_set() {
     while [ $# -ge 2 ]; do
         q -c "ALTER SYSTEM SET sales_api.$1 = '$2'" >/dev/null
         shift 2
     done
-    q -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.3
+    reload_conf
+    worker_cycles 2
 }
 
 # What the requests with a fault applied were, for the scenario's log.
@@ -114,7 +130,7 @@ fs_fault_summary() {
 # when it is installed), so that memory glibc keeps for reuse after a large
 # batch is not taken for growth.
 fs_worker_memory() {
-    local pid rss total
+    local pid rss total i
     pid=$(worker_pid)
     if command -v gdb >/dev/null; then
         timeout 30 gdb -p "$pid" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
@@ -123,10 +139,13 @@ fs_worker_memory() {
     local before
     before=$(wc -l < "$SA_PGLOG")
     q -d postgres -c "SELECT pg_log_backend_memory_contexts($pid)" >/dev/null
-    for _ in $(seq 1 50); do
-        total=$(tail -n +"$before" "$SA_PGLOG" | grep "\[$pid\]" | grep -o 'Grand total: [0-9]* bytes' | tail -1 | grep -o '[0-9]*')
+    # the worker logs them at its next interrupt check: within moments, or
+    # later on a loaded machine
+    for ((i = 0; i < 600; i++)); do
+        total=$(tail -n +"$before" "$SA_PGLOG" | grep "\[$pid\]" | grep -o 'Grand total: [0-9]* bytes' | tail -1 | grep -o '[0-9]*' || true)
         [ -n "$total" ] && break
         sleep 0.1
     done
-    echo "$pid $rss ${total:-0}"
+    [ -n "$total" ] || { echo "the worker $pid did not log its memory contexts in 60 s" >&2; return 1; }
+    echo "$pid $rss $total"
 }

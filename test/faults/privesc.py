@@ -328,7 +328,7 @@ def cleanup(final):
 
 def setup():
     # a request an earlier test delayed would land in this test's mock state
-    wait_until(lambda: mock("GET", "/_mock/inflight")["inflight"] == 0, 30)
+    wait_until(lambda: mock("GET", "/_mock/inflight")["inflight"] == 0, 60)
     mock("POST", "/_mock/reset")
     mock("POST", "/_mock/connecteam/locations", {"locations": [{"name": "store %d" % i} for i in (1, 2, 3)]})
     must(f"CREATE ROLE {POS} LOGIN NOSUPERUSER; CREATE ROLE {OTHER} NOLOGIN; CREATE ROLE {SYNC} NOLOGIN;"
@@ -517,7 +517,7 @@ def drained():
     return is_true(DRAINED, WDB)
 
 
-def wait_drained(timeout=30):
+def wait_drained(timeout=120):
     if not wait_until(drained, timeout):
         return ["the outbox did not drain in %ds: %s" % (timeout, must(
             "SELECT coalesce(string_agg(kind || ' ' || state || ': ' || coalesce(left(last_error, 80), ''), '; '), '')"
@@ -660,9 +660,14 @@ def v6a_ambiguous_window():
         must("ALTER SYSTEM SET sales_api.request_timeout = '1500ms'", "postgres")
         must("SELECT pg_reload_conf()", "postgres")
         # a new session sees it once the postmaster has reloaded, which signals the worker at
-        # the same time; the worker reloads before its next cycle, the one that takes the sale
-        if not wait_until(lambda: must("SHOW sales_api.request_timeout", "postgres") == "1500ms", 10):
-            probs.append("sales_api.request_timeout = 1500ms was not taken by the server in 10 s")
+        # the same time; the worker reloads at the top of its loop: two more cycles (the first
+        # may have begun before the signal) and the worker runs with the new timeout
+        if not wait_until(lambda: must("SHOW sales_api.request_timeout", "postgres") == "1500ms", 60):
+            probs.append("sales_api.request_timeout = 1500ms was not taken by the server in 60 s")
+        cycles = int(must("SELECT cycles FROM sales_api.worker_stats()", WDB))
+        if not wait_until(lambda: is_true(f"SELECT cycles >= {cycles + 2} FROM sales_api.worker_stats(),"
+                                          " sales_api.wake_worker()", WDB), 120):
+            probs.append("the worker did not run two cycles in 120 s")
         mock("POST", "/_mock/faults", {"action": "delay", "path": "/connecteam/sales/v1/transactions$",
                                       "method": "POST", "delay_ms": 4000, "count": 1})
         ts_frac = f"{DAY} 13:00:00.5+00"
@@ -671,9 +676,9 @@ def v6a_ambiguous_window():
         if code:
             probs.append(f"the INSERT failed: {code} {errline(err)}")
         ok = wait_until(lambda: worker_ran("6a") and drained()
-                        and mock("GET", "/_mock/inflight")["inflight"] == 0, 45)
+                        and mock("GET", "/_mock/inflight")["inflight"] == 0, 120)
         if not ok:
-            probs.append("timed out (45 s) waiting for the window replacement (worker evidence, drained outbox, "
+            probs.append("timed out (120 s) waiting for the window replacement (worker evidence, drained outbox, "
                          "no request in flight); worker_stats().ambiguous %s -> %s" % (
                              amb0, must("SELECT ambiguous FROM sales_api.worker_stats()", WDB)))
     finally:
@@ -689,8 +694,8 @@ def v6b_repair_connecteam():
     before = begin(WDB, "6b")
     code, out, err = run(f"SELECT sales_api.repair_connecteam('connecteam', 1, '{DAY}')", WDB)
     probs = [f"repair_connecteam failed: {code} {errline(err)}"] if code else []
-    if not wait_until(lambda: worker_ran("6b") and drained(), 30):
-        probs.append("timed out (30 s) waiting for the worker to replace the window")
+    if not wait_until(lambda: worker_ran("6b") and drained(), 120):
+        probs.append("timed out (120 s) waiting for the worker to replace the window")
     probs += delivery_problems()
     judge(label, WDB, "6b", before, probs, need_worker=True)
 
@@ -735,8 +740,8 @@ def v10_scheduled_reconciliation():
             must(f"ALTER SYSTEM SET sales_api.{k} = '{v}'", "postgres")
         must("SELECT pg_reload_conf()", "postgres")
         if not wait_until(lambda: worker_ran("10") and is_true(
-                f"SELECT EXISTS (SELECT 1 FROM sales_api.reconciliation WHERE run_at >= '{t0}')", WDB), 30):
-            probs.append("timed out (30 s) waiting for a scheduled reconciliation and the worker's evidence")
+                f"SELECT EXISTS (SELECT 1 FROM sales_api.reconciliation WHERE run_at >= '{t0}')", WDB), 120):
+            probs.append("timed out (120 s) waiting for a scheduled reconciliation and the worker's evidence")
     finally:
         for k in ("reconcile_interval", "reconcile_grace", "reconcile_days"):
             run(f"ALTER SYSTEM RESET sales_api.{k}", "postgres")

@@ -234,15 +234,18 @@ def main():
              SELECT sales_api.attach('sec_sales', 'connecteam', '{{"location_id": "store", "sale_type": "''SALE''",
                  "created_at": "sold_at", "final_sale_amount": "net"}}');
              INSERT INTO sec_sales (store, sold_at, net) VALUES (1, '2026-11-20 10:00+00', 5.00);""", wdb)
-    for _ in range(150):
-        if psql("SELECT count(*) FROM sales_api.connecteam_sent", wdb)[1].strip() == "1":
+    deadline = time.monotonic() + 120
+    while psql("SELECT count(*) FROM sales_api.connecteam_sent", wdb)[1].strip() != "1":
+        if time.monotonic() > deadline:
+            check("the worker delivers the sale (120 s)", False, "no row in sales_api.connecteam_sent")
             break
         time.sleep(0.2)
     seq = mock_seq()
     psql("UPDATE sales_api.connecteam_sent SET transaction_id = '../locations/1?isActive=false#x';"
          "DELETE FROM sec_sales;", wdb)
     sent = []
-    for _ in range(100):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         sent = [r for r in mock_requests_since(seq) if r["method"] == "DELETE"]
         if sent:
             break

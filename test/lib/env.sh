@@ -80,7 +80,7 @@ sa_start_mock() {
         --selfsigned-key "$SA_WORK/tls/selfsigned.key" --http-port "$MOCK_HTTP_PORT" \
         > "$SA_WORK/mock.out" 2> "$SA_WORK/mock.log" &
     SA_MOCK_PID=$!
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 600); do
         grep -q READY "$SA_WORK/mock.out" 2>/dev/null && return 0
         kill -0 "$SA_MOCK_PID" 2>/dev/null || break
         sleep 0.1

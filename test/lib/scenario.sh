@@ -25,6 +25,119 @@ wait_for() {
     done
 }
 
+# wait_until "SHELL CONDITION" SECONDS [what]: like wait_for, for a shell test
+wait_until() {
+    local cond=$1 limit=${2:-60} what=${3:-$1} end=$((SECONDS + ${2:-60}))
+    until eval "$cond"; do
+        if [ "$SECONDS" -ge "$end" ]; then
+            echo "timed out after ${limit}s waiting for: $what" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# wait_log "REGEX" SECONDS [what]: until the server log has a matching line
+wait_log() {
+    local pattern=$1
+    wait_until 'grep -qE -- "$pattern" "$SA_PGLOG"' "${2:-60}" "${3:-the server log to say: $1}"
+}
+
+# reload_conf: pg_reload_conf(), then wait until the postmaster has read the
+# files: a new session's pg_conf_load_time() is the postmaster's, and the
+# postmaster signals every process (the worker too) as it reloads.
+reload_conf() {
+    local t
+    t=$(q -d postgres -c "SELECT clock_timestamp()")
+    q -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+    wait_for "SELECT pg_conf_load_time() >= '$t'" 60 "the server to reload its configuration"
+}
+
+# worker_cycles [N]: wake the worker until it has finished N more cycles
+# (default 2: the first may have begun before the call, the second began
+# after it).  After reload_conf, it proves the worker runs with the new
+# settings (it reloads at the top of its loop); after a change, that the
+# worker has had its chance to act on it.
+worker_cycles() {
+    local n=${1:-2} c0
+    c0=$(q -c "SELECT cycles FROM sales_api.worker_stats()")
+    wait_for "SELECT cycles >= $c0 + $n FROM sales_api.worker_stats(), sales_api.wake_worker()" 120 \
+        "the worker to run $n more cycles"
+}
+
+# worker_waits_on_lock: SQL, true while the worker waits for a lock
+worker_waits_on_lock="SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker' AND wait_event_type = 'Lock')"
+
+# mock_idle: until the mock answers no vendor request (a delayed or held one
+# has been processed and stored)
+mock_idle() {
+    wait_until '[ "$(mockctl inflight)" = 0 ]' "${1:-120}" "the mock to finish the requests it is answering"
+}
+
+# Sessions held open across steps of a test: a psql reading a FIFO, so that
+# the test, not a pg_sleep, decides when a transaction ends.
+#   session_open NAME [DB]     start it (application_name sa_NAME), connected
+#   session_send NAME SQL...   send lines (end statements with ;), do not wait
+#   session_sync NAME          wait until everything sent has run
+#   session_run NAME SQL...    send, then sync
+#   session_done NAME          true once everything sent has run
+#   session_close NAME         quit it (an open transaction rolls back), wait for it
+# Its output is in $SA_SESSIONS/NAME.out.  A session that fails stops (ON_ERROR_STOP).
+SA_SESSIONS=${SA_WORK:-${TMPDIR:-/tmp}}/sessions.$$
+declare -gA SESSION_FD=() SESSION_PID=() SESSION_N=()
+
+session_open() {
+    local name=$1 fd
+    mkdir -p "$SA_SESSIONS"
+    rm -f "$SA_SESSIONS/$name".*
+    mkfifo "$SA_SESSIONS/$name.in"
+    PGAPPNAME="sa_$name" $PSQL -X -q -v ON_ERROR_STOP=1 -d "${2:-$SA_DB}" \
+        < "$SA_SESSIONS/$name.in" > "$SA_SESSIONS/$name.out" 2>&1 &
+    SESSION_PID[$name]=$!
+    exec {fd}> "$SA_SESSIONS/$name.in"
+    SESSION_FD[$name]=$fd
+    SESSION_N[$name]=0
+    session_send "$name"
+    session_sync "$name"
+}
+
+session_send() {
+    local name=$1 n; shift
+    n=$((SESSION_N[$name] + 1))
+    SESSION_N[$name]=$n
+    # the marker file appears once psql has run what comes before it; a
+    # subshell, so that a psql that has died costs a SIGPIPE to it alone
+    (printf '%s\n' "$@" "\\! touch $SA_SESSIONS/$name.$n" >&"${SESSION_FD[$name]}") 2>/dev/null || true
+}
+
+session_done() {
+    [ -e "$SA_SESSIONS/$1.${SESSION_N[$1]}" ]
+}
+
+session_sync() {
+    local name=$1
+    wait_until "session_done $name || ! kill -0 ${SESSION_PID[$name]} 2>/dev/null" 120 "session $name" || true
+    if ! session_done "$name"; then
+        cat "$SA_SESSIONS/$name.out" >&2
+        fail "session $name did not run what it was sent"
+    fi
+}
+
+session_run() {
+    session_send "$@"
+    session_sync "$1"
+}
+
+session_close() {
+    local name=$1 fd=${SESSION_FD[$1]} rc=0
+    # \q, not only the end of input: a child started since holds the FIFO open too
+    (printf '\\q\n' >&"$fd") 2>/dev/null || true
+    exec {fd}>&-
+    wait "${SESSION_PID[$name]}" || rc=$?
+    unset "SESSION_FD[$name]" "SESSION_PID[$name]" "SESSION_N[$name]"
+    return "$rc"
+}
+
 # expect_eq ACTUAL EXPECTED WHAT
 expect_eq() {
     if [ "$1" = "$2" ]; then pass "$3 ($1)"; else fail "$3: got '$1', expected '$2'"; fi

@@ -408,8 +408,12 @@ class Req:
 # Application state
 # --------------------------------------------------------------------------
 
-FAULT_ACTIONS = ("status", "delay", "drop_before", "drop_after", "malformed", "wrong_shape",
+FAULT_ACTIONS = ("status", "delay", "hold", "drop_before", "drop_after", "malformed", "wrong_shape",
                  "html", "empty", "oversized", "redirect", "never_end")
+
+# A held request waits for /_mock/release (or a reset) before it is processed;
+# this long at most (a test that forgets to release it does not hang the mock).
+HOLD_MAX_SECONDS = 300
 
 SALE_TYPES = ["SALE", "VOID", "RECALL", "REFUND", "SPLIT", "UPDATE", "TRANSFER", "FLOAT",
               "TRANSITORY", "CROSS_BL", "CANCEL", "MANUAL"]
@@ -434,11 +438,16 @@ class App:
         self.seq = 0            # log sequence; NOT reset by /_mock/reset so marks stay valid
         self.issued = []        # every token value ever issued; NOT reset (the secrets check greps for them)
         self.inflight = 0       # vendor requests being answered now (a delayed one outlives a reset)
+        self.held = 0           # requests a "hold" fault keeps waiting now
+        self.release_gen = 0    # bumped by /_mock/release and /_mock/reset: held requests go on
+        self.hold_cv = threading.Condition(self.lock)
         self.reset()
 
     # ---- state -----------------------------------------------------------
     def reset(self):
         with self.lock:
+            if hasattr(self, "hold_cv"):
+                self.release_held()
             self.config = json.loads(json.dumps(DEFAULT_CONFIG))
             self.tokens = {}            # token -> info dict
             self.mapal_sales = {}       # (unit, day, cur, st, slot) -> dict
@@ -451,6 +460,29 @@ class App:
             self.faults = []
             self.fault_next_id = 1
             self.log = []
+
+    def release_held(self):
+        """Let every request a "hold" fault keeps waiting go on (processed as usual)."""
+        with self.lock:
+            n = self.held
+            self.release_gen += 1
+            self.hold_cv.notify_all()
+            return n
+
+    def hold(self):
+        """Called by a request with a "hold" fault: wait for the next release."""
+        deadline = time.monotonic() + HOLD_MAX_SECONDS
+        with self.lock:
+            gen = self.release_gen
+            self.held += 1
+            try:
+                while self.release_gen == gen and not self.stopping.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.hold_cv.wait(min(left, 1.0))
+            finally:
+                self.held -= 1
 
     def cfg(self, key):
         with self.lock:
@@ -1656,7 +1688,9 @@ def control(app, req):
             return jresp(200, {"ok": True, "tokens": n})
         if p == "/_mock/inflight" and m == "GET":
             with app.lock:
-                return jresp(200, {"inflight": app.inflight})
+                return jresp(200, {"inflight": app.inflight, "held": app.held})
+        if p == "/_mock/release" and m == "POST":
+            return jresp(200, {"released": app.release_held()})
         if p == "/_mock/tokens/issued" and m == "GET":
             with app.lock:
                 return jresp(200, {"tokens": list(app.issued)})
@@ -1883,6 +1917,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     entry["fault"] = fault
                 if rule.get("delay_ms"):
                     time.sleep(rule["delay_ms"] / 1000.0)
+                if fault == "hold":
+                    app.hold()
             if fault == "drop_before":
                 dropped = True
                 self._drop()
@@ -1891,7 +1927,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status = rule.get("status") or 200
                 self._never_end(rule, status)
                 return
-            if fault and fault not in ("delay", "drop_after"):
+            if fault and fault not in ("delay", "hold", "drop_after"):
                 resp = fault_response(app, rule, req, self.server.server_address[1])
             else:
                 try:

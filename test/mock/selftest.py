@@ -972,6 +972,23 @@ def t_faults(c, env, tmp):
     t0 = time.time()
     st, _, _ = c.raw("GET", q, headers=H)
     check("fault delay: slow then normal", st == 200 and time.time() - t0 >= 0.3)
+    # hold: the request waits for a release, then is processed as usual
+    add(path="cashSheet", action="hold")
+    res = {}
+    th = threading.Thread(target=lambda: res.update(r=c.raw("GET", q, headers=H)))
+    th.start()
+    held = None
+    for _ in range(100):
+        held = c.ctl("GET", "/_mock/inflight")[2]
+        if held.get("held") == 1:
+            break
+        time.sleep(0.05)
+    th.join(0.3)
+    check("fault hold: the request waits", held.get("held") == 1 and th.is_alive() and "r" not in res, held)
+    st, _, d = c.ctl("POST", "/_mock/release")
+    th.join(30)
+    check("fault hold: released, then answered normally", d == {"released": 1} and res.get("r", [0])[0] == 200
+          and c.ctl("GET", "/_mock/inflight")[2] == {"inflight": 0, "held": 0}, (d, res.get("r", [None])[0]))
     # latency config
     c.ctl("POST", "/_mock/config", {"latency_ms": 200})
     t0 = time.time()

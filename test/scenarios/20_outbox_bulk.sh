@@ -21,7 +21,7 @@ for i in range(10000):
 \"\$\$" \
   -c "SELECT count(*), sum(coalesce(cardinality(sale_keys), 1)) FROM sales_api.outbox_stage" -c "COMMIT" > "$SA_WORK/bulk_stage.out"
 expect_eq "$(cat "$SA_WORK/bulk_stage.out")" "1|10000" "the COPY's Connecteam sales staged as one row, before the commit"
-wait_for "SELECT (SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post') = 10000 AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" 60 "the worker to make the staged sales outbox items"
+wait_for "SELECT (SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post') = 10000 AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" 120 "the worker to make the staged sales outbox items"
 expect_eq "$(q -c "SELECT count(DISTINCT sale_key) FROM sales_api.outbox WHERE kind = 'ct_post'")" 10000 "one outbox item per captured sale"
 wait_for "$(drained)" 120 "10,000 sales to drain"
 expect_eq "$(mockctl count --since-mark --path /connecteam/sales/v1/transactions --method POST)" 100 "Connecteam POSTs for 10,000 sales"

@@ -8,11 +8,11 @@
 fs_setup
 q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
 q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00)"
-wait_for "$(drained)" 30 "the first version"
+wait_for "$(drained)" 90 "the first version"
 expect_eq "$(mockctl ct-transactions | grep -c '10.00')" 1 "Connecteam holds the first version"
 mockctl fault status --path '/connecteam/sales/v1/transactions/' --method DELETE --status 500 --count 3
 q -c "UPDATE pos_sales SET net = 12.00"
-wait_for "$(drained)" 30 "the update"
+wait_for "$(drained)" 90 "the update"
 mockctl log --fields method,path,status | sed -E 's#/transactions/[^\t]+#/transactions/ID#'
 qs -c "SELECT id, kind, state, attempts, http_status, final_sale_amount FROM sales_api.outbox ORDER BY id"
 mockctl ct-transactions

@@ -10,15 +10,19 @@ fs_setup
 q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
 fs_set lease_time 6s
 trap 'q -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
-mockctl fault delay --path '/connecteam/sales/v1/transactions$' --method POST --delay-ms 2000 --count 1
+# the vendor holds the first post until the worker is dead
+mockctl fault hold --path '/connecteam/sales/v1/transactions$' --method POST --count 1
 q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00)"
-wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state = 'in_flight')" 10 "the first post in flight"
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the first post to reach the vendor"
 q -c "UPDATE pos_sales SET net = 12.00"
-kill -9 "$(worker_pid)"
-sleep 3   # the mock stores the first post 2 s after it arrived; the worker is dead
-until q -d postgres -c "SELECT 1" >/dev/null 2>&1; do sleep 0.3; done
-fs_wait_worker 30
-wait_for "$(drained)" 60 "the update"
+pid=$(worker_pid)
+kill -9 "$pid"
+# the vendor stores the first post now, with the worker that sent it dead
+# (its successor settles the post only after the lease and the settle time)
+mockctl release
+mock_idle
+fs_wait_new_worker "$pid" 60
+wait_for "$(drained)" 120 "the update"
 mockctl log --fields method,path,query,status,fault | sed -E 's#/transactions/[^\t]+#/transactions/ID#'
 qs -c "SELECT id, kind, state, attempts, http_status, final_sale_amount, left(last_error, 60) AS last_error FROM sales_api.outbox ORDER BY id"
 mockctl ct-transactions

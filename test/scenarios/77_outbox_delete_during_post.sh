@@ -6,11 +6,14 @@
 fs_setup
 q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
 q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00)"
-wait_for "$(drained)" 30 "the first version"
-mockctl fault delay --path '/connecteam/sales/v1/transactions$' --method POST --delay-ms 2000 --count 1
+wait_for "$(drained)" 90 "the first version"
+# the vendor holds the new version's post until the DELETE has committed
+mockctl fault hold --path '/connecteam/sales/v1/transactions$' --method POST --count 1
 q -c "UPDATE pos_sales SET net = 12.00"
-wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state = 'in_flight' AND kind = 'ct_post')" 10 "the new version's post in flight"
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the new version's post to reach the vendor"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE state = 'in_flight' AND kind = 'ct_post'")" 1 "the new version's post in flight"
 q -c "DELETE FROM pos_sales"
+mockctl release
 wait_for "$(drained)" 60 "the delete"
 mockctl log --fields method,path,status,fault | sed -E 's#/transactions/[^\t]+#/transactions/ID#'
 qs -c "SELECT id, kind, state, attempts, http_status, final_sale_amount, left(coalesce(vendor_ref, ''), 8) AS ref, left(last_error, 50) AS last_error FROM sales_api.outbox ORDER BY id"

@@ -19,15 +19,25 @@ INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10
 INSERT INTO pos_slots (store, sold_at, net) VALUES (1, '2026-11-20 10:00:00+00', 5.00);
 SQL
 # the worker's next claim takes the Connecteam post, then waits on pos_slots
-(q -c "BEGIN" -c "LOCK TABLE pos_slots IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null) &
-sleep 0.5
+session_open locker
+session_run locker "BEGIN;" "LOCK TABLE pos_slots IN ACCESS EXCLUSIVE MODE;"
 # both servers resume together: one claim takes the post and the Mapal slot
 q -c "BEGIN" -c "SELECT sales_api.resume('connecteam')" -c "SELECT sales_api.resume('mapal')" -c "COMMIT" >/dev/null
-wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker' AND wait_event_type = 'Lock')" 10 \
-    "the worker to hold its claim open"
-q -c "UPDATE pos_sales SET net = 12.00"
-wait
-wait_for "$(drained)" 30 "the update"
+q -c "SELECT sales_api.wake_worker()" >/dev/null
+wait_for "$worker_waits_on_lock" 60 "the worker to hold its claim open"
+# the UPDATE runs while the claim is open: it finishes, or waits for the
+# worker's claim (then it goes on once the lock on pos_slots goes)
+session_open till
+session_send till "UPDATE pos_sales SET net = 12.00;"
+wait_until "session_done till || [ \"\$(q -c \"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'sa_till' AND wait_event_type = 'Lock')\")\" = t ]" 60 \
+    "the UPDATE to finish or to wait for the worker's claim"
+echo "the UPDATE during the claim: $(session_done till && echo "finished at once" || echo "waited for the claim")"
+expect_eq "$(q -c "$worker_waits_on_lock")" t "the worker's claim was still open"
+session_run locker "COMMIT;"
+session_close locker
+session_sync till
+session_close till
+wait_for "$(drained)" 90 "the update"
 mockctl log --fields method,path,status | sed -E 's#/transactions/[^\t]+#/transactions/ID#' | grep connecteam
 qs -c "SELECT id, kind, state, attempts, http_status, final_sale_amount FROM sales_api.outbox WHERE kind <> 'mapal_slot' ORDER BY id"
 mockctl ct-transactions

@@ -11,13 +11,21 @@ make_locations 2
 attach_connecteam
 attach_mapal
 worker() { q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'sales_api worker'"; }
-wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 30 "the worker"
+wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 90 "the worker"
 wpid=$(worker)
 [ -n "$wpid" ] || fail "no worker"
 trap 'kill -CONT "$wpid" 2>/dev/null || true' EXIT
 
-# 1. With the worker stopped, sales stay staged and are counted as waiting
-kill -STOP "$wpid"
+# 1. With the worker stopped, sales stay staged and are counted as waiting.
+# It is stopped between two cycles, where it holds no lock: sleeping, idle.
+sleeping="SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $wpid AND state = 'idle' AND wait_event_type = 'Extension')"
+for _ in $(seq 1 100); do
+    wait_for "$sleeping" 60 "the worker to sleep between cycles"
+    kill -STOP "$wpid"
+    [ "$(q -c "$sleeping")" = t ] && break     # a stopped process's activity stays as it was
+    kill -CONT "$wpid"
+done
+[ "$(q -c "$sleeping")" = t ] || fail "could not stop the worker between two cycles"
 q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-11-21 09:00+00', 4.00, 0.40)"
 q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (2, '2026-11-21 09:01+00', 5.00, 0.50)"
 q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
@@ -34,13 +42,16 @@ expect_eq "$(q -c "SELECT string_agg(verdict || ':' || (pending_items > 0), ',' 
 # 2. An UPDATE of a staged sale makes only the staged rows holding its sales
 # items: while one POS transaction holds sale 1's, another updates sale 2
 # without waiting for it
-(q -c "BEGIN" -c "UPDATE pos_sales SET net = 4.50 WHERE id = 1" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null) &
-sleep 1
-t0=$(date +%s%N)
+# (the first transaction stays open until the second UPDATE is done: had
+# the second waited for it, it would have failed on its lock_timeout)
+session_open first
+session_run first "BEGIN;" "UPDATE pos_sales SET net = 4.50 WHERE id = 1;"
 q -c "SET lock_timeout = '2s'" -c "UPDATE pos_sales SET net = 5.50 WHERE id = 2" \
     || fail "an UPDATE waited for another transaction's staged sale"
-expect_eq "$(( ($(date +%s%N) - t0) / 1000000 < 1500 ))" 1 "the second UPDATE did not wait for the first transaction"
-wait
+expect_eq "$(q -c "SELECT state FROM pg_stat_activity WHERE application_name = 'sa_first'")" "idle in transaction" \
+    "the second UPDATE did not wait for the first transaction"
+session_run first "COMMIT;"
+session_close first
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage")" 3 \
     "sales 1 and 2 made items by their UPDATEs; left: the bulk row and the two new versions"
 
@@ -64,13 +75,18 @@ q -c "DELETE FROM pos_sales WHERE sold_at = '2026-11-21 10:00:06+00'"
 q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
       SELECT 1 + i % 2, timestamptz '2026-11-22 16:00+00' + i * interval '7 seconds', 3 + i % 40, 0.30
         FROM generate_series(1, 1200) i"
-(q -c "BEGIN" -c "UPDATE pos_sales SET net = net + 300 WHERE sold_at = '2026-11-22 16:00:07+00'" \
-   -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null) &
-sleep 0.7
-t0=$(date +%s%N)
-q -c "UPDATE pos_sales SET net = net + 400 WHERE sold_at = '2026-11-22 16:00:14+00'"
-expect_eq "$(( ($(date +%s%N) - t0) / 1000000 >= 800 ))" 1 "the second UPDATE waited for the first transaction's staged row"
-wait
+session_open first
+session_run first "BEGIN;" "UPDATE pos_sales SET net = net + 300 WHERE sold_at = '2026-11-22 16:00:07+00';"
+session_open second
+session_send second "UPDATE pos_sales SET net = net + 400 WHERE sold_at = '2026-11-22 16:00:14+00';"
+blocked="SELECT EXISTS (SELECT 1 FROM pg_stat_activity s, pg_stat_activity f WHERE s.application_name = 'sa_second'
+           AND f.application_name = 'sa_first' AND f.pid = ANY (pg_blocking_pids(s.pid)))"
+wait_until "session_done second || [ \"\$(q -c \"\$blocked\")\" = t ]" 60 "the second UPDATE to finish or to wait"
+expect_eq "$(session_done second && echo finished || q -c "$blocked")" t "the second UPDATE waited for the first transaction's staged row"
+session_run first "COMMIT;"
+session_close first
+session_sync second
+session_close second
 
 # 4. A backlog of 25,000 single-row statements (more staged rows than the
 # worker takes per claim: it takes them in steps, oldest first)
