@@ -2,7 +2,8 @@
  *
  * http.c
  *		The HTTP core of sales_api: every byte that leaves the database goes
- *		through http_perform_all().
+ *		through http_start() and http_pump(), or http_perform_all() for a
+ *		caller that waits for its requests.
  *
  * Design note.  A backend keeps one libcurl multi handle for its whole life.
  * The multi handle owns the connection cache, so a connection opened by one
@@ -13,9 +14,13 @@
  * polls, so pg_cancel_backend() and statement_timeout stop a transfer within
  * about 100 ms.  Everything libcurl allocates (easy handles, header lists,
  * the response buffer, which must grow inside a libcurl callback where an
- * ereport would longjmp across C code that does not expect it) is malloc'd
- * and released in PG_CATCH (and after a normal end), so an ERROR in the middle of a transfer leaks
- * nothing.  The response is copied into palloc'd memory once complete.
+ * ereport would longjmp across C code that does not expect it) is malloc'd,
+ * and every transfer in flight is on one list: a caller releases its own in
+ * PG_CATCH (http_cancel()), the worker all of them (http_abort_all()), so
+ * an ERROR in the middle of a transfer leaks nothing.  The response is
+ * copied into the request's memory context once complete, whichever caller
+ * happened to pump the multi handle: the worker's lanes and a synchronous
+ * call made meanwhile (a token fetch) share it.
  *
  * TLS peer and host verification are always on; the only knob is the CA
  * bundle (sales_api.ca_file, superuser-only).  Redirects are never followed:
@@ -30,6 +35,7 @@
 #include <stdlib.h>
 
 #include "http.h"
+#include "lib/ilist.h"
 #include "miscadmin.h"
 #include "sales_api.h"
 #include "server.h"
@@ -37,9 +43,14 @@
 
 static CURLM *http_multi = NULL;
 
-/* Per-transfer state.  Lives in palloc'd memory; buf is malloc'd. */
+/*
+ * Per-transfer state, from http_start() until the transfer is finished or
+ * cancelled.  Lives in TopMemoryContext (a transfer may outlive the
+ * statement or worker step that started it); buf is malloc'd.
+ */
 typedef struct Transfer
 {
+	dlist_node	node;			/* in http_transfers */
 	HttpRequest *req;
 	CURL	   *easy;
 	struct curl_slist *hdrs;
@@ -53,6 +64,9 @@ typedef struct Transfer
 	int64		rl[6];
 	char		content_type[128];
 } Transfer;
+
+/* every transfer added to http_multi and not yet released */
+static dlist_head http_transfers = DLIST_STATIC_INIT(http_transfers);
 
 static const char *const rl_names[6] = {
 	"x-ratelimit-minute-limit",
@@ -99,6 +113,7 @@ http_request_reset_outcome(HttpRequest *req)
 	req->rl_day_limit = req->rl_day_remaining = req->rl_day_reset = -1;
 	req->auth_error = NULL;
 	req->auth_failure = NULL;
+	req->completed = false;
 }
 
 static void http_add_header(HttpRequest *req, const char *fmt,...) pg_attribute_printf(2, 3);
@@ -269,18 +284,29 @@ http_global_init(void)
 	curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS, 32L);
 }
 
-/* Prepare the easy handle of one transfer.  Called inside PG_TRY. */
-static void
-http_start(Transfer *t)
+/*
+ * Start one request on the multi handle; http_pump() finishes it.  The
+ * transfer is registered before anything can fail, so that
+ * http_cancel()/http_abort_all() always find what to release.
+ */
+void
+http_start(HttpRequest *req)
 {
-	HttpRequest *req = t->req;
+	Transfer   *t;
 	CURL	   *h;
 	ListCell   *lc;
 	CURLMcode	mc;
 
+	http_global_init();
+	if (req->transfer != NULL)
+		http_cancel(req);
 	http_request_reset_outcome(req);
 	server_check_url_scheme(req->url, "request URL");
 
+	t = MemoryContextAllocZero(TopMemoryContext, sizeof(Transfer));
+	t->req = req;
+	req->transfer = t;
+	dlist_push_tail(&http_transfers, &t->node);
 	t->easy = h = curl_easy_init();
 	if (h == NULL)
 		ereport(ERROR,
@@ -373,6 +399,10 @@ http_finish(Transfer *t, CURLcode result)
 	curl_off_t	total_us = 0;
 	curl_off_t	uploaded = 0;
 	long		reqsize = 0;
+	MemoryContext old;
+
+	/* the outcome lives with the request, whoever pumps the multi handle */
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(req));
 
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us);
@@ -411,11 +441,16 @@ http_finish(Transfer *t, CURLcode result)
 	if (t->len > 0)
 		memcpy(req->resp, t->buf, t->len);
 	req->resp[t->len] = '\0';
+	req->completed = true;
+	MemoryContextSwitchTo(old);
 }
 
 static void
 http_release(Transfer *t)
 {
+	if (t->req != NULL)
+		t->req->transfer = NULL;
+	dlist_delete(&t->node);
 	if (t->easy != NULL)
 	{
 		curl_multi_remove_handle(http_multi, t->easy);
@@ -432,36 +467,33 @@ http_release(Transfer *t)
 		free(t->buf);
 		t->buf = NULL;
 	}
+	pfree(t);
 }
 
 /*
- * The transfer loop.  Kept out of http_perform_all() so that no variable it
- * changes lives in the function that calls sigsetjmp (PG_TRY).
+ * Drive every transfer in flight: finish those that are done (their
+ * requests get completed = true and their outcome), and when none is,
+ * wait up to timeout_ms for the network.  Returns how many finished.
+ * Whoever calls it finishes every transfer, its own or not: the worker's
+ * lanes and a synchronous call share one multi handle.
  */
-static pg_noinline void
-http_run(Transfer *xfers, int nreqs, int concurrency)
+int
+http_pump(long timeout_ms)
 {
-	int			next = 0;
-	int			active = 0;
+	int			finished = 0;
 
-	while (next < nreqs || active > 0)
+	for (int round = 0; round < 2; round++)
 	{
 		int			still_running = 0;
 		CURLMcode	mc;
 		CURLMsg    *msg;
 		int			msgs_left;
-		bool		finished_any = false;
 
-		while (active < concurrency && next < nreqs)
-		{
-			http_start(&xfers[next++]);
-			active++;
-		}
-
+		if (dlist_is_empty(&http_transfers))
+			break;
 		mc = curl_multi_perform(http_multi, &still_running);
 		if (mc != CURLM_OK)
 			elog(ERROR, "curl_multi_perform failed: %s", curl_multi_strerror(mc));
-
 		while ((msg = curl_multi_info_read(http_multi, &msgs_left)) != NULL)
 		{
 			Transfer   *t = NULL;
@@ -473,16 +505,69 @@ http_run(Transfer *xfers, int nreqs, int concurrency)
 				continue;
 			http_finish(t, msg->data.result);
 			http_release(t);
-			active--;
-			finished_any = true;
+			finished++;
 		}
+		if (finished > 0 || timeout_ms <= 0 || round == 1)
+			break;
+		mc = curl_multi_poll(http_multi, NULL, 0, (int) Min(timeout_ms, INT_MAX), NULL);
+		if (mc != CURLM_OK)
+			elog(ERROR, "curl_multi_poll failed: %s", curl_multi_strerror(mc));
+	}
+	return finished;
+}
 
-		if (active > 0 && !finished_any)
+/* How many transfers are in flight, every caller's. */
+int
+http_in_flight(void)
+{
+	int			n = 0;
+	dlist_iter	it;
+
+	dlist_foreach(it, &http_transfers)
+		n++;
+	return n;
+}
+
+/* Drop a request's transfer, if it is in flight; it stays not completed. */
+void
+http_cancel(HttpRequest *req)
+{
+	if (req->transfer != NULL)
+		http_release((Transfer *) req->transfer);
+}
+
+/* Drop every transfer in flight (after an ERROR in the worker). */
+void
+http_abort_all(void)
+{
+	while (!dlist_is_empty(&http_transfers))
+		http_release(dlist_head_element(Transfer, node, &http_transfers));
+}
+
+/*
+ * The transfer loop.  Kept out of http_perform_all() so that no variable it
+ * changes lives in the function that calls sigsetjmp (PG_TRY).
+ */
+static pg_noinline void
+http_run(HttpRequest **reqs, int nreqs, int concurrency)
+{
+	int			next = 0;
+
+	for (;;)
+	{
+		int			active = 0;
+
+		for (int i = 0; i < next; i++)
+			if (!reqs[i]->completed)
+				active++;
+		while (active < concurrency && next < nreqs)
 		{
-			mc = curl_multi_poll(http_multi, NULL, 0, 100, NULL);
-			if (mc != CURLM_OK)
-				elog(ERROR, "curl_multi_poll failed: %s", curl_multi_strerror(mc));
+			http_start(reqs[next++]);
+			active++;
 		}
+		if (active == 0)
+			break;
+		(void) http_pump(100);
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -490,30 +575,21 @@ http_run(Transfer *xfers, int nreqs, int concurrency)
 void
 http_perform_all(HttpRequest **reqs, int nreqs, int concurrency)
 {
-	Transfer   *xfers;
-
 	if (nreqs <= 0)
 		return;
 	http_global_init();
 
-	xfers = palloc0(sizeof(Transfer) * nreqs);
-	for (int i = 0; i < nreqs; i++)
-		xfers[i].req = reqs[i];
-
 	PG_TRY();
 	{
-		http_run(xfers, nreqs, Max(concurrency, 1));
+		http_run(reqs, nreqs, Max(concurrency, 1));
 	}
 	PG_CATCH();
 	{
 		for (int i = 0; i < nreqs; i++)
-			http_release(&xfers[i]);
+			http_cancel(reqs[i]);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	for (int i = 0; i < nreqs; i++)
-		http_release(&xfers[i]);
-	pfree(xfers);
 }
 
 void

@@ -66,6 +66,8 @@ typedef struct HttpRequest
 	char	   *auth_error;
 	struct AuthResult *auth_failure;
 
+	bool		completed;		/* finished (or failed): the outcome is final */
+	void	   *transfer;		/* http.c's, while in flight */
 	void	   *user;			/* caller's cookie */
 } HttpRequest;
 
@@ -81,6 +83,18 @@ extern void http_request_reset_outcome(HttpRequest *req);
  */
 extern void http_perform_all(HttpRequest **reqs, int nreqs, int concurrency);
 extern void http_perform(HttpRequest *req);
+
+/*
+ * The same transfers one at a time, for callers that keep requests of
+ * several destinations in flight (the worker's lanes): http_start() adds a
+ * request to the backend's multi handle, http_pump() finishes what is done
+ * (setting completed) and waits up to timeout_ms when nothing is.
+ */
+extern void http_start(HttpRequest *req);
+extern int	http_pump(long timeout_ms);
+extern int	http_in_flight(void);
+extern void http_cancel(HttpRequest *req);
+extern void http_abort_all(void);
 
 extern bool http_status_retryable(long status);
 extern const char *http_transport_error(const HttpRequest *req);

@@ -1,28 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * outbox.c
- *		One cycle of the background worker over sales_api.outbox: claim,
- *		send, record.  The vendors' parts are outbox_connecteam.c and
+ *		The background worker's delivery over sales_api.outbox: claim, send,
+ *		record, lane by lane.  The vendors' parts are outbox_connecteam.c and
  *		outbox_mapal.c; outbox_states.c decides each item's next state.
  *
- * Design note.  A cycle is three steps, so that no lock is held and no
- * transaction is open while the network is slow:
+ * Design note.  Each capture is a lane (its server and run_as: one vendor
+ * account) with at most one job in flight, and a lane that must wait never
+ * holds back another:
  *
- *   1. claim (one transaction): staged sales become items
- *      (outbox_stage.c); expired leases are taken back; a batch of due
- *      items is moved to in_flight with a lease (FOR UPDATE SKIP LOCKED, so
- *      an operator's manual statements or a second worker never block on
- *      it); Mapal slot totals are recomputed from the POS table; the
- *      captures' credentials are resolved as their run_as roles; the
- *      Connecteam windows to replace are read.
- *   2. send (no transaction): per capture, over the HTTP core's multi
- *      interface; every item gets an OutboxOutcome saying what happened.
- *   3. record (one transaction): outbox_decide() makes each outcome the
- *      item's next state, written in one statement; the vendor's
- *      transactionIds are kept.
+ *   1. claim (one transaction, for every lane neither busy nor waiting):
+ *      staged sales become items (outbox_stage.c); expired leases of idle
+ *      lanes are taken back; a batch of due items is moved to in_flight
+ *      with a lease (FOR UPDATE SKIP LOCKED, so an operator's manual
+ *      statements or a second worker never block on it); Mapal slot totals
+ *      are recomputed from the POS table; the captures' credentials are
+ *      resolved as their run_as roles; the Connecteam windows to replace
+ *      are read.  The items are grouped into one job per capture.
+ *   2. send (no transaction): a job is a sequence of phases (a window's
+ *      delete, then its reposts; deletes; posts; Mapal's requests), each
+ *      run by the rate-limit engine (ratelimit.c) without ever waiting for a
+ *      budget.  outbox_step() steps every job's run; the transfers of all
+ *      jobs are in flight together on the HTTP core's multi handle, and
+ *      the worker waits in outbox_wait() for whichever finishes first, or
+ *      for its latch.  Every item gets an OutboxOutcome.
+ *   3. record (one short transaction for the jobs finished together):
+ *      outbox_decide() makes each outcome the item's next state, written in
+ *      one statement; the vendor's transactionIds are kept.  A job whose
+ *      budget ran out leaves its lane waiting until the budget is back
+ *      (its items wait with next_attempt_at), and the lane claims again.
  *
- * The fixed statements of all three are prepared on first use and kept for
- * the worker's life (outbox_execute()); only the statements built from a
+ * The fixed statements are prepared on first use and kept for the
+ * worker's life (outbox_execute()); only the statements built from a
  * capture's mapping are planned per run, as the table's owner (mapping.c).
  *
  *-------------------------------------------------------------------------
@@ -34,6 +43,8 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -72,8 +83,10 @@ static OutboxStmt expire_stmt = {
 	" ambiguous = ($3::boolean[])[array_position($1, o.kind)],"
 	" next_attempt_at = now() + ($4::bigint[])[array_position($1, o.kind)] * interval '1 ms',"
 	" last_error = ($5::text[])[array_position($1, o.kind)]"
-	" WHERE o.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " AND o.lease_until < now()",
-	.nargs = 5, .types = {TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, TEXTARRAYOID}
+	" WHERE o.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " AND o.lease_until < now()"
+	" AND o.capture_id <> ALL($6)",
+	.nargs = 6, .types = {TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+	INT4ARRAYOID}
 };
 
 /* old history, $1 its age in ms; both halves use a partial index, no scan of the history */
@@ -102,10 +115,12 @@ static OutboxStmt record_stmt = {
 	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
 };
 
+/* the next item due of a capture not skipped: $1 the skipped captures */
 static OutboxStmt next_due_stmt = {
 	.sql = "SELECT min(next_attempt_at) FROM sales_api.outbox"
-	" WHERE state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")",
-	.nargs = 0
+	" WHERE state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")"
+	" AND capture_id <> ALL($1)",
+	.nargs = 1, .types = {INT4ARRAYOID}
 };
 
 /* ------------------------------------------------------------------------
@@ -348,7 +363,7 @@ load_captures(OutboxCycle *c)
  * recording their outcome: outbox_decide() says what they become, per kind.
  */
 static void
-expire_leases(void)
+expire_leases(Datum busy)
 {
 	Datum		kinds[KIND_N],
 				states[KIND_N],
@@ -356,7 +371,7 @@ expire_leases(void)
 				delays[KIND_N],
 				errors[KIND_N];
 	OutboxOutcome expired = {.result = OUTBOX_LEASE_EXPIRED, .retry_after_s = -1};
-	Datum		vals[5];
+	Datum		vals[6];
 
 	for (int k = 0; k < KIND_N; k++)
 	{
@@ -373,6 +388,7 @@ expire_leases(void)
 	vals[2] = PointerGetDatum(construct_array(ambiguous, KIND_N, BOOLOID, 1, true, TYPALIGN_CHAR));
 	vals[3] = PointerGetDatum(construct_array(delays, KIND_N, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	vals[4] = PointerGetDatum(construct_array(errors, KIND_N, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[5] = busy;
 	outbox_execute(&expire_stmt, vals, NULL, false, 0);
 }
 
@@ -385,8 +401,22 @@ purge_sent(void)
 		outbox_execute(&purge_stmt, &age, NULL, false, 0);
 }
 
+/* (capture, claim position) order, so that each capture's items are contiguous */
+static int
+item_cmp(const void *a, const void *b)
+{
+	const OutboxItem *x = a;
+	const OutboxItem *y = b;
+	int			cx = x->cap ? x->cap->id : -1;
+	int			cy = y->cap ? y->cap->id : -1;
+
+	if (cx != cy)
+		return (cx > cy) - (cx < cy);
+	return (x->claim_pos > y->claim_pos) - (x->claim_pos < y->claim_pos);
+}
+
 static void
-claim(OutboxCycle *c)
+claim(OutboxCycle *c, Datum busy)
 {
 	Datum		args[3] = {0, 0, Int32GetDatum(STAGE_ROWS_PER_CLAIM)};
 	ListCell   *lc;
@@ -402,12 +432,17 @@ claim(OutboxCycle *c)
 		c->more = true;
 	if (outbox_stage_expand_mapal(STAGE_ROWS_PER_CLAIM) >= STAGE_ROWS_PER_CLAIM)
 		c->more = true;
-	expire_leases();
+	expire_leases(busy);
 	purge_sent();
 	load_captures(c);
 	c->items = MemoryContextAlloc(c->cxt, sizeof(OutboxItem));
 	outbox_ct_claim(c, sales_api_batch_size);
 	outbox_mapal_claim(c, sales_api_batch_size);
+
+	/* each capture's items together, in claim order, before windows point into them */
+	for (int i = 0; i < c->nitems; i++)
+		c->items[i].claim_pos = i;
+	qsort(c->items, c->nitems, sizeof(OutboxItem), item_cmp);
 
 	/* credentials of the captures that have work */
 	foreach(lc, c->captures)
@@ -425,40 +460,216 @@ claim(OutboxCycle *c)
 }
 
 /* ------------------------------------------------------------------------
- * Send
+ * Jobs
  * ------------------------------------------------------------------------
  */
-static void
-send_all(OutboxCycle *c)
+
+/* The memory of one claim, shared by its jobs: freed with the last one. */
+typedef struct OutboxClaim
 {
-	ListCell   *lc;
+	MemoryContext cxt;
+	int			njobs;
+} OutboxClaim;
 
-	foreach(lc, c->captures)
+/*
+ * What this worker knows of each capture it sends for: whether a job of
+ * it is in flight, and until when it must wait (its account's budget is
+ * spent).  One entry per capture, kept for the worker's life.
+ */
+typedef struct OutboxLane
+{
+	int			capture_id;
+	bool		busy;
+	TimestampTz ready_at;
+} OutboxLane;
+
+static OutboxLane *lanes = NULL;
+static int	nlanes = 0;
+static int	maxlanes = 0;
+static List *jobs = NIL;		/* OutboxJob *, in flight (list in TopMemoryContext) */
+static bool claim_wanted = true;
+static TimestampTz next_claim_at = 0;
+
+static OutboxLane *
+lane_of(int capture_id)
+{
+	for (int i = 0; i < nlanes; i++)
+		if (lanes[i].capture_id == capture_id)
+			return &lanes[i];
+	if (nlanes == maxlanes)
 	{
-		OutboxCapture *cap = lfirst(lc);
-		char	   *auth_error = NULL;
+		maxlanes = Max(16, maxlanes * 2);
+		lanes = lanes ? repalloc(lanes, sizeof(OutboxLane) * maxlanes)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(OutboxLane) * maxlanes);
+	}
+	lanes[nlanes].capture_id = capture_id;
+	lanes[nlanes].busy = false;
+	lanes[nlanes].ready_at = 0;
+	return &lanes[nlanes++];
+}
 
+/* Captures not to claim for, as int4[]: busy ones, and (waiting) those that must wait. */
+static Datum
+lanes_array(bool waiting)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Datum	   *ids = palloc(sizeof(Datum) * (nlanes + 1));
+	int			n = 0;
+
+	for (int i = 0; i < nlanes; i++)
+		if (lanes[i].busy || (waiting && lanes[i].ready_at > now))
+			ids[n++] = Int32GetDatum(lanes[i].capture_id);
+	return PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * Add a phase to a job: at the end, or (next) right after the phase
+ * running now, as a window's reposts follow its delete.
+ */
+void
+outbox_job_add_phase(OutboxJob *job, bool next, HttpRequest **reqs, int n, int flags,
+					 OutboxPhaseDone done, void *arg)
+{
+	MemoryContext old = MemoryContextSwitchTo(job->claim->cxt);
+	OutboxPhase *ph = palloc0(sizeof(OutboxPhase));
+
+	ph->reqs = reqs;
+	ph->n = n;
+	/* the worker never waits for a budget: what it does not allow is held */
+	ph->flags = flags | RL_NOWAIT;
+	ph->done = done;
+	ph->arg = arg;
+	if (next && job->next + 1 < list_length(job->phases))
+		job->phases = list_insert_nth(job->phases, job->next + 1, ph);
+	else
+		job->phases = lappend(job->phases, ph);
+	MemoryContextSwitchTo(old);
+}
+
+/* A job for each capture with items in the claim. */
+static void
+jobs_from_claim(OutboxCycle *c, OutboxClaim *cl)
+{
+	int			i = 0;
+
+	while (i < c->nitems)
+	{
+		OutboxCapture *cap = c->items[i].cap;
+		OutboxJob  *job = palloc0(sizeof(OutboxJob));
+		OutboxCycle *jc = palloc0(sizeof(OutboxCycle));
+		ListCell   *lc;
+		char	   *auth_error = NULL;
+		int			j = i;
+
+		while (j < c->nitems && c->items[j].cap == cap)
+			j++;
+		jc->cxt = cl->cxt;
+		jc->items = &c->items[i];
+		jc->nitems = j - i;
+		if (cap != NULL)
+			jc->captures = list_make1(cap);
+		foreach(lc, c->windows)
+			if (((OutboxWindow *) lfirst(lc))->cap == cap)
+				jc->windows = lappend(jc->windows, lfirst(lc));
+		job->c = jc;
+		job->cap = cap;
+		job->claim = cl;
+		cl->njobs++;
+		i = j;
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			jobs = lappend(jobs, job);
+			MemoryContextSwitchTo(old);
+		}
+		if (cap == NULL)
+			continue;
+		lane_of(cap->id)->busy = true;
 		if (cap->srv == NULL || !auth_ready(cap->srv, &auth_error))
 		{
 			const char *msg = cap->srv ? auth_error : cap->srv_error;
 
-			for (int i = 0; i < c->nitems; i++)
+			for (int k = 0; k < jc->nitems; k++)
 			{
-				OutboxOutcome *o = &c->items[i].out;
+				OutboxOutcome *o = &jc->items[k].out;
 
-				if (c->items[i].cap == cap &&
-					(o->result == OUTBOX_NOT_TRIED || o->result == OUTBOX_IN_WINDOW))
+				if (o->result == OUTBOX_NOT_TRIED || o->result == OUTBOX_IN_WINDOW)
 				{
 					o->result = OUTBOX_TRANSIENT;
 					o->error = (char *) (msg ? msg : "server unavailable");
 				}
 			}
-			continue;
 		}
-		if (cap->vendor == VENDOR_CONNECTEAM)
-			outbox_ct_send(c, cap);
+		else if (cap->vendor == VENDOR_CONNECTEAM)
+			outbox_ct_plan(job);
 		else
-			outbox_mapal_send(c, cap);
+			outbox_mapal_plan(job);
+	}
+}
+
+/*
+ * Move a job on: start its phase, settle it when answered, go to the next.
+ * Returns true when its last phase is done.
+ */
+static bool
+job_advance(OutboxJob *job)
+{
+	MemoryContext old = MemoryContextSwitchTo(job->claim->cxt);
+	bool		finished = false;
+
+	for (;;)
+	{
+		OutboxPhase *ph;
+
+		if (job->next >= list_length(job->phases))
+		{
+			finished = true;
+			break;
+		}
+		ph = list_nth(job->phases, job->next);
+		if (ph->run == NULL)
+			ph->run = ratelimit_run_start(job->cap->srv, ph->reqs, ph->n, ph->flags);
+		if (!ratelimit_run_step(ph->run))
+			break;
+		outbox_note_requests(ph->reqs, ph->n);
+		ph->done(job, ph);
+		job->next++;
+	}
+	MemoryContextSwitchTo(old);
+	return finished;
+}
+
+/* When must the job's run be stepped again though nothing of it is in flight? */
+static TimestampTz
+job_wakeup(OutboxJob *job)
+{
+	OutboxPhase *ph;
+
+	if (job->next >= list_length(job->phases))
+		return 0;
+	ph = list_nth(job->phases, job->next);
+	if (ph->run == NULL || ph->run->nwave > 0)
+		return 0;
+	return ph->run->wait_until;
+}
+
+/* A finished job frees its lane, which waits until its budget is back if a phase was held. */
+static void
+job_lane_done(OutboxJob *job)
+{
+	OutboxLane *lane;
+	ListCell   *lc;
+
+	if (job->cap == NULL)
+		return;
+	lane = lane_of(job->cap->id);
+	lane->busy = false;
+	foreach(lc, job->phases)
+	{
+		OutboxPhase *ph = lfirst(lc);
+
+		if (ph->run != NULL && ph->run->nnot_sent > 0)
+			lane->ready_at = Max(lane->ready_at, ph->run->retry_at);
 	}
 }
 
@@ -552,20 +763,27 @@ record(OutboxCycle *c)
 	outbox_ct_settle_windows(c);
 	record_states(c);
 	outbox_ct_record(c);
+}
 
-	/* when is the next item due? */
-	if (outbox_execute(&next_due_stmt, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+/* When is the next item due?  Earlier than `was` only (0: no bound). */
+static TimestampTz
+claim_next_due(TimestampTz was, Datum skip)
+{
+	TimestampTz next = was;
+
+	if (outbox_execute(&next_due_stmt, &skip, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-		if (!isnull)
-			c->next_due = DatumGetTimestampTz(d);
+		if (!isnull && (next == 0 || DatumGetTimestampTz(d) < next))
+			next = DatumGetTimestampTz(d);
 	}
+	return next;
 }
 
 /* ------------------------------------------------------------------------
- * The cycle
+ * The worker's step
  * ------------------------------------------------------------------------
  */
 
@@ -591,52 +809,248 @@ end_txn(void)
 }
 
 /*
- * One cycle: claim, send, record.  Returns true when there may be more work
- * right away; *wait_ms says how long to sleep otherwise.
+ * Claim work for every capture that is neither busy nor waiting, and start
+ * a job for each.  Returns false when the extension is not (yet) there.
  */
-bool
-outbox_cycle(MemoryContext cycle_cxt, long *wait_ms)
+static void
+claim_jobs(MemoryContext cycle_cxt)
 {
-	OutboxCycle *c = MemoryContextAllocZero(cycle_cxt, sizeof(OutboxCycle));
+	OutboxClaim *cl;
+	OutboxCycle *c;
 	bool		installed;
+	Datum		busy = lanes_array(false);
+	Datum		skip = lanes_array(true);
 
-	c->cxt = cycle_cxt;
+	cl = MemoryContextAllocZero(TopMemoryContext, sizeof(OutboxClaim));
+	cl->cxt = AllocSetContextCreate(TopMemoryContext, "sales_api claim", ALLOCSET_DEFAULT_SIZES);
+	c = MemoryContextAllocZero(cl->cxt, sizeof(OutboxCycle));
+	c->cxt = cl->cxt;
+	c->skip = skip;
 
-	begin_txn(cycle_cxt, "sales_api worker: claiming");
-	installed = (outbox_execute(&installed_stmt, NULL, NULL, true, 1) == SPI_OK_SELECT &&
-				 SPI_processed == 1);
-	if (!installed)
+	PG_TRY();
 	{
-		if (!warned_missing)
-			ereport(LOG,
-					(errmsg("sales_api worker: extension sales_api is not installed in database \"%s\", or is older than 0.6; waiting",
-							sales_api_database),
-					 errhint("CREATE EXTENSION sales_api, or ALTER EXTENSION sales_api UPDATE, in that database.")));
-		warned_missing = true;
+		begin_txn(cycle_cxt, "sales_api worker: claiming");
+		installed = (outbox_execute(&installed_stmt, NULL, NULL, true, 1) == SPI_OK_SELECT &&
+					 SPI_processed == 1);
+		if (!installed)
+		{
+			if (!warned_missing)
+				ereport(LOG,
+						(errmsg("sales_api worker: extension sales_api is not installed in database \"%s\", or is older than 0.6; waiting",
+								sales_api_database),
+						 errhint("CREATE EXTENSION sales_api, or ALTER EXTENSION sales_api UPDATE, in that database.")));
+			warned_missing = true;
+		}
+		else
+		{
+			warned_missing = false;
+			MemoryContextSwitchTo(cl->cxt);
+			claim(c, busy);
+			if (!c->more)
+				next_claim_at = claim_next_due(next_claim_at, lanes_array(true));
+		}
 		end_txn();
-		return false;
 	}
-	warned_missing = false;
-	claim(c);
-	end_txn();
-
-	if (c->nitems > 0)
+	PG_CATCH();
 	{
-		MemoryContextSwitchTo(cycle_cxt);
-		send_all(c);
-		begin_txn(cycle_cxt, "sales_api worker: recording");
+		MemoryContextDelete(cl->cxt);
+		pfree(cl);
+		PG_RE_THROW();
 	}
-	else
-		begin_txn(cycle_cxt, "sales_api worker: idle");
-	record(c);
+	PG_END_TRY();
+
+	if (c->more)
+		claim_wanted = true;
+	MemoryContextSwitchTo(cl->cxt);
+	jobs_from_claim(c, cl);
+	MemoryContextSwitchTo(cycle_cxt);
+	if (cl->njobs == 0)
+	{
+		MemoryContextDelete(cl->cxt);
+		pfree(cl);
+	}
+}
+
+/* Move every job on; record those that are done, together, in one transaction. */
+static void
+advance_jobs(MemoryContext cycle_cxt)
+{
+	List	   *done = NIL;
+	List	   *still = NIL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	foreach(lc, jobs)
+	{
+		OutboxJob  *job = lfirst(lc);
+
+		if (job_advance(job))
+			done = lappend(done, job);
+	}
+	if (done == NIL)
+		return;
+
+	begin_txn(cycle_cxt, "sales_api worker: recording");
+	foreach(lc, done)
+		record(((OutboxJob *) lfirst(lc))->c);
 	end_txn();
 	MemoryContextSwitchTo(cycle_cxt);
 
-	if (c->next_due != 0)
+	/* the recorded jobs leave; their lanes may claim again at once */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	foreach(lc, jobs)
+		if (!list_member_ptr(done, lfirst(lc)))
+			still = lappend(still, lfirst(lc));
+	MemoryContextSwitchTo(old);
+	list_free(jobs);
+	jobs = still;
+	foreach(lc, done)
 	{
-		long		ms = (long) ((c->next_due - GetCurrentTimestamp()) / 1000);
+		OutboxJob  *job = lfirst(lc);
+		OutboxClaim *cl = job->claim;
 
-		*wait_ms = Max(Min(*wait_ms, ms), 10);
+		job_lane_done(job);
+		if (--cl->njobs <= 0)
+		{
+			MemoryContextDelete(cl->cxt);
+			pfree(cl);
+		}
 	}
-	return c->more;
+	claim_wanted = true;
+}
+
+/*
+ * One step of the worker: move every job in flight on, record those that
+ * are done, and claim for idle lanes when there may be work for them (a
+ * wake-up, a lane freed, an item due).  Never waits.  Returns true when
+ * there may be more work right away; *wait_ms says how long the worker may
+ * wait otherwise (outbox_wait() while jobs are in flight).
+ */
+bool
+outbox_step(MemoryContext cycle_cxt, long *wait_ms)
+{
+	TimestampTz now;
+	TimestampTz wake = 0;
+	ListCell   *lc;
+	bool		more;
+
+	advance_jobs(cycle_cxt);
+	now = GetCurrentTimestamp();
+	if (claim_wanted || (next_claim_at != 0 && now >= next_claim_at))
+	{
+		claim_wanted = false;
+		next_claim_at = 0;
+		claim_jobs(cycle_cxt);
+		advance_jobs(cycle_cxt);
+		/* a cycle, as worker_stats() counts them, is a claim */
+		if (worker_shared)
+		{
+			SpinLockAcquire(&worker_shared->mutex);
+			worker_shared->cycles++;
+			worker_shared->last_cycle_at = GetCurrentTimestamp();
+			SpinLockRelease(&worker_shared->mutex);
+		}
+	}
+	more = claim_wanted;
+
+	/* the earliest of: a run's next wave, an item due, a lane's budget back */
+	now = GetCurrentTimestamp();
+	foreach(lc, jobs)
+	{
+		TimestampTz t = job_wakeup(lfirst(lc));
+
+		if (t != 0 && (wake == 0 || t < wake))
+			wake = t;
+	}
+	if (next_claim_at != 0 && (wake == 0 || next_claim_at < wake))
+		wake = next_claim_at;
+	for (int i = 0; i < nlanes; i++)
+		if (!lanes[i].busy && lanes[i].ready_at > now &&
+			(wake == 0 || lanes[i].ready_at < wake))
+			wake = lanes[i].ready_at;
+	if (wake != 0)
+		*wait_ms = Max(Min(*wait_ms, (long) ((wake - now) / 1000)), 1);
+	return more;
+}
+
+/* Are requests of some job in flight or waiting for their next wave? */
+bool
+outbox_sending(void)
+{
+	return jobs != NIL;
+}
+
+/*
+ * Wait up to wait_ms for a transfer to finish or the latch to be set (a
+ * sale committed): libcurl is polled in short slices, the latch looked at
+ * between them.
+ */
+void
+outbox_wait(long wait_ms)
+{
+	TimestampTz end = GetCurrentTimestamp() + (int64) wait_ms * 1000;
+
+	for (;;)
+	{
+		long		left = (long) ((end - GetCurrentTimestamp()) / 1000);
+
+		if (MyLatch->is_set)
+		{
+			ResetLatch(MyLatch);
+			claim_wanted = true;
+			return;
+		}
+		if (left <= 0)
+			return;
+		if (http_in_flight() == 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Max(left, 1), PG_WAIT_EXTENSION);
+			continue;
+		}
+		if (http_pump(Min(left, 10)) > 0)
+			return;
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			return;
+	}
+}
+
+/* A sale committed or an operator asked: claim at the next step. */
+void
+outbox_want_claim(void)
+{
+	claim_wanted = true;
+}
+
+/*
+ * After an ERROR: drop every job and every transfer.  Their items stay
+ * in_flight until their lease expires, as after a crash (outbox_decide()).
+ */
+void
+outbox_abort(void)
+{
+	ListCell   *lc;
+	List	   *claims = NIL;
+
+	http_abort_all();
+	foreach(lc, jobs)
+	{
+		OutboxJob  *job = lfirst(lc);
+
+		if (job->cap != NULL)
+			lane_of(job->cap->id)->busy = false;
+		claims = list_append_unique_ptr(claims, job->claim);
+	}
+	foreach(lc, claims)
+	{
+		OutboxClaim *cl = lfirst(lc);
+
+		MemoryContextDelete(cl->cxt);
+		pfree(cl);
+	}
+	list_free(claims);
+	list_free(jobs);
+	jobs = NIL;
+	claim_wanted = true;
 }

@@ -19,6 +19,7 @@
 #include "mapal_wire.h"
 #include "mapping.h"
 #include "outbox_states.h"
+#include "ratelimit.h"
 #include "sales_api.h"
 #include "server.h"
 
@@ -51,6 +52,7 @@ typedef struct OutboxItem
 	int64		id;
 	OutboxKind	kind;
 	OutboxCapture *cap;
+	int			claim_pos;		/* its place in the claim */
 	int			attempts;
 	bool		ambiguous;		/* claimed as a post the vendor may hold */
 	char	   *sale_key;
@@ -94,7 +96,37 @@ typedef struct OutboxCycle
 	List	   *windows;		/* OutboxWindow * */
 	bool		more;			/* a claim was full: go again at once */
 	TimestampTz next_due;
+	Datum		skip;			/* int4[]: captures not to claim for (busy or waiting lanes) */
 } OutboxCycle;
+
+/*
+ * A job: one capture's claimed items, sent as a sequence of phases (each a
+ * set of requests run by the rate-limit engine without ever waiting for a
+ * budget), recorded when the last phase is done.  Jobs of different
+ * captures are in flight at the same time on the HTTP core's multi handle.
+ */
+typedef struct OutboxJob OutboxJob;
+typedef struct OutboxPhase OutboxPhase;
+typedef void (*OutboxPhaseDone) (OutboxJob *job, OutboxPhase *ph);
+
+struct OutboxPhase
+{
+	HttpRequest **reqs;
+	int			n;
+	int			flags;			/* RL_* of ratelimit_run_start() */
+	OutboxPhaseDone done;		/* reads the answers into outcomes */
+	void	   *arg;
+	RateLimitRun *run;
+};
+
+struct OutboxJob
+{
+	OutboxCycle *c;				/* the job's items and windows */
+	OutboxCapture *cap;
+	List	   *phases;			/* OutboxPhase *, run in order */
+	int			next;			/* index of the phase running */
+	struct OutboxClaim *claim;	/* whose memory the job lives in */
+};
 
 extern int	outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls,
 						   bool read_only, long count);
@@ -106,7 +138,13 @@ extern char *outbox_spi_str(HeapTuple tup, TupleDesc td, int col, MemoryContext 
 extern int64 outbox_spi_int64(HeapTuple tup, TupleDesc td, int col, bool *isnull);
 extern List *outbox_append(MemoryContext cxt, List *list, void *datum);
 extern void outbox_note_requests(HttpRequest **reqs, int n);
-extern bool outbox_cycle(MemoryContext cycle_cxt, long *wait_ms);
+extern void outbox_job_add_phase(OutboxJob *job, bool next, HttpRequest **reqs, int n,
+								 int flags, OutboxPhaseDone done, void *arg);
+extern bool outbox_step(MemoryContext cycle_cxt, long *wait_ms);
+extern bool outbox_sending(void);
+extern void outbox_wait(long wait_ms);
+extern void outbox_want_claim(void);
+extern void outbox_abort(void);
 
 /* Claims: the common condition of due work of servers not paused */
 #define OUTBOX_CLAIM_FROM \
@@ -114,6 +152,7 @@ extern bool outbox_cycle(MemoryContext cycle_cxt, long *wait_ms);
 	" LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id" \
 	" WHERE o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")" \
 	" AND coalesce(o.next_attempt_at, '-infinity') <= now()" \
-	" AND NOT coalesce(s.paused, false)"
+	" AND NOT coalesce(s.paused, false)" \
+	" AND o.capture_id <> ALL($3)"
 
 #endif							/* SALES_API_OUTBOX_H */

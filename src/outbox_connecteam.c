@@ -64,7 +64,7 @@ static OutboxStmt claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref,"
 	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
-	.nargs = 2, .types = {INT4OID, INT4OID}
+	.nargs = 3, .types = {INT4OID, INT4OID, INT4ARRAYOID}
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
@@ -155,7 +155,7 @@ tx_from_spi(CtTx *tx, MemoryContext cxt, HeapTuple tup, TupleDesc td, int first,
 void
 outbox_ct_claim(OutboxCycle *c, int limit)
 {
-	Datum		vals[2] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms)};
+	Datum		vals[3] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), c->skip};
 	OutboxItem *items;
 	uint64		n;
 
@@ -344,94 +344,144 @@ window_error(const char *step, SalesApiServer *srv, RateLimitRun *run, int r, Ht
 	return psprintf("%s: %s", step, http_transport_error(req));
 }
 
+/* A window's reposts answered: the transactionIds of its local sales. */
+static void
+window_reposted(OutboxJob *job, OutboxPhase *ph)
+{
+	OutboxWindow *w = ph->arg;
+	SalesApiServer *srv = job->cap->srv;
+	CtTxResult *wres = palloc0(sizeof(CtTxResult) * (w->nlocal + 1));
+
+	for (int r = 0; r < ph->n; r++)
+	{
+		int			from = r * CT_MAX_ITEMS;
+		int			n = Min(CT_MAX_ITEMS, w->nlocal - from);
+
+		if (!ph->run->not_sent[r] && vendor_ok(ph->reqs[r]))
+		{
+			ct_tx_success(ph->reqs[r], w->local, wres, from, n);
+			for (int k = 0; k < n; k++)
+				w->ids[from + k] = wres[from + k].transaction_id;
+		}
+		else
+		{
+			w->ok = false;
+			w->http_status = (int) ph->reqs[r]->status;
+			w->error = window_error("window repost", srv, ph->run, r, ph->reqs[r]);
+		}
+	}
+}
+
+/* A window deleted at the vendor: post every local sale of it again, next. */
+static void
+window_deleted(OutboxJob *job, OutboxPhase *ph)
+{
+	OutboxWindow *w = ph->arg;
+	SalesApiServer *srv = job->cap->srv;
+	HttpRequest **posts;
+	int			nposts;
+
+	if (worker_shared)
+	{
+		SpinLockAcquire(&worker_shared->mutex);
+		worker_shared->retries++;
+		SpinLockRelease(&worker_shared->mutex);
+	}
+	if (ph->run->not_sent[0] || !vendor_ok(ph->reqs[0]))
+	{
+		w->ok = false;
+		w->http_status = (int) ph->reqs[0]->status;
+		w->error = window_error("window delete", srv, ph->run, 0, ph->reqs[0]);
+		return;
+	}
+	w->ok = true;
+	nposts = (w->nlocal + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
+	w->ids = palloc0(sizeof(char *) * (w->nlocal + 1));
+	if (nposts == 0)
+		return;
+	posts = palloc(sizeof(HttpRequest *) * nposts);
+	for (int r = 0; r < nposts; r++)
+	{
+		int			from = r * CT_MAX_ITEMS;
+
+		posts[r] = ct_build_post(srv, w->local + from, Min(CT_MAX_ITEMS, w->nlocal - from));
+	}
+	outbox_job_add_phase(job, true, posts, nposts, 0, window_reposted, w);
+}
+
 /*
  * Replace a capture's windows: delete the location's window at the vendor,
  * then post every local sale of the window again.
  */
 static void
-send_windows(OutboxCycle *c, OutboxCapture *cap)
+plan_windows(OutboxJob *job)
 {
 	ListCell   *lc;
 
-	foreach(lc, c->windows)
+	foreach(lc, job->c->windows)
 	{
 		OutboxWindow *w = lfirst(lc);
-		HttpRequest *del;
-		HttpRequest **posts;
-		RateLimitRun *run;
-		int			nposts;
-		CtTxResult *wres;
+		HttpRequest **del;
 
-		if (w->cap != cap || w->unread)
+		if (w->cap != job->cap || w->unread)
 			continue;
-		pgstat_report_activity(STATE_RUNNING, "sales_api worker: replacing a Connecteam time window");
-		del = ct_build_delete_range(cap->srv, w->location_id, w->start_epoch, w->end_epoch);
-		run = ratelimit_perform_all(cap->srv, &del, 1, true);
-		outbox_note_requests(&del, 1);
-		if (run->not_sent[0] || !vendor_ok(del))
+		del = palloc(sizeof(HttpRequest *));
+		del[0] = ct_build_delete_range(job->cap->srv, w->location_id, w->start_epoch, w->end_epoch);
+		outbox_job_add_phase(job, false, del, 1, RL_IDEMPOTENT, window_deleted, w);
+	}
+}
+
+typedef struct ItemsSent
+{
+	OutboxItem **items;
+	int			n;
+	CtTx	   *txs;			/* posts */
+} ItemsSent;
+
+/* A capture's deletes answered. */
+static void
+deletes_done(OutboxJob *job, OutboxPhase *ph)
+{
+	ItemsSent  *d = ph->arg;
+
+	for (int i = 0; i < d->n; i++)
+	{
+		OutboxOutcome *o = &d->items[i]->out;
+		HttpRequest *req = ph->reqs[i];
+
+		if (ph->run->not_sent[i])
 		{
-			w->ok = false;
-			w->http_status = (int) del->status;
-			w->error = window_error("window delete", cap->srv, run, 0, del);
+			o->result = OUTBOX_HELD;
+			o->error = ratelimit_describe(job->cap->srv, ph->run);
+			o->retry_after_s = (int) Max(0, (ph->run->retry_at - GetCurrentTimestamp()) / USECS_PER_SEC);
 			continue;
 		}
-		nposts = (w->nlocal + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
-		posts = palloc(sizeof(HttpRequest *) * Max(nposts, 1));
-		w->ids = palloc0(sizeof(char *) * (w->nlocal + 1));
-		wres = palloc0(sizeof(CtTxResult) * (w->nlocal + 1));
-		for (int r = 0; r < nposts; r++)
+		if (req->done && req->status == 404)
 		{
-			int			from = r * CT_MAX_ITEMS;
-
-			posts[r] = ct_build_post(cap->srv, w->local + from, Min(CT_MAX_ITEMS, w->nlocal - from));
+			o->result = OUTBOX_DONE;
+			o->http_status = 404;
+			o->error = "the vendor no longer had this transaction";
+			continue;
 		}
-		w->ok = true;
-		if (nposts > 0)
-		{
-			run = ratelimit_perform_all(cap->srv, posts, nposts, false);
-			outbox_note_requests(posts, nposts);
-			for (int r = 0; r < nposts; r++)
-			{
-				int			from = r * CT_MAX_ITEMS;
-				int			n = Min(CT_MAX_ITEMS, w->nlocal - from);
-
-				if (!run->not_sent[r] && vendor_ok(posts[r]))
-				{
-					ct_tx_success(posts[r], w->local, wres, from, n);
-					for (int k = 0; k < n; k++)
-						w->ids[from + k] = wres[from + k].transaction_id;
-				}
-				else
-				{
-					w->ok = false;
-					w->http_status = (int) posts[r]->status;
-					w->error = window_error("window repost", cap->srv, run, r, posts[r]);
-				}
-			}
-		}
-		if (worker_shared)
-		{
-			SpinLockAcquire(&worker_shared->mutex);
-			worker_shared->retries++;
-			SpinLockRelease(&worker_shared->mutex);
-		}
+		outbox_outcome_from_request(o, req, false);
+		o->vendor_ref = d->items[i]->transaction_id;
 	}
 }
 
 /* A capture's deletes, by the transactionId the vendor holds. */
 static void
-send_deletes(OutboxCycle *c, OutboxCapture *cap)
+plan_deletes(OutboxJob *job)
 {
-	OutboxItem **todo = palloc(sizeof(OutboxItem *) * c->nitems);
-	HttpRequest **reqs = palloc(sizeof(HttpRequest *) * c->nitems);
-	int			n = 0;
-	RateLimitRun *run;
+	OutboxCycle *c = job->c;
+	ItemsSent  *d = palloc0(sizeof(ItemsSent));
+	HttpRequest **reqs = palloc(sizeof(HttpRequest *) * (c->nitems + 1));
 
+	d->items = palloc(sizeof(OutboxItem *) * (c->nitems + 1));
 	for (int i = 0; i < c->nitems; i++)
 	{
 		OutboxItem *it = &c->items[i];
 
-		if (it->cap != cap || it->kind != KIND_CT_DELETE || it->out.result != OUTBOX_NOT_TRIED)
+		if (it->cap != job->cap || it->kind != KIND_CT_DELETE || it->out.result != OUTBOX_NOT_TRIED)
 			continue;
 		if (it->transaction_id == NULL)
 		{
@@ -440,93 +490,39 @@ send_deletes(OutboxCycle *c, OutboxCapture *cap)
 			it->out.error = "no transactionId is known for this sale: nothing to delete";
 			continue;
 		}
-		todo[n] = it;
-		reqs[n++] = ct_build_delete(cap->srv, it->transaction_id);
+		d->items[d->n] = it;
+		reqs[d->n++] = ct_build_delete(job->cap->srv, it->transaction_id);
 	}
-	if (n == 0)
-		return;
-	pgstat_report_activity(STATE_RUNNING, "sales_api worker: deleting Connecteam transactions");
-	run = ratelimit_perform_all(cap->srv, reqs, n, true);
-	outbox_note_requests(reqs, n);
-	for (int i = 0; i < n; i++)
-	{
-		OutboxOutcome *o = &todo[i]->out;
-
-		if (run->not_sent[i])
-		{
-			o->result = OUTBOX_HELD;
-			o->error = ratelimit_describe(cap->srv, run);
-			continue;
-		}
-		if (reqs[i]->done && reqs[i]->status == 404)
-		{
-			o->result = OUTBOX_DONE;
-			o->http_status = 404;
-			o->error = "the vendor no longer had this transaction";
-			continue;
-		}
-		outbox_outcome_from_request(o, reqs[i], false);
-		o->vendor_ref = todo[i]->transaction_id;
-	}
+	if (d->n > 0)
+		outbox_job_add_phase(job, false, reqs, d->n, RL_IDEMPOTENT, deletes_done, d);
 }
 
-/* A capture's posts: full requests of 100, rate-paced. */
+/* A capture's posts answered: each sale's transactionId, or why not. */
 static void
-send_posts(OutboxCycle *c, OutboxCapture *cap)
+posts_done(OutboxJob *job, OutboxPhase *ph)
 {
-	OutboxItem **batch = palloc(sizeof(OutboxItem *) * c->nitems);
-	int			nbatch = 0;
-	HttpRequest **reqs;
-	int			nreqs;
-	RateLimitRun *run;
-	CtTx	   *txs;
-	CtTxResult *res;
+	ItemsSent  *p = ph->arg;
+	CtTxResult *res = palloc0(sizeof(CtTxResult) * p->n);
 
-	for (int i = 0; i < c->nitems; i++)
-	{
-		OutboxItem *it = &c->items[i];
-
-		if (it->cap == cap && it->kind == KIND_CT_POST && it->out.result == OUTBOX_NOT_TRIED)
-			batch[nbatch++] = it;
-	}
-	if (nbatch == 0)
-		return;
-	nreqs = (nbatch + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
-	reqs = palloc(sizeof(HttpRequest *) * nreqs);
-	txs = palloc(sizeof(CtTx) * nbatch);
-	for (int k = 0; k < nbatch; k++)
-		txs[k] = batch[k]->txn;
-	for (int r = 0; r < nreqs; r++)
+	for (int r = 0; r < ph->n; r++)
 	{
 		int			from = r * CT_MAX_ITEMS;
+		int			n = Min(CT_MAX_ITEMS, p->n - from);
 
-		reqs[r] = ct_build_post(cap->srv, txs + from, Min(CT_MAX_ITEMS, nbatch - from));
-	}
-
-	pgstat_report_activity(STATE_RUNNING, "sales_api worker: posting Connecteam transactions");
-	run = ratelimit_perform_all(cap->srv, reqs, nreqs, false);
-	outbox_note_requests(reqs, nreqs);
-	res = palloc0(sizeof(CtTxResult) * nbatch);
-
-	for (int r = 0; r < nreqs; r++)
-	{
-		int			from = r * CT_MAX_ITEMS;
-		int			n = Min(CT_MAX_ITEMS, nbatch - from);
-
-		if (!run->not_sent[r] && vendor_ok(reqs[r]))
-			ct_tx_success(reqs[r], txs, res, from, n);
+		if (!ph->run->not_sent[r] && vendor_ok(ph->reqs[r]))
+			ct_tx_success(ph->reqs[r], p->txs, res, from, n);
 		for (int k = 0; k < n; k++)
 		{
-			OutboxOutcome *o = &batch[from + k]->out;
+			OutboxOutcome *o = &p->items[from + k]->out;
 
-			if (run->not_sent[r])
+			if (ph->run->not_sent[r])
 			{
 				o->result = OUTBOX_HELD;
-				o->error = ratelimit_describe(cap->srv, run);
-				o->retry_after_s = (int) Max(0, (run->retry_at - GetCurrentTimestamp()) / USECS_PER_SEC);
+				o->error = ratelimit_describe(job->cap->srv, ph->run);
+				o->retry_after_s = (int) Max(0, (ph->run->retry_at - GetCurrentTimestamp()) / USECS_PER_SEC);
 				continue;
 			}
-			outbox_outcome_from_request(o, reqs[r], true);
+			outbox_outcome_from_request(o, ph->reqs[r], true);
 			if (o->result == OUTBOX_DONE)
 			{
 				o->vendor_ref = res[from + k].transaction_id;
@@ -536,13 +532,50 @@ send_posts(OutboxCycle *c, OutboxCapture *cap)
 	}
 }
 
-/* A capture's Connecteam work; an update's old version goes before its new one is posted. */
-void
-outbox_ct_send(OutboxCycle *c, OutboxCapture *cap)
+/* A capture's posts: full requests of 100, rate-paced. */
+static void
+plan_posts(OutboxJob *job)
 {
-	send_windows(c, cap);
-	send_deletes(c, cap);
-	send_posts(c, cap);
+	OutboxCycle *c = job->c;
+	ItemsSent  *p = palloc0(sizeof(ItemsSent));
+	HttpRequest **reqs;
+	int			nreqs;
+
+	p->items = palloc(sizeof(OutboxItem *) * (c->nitems + 1));
+	for (int i = 0; i < c->nitems; i++)
+	{
+		OutboxItem *it = &c->items[i];
+
+		if (it->cap == job->cap && it->kind == KIND_CT_POST && it->out.result == OUTBOX_NOT_TRIED)
+			p->items[p->n++] = it;
+	}
+	if (p->n == 0)
+		return;
+	nreqs = (p->n + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
+	reqs = palloc(sizeof(HttpRequest *) * nreqs);
+	p->txs = palloc(sizeof(CtTx) * p->n);
+	for (int k = 0; k < p->n; k++)
+		p->txs[k] = p->items[k]->txn;
+	for (int r = 0; r < nreqs; r++)
+	{
+		int			from = r * CT_MAX_ITEMS;
+
+		reqs[r] = ct_build_post(job->cap->srv, p->txs + from, Min(CT_MAX_ITEMS, p->n - from));
+	}
+	outbox_job_add_phase(job, false, reqs, nreqs, 0, posts_done, p);
+}
+
+/*
+ * A capture's Connecteam work as the job's phases, run one after the
+ * other: windows (each a delete, then its reposts), deletes, posts; an
+ * update's old version goes before its new one is posted.
+ */
+void
+outbox_ct_plan(OutboxJob *job)
+{
+	plan_windows(job);
+	plan_deletes(job);
+	plan_posts(job);
 }
 
 /* ------------------------------------------------------------------------

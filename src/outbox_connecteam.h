@@ -13,7 +13,7 @@
 
 extern void outbox_ct_claim(OutboxCycle *c, int limit);
 extern void outbox_ct_plan_windows(OutboxCycle *c);
-extern void outbox_ct_send(OutboxCycle *c, OutboxCapture *cap);
+extern void outbox_ct_plan(OutboxJob *job);
 extern void outbox_ct_settle_windows(OutboxCycle *c);
 extern void outbox_ct_record(OutboxCycle *c);
 

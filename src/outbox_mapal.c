@@ -42,7 +42,7 @@ static OutboxStmt claim_slots = {
 	" AND o.kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT)
 	" ORDER BY o.capture_id, o.unit_id, o.business_day, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
 	MAPAL_CLAIMED,
-	.nargs = 2, .types = {INT4OID, INT4OID}
+	.nargs = 3, .types = {INT4OID, INT4OID, INT4ARRAYOID}
 };
 
 /* the rest of a unit-day the batch cut: $3 capture, $4 unit, $5 day */
@@ -192,7 +192,7 @@ load_totals(OutboxCycle *c, int first)
 void
 outbox_mapal_claim(OutboxCycle *c, int limit)
 {
-	Datum		vals[5] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), 0, 0, 0};
+	Datum		vals[5] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), c->skip, 0, 0};
 	int			first = c->nitems;
 	uint64		n;
 
@@ -231,10 +231,30 @@ outbox_mapal_claim(OutboxCycle *c, int limit)
 	load_totals(c, first);
 }
 
+/* Mapal's answers: each slot's outcome is its request's. */
+static void
+slots_sent(OutboxJob *job, OutboxPhase *ph)
+{
+	List	   *groups = ph->arg;
+	ListCell   *lc;
+	int			g = 0;
+
+	foreach(lc, groups)
+	{
+		ListCell   *ic;
+
+		foreach(ic, (List *) lfirst(lc))
+			outbox_outcome_from_request(&((OutboxItem *) lfirst(ic))->out, ph->reqs[g], false);
+		g++;
+	}
+}
+
 /* One request per (unit, business day) with every dirty slot of a capture. */
 void
-outbox_mapal_send(OutboxCycle *c, OutboxCapture *cap)
+outbox_mapal_plan(OutboxJob *job)
 {
+	OutboxCycle *c = job->c;
+	OutboxCapture *cap = job->cap;
 	List	   *groups = NIL;	/* of List * of OutboxItem * */
 	HttpRequest **reqs;
 	int			ngroups;
@@ -288,16 +308,5 @@ outbox_mapal_send(OutboxCycle *c, OutboxCapture *cap)
 		reqs[g++] = mapal_build_request(cap->srv, slots, n);
 	}
 
-	pgstat_report_activity(STATE_RUNNING, "sales_api worker: sending Mapal real-time sales");
-	vendor_perform_all(cap->srv, reqs, ngroups, sales_api_max_concurrency);
-	outbox_note_requests(reqs, ngroups);
-	g = 0;
-	foreach(lc, groups)
-	{
-		ListCell   *ic;
-
-		foreach(ic, (List *) lfirst(lc))
-			outbox_outcome_from_request(&((OutboxItem *) lfirst(ic))->out, reqs[g], false);
-		g++;
-	}
+	outbox_job_add_phase(job, false, reqs, ngroups, RL_UNPACED, slots_sent, groups);
 }

@@ -12,6 +12,6 @@
 #include "outbox.h"
 
 extern void outbox_mapal_claim(OutboxCycle *c, int limit);
-extern void outbox_mapal_send(OutboxCycle *c, OutboxCapture *cap);
+extern void outbox_mapal_plan(OutboxJob *job);
 
 #endif							/* SALES_API_OUTBOX_MAPAL_H */

@@ -30,10 +30,16 @@
  *	- After a 429 the account is blocked until Retry-After, else until the
  *	  exhausted window's reset, else for an exponential backoff with jitter.
  *
- * ratelimit_perform_all() is the engine the Connecteam functions use: it
- * sends requests in waves of what the budget allows (each wave with
- * sales_api.max_concurrency transfers at once), sleeps on the process latch
- * between waves (cancellable: pg_cancel_backend stops it), resends requests
+ * A RateLimitRun is the engine every request to a vendor goes through
+ * (ratelimit_run_start/step): it sends requests in waves of what the
+ * budget allows (each wave with sales_api.max_concurrency transfers at
+ * once), and never blocks: a step starts what may start and settles what
+ * has finished.  The worker steps the runs of all its lanes together over
+ * one multi handle, and with RL_NOWAIT gives up at once on what a spent
+ * budget does not allow (those items wait in the outbox, not in the
+ * worker).  ratelimit_perform_all(), for SQL calls, steps one run to its
+ * end and sleeps on the process latch between waves (cancellable:
+ * pg_cancel_backend stops it).  A run resends requests
  * answered 429 and, when safe, requests that failed in transit, and gives
  * up on what is left when a single wait would exceed
  * sales_api.rate_limit_max_wait or would end less than RL_DEADLINE_MARGIN_MS
@@ -64,6 +70,7 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
+#include "auth.h"
 #include "vendor.h"
 
 /* sent this long after a window's advertised reset, for clock skew */
@@ -600,132 +607,332 @@ int_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/*
- * Send requests as fast as the account's budget allows.  Never raises for a
- * vendor's answer or a transport failure (each request holds its outcome),
- * only for cancellation and out-of-memory.  See the design note.
- */
-RateLimitRun *
-ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, bool idempotent)
+/* The requests of a wave that are still in flight; start more up to the concurrency. */
+static int
+rl_wave_feed(RateLimitRun *run)
 {
-	RateLimitRun *run = palloc0(sizeof(RateLimitRun));
-	int		   *queue = palloc(sizeof(int) * Max(n, 1));
-	int		   *next = palloc(sizeof(int) * Max(n, 1));
-	HttpRequest **wave = palloc(sizeof(HttpRequest *) * Max(n, 1));
-	int			qlen = n;
+	int			active = 0;
 
-	run->n = n;
-	run->not_sent = palloc0(sizeof(bool) * Max(n, 1));
-	run->attempts = palloc0(sizeof(int) * Max(n, 1));
-	for (int i = 0; i < n; i++)
+	for (int j = 0; j < run->wave_started; j++)
+		if (!run->reqs[run->wave[j]]->completed)
+			active++;
+	while (active < run->concurrency && run->wave_started < run->nwave)
 	{
-		queue[i] = i;
-		/* libcurl would resend it by itself if a reused connection died */
-		if (!idempotent)
-			reqs[i]->fresh_connection = true;
+		http_start(run->reqs[run->wave[run->wave_started++]]);
+		active++;
+	}
+	return active;
+}
+
+/*
+ * A token the vendor refused (401) is fetched again once per wave and the
+ * refused requests go again with it.  Returns true when some did.
+ */
+static bool
+rl_wave_reauth(RateLimitRun *run)
+{
+	bool		any = false;
+
+	if (run->wave_reauthed || !auth_uses_token(run->srv))
+		return false;
+	run->wave_reauthed = true;
+	for (int j = 0; j < run->nwave && !any; j++)
+	{
+		HttpRequest *r = run->reqs[run->wave[j]];
+
+		any = (r->done && r->status == 401);
+	}
+	if (!any)
+		return false;
+	auth_invalidate(run->srv);
+	/* a refused token leaves the 401 answers as the outcome */
+	if (auth_obtain(run->srv) != NULL)
+		return false;
+	for (int j = 0; j < run->nwave; j++)
+	{
+		HttpRequest *r = run->reqs[run->wave[j]];
+
+		if (r->done && r->status == 401)
+		{
+			auth_set_header(run->srv, r);
+			http_start(r);
+		}
+	}
+	return true;
+}
+
+/*
+ * What the answers of a finished wave mean for the budget and for each
+ * request: done, given up, or queued again (with *transient_until set when
+ * a resend must wait).
+ */
+static void
+rl_wave_settle(RateLimitRun *run, TimestampTz *transient_until)
+{
+	int			nnext = 0;
+	int		   *next = palloc(sizeof(int) * (run->nwave + run->qlen + 1));
+
+	for (int j = 0; j < run->nwave; j++)
+	{
+		int			idx = run->wave[j];
+		HttpRequest *r = run->reqs[idx];
+
+		run->attempts[idx]++;
+		if (!run->paced)
+		{
+			if (vendor_ok(r))
+				run->nsent_ok++;
+			continue;
+		}
+		ratelimit_update(run->srv, r);
+		if (r->done && r->status == 429)
+		{
+			TimestampTz t = ratelimit_note_429(run->srv, r);
+
+			if (run->attempts[idx] < RL_MAX_ATTEMPTS_429 && !run->nowait)
+				next[nnext++] = idx;
+			else
+			{
+				/* a 429 is a refusal: the vendor did not act on it */
+				run->not_sent[idx] = true;
+				run->nnot_sent++;
+				run->retry_at = Max(run->retry_at, t);
+				run->why = RL_WAIT_BACKOFF;
+			}
+		}
+		else if (r->done && r->status >= 200 && r->status < 300)
+			run->nsent_ok++;
+		else if (run->attempts[idx] < RL_MAX_ATTEMPTS_TRANSIENT && rl_resend_ok(r, run->idempotent))
+		{
+			int64		wait_ms = backoff_ms(RL_BACKOFF_TRANSIENT_BASE_MS, run->attempts[idx]);
+
+			/*
+			 * A 5xx with Retry-After (a 503 during maintenance) is resent no
+			 * sooner than asked, and not at all when that is longer than
+			 * sales_api.rate_limit_max_wait: its answer then stands.
+			 */
+			if (r->done && r->retry_after_s >= 0)
+			{
+				if ((int64) r->retry_after_s * 1000 > sales_api_rate_limit_max_wait_ms)
+					continue;
+				wait_ms = Max(wait_ms, (int64) r->retry_after_s * 1000);
+			}
+			next[nnext++] = idx;
+			*transient_until = Max(*transient_until, after_ms(GetCurrentTimestamp(), wait_ms));
+		}
 	}
 
-	while (qlen > 0)
+	/* what goes next: the resends and the untouched rest, in input order */
+	for (int j = 0; j < run->qlen; j++)
+		next[nnext++] = run->queue[j];
+	qsort(next, nnext, sizeof(int), int_cmp);
+	memcpy(run->queue, next, sizeof(int) * nnext);
+	run->qlen = nnext;
+	run->nwave = run->wave_started = 0;
+	pfree(next);
+}
+
+/*
+ * Take the next wave off the queue: as many requests as the budget allows
+ * now.  Returns false when none may start yet (run->wait_until says when)
+ * or the run gave up on the rest.
+ */
+static bool
+rl_wave_begin(RateLimitRun *run)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	AuthResult *fail;
+	int			k = run->qlen;
+
+	if (run->paced)
 	{
 		TimestampTz until;
 		RateLimitWait why;
-		TimestampTz transient_until = 0;
-		int			k;
-		int			nnext = 0;
+		TimestampTz deadline = rl_deadline();
 
-		k = ratelimit_acquire(srv, qlen, &until, &why);
+		k = ratelimit_acquire(run->srv, run->qlen, &until, &why);
 		if (k == 0)
 		{
-			TimestampTz now = GetCurrentTimestamp();
-			TimestampTz deadline = rl_deadline();
-
-			if (until > after_ms(now, sales_api_rate_limit_max_wait_ms))
+			if (run->nowait || until > after_ms(now, sales_api_rate_limit_max_wait_ms))
+				rl_give_up(run, run->queue, run->qlen, until, why);
+			else if (deadline != 0 && until > deadline)
+				rl_give_up(run, run->queue, run->qlen, until, RL_WAIT_DEADLINE);
+			else
 			{
-				rl_give_up(run, queue, qlen, until, why);
-				break;
+				run->wait_until = until;
+				return false;
 			}
-			if (deadline != 0 && until > deadline)
-			{
-				rl_give_up(run, queue, qlen, until, RL_WAIT_DEADLINE);
-				break;
-			}
-			ratelimit_sleep_until(until);
-			continue;
-		}
-
-		for (int j = 0; j < k; j++)
-			wave[j] = reqs[queue[j]];
-		vendor_perform_all(srv, wave, k, sales_api_max_concurrency);
-
-		for (int j = 0; j < k; j++)
-		{
-			int			idx = queue[j];
-			HttpRequest *r = wave[j];
-
-			run->attempts[idx]++;
-			ratelimit_update(srv, r);
-			if (r->done && r->status == 429)
-			{
-				TimestampTz t = ratelimit_note_429(srv, r);
-
-				if (run->attempts[idx] < RL_MAX_ATTEMPTS_429)
-					next[nnext++] = idx;
-				else
-				{
-					/* a 429 is a refusal: the vendor did not act on it */
-					run->not_sent[idx] = true;
-					run->nnot_sent++;
-					run->retry_at = Max(run->retry_at, t);
-					run->why = RL_WAIT_BACKOFF;
-				}
-			}
-			else if (r->done && r->status >= 200 && r->status < 300)
-				run->nsent_ok++;
-			else if (run->attempts[idx] < RL_MAX_ATTEMPTS_TRANSIENT && rl_resend_ok(r, idempotent))
-			{
-				int64		wait_ms = backoff_ms(RL_BACKOFF_TRANSIENT_BASE_MS, run->attempts[idx]);
-
-				/*
-				 * A 5xx with Retry-After (a 503 during maintenance) is resent
-				 * no sooner than asked, and not at all when that is longer
-				 * than sales_api.rate_limit_max_wait: its answer then stands.
-				 */
-				if (r->done && r->retry_after_s >= 0)
-				{
-					if ((int64) r->retry_after_s * 1000 > sales_api_rate_limit_max_wait_ms)
-						continue;
-					wait_ms = Max(wait_ms, (int64) r->retry_after_s * 1000);
-				}
-				next[nnext++] = idx;
-				transient_until = Max(transient_until,
-									  after_ms(GetCurrentTimestamp(), wait_ms));
-			}
-		}
-
-		/* what goes next: the resends and the untouched rest, in input order */
-		for (int j = k; j < qlen; j++)
-			next[nnext++] = queue[j];
-		qsort(next, nnext, sizeof(int), int_cmp);
-		memcpy(queue, next, sizeof(int) * nnext);
-		qlen = nnext;
-
-		if (qlen > 0 && transient_until != 0)
-		{
-			TimestampTz deadline = rl_deadline();
-
-			if (deadline != 0 && transient_until > deadline)
-			{
-				rl_give_up(run, queue, qlen, transient_until, RL_WAIT_DEADLINE);
-				break;
-			}
-			ratelimit_sleep_until(transient_until);
+			run->qlen = 0;
+			return false;
 		}
 	}
+	memcpy(run->wave, run->queue, sizeof(int) * k);
+	memmove(run->queue, run->queue + k, sizeof(int) * (run->qlen - k));
+	run->qlen -= k;
+	run->nwave = k;
+	run->wave_started = 0;
+	run->wave_reauthed = false;
 
-	pfree(queue);
-	pfree(next);
-	pfree(wave);
+	fail = auth_obtain(run->srv);
+	for (int j = 0; j < k; j++)
+	{
+		HttpRequest *r = run->reqs[run->wave[j]];
+
+		if (fail != NULL)
+		{
+			/* never sent: completed with auth_error saying why */
+			http_request_reset_outcome(r);
+			r->auth_error = psprintf("no %s access token could be obtained: %s",
+									 server_vendor_name(run->srv->vendor), fail->message);
+			r->auth_failure = fail;
+			r->completed = true;
+		}
+		else
+			auth_set_header(run->srv, r);
+	}
+	if (fail != NULL)
+		run->wave_started = k;
+	return true;
+}
+
+/*
+ * Start sending requests to one account.  flags: RL_IDEMPOTENT (a failed
+ * request may go again), RL_UNPACED (no budget and no resends: one wave,
+ * only a refused token is fetched again), RL_NOWAIT (never wait for the
+ * budget: what it does not allow now is given up, with retry_at).  Nothing
+ * is sent before the first ratelimit_run_step().
+ */
+RateLimitRun *
+ratelimit_run_start(SalesApiServer *srv, HttpRequest **reqs, int n, int flags)
+{
+	RateLimitRun *run = palloc0(sizeof(RateLimitRun));
+
+	run->srv = srv;
+	run->reqs = reqs;
+	run->n = n;
+	run->idempotent = (flags & RL_IDEMPOTENT) != 0;
+	run->paced = (flags & RL_UNPACED) == 0;
+	run->nowait = (flags & RL_NOWAIT) != 0;
+	run->concurrency = Max(sales_api_max_concurrency, 1);
+	run->not_sent = palloc0(sizeof(bool) * Max(n, 1));
+	run->attempts = palloc0(sizeof(int) * Max(n, 1));
+	run->queue = palloc(sizeof(int) * Max(n, 1));
+	run->wave = palloc(sizeof(int) * Max(n, 1));
+	run->qlen = n;
+	for (int i = 0; i < n; i++)
+	{
+		run->queue[i] = i;
+		/* libcurl would resend it by itself if a reused connection died */
+		if (run->paced && !run->idempotent)
+			reqs[i]->fresh_connection = true;
+	}
 	return run;
+}
+
+/*
+ * Move a run on as far as it can go without waiting: start what the budget
+ * and the concurrency allow, settle finished waves.  Returns true when the
+ * run is over (every request answered or given up).  Never raises for a
+ * vendor's answer or a transport failure, only for cancellation and
+ * out-of-memory.  The caller pumps the HTTP core (http_pump()) and, while
+ * nothing is in flight, waits until run->wait_until.
+ */
+bool
+ratelimit_run_step(RateLimitRun *run)
+{
+	for (;;)
+	{
+		if (run->done)
+			return true;
+		if (run->nwave > 0)
+		{
+			TimestampTz transient_until = 0;
+
+			if (rl_wave_feed(run) > 0)
+				return false;
+			if (rl_wave_reauth(run))
+				return false;
+			rl_wave_settle(run, &transient_until);
+			if (!run->paced)
+				run->qlen = 0;
+			if (run->qlen > 0 && transient_until != 0)
+			{
+				TimestampTz deadline = rl_deadline();
+
+				if (deadline != 0 && transient_until > deadline)
+				{
+					rl_give_up(run, run->queue, run->qlen, transient_until, RL_WAIT_DEADLINE);
+					run->qlen = 0;
+				}
+				else
+					run->wait_until = transient_until;
+			}
+			continue;
+		}
+		if (run->qlen == 0)
+		{
+			run->done = true;
+			return true;
+		}
+		if (run->wait_until > GetCurrentTimestamp())
+			return false;
+		run->wait_until = 0;
+		if (!rl_wave_begin(run) && run->qlen > 0)
+			return false;
+	}
+}
+
+/* Drop what a run has in flight (its caller is going away on an ERROR). */
+void
+ratelimit_run_cancel(RateLimitRun *run)
+{
+	for (int i = 0; i < run->n; i++)
+		http_cancel(run->reqs[i]);
+}
+
+/* Step a run to its end, pumping the HTTP core and sleeping between waves. */
+static pg_noinline void
+rl_run_to_end(RateLimitRun *run)
+{
+	while (!ratelimit_run_step(run))
+	{
+		if (run->nwave == 0 && run->wait_until > GetCurrentTimestamp())
+			ratelimit_sleep_until(run->wait_until);
+		else
+		{
+			(void) http_pump(100);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
+ * Send requests as fast as the account's budget allows, and return when
+ * every one is answered or given up (see the design note and
+ * ratelimit_run_start() for the flags).
+ */
+RateLimitRun *
+ratelimit_perform_flags(SalesApiServer *srv, HttpRequest **reqs, int n, int flags)
+{
+	RateLimitRun *run = ratelimit_run_start(srv, reqs, n, flags);
+
+	PG_TRY();
+	{
+		rl_run_to_end(run);
+	}
+	PG_CATCH();
+	{
+		ratelimit_run_cancel(run);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return run;
+}
+
+RateLimitRun *
+ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, bool idempotent)
+{
+	return ratelimit_perform_flags(srv, reqs, n, idempotent ? RL_IDEMPOTENT : 0);
 }
 
 /* One sentence on why requests were not sent and when to try again. */

@@ -74,8 +74,34 @@ typedef struct RateLimitRun
 	int			nsent_ok;		/* requests answered 2xx */
 	TimestampTz retry_at;		/* when the budget is expected back */
 	RateLimitWait why;
+
+	/* the engine's own (ratelimit_run_step()) */
+	SalesApiServer *srv;
+	HttpRequest **reqs;
+	bool		idempotent;
+	bool		paced;
+	bool		nowait;
+	int			concurrency;
+	int		   *queue;			/* not sent yet, in input order */
+	int			qlen;
+	int		   *wave;			/* being sent now */
+	int			nwave;
+	int			wave_started;
+	bool		wave_reauthed;
+	TimestampTz wait_until;		/* no wave starts before this */
+	bool		done;
 } RateLimitRun;
 
+#define RL_IDEMPOTENT	0x01
+#define RL_UNPACED		0x02
+#define RL_NOWAIT		0x04
+
+extern RateLimitRun *ratelimit_run_start(SalesApiServer *srv, HttpRequest **reqs,
+										 int n, int flags);
+extern bool ratelimit_run_step(RateLimitRun *run);
+extern void ratelimit_run_cancel(RateLimitRun *run);
+extern RateLimitRun *ratelimit_perform_flags(SalesApiServer *srv, HttpRequest **reqs,
+											 int n, int flags);
 extern RateLimitRun *ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs,
 										   int n, bool idempotent);
 extern char *ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run);

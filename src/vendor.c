@@ -15,6 +15,8 @@
 #include "mb/pg_wchar.h"
 
 #include "json_util.h"
+#include "miscadmin.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "vendor.h"
 
@@ -31,48 +33,26 @@
 void
 vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, int concurrency)
 {
-	HttpRequest **retry;
-	AuthResult *fail;
-	int			nretry = 0;
+	RateLimitRun *run;
 
 	if (n <= 0)
 		return;
-	fail = auth_obtain(srv);
-	if (fail != NULL)
+	run = ratelimit_run_start(srv, reqs, n, RL_UNPACED);
+	run->concurrency = Max(concurrency, 1);
+	PG_TRY();
 	{
-		char	   *msg = psprintf("no %s access token could be obtained: %s",
-								   server_vendor_name(srv->vendor), fail->message);
-
-		for (int i = 0; i < n; i++)
+		while (!ratelimit_run_step(run))
 		{
-			http_request_reset_outcome(reqs[i]);
-			reqs[i]->auth_error = msg;
-			reqs[i]->auth_failure = fail;
-		}
-		return;
-	}
-	for (int i = 0; i < n; i++)
-		auth_set_header(srv, reqs[i]);
-	http_perform_all(reqs, n, concurrency);
-
-	if (!auth_uses_token(srv))
-		return;
-	retry = palloc(sizeof(HttpRequest *) * n);
-	for (int i = 0; i < n; i++)
-		if (reqs[i]->done && reqs[i]->status == 401)
-			retry[nretry++] = reqs[i];
-	if (nretry > 0)
-	{
-		auth_invalidate(srv);
-		/* a refused token leaves the 401 answers as the outcome */
-		if (auth_obtain(srv) == NULL)
-		{
-			for (int i = 0; i < nretry; i++)
-				auth_set_header(srv, retry[i]);
-			http_perform_all(retry, nretry, concurrency);
+			(void) http_pump(100);
+			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	pfree(retry);
+	PG_CATCH();
+	{
+		ratelimit_run_cancel(run);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 void

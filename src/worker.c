@@ -406,9 +406,9 @@ worker_reconcile_guarded(MemoryContext cxt)
 }
 
 /*
- * One cycle inside an error boundary: an unexpected ERROR is logged, the
- * transaction aborted, and the worker goes on (items it had claimed come
- * back when their lease expires).
+ * One step inside an error boundary: an unexpected ERROR is logged, the
+ * transaction aborted, every job in flight dropped, and the worker goes on
+ * (items it had claimed come back when their lease expires).
  */
 static bool
 worker_cycle_guarded(MemoryContext cycle_cxt, long *wait_ms)
@@ -417,7 +417,7 @@ worker_cycle_guarded(MemoryContext cycle_cxt, long *wait_ms)
 
 	PG_TRY();
 	{
-		busy = outbox_cycle(cycle_cxt, wait_ms);
+		busy = outbox_step(cycle_cxt, wait_ms);
 	}
 	PG_CATCH();
 	{
@@ -425,6 +425,7 @@ worker_cycle_guarded(MemoryContext cycle_cxt, long *wait_ms)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
+		outbox_abort();
 		*wait_ms = Min(*wait_ms, 5000);
 		busy = false;
 	}
@@ -541,10 +542,6 @@ sales_api_worker_main(Datum main_arg)
 			worked_since_trim = true;
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(cycle_cxt);
-			SpinLockAcquire(&worker_shared->mutex);
-			worker_shared->cycles++;
-			worker_shared->last_cycle_at = GetCurrentTimestamp();
-			SpinLockRelease(&worker_shared->mutex);
 
 			now = GetCurrentTimestamp();
 			if (sales_api_reconcile_interval_ms > 0 &&
@@ -561,7 +558,12 @@ sales_api_worker_main(Datum main_arg)
 		}
 		pgstat_report_activity(STATE_IDLE, NULL);
 
-		if (!busy)
+		if (!busy && outbox_sending())
+		{
+			/* requests in flight: wait for them, or for a sale to send */
+			outbox_wait(Max(wait_ms, 1));
+		}
+		else if (!busy)
 		{
 			/* DROP EXTENSION: the slot goes back to the launcher */
 			if (!extension_installed())
@@ -580,6 +582,7 @@ sales_api_worker_main(Datum main_arg)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 Max(wait_ms, 1), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
+			outbox_want_claim();
 		}
 	}
 }
