@@ -73,6 +73,7 @@ static LauncherShared *launcher_shared = NULL;
 
 int			sales_api_max_workers = 8;
 int			sales_api_launcher_naptime_ms = 60000;
+int			sales_api_workers_per_database = 1;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -162,6 +163,28 @@ launcher_slot_for(Oid dbid)
 			return w;
 	}
 	return NULL;
+}
+
+/* Every slot of a worker serving dbid (starting or running): up to max, how many. */
+int
+launcher_slots_for(Oid dbid, WorkerShared **slots, int max)
+{
+	int			n = 0;
+
+	if (launcher_shared == NULL)
+		return 0;
+	for (int i = 0; i < launcher_shared->nslots && n < max; i++)
+	{
+		WorkerShared *w = &launcher_shared->slots[i];
+		bool		match;
+
+		SpinLockAcquire(&w->mutex);
+		match = (w->dbid == dbid && (w->state == WS_STARTING || w->state == WS_RUNNING));
+		SpinLockRelease(&w->mutex);
+		if (match)
+			slots[n++] = w;
+	}
+	return n;
 }
 
 WorkerShared *
@@ -298,7 +321,7 @@ selected_databases(void)
 }
 
 static bool
-start_worker(int index, DbInfo *db)
+start_worker(int index, DbInfo *db, int member)
 {
 	BackgroundWorker bgw;
 	WorkerShared *w = &launcher_shared->slots[index];
@@ -310,7 +333,10 @@ start_worker(int index, DbInfo *db)
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "sales_api");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "sales_api_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api worker for %s", db->name);
+	if (member == 0)
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api worker for %s", db->name);
+	else
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api worker %d for %s", member + 1, db->name);
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "sales_api worker");
 	bgw.bgw_main_arg = Int32GetDatum(index);
 	memcpy(bgw.bgw_extra, &db->oid, sizeof(Oid));
@@ -318,6 +344,7 @@ start_worker(int index, DbInfo *db)
 
 	SpinLockAcquire(&w->mutex);
 	w->dbid = db->oid;
+	w->member = member;
 	w->state = WS_STARTING;
 	w->pid = 0;
 	w->latch = NULL;
@@ -408,23 +435,27 @@ launcher_pass(void)
 		Oid			dbid;
 		bool		keep = false;
 
+		int			member;
+
 		if (handles[i] == NULL)
 			continue;
 		SpinLockAcquire(&w->mutex);
 		dbid = w->dbid;
+		member = w->member;
 		SpinLockRelease(&w->mutex);
 		foreach(lc, dbs)
 			if (((DbInfo *) lfirst(lc))->oid == dbid)
 				keep = true;
-		if (!keep)
+		/* and those beyond sales_api.workers_per_database after a reload */
+		if (!keep || member >= sales_api_workers_per_database)
 			TerminateBackgroundWorker(handles[i]);
 	}
 	foreach(lc, dbs)
 	{
 		DbInfo	   *db = lfirst(lc);
 		DbMemo	   *m = hash_search(memo, &db->oid, HASH_FIND, NULL);
-		int			free_slot = -1;
-		bool		served = false;
+		bool		have[64] = {0};
+		int			nmembers = Min(sales_api_workers_per_database, (int) lengthof(have));
 
 		if (m != NULL && m->not_before > now)
 		{
@@ -436,28 +467,44 @@ launcher_pass(void)
 			WorkerShared *w = &launcher_shared->slots[i];
 
 			SpinLockAcquire(&w->mutex);
-			if (w->state != WS_FREE && w->dbid == db->oid)
-				served = true;
-			if (w->state == WS_FREE && handles[i] == NULL && free_slot < 0)
-				free_slot = i;
+			if (w->state != WS_FREE && w->dbid == db->oid && w->member < (int) lengthof(have))
+				have[w->member] = true;
 			SpinLockRelease(&w->mutex);
 		}
-		if (served)
-			continue;
-		if (free_slot < 0)
+		/* each member the database lacks, the first one first */
+		for (int member = 0; member < nmembers; member++)
 		{
-			ereport(LOG,
-					(errmsg("sales_api launcher: no worker left for database \"%s\"", db->name),
-					 errdetail("All %d workers of sales_api.max_workers serve other databases.",
-							   launcher_shared->nslots),
-					 errhint("Raise sales_api.max_workers (and max_worker_processes), or narrow sales_api.database.")));
-			memo_set(db->oid, now + (int64) sales_api_launcher_naptime_ms * 1000);
-			continue;
+			int			free_slot = -1;
+
+			if (have[member])
+				continue;
+			for (int i = 0; i < launcher_shared->nslots && free_slot < 0; i++)
+			{
+				WorkerShared *w = &launcher_shared->slots[i];
+
+				SpinLockAcquire(&w->mutex);
+				if (w->state == WS_FREE && handles[i] == NULL)
+					free_slot = i;
+				SpinLockRelease(&w->mutex);
+			}
+			if (free_slot < 0)
+			{
+				ereport(LOG,
+						(errmsg("sales_api launcher: no worker left for database \"%s\"", db->name),
+						 errdetail("All %d workers of sales_api.max_workers are in use.",
+								   launcher_shared->nslots),
+						 errhint("Raise sales_api.max_workers (and max_worker_processes), lower sales_api.workers_per_database, or narrow sales_api.database.")));
+				memo_set(db->oid, now + (int64) sales_api_launcher_naptime_ms * 1000);
+				break;
+			}
+			if (start_worker(free_slot, db, member))
+				hash_search(memo, &db->oid, HASH_REMOVE, NULL);
+			else
+			{
+				memo_set(db->oid, now + (int64) LAUNCHER_RESTART_MS * 1000);
+				break;
+			}
 		}
-		if (start_worker(free_slot, db))
-			hash_search(memo, &db->oid, HASH_REMOVE, NULL);
-		else
-			memo_set(db->oid, now + (int64) LAUNCHER_RESTART_MS * 1000);
 	}
 	/* a restart pause ends before the naptime */
 	{

@@ -45,6 +45,7 @@
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -401,6 +402,8 @@ purge_sent(void)
 		outbox_execute(&purge_stmt, &age, NULL, false, 0);
 }
 
+static Datum lanes_take(OutboxCycle *c);
+
 /* (capture, claim position) order, so that each capture's items are contiguous */
 static int
 item_cmp(const void *a, const void *b)
@@ -416,7 +419,7 @@ item_cmp(const void *a, const void *b)
 }
 
 static void
-claim(OutboxCycle *c, Datum busy)
+claim(OutboxCycle *c)
 {
 	Datum		args[3] = {0, 0, Int32GetDatum(STAGE_ROWS_PER_CLAIM)};
 	ListCell   *lc;
@@ -432,9 +435,10 @@ claim(OutboxCycle *c, Datum busy)
 		c->more = true;
 	if (outbox_stage_expand_mapal(STAGE_ROWS_PER_CLAIM) >= STAGE_ROWS_PER_CLAIM)
 		c->more = true;
-	expire_leases(busy);
-	purge_sent();
 	load_captures(c);
+	c->skip = lanes_take(c);
+	expire_leases(c->skip);
+	purge_sent();
 	c->items = MemoryContextAlloc(c->cxt, sizeof(OutboxItem));
 	outbox_ct_claim(c, sales_api_batch_size);
 	outbox_mapal_claim(c, sales_api_batch_size);
@@ -508,17 +512,104 @@ lane_of(int capture_id)
 	return &lanes[nlanes++];
 }
 
-/* Captures not to claim for, as int4[]: busy ones, and (waiting) those that must wait. */
+/*
+ * A lane is sent by one worker at a time: its worker holds a session
+ * advisory lock on (SALES_API_LANE_LOCK, capture id) from the claim until
+ * its job is recorded.  With sales_api.workers_per_database = N, worker k
+ * takes the captures whose id modulo N is k; the lock keeps a lane to one
+ * worker while N changes.
+ */
+#define SALES_API_LANE_LOCK 0x5A1E5A1E
+
+static void
+lane_locktag(LOCKTAG *tag, int capture_id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) SALES_API_LANE_LOCK, (uint32) capture_id, 2);
+}
+
+static bool
+lane_lock(int capture_id)
+{
+	LOCKTAG		tag;
+
+	lane_locktag(&tag, capture_id);
+	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+static void
+lane_unlock(int capture_id)
+{
+	LOCKTAG		tag;
+
+	lane_locktag(&tag, capture_id);
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
+static bool
+lane_mine(int capture_id)
+{
+	int			n = sales_api_workers_per_database;
+	int			member = worker_shared ? worker_shared->member : 0;
+
+	return n <= 1 || capture_id % n == member;
+}
+
+/*
+ * The captures this claim may take items of: this worker's, neither busy
+ * nor waiting, whose lane lock it got.  Returns the others, as the int4[]
+ * the claim statements skip.
+ */
 static Datum
-lanes_array(bool waiting)
+lanes_take(OutboxCycle *c)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	Datum	   *ids = palloc(sizeof(Datum) * (nlanes + 1));
+	Datum	   *ids = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
 	int			n = 0;
+	ListCell   *lc;
 
-	for (int i = 0; i < nlanes; i++)
-		if (lanes[i].busy || (waiting && lanes[i].ready_at > now))
-			ids[n++] = Int32GetDatum(lanes[i].capture_id);
+	foreach(lc, c->captures)
+	{
+		OutboxCapture *cap = lfirst(lc);
+		OutboxLane *lane = lane_of(cap->id);
+
+		if (lane_mine(cap->id) && !lane->busy && lane->ready_at <= now && lane_lock(cap->id))
+			cap->locked = true;
+		else
+			ids[n++] = Int32GetDatum(cap->id);
+	}
+	return PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/* After a claim: the locks of lanes that got nothing go; skipped captures and busy ones, as int4[]. */
+static Datum
+lanes_settle(OutboxCycle *c)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, c->captures)
+	{
+		OutboxCapture *cap = lfirst(lc);
+		bool		has = false;
+
+		for (int i = 0; i < c->nitems && !has; i++)
+			has = (c->items[i].cap == cap);
+		if (cap->locked && !has)
+		{
+			lane_unlock(cap->id);
+			cap->locked = false;
+		}
+		if (!cap->locked)
+		{
+			OutboxLane *lane = lane_of(cap->id);
+
+			if (lane->busy || lane->ready_at > GetCurrentTimestamp() || !lane_mine(cap->id))
+				ids[n++] = Int32GetDatum(cap->id);
+		}
+		else
+			ids[n++] = Int32GetDatum(cap->id);
+	}
 	return PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
 }
 
@@ -818,14 +909,11 @@ claim_jobs(MemoryContext cycle_cxt)
 	OutboxClaim *cl;
 	OutboxCycle *c;
 	bool		installed;
-	Datum		busy = lanes_array(false);
-	Datum		skip = lanes_array(true);
 
 	cl = MemoryContextAllocZero(TopMemoryContext, sizeof(OutboxClaim));
 	cl->cxt = AllocSetContextCreate(TopMemoryContext, "sales_api claim", ALLOCSET_DEFAULT_SIZES);
 	c = MemoryContextAllocZero(cl->cxt, sizeof(OutboxCycle));
 	c->cxt = cl->cxt;
-	c->skip = skip;
 
 	PG_TRY();
 	{
@@ -845,9 +933,9 @@ claim_jobs(MemoryContext cycle_cxt)
 		{
 			warned_missing = false;
 			MemoryContextSwitchTo(cl->cxt);
-			claim(c, busy);
-			if (!c->more)
-				next_claim_at = claim_next_due(next_claim_at, lanes_array(true));
+			claim(c);
+			/* the next item due of a lane that may claim: not one busy or skipped */
+			next_claim_at = claim_next_due(next_claim_at, lanes_settle(c));
 		}
 		end_txn();
 	}
@@ -892,7 +980,16 @@ advance_jobs(MemoryContext cycle_cxt)
 
 	begin_txn(cycle_cxt, "sales_api worker: recording");
 	foreach(lc, done)
-		record(((OutboxJob *) lfirst(lc))->c);
+	{
+		OutboxJob  *job = lfirst(lc);
+
+		record(job->c);
+		if (job->cap != NULL && job->cap->locked)
+		{
+			lane_unlock(job->cap->id);
+			job->cap->locked = false;
+		}
+	}
 	end_txn();
 	MemoryContextSwitchTo(cycle_cxt);
 
@@ -1034,6 +1131,8 @@ outbox_abort(void)
 	List	   *claims = NIL;
 
 	http_abort_all();
+	/* every lane lock this worker holds */
+	LockReleaseSession(USER_LOCKMETHOD);
 	foreach(lc, jobs)
 	{
 		OutboxJob  *job = lfirst(lc);

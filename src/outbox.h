@@ -44,6 +44,7 @@ typedef struct OutboxCapture
 	CaptureDef *def;			/* its mapping, loaded when a statement needs it */
 	SalesApiServer *srv;
 	char	   *srv_error;
+	bool		locked;			/* this worker holds its lane's lock */
 } OutboxCapture;
 
 /* One claimed item and what became of it */

@@ -233,7 +233,7 @@ outbox_mapal_claim(OutboxCycle *c, int limit)
 
 /* Mapal's answers: each slot's outcome is its request's. */
 static void
-slots_sent(OutboxJob *job, OutboxPhase *ph)
+slots_sent(OutboxJob *job pg_attribute_unused(), OutboxPhase *ph)
 {
 	List	   *groups = ph->arg;
 	ListCell   *lc;

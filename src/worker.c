@@ -110,6 +110,11 @@ worker_init(void)
 							"Each is a background worker: max_worker_processes must leave room for them and the launcher.",
 							&sales_api_max_workers, 8, 1, 1024,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sales_api.workers_per_database",
+							"Workers that share a database's lanes between them.",
+							"Each takes the captures whose id modulo this number is its own; all of them count against sales_api.max_workers.",
+							&sales_api_workers_per_database, 1, 1, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("sales_api.launcher_naptime",
 							"How often the launcher looks for databases that have sales_api and no worker.",
 							"A capture that commits in a database with no worker makes it look at once.",
@@ -196,21 +201,27 @@ worker_init(void)
 static bool
 worker_wake(void)
 {
-	WorkerShared *w = launcher_slot_for(MyDatabaseId);
-	Latch	   *latch = NULL;
+	WorkerShared *slots[64];
+	int			n = launcher_slots_for(MyDatabaseId, slots, lengthof(slots));
+	bool		woke = false;
 
-	if (w != NULL)
+	for (int i = 0; i < n; i++)
 	{
-		SpinLockAcquire(&w->mutex);
-		if (w->dbid == MyDatabaseId)
-			latch = w->latch;
-		SpinLockRelease(&w->mutex);
+		Latch	   *latch = NULL;
+
+		SpinLockAcquire(&slots[i]->mutex);
+		if (slots[i]->dbid == MyDatabaseId)
+			latch = slots[i]->latch;
+		SpinLockRelease(&slots[i]->mutex);
+		if (latch)
+		{
+			SetLatch(latch);
+			woke = true;
+		}
 	}
-	if (latch)
-		SetLatch(latch);
-	else
+	if (!woke)
 		launcher_poke(MyDatabaseId);
-	return latch != NULL;
+	return woke;
 }
 
 static void
@@ -294,10 +305,12 @@ sales_api_worker_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	WorkerShared snap;
-	WorkerShared *w;
 	Datum		values[17];
 	bool		nulls[17] = {0};
-	float4		sorted[WORKER_LATENCY_SAMPLES];
+	WorkerShared *ws[64];
+	int			nw;
+	float4		lat[WORKER_LATENCY_SAMPLES * 4];
+	int			nlat = 0;
 	int			i = 0;
 	bool		served;
 	char	   *note;
@@ -311,18 +324,43 @@ sales_api_worker_stats(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	/* this database's worker; none: zeros, and the note says why */
+	/*
+	 * This database's workers, summed (pid and started_at: the first's,
+	 * latencies over all their samples); none: zeros, and the note says why.
+	 */
 	memset(&snap, 0, sizeof(snap));
-	w = launcher_slot_for(MyDatabaseId);
-	if (w != NULL)
+	nw = launcher_slots_for(MyDatabaseId, ws, lengthof(ws));
+	for (int k = 0; k < nw; k++)
 	{
-		SpinLockAcquire(&w->mutex);
-		memcpy(&snap, w, sizeof(WorkerShared));
-		SpinLockRelease(&w->mutex);
-		if (snap.dbid != MyDatabaseId)
-			memset(&snap, 0, sizeof(snap));
+		WorkerShared one;
+
+		SpinLockAcquire(&ws[k]->mutex);
+		memcpy(&one, ws[k], sizeof(WorkerShared));
+		SpinLockRelease(&ws[k]->mutex);
+		if (one.dbid != MyDatabaseId)
+			continue;
+		if (snap.latch == NULL)
+			snap.latch = one.latch;
+		if (snap.pid == 0 || (one.member == 0 && one.pid != 0))
+		{
+			snap.pid = one.pid;
+			snap.started_at = one.started_at;
+		}
+		snap.last_cycle_at = Max(snap.last_cycle_at, one.last_cycle_at);
+		snap.last_success_at = Max(snap.last_success_at, one.last_success_at);
+		snap.cycles += one.cycles;
+		snap.requests += one.requests;
+		snap.items_sent += one.items_sent;
+		snap.items_failed += one.items_failed;
+		snap.items_dead += one.items_dead;
+		snap.retries += one.retries;
+		snap.rate_limited += one.rate_limited;
+		snap.ambiguous += one.ambiguous;
+		snap.rate_waits += one.rate_waits;
+		for (int j = 0; j < one.nlatency && nlat < WORKER_LATENCY_SAMPLES * 4; j++)
+			lat[nlat++] = one.latency_ms[j];
 	}
-	else
+	if (nw == 0)
 		launcher_poke(MyDatabaseId);
 
 	values[i++] = BoolGetDatum(snap.latch != NULL);
@@ -344,12 +382,11 @@ sales_api_worker_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum((int64) snap.rate_limited);
 	values[i++] = Int64GetDatum((int64) snap.ambiguous);
 	values[i++] = Int64GetDatum((int64) snap.rate_waits);
-	if (snap.nlatency > 0)
+	if (nlat > 0)
 	{
-		memcpy(sorted, snap.latency_ms, sizeof(float4) * snap.nlatency);
-		qsort(sorted, snap.nlatency, sizeof(float4), float4_cmp);
-		values[i++] = Float8GetDatum(sorted[(snap.nlatency - 1) / 2]);
-		values[i++] = Float8GetDatum(sorted[Min(snap.nlatency - 1, (int) (snap.nlatency * 0.99))]);
+		qsort(lat, nlat, sizeof(float4), float4_cmp);
+		values[i++] = Float8GetDatum(lat[(nlat - 1) / 2]);
+		values[i++] = Float8GetDatum(lat[Min(nlat - 1, (int) (nlat * 0.99))]);
 	}
 	else
 	{

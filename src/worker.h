@@ -34,6 +34,7 @@ typedef struct WorkerShared
 	Latch	   *latch;			/* the running worker's latch, NULL if none */
 	pid_t		pid;
 	Oid			dbid;			/* the database it drains */
+	int			member;			/* which of its database's workers (0-based) */
 	TimestampTz started_at;
 	TimestampTz last_cycle_at;
 	TimestampTz last_success_at;
@@ -84,9 +85,11 @@ extern void worker_note_request(double ms, long status);
 /* launcher.c */
 extern int	sales_api_max_workers;
 extern int	sales_api_launcher_naptime_ms;
+extern int	sales_api_workers_per_database;
 
 extern void launcher_init(void);
 extern WorkerShared *launcher_slot_for(Oid dbid);
+extern int	launcher_slots_for(Oid dbid, WorkerShared **slots, int max);
 extern WorkerShared *launcher_slot(int index);
 extern void launcher_poke(Oid dbid);
 extern char *launcher_served_note(Oid dbid, bool *served);

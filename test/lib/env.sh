@@ -37,8 +37,10 @@ sa_install_deps() {
 sa_build_install() {
     sa_log "building sales_api with -Wall -Wextra -Werror"
     [ "${CI:-}" = "true" ] && make -C "$SA_ROOT" -s clean >/dev/null
-    make -C "$SA_ROOT" -s PG_CFLAGS="${SA_PG_CFLAGS:--Wall -Wextra -Werror}" >/dev/null
-    make -C "$SA_ROOT" -s install >/dev/null
+    # a warning fails the build: make install must not then build the same
+    # objects again without -Werror and install them
+    make -C "$SA_ROOT" -s PG_CFLAGS="${SA_PG_CFLAGS:--Wall -Wextra -Werror}" >/dev/null || return 1
+    make -C "$SA_ROOT" -s PG_CFLAGS="${SA_PG_CFLAGS:--Wall -Wextra -Werror}" install >/dev/null || return 1
 }
 
 sa_free_port() {
