@@ -67,6 +67,7 @@ typedef struct Transfer
 
 /* every transfer added to http_multi and not yet released */
 static dlist_head http_transfers = DLIST_STATIC_INIT(http_transfers);
+static int	http_ntransfers = 0;
 
 static const char *const rl_names[6] = {
 	"x-ratelimit-minute-limit",
@@ -307,6 +308,7 @@ http_start(HttpRequest *req)
 	t->req = req;
 	req->transfer = t;
 	dlist_push_tail(&http_transfers, &t->node);
+	http_ntransfers++;
 	t->easy = h = curl_easy_init();
 	if (h == NULL)
 		ereport(ERROR,
@@ -451,6 +453,7 @@ http_release(Transfer *t)
 	if (t->req != NULL)
 		t->req->transfer = NULL;
 	dlist_delete(&t->node);
+	http_ntransfers--;
 	if (t->easy != NULL)
 	{
 		curl_multi_remove_handle(http_multi, t->easy);
@@ -520,12 +523,7 @@ http_pump(long timeout_ms)
 int
 http_in_flight(void)
 {
-	int			n = 0;
-	dlist_iter	it;
-
-	dlist_foreach(it, &http_transfers)
-		n++;
-	return n;
+	return http_ntransfers;
 }
 
 /* Drop a request's transfer, if it is in flight; it stays not completed. */

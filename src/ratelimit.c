@@ -607,8 +607,12 @@ int_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The requests of a wave that are still in flight; start more up to the concurrency. */
-static int
+/*
+ * Start more of the wave, up to the run's concurrency and the backend's
+ * sales_api.max_in_flight (all lanes together).  Returns whether some of the
+ * wave is still in flight or waiting to start.
+ */
+static bool
 rl_wave_feed(RateLimitRun *run)
 {
 	int			active = 0;
@@ -616,12 +620,13 @@ rl_wave_feed(RateLimitRun *run)
 	for (int j = 0; j < run->wave_started; j++)
 		if (!run->reqs[run->wave[j]]->completed)
 			active++;
-	while (active < run->concurrency && run->wave_started < run->nwave)
+	while (active < run->concurrency && run->wave_started < run->nwave &&
+		   http_in_flight() < sales_api_max_in_flight)
 	{
 		http_start(run->reqs[run->wave[run->wave_started++]]);
 		active++;
 	}
-	return active;
+	return active > 0 || run->wave_started < run->nwave;
 }
 
 /*
@@ -848,7 +853,7 @@ ratelimit_run_step(RateLimitRun *run)
 		{
 			TimestampTz transient_until = 0;
 
-			if (rl_wave_feed(run) > 0)
+			if (rl_wave_feed(run))
 				return false;
 			if (rl_wave_reauth(run))
 				return false;

@@ -39,6 +39,7 @@ int			sales_api_connect_timeout_ms = 5000;
 int			sales_api_request_timeout_ms = 30000;
 int			sales_api_max_response_kb = 8192;
 int			sales_api_max_concurrency = 4;
+int			sales_api_max_in_flight = 64;
 int			sales_api_stage_min_rows = 1000;
 int			sales_api_rate_limit_max_wait_ms = 60000;
 
@@ -102,6 +103,15 @@ _PG_init(void)
 							&sales_api_max_concurrency,
 							4, 1, 64,
 							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sales_api.max_in_flight",
+							"Most requests a worker has in flight at once, all lanes together.",
+							"Each lane sends at most sales_api.max_concurrency of them.",
+							&sales_api_max_in_flight,
+							64, 1, 1024,
+							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
 

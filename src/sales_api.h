@@ -42,6 +42,7 @@ extern int	sales_api_connect_timeout_ms;
 extern int	sales_api_request_timeout_ms;
 extern int	sales_api_max_response_kb;
 extern int	sales_api_max_concurrency;
+extern int	sales_api_max_in_flight;
 extern int	sales_api_rate_limit_max_wait_ms;
 extern int	sales_api_stage_min_rows;
 
