@@ -55,7 +55,10 @@ REVOKE ALL ON FUNCTION sales_api.worker_served() FROM PUBLIC;
 -- outbox_status: staged sales and slots, pending, failed and in-flight
 -- items), the account's rate-limit budget (lane_budgets()), the lane's
 -- circuit and counters (lane_state(), zeros and 'closed' before the worker
--- has sent to it), and in waiting_reason, in words, why its work waits now.
+-- has sent to it), and why its work waits now: waiting_for, a word for
+-- machines (idle, not_served, paused, circuit_open, circuit_half_open,
+-- rate_limit, sending, backoff, queued, or what the worker said), until
+-- when, and waiting_reason, the same in words.
 CREATE VIEW sales_api.lane_status AS
 WITH lane AS (
     SELECT c.server_id, c.run_as, min(c.server_name) AS server_name, min(c.vendor) AS vendor,
@@ -123,23 +126,36 @@ SELECT l.server_name, l.run_as, l.vendor, l.served, l.paused,
        coalesce(l.server_errors, 0) AS server_errors, coalesce(l.client_errors, 0) AS client_errors,
        coalesce(l.rate_limited, 0) AS rate_limited,
        l.last_http_status, l.last_error, l.last_error_at, l.last_success_at,
-       CASE
-           WHEN l.staged + l.pending + l.failed + l.in_flight = 0 THEN 'idle'
-           WHEN NOT l.served THEN 'not served: no worker serves this database (worker_stats().note says why)'
-           WHEN l.paused THEN 'paused: sales_api.resume() lets it send'
-           WHEN l.circuit = 'open' AND l.circuit_until > now() THEN 'circuit open until ' || l.circuit_until
-           WHEN l.circuit IN ('open', 'half_open') THEN 'circuit half-open: a probe tries the vendor'
-           WHEN l.waiting IS NOT NULL AND (l.waiting_until IS NULL OR l.waiting_until > now()) THEN
-               CASE l.waiting WHEN 'rate limit' THEN 'rate limit spent'
-                              WHEN 'backoff' THEN 'backing off'
-                              ELSE l.waiting END
-               || coalesce(' until ' || l.waiting_until, '')
-           WHEN l.budget_remaining = 0 AND l.budget_reset IS NOT NULL THEN 'rate limit spent until ' || l.budget_reset
-           WHEN l.in_flight > 0 THEN 'sending'
-           WHEN l.staged = 0 AND l.due = 0 AND l.next_attempt_at IS NOT NULL THEN 'backing off until ' || l.next_attempt_at
-           ELSE 'queued: due now, for the worker''s next cycle'
-       END AS waiting_reason
-  FROM l;
+       r.waiting_for, r.waiting_until,
+       CASE r.waiting_for
+           WHEN 'not_served' THEN 'not served: no worker serves this database (worker_stats().note says why)'
+           WHEN 'paused' THEN 'paused: sales_api.resume() lets it send'
+           WHEN 'circuit_open' THEN 'circuit open'
+           WHEN 'circuit_half_open' THEN 'circuit half-open: one probe job tries the vendor'
+           WHEN 'rate_limit' THEN 'rate limit spent'
+           WHEN 'backoff' THEN 'backing off'
+           WHEN 'queued' THEN 'queued: due now, for the worker''s next cycle'
+           ELSE r.waiting_for
+       END || coalesce(' until ' || r.waiting_until, '') AS waiting_reason
+  FROM l
+  -- why the lane's work waits: the first reason that applies
+ CROSS JOIN LATERAL (
+       SELECT v.waiting_for, v.waiting_until
+         FROM (VALUES (1, l.staged + l.pending + l.failed + l.in_flight = 0, 'idle', NULL::timestamptz),
+                      (2, NOT l.served, 'not_served', NULL),
+                      (3, l.paused, 'paused', NULL),
+                      (4, l.circuit = 'open' AND l.circuit_until > now(), 'circuit_open', l.circuit_until),
+                      (5, l.circuit IN ('open', 'half_open'), 'circuit_half_open', NULL),
+                      -- what the worker says (src/lanes.h, LANE_WAIT_*)
+                      (6, l.waiting IS NOT NULL AND (l.waiting_until IS NULL OR l.waiting_until > now()),
+                       l.waiting, l.waiting_until),
+                      (7, l.budget_remaining = 0 AND l.budget_reset IS NOT NULL, 'rate_limit', l.budget_reset),
+                      (8, l.in_flight > 0, 'sending', NULL),
+                      (9, l.staged = 0 AND l.due = 0 AND l.next_attempt_at IS NOT NULL, 'backoff', l.next_attempt_at),
+                      (10, true, 'queued', NULL)) AS v(priority, applies, waiting_for, waiting_until)
+        WHERE v.applies
+        ORDER BY v.priority
+        LIMIT 1) r;
 COMMENT ON VIEW sales_api.lane_status IS
 'per lane (server and run_as): waiting work, rate-limit budget, circuit, request counters, last error, and why it waits';
 REVOKE ALL ON sales_api.lane_status FROM PUBLIC;

@@ -62,12 +62,13 @@ typedef enum LaneCircuit
 } LaneCircuit;
 
 /*
- * The reasons a worker gives lanes_set_waiting(); lane_status turns them
- * into a sentence.  Any other short text is shown as it is.
+ * The reasons a worker gives lanes_set_waiting(), the words of
+ * lane_status.waiting_for (which turns them into a sentence in
+ * waiting_reason).  Any other short word is shown as it is.
  */
-#define LANE_WAIT_RATE_LIMIT	"rate limit"	/* the account's budget is spent until `until` */
+#define LANE_WAIT_RATE_LIMIT	"rate_limit"	/* the account's budget is spent until `until` */
 #define LANE_WAIT_BACKOFF		"backoff"		/* retrying failed work at `until` */
-#define LANE_WAIT_CIRCUIT		"circuit open"	/* the circuit is open until `until` */
+#define LANE_WAIT_CIRCUIT		"circuit_open"	/* the circuit is open until `until` */
 #define LANE_WAIT_SENDING		"sending"		/* requests are on the wire */
 
 /*
