@@ -72,10 +72,12 @@ typedef enum LaneCircuit
 #define LANE_WAIT_SENDING		"sending"		/* requests are on the wire */
 
 /*
- * The outcome of one job, for lanes_job_done().  Count each request once,
- * by its final outcome (a request resent within the job counts as its last
- * attempt); requests never sent (the budget did not come back in time)
- * count nowhere.
+ * The outcome of one job, for lanes_job_done().  Count every request sent,
+ * by its outcome: a request resent within the job (after a 429, or a
+ * transport failure before it was sent) counts once per attempt, so the
+ * lane's counters are what the vendor saw.  Requests never sent (the budget
+ * did not come back in time) count nowhere.  The job succeeded if any
+ * request was answered 2xx.
  */
 typedef struct LaneJobResult
 {
