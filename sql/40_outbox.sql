@@ -73,6 +73,12 @@ SELECT server_name, state, items, paused FROM sales_api.outbox_status ORDER BY 1
 SELECT sales_api.pause('o_ct');
 SELECT server_name, state, items, paused FROM sales_api.outbox_status WHERE server_name = 'o_ct';
 SELECT sales_api.resume('o_ct');
+-- per lane (server and run_as): the counts of outbox_status, and why the work
+-- waits; no worker serves this database, so no lane is in shared memory
+SELECT server_name, run_as = current_user::regrole AS run_as_me, vendor, served, paused, staged, pending,
+       failed, in_flight, oldest_waiting_at IS NOT NULL AS has_oldest, circuit, requests, waiting_reason
+  FROM sales_api.lane_status ORDER BY 1;
+SELECT sales_api.worker_served(), (SELECT count(*) FROM sales_api.lane_state()) AS lanes_in_shared_memory;
 -- roles that insert sales need nothing on the outbox
 CREATE ROLE regress_till;
 GRANT INSERT, SELECT ON pos TO regress_till;

@@ -711,6 +711,38 @@ COMMENT ON FUNCTION sales_api.lane_budgets() IS
 'the shared rate-limit budget of each Connecteam lane (server and run_as) of this database, as connecteam_rate_limit() shows it to run_as (NULLs while unknown)';
 REVOKE ALL ON FUNCTION sales_api.lane_budgets() FROM PUBLIC;
 
+-- The lanes of this database as the worker keeps them in shared memory
+-- (src/lanes.c): per lane, its circuit breaker, jobs and requests in flight,
+-- request counters by outcome since the cluster started, the last error and
+-- what the worker says it waits for.  A lane the worker has not sent to
+-- since the cluster started has no row.  last_error is shown only to roles
+-- with the privileges of pg_read_all_stats, as pg_stat_activity's query.
+CREATE FUNCTION sales_api.lane_state()
+RETURNS TABLE (server_id oid, server_name name, run_as regrole,
+               circuit text, circuit_until timestamptz, consecutive_failures integer,
+               opened bigint, probe_in_flight boolean,
+               jobs_in_flight integer, requests_in_flight integer,
+               jobs bigint, requests bigint, requests_ok bigint, transport_errors bigint,
+               timeouts bigint, server_errors bigint, client_errors bigint, rate_limited bigint,
+               last_http_status integer, last_error text, last_error_at timestamptz,
+               last_success_at timestamptz, last_job_at timestamptz,
+               waiting text, waiting_until timestamptz)
+AS 'MODULE_PATHNAME', 'sales_api_lane_state'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION sales_api.lane_state() IS
+'the lanes (server and run_as) of this database in shared memory: circuit breaker, in flight, request counters, last error, why the worker waits';
+REVOKE ALL ON FUNCTION sales_api.lane_state() FROM PUBLIC;
+
+-- Whether a worker serves this database: what worker_stats().note says in
+-- words, as a boolean (src/launcher.c).
+CREATE FUNCTION sales_api.worker_served()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'sales_api_worker_served'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sales_api.worker_served() IS
+'whether a worker serves this database (worker_stats().note says why not)';
+REVOKE ALL ON FUNCTION sales_api.worker_served() FROM PUBLIC;
+
 CREATE FUNCTION sales_api.pause(server name)
 RETURNS void LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -816,6 +848,116 @@ SELECT c.server_name,
  GROUP BY c.server_name;
 COMMENT ON VIEW sales_api.outbox_status IS 'items per server and state, the oldest waiting, the last error and the last success';
 REVOKE ALL ON sales_api.outbox_status FROM PUBLIC;
+
+-- One row per lane: a capture's server and run_as, i.e. one vendor account
+-- as this database's worker reaches it.  What waits (counted as in
+-- outbox_status: staged sales and slots, pending, failed and in-flight
+-- items), the account's rate-limit budget (lane_budgets()), the lane's
+-- circuit and counters (lane_state(), zeros and 'closed' before the worker
+-- has sent to it), and why its work waits now: waiting_for, a word for
+-- machines (idle, not_served, paused, circuit_open, circuit_half_open,
+-- rate_limit, sending, backoff, queued, or what the worker said), until
+-- when, and waiting_reason, the same in words.
+CREATE VIEW sales_api.lane_status AS
+WITH lane AS (
+    SELECT c.server_id, c.run_as, min(c.server_name) AS server_name, min(c.vendor) AS vendor,
+           array_agg(c.id) AS ids
+      FROM sales_api.capture c
+     GROUP BY c.server_id, c.run_as
+), l AS (
+    SELECT coalesce(fs.srvname, lane.server_name) AS server_name, lane.run_as, lane.vendor,
+           w.served, coalesce(ss.paused, false) AS paused,
+           st.staged + ms.staged AS staged, o.pending, o.failed, o.in_flight, o.due,
+           least(o.oldest, st.oldest, ms.oldest) AS oldest_waiting_at, o.next_attempt_at,
+           bud.remaining AS budget_remaining,
+           CASE WHEN bud.reset > now() THEN bud.reset END AS budget_reset,
+           ls.circuit, ls.circuit_until, ls.consecutive_failures,
+           ls.requests, ls.requests_ok, ls.transport_errors, ls.timeouts, ls.server_errors,
+           ls.client_errors, ls.rate_limited, ls.last_http_status, ls.last_error, ls.last_error_at,
+           ls.last_success_at, ls.waiting, ls.waiting_until
+      FROM lane
+     CROSS JOIN sales_api.worker_served() AS w(served)
+      LEFT JOIN pg_catalog.pg_foreign_server fs ON fs.oid = lane.server_id
+      LEFT JOIN sales_api.server_state ss ON ss.server_id = lane.server_id
+     CROSS JOIN LATERAL (
+           SELECT count(*) FILTER (WHERE x.state = 'pending') AS pending,
+                  count(*) FILTER (WHERE x.state = 'failed') AS failed,
+                  count(*) FILTER (WHERE x.state = 'in_flight') AS in_flight,
+                  count(*) FILTER (WHERE x.state IN ('pending', 'failed')
+                                     AND coalesce(x.next_attempt_at, '-infinity') <= now()) AS due,
+                  min(x.next_attempt_at) FILTER (WHERE x.state IN ('pending', 'failed')
+                                                   AND x.next_attempt_at > now()) AS next_attempt_at,
+                  min(x.enqueued_at) AS oldest
+             FROM sales_api.outbox x
+            WHERE x.capture_id = ANY (lane.ids) AND x.state IN ('pending', 'failed', 'in_flight')) o
+     CROSS JOIN LATERAL (
+           SELECT coalesce(sum(coalesce(cardinality(x.sale_keys), 1)), 0)::bigint AS staged,
+                  min(x.staged_at) AS oldest
+             FROM sales_api.outbox_stage x
+            WHERE x.capture_id = ANY (lane.ids)) st
+     CROSS JOIN LATERAL (
+           SELECT coalesce(sum(cardinality(x.slot_starts)), 0)::bigint AS staged,
+                  min(x.staged_at) AS oldest
+             FROM sales_api.mapal_stage x
+            WHERE x.capture_id = ANY (lane.ids)) ms
+      LEFT JOIN sales_api.lane_budgets() b ON b.server_name = lane.server_name AND b.run_as = lane.run_as
+      -- the tighter of the minute and day budgets, as the worker sees it:
+      -- the whole limit once a window's reset has passed
+      LEFT JOIN LATERAL (
+           SELECT v.remaining, v.reset
+             FROM (VALUES (CASE WHEN now() >= b.minute_reset THEN b.minute_limit ELSE b.minute_remaining END,
+                           b.minute_reset),
+                          (CASE WHEN now() >= b.day_reset THEN b.day_limit ELSE b.day_remaining END,
+                           b.day_reset)) AS v(remaining, reset)
+            WHERE v.remaining IS NOT NULL
+            ORDER BY v.remaining, v.reset DESC
+            LIMIT 1) bud ON true
+      LEFT JOIN sales_api.lane_state() ls ON ls.server_id = lane.server_id AND ls.run_as = lane.run_as
+)
+SELECT l.server_name, l.run_as, l.vendor, l.served, l.paused,
+       l.staged, l.pending, l.failed, l.in_flight,
+       l.oldest_waiting_at, now() - l.oldest_waiting_at AS oldest_waiting_age, l.next_attempt_at,
+       l.budget_remaining, l.budget_reset,
+       coalesce(l.circuit, 'closed') AS circuit, l.circuit_until,
+       coalesce(l.consecutive_failures, 0) AS consecutive_failures,
+       coalesce(l.requests, 0) AS requests, coalesce(l.requests_ok, 0) AS requests_ok,
+       coalesce(l.transport_errors, 0) AS transport_errors, coalesce(l.timeouts, 0) AS timeouts,
+       coalesce(l.server_errors, 0) AS server_errors, coalesce(l.client_errors, 0) AS client_errors,
+       coalesce(l.rate_limited, 0) AS rate_limited,
+       l.last_http_status, l.last_error, l.last_error_at, l.last_success_at,
+       r.waiting_for, r.waiting_until,
+       CASE r.waiting_for
+           WHEN 'not_served' THEN 'not served: no worker serves this database (worker_stats().note says why)'
+           WHEN 'paused' THEN 'paused: sales_api.resume() lets it send'
+           WHEN 'circuit_open' THEN 'circuit open'
+           WHEN 'circuit_half_open' THEN 'circuit half-open: one probe job tries the vendor'
+           WHEN 'rate_limit' THEN 'rate limit spent'
+           WHEN 'backoff' THEN 'backing off'
+           WHEN 'queued' THEN 'queued: due now, for the worker''s next cycle'
+           ELSE r.waiting_for
+       END || coalesce(' until ' || r.waiting_until, '') AS waiting_reason
+  FROM l
+  -- why the lane's work waits: the first reason that applies
+ CROSS JOIN LATERAL (
+       SELECT v.waiting_for, v.waiting_until
+         FROM (VALUES (1, l.staged + l.pending + l.failed + l.in_flight = 0, 'idle', NULL::timestamptz),
+                      (2, NOT l.served, 'not_served', NULL),
+                      (3, l.paused, 'paused', NULL),
+                      (4, l.circuit = 'open' AND l.circuit_until > now(), 'circuit_open', l.circuit_until),
+                      (5, l.circuit IN ('open', 'half_open'), 'circuit_half_open', NULL),
+                      -- what the worker says (src/lanes.h, LANE_WAIT_*)
+                      (6, l.waiting IS NOT NULL AND (l.waiting_until IS NULL OR l.waiting_until > now()),
+                       l.waiting, l.waiting_until),
+                      (7, l.budget_remaining = 0 AND l.budget_reset IS NOT NULL, 'rate_limit', l.budget_reset),
+                      (8, l.in_flight > 0, 'sending', NULL),
+                      (9, l.staged = 0 AND l.due = 0 AND l.next_attempt_at IS NOT NULL, 'backoff', l.next_attempt_at),
+                      (10, true, 'queued', NULL)) AS v(priority, applies, waiting_for, waiting_until)
+        WHERE v.applies
+        ORDER BY v.priority
+        LIMIT 1) r;
+COMMENT ON VIEW sales_api.lane_status IS
+'per lane (server and run_as): waiting work, rate-limit budget, circuit, request counters, last error, and why it waits';
+REVOKE ALL ON sales_api.lane_status FROM PUBLIC;
 
 -------------------------------------------------------------------------------
 -- 7. Reconciliation and repair.  Local POS totals, read through each

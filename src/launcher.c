@@ -34,6 +34,7 @@
 #include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -262,6 +263,20 @@ launcher_served_note(Oid dbid, bool *served)
 		return psprintf("not served: all %d workers of sales_api.max_workers serve other databases",
 						launcher_shared->nslots);
 	return pstrdup("not served yet: the launcher starts this database's worker shortly");
+}
+
+/*
+ * worker_served(): whether a worker serves this database (its slot is
+ * assigned: starting or running), the flag of launcher_served_note()
+ * without its words, for lane_status and the metrics.  False, not an
+ * error, without shared_preload_libraries.
+ */
+PG_FUNCTION_INFO_V1(sales_api_worker_served);
+
+Datum
+sales_api_worker_served(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(launcher_slot_for(MyDatabaseId) != NULL);
 }
 
 /* ------------------------------------------------------------------------

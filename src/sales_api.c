@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "lanes.h"
 #include "ratelimit.h"
 #include "server.h"
 #include "vendor.h"
@@ -135,6 +136,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	worker_init();
+	lanes_init();
 	if (process_shared_preload_libraries_in_progress)
 		ratelimit_init();
 

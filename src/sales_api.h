@@ -2,12 +2,13 @@
  *
  * sales_api.h
  *		The extension as a whole (sales_api.c): its version, its own
- *		SQLSTATEs and the GUCs _PG_init defines (the worker's are worker.h's).
+ *		SQLSTATEs and the GUCs _PG_init defines (the worker's are worker.h's,
+ *		the circuit breaker's lanes.h's).
  *
  * Each module has a header declaring what its .c defines, and names what it
  * exports with its prefix: server_ (server.c: the wrapper, servers and user
  * mappings), credcache_, http_, json_ (json_util.c), auth_, vendor_,
- * ratelimit_, rows_, dates_, mapping_, capture_, outbox_, worker_,
+ * ratelimit_, lanes_, rows_, dates_, mapping_, capture_, outbox_, worker_,
  * reconcile_, ct_ (Connecteam), mapal_ and cashrec_.  Two kinds of name
  * follow PostgreSQL's conventions instead: a function SQL calls is
  * sales_api_<its SQL name>, and a GUC's variable is sales_api_<its name>.
@@ -19,7 +20,7 @@
 
 #include "postgres.h"
 
-#define SALES_API_VERSION "0.7.0"
+#define SALES_API_VERSION "0.8.0"
 #define SALES_API_USER_AGENT "sales_api/" SALES_API_VERSION
 
 /*

@@ -2,7 +2,9 @@
 """Compare what the POS table holds with what the mock vendors received.
 
 Usage: compare.py SCENARIO [--no-connecteam] [--no-mapal]
-Reads the local sales with psql (database $SA_DB, default sa_worker) and the
+Reads the local sales with psql (database $SA_DB, default sa_worker; the
+Connecteam sales from the tables $SA_COMPARE_CT_TABLES, default pos_sales,
+comma-separated, the Mapal sales from pos_sales) and the
 mock's state from $MOCK_URL/_mock/state (TLS verified with $MOCK_CA), prints
 one row:
   scenario  committed  delivered  duplicates  lost  extra  dead  unknown  mapal_slots  mapal_mismatch
@@ -27,6 +29,7 @@ db = os.environ.get("SA_DB", "sa_worker")
 scenario = sys.argv[1] if len(sys.argv) > 1 else "scenario"
 do_ct = "--no-connecteam" not in sys.argv
 do_mapal = "--no-mapal" not in sys.argv
+ct_tables = [t for t in os.environ.get("SA_COMPARE_CT_TABLES", "pos_sales").split(",") if t]
 
 
 def psql_csv(sql):
@@ -43,7 +46,8 @@ committed = delivered = dups = lost = extra = 0
 if do_ct:
     local = collections.Counter(
         (int(r[0]), int(r[1]), Decimal(r[2]), Decimal(r[3]), r[4])
-        for r in psql_csv("SELECT store, floor(extract(epoch FROM sold_at))::bigint, net, tax, kind FROM pos_sales"))
+        for r in psql_csv(" UNION ALL ".join(
+            "SELECT store, floor(extract(epoch FROM sold_at))::bigint, net, tax, kind FROM %s" % t for t in ct_tables)))
     remote = collections.Counter(
         (int(t["locationId"]), int(t["createdAt"]), Decimal(str(t["finalSaleAmount"])),
          Decimal(str(t.get("taxAmount") or 0)), t["saleType"])

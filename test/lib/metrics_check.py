@@ -23,6 +23,11 @@ not move, but the worker's cycle counter and the ages still do, so:
   - the rate-limit budget of a Connecteam lane equals
     sales_api.connecteam_rate_limit(server) called as the lane's run_as, and
     only lanes with a known budget have one;
+  - the lane series from sales_api.lane_status (waiting items, circuit, why
+    it waits, counters) equal the view read before and after, and the view's
+    waiting items equal the tables';
+  - the database's `served` equals sales_api.worker_served(), which agrees
+    with worker_stats().note;
   - each --expect 'name{label="v",...}=VALUE' holds (labels not named are not
     compared; VALUE is a number).
 
@@ -40,6 +45,7 @@ import urllib.request
 
 STATES = ["staged", "pending", "in_flight", "failed", "sent", "dead", "unknown", "superseded"]
 WAITING = ["staged", "pending", "in_flight", "failed"]
+WAITING_ORDER = ["staged", "pending", "failed", "in_flight"]
 LANE = ["datname", "server_name", "vendor", "run_as"]
 EXPORTER_LABELS = {"server"}
 
@@ -52,6 +58,23 @@ RATELIMIT = ["minute_limit", "minute_remaining", "minute_reset_timestamp_seconds
              "day_remaining", "day_reset_timestamp_seconds", "observed_timestamp_seconds"]
 for m in RATELIMIT:
     SERIES["sales_api_lane_ratelimit_" + m] = LANE
+# from sales_api.lane_status: (metric, its column, is a timestamp)
+LANE_STATUS = [("circuit_open_until_timestamp_seconds", "circuit_until", True),
+               ("consecutive_failures", "consecutive_failures", False),
+               ("requests_total", "requests", False), ("requests_ok_total", "requests_ok", False),
+               ("transport_errors_total", "transport_errors", False), ("timeouts_total", "timeouts", False),
+               ("server_errors_total", "server_errors", False), ("client_errors_total", "client_errors", False),
+               ("rate_limited_total", "rate_limited", False), ("last_http_status", "last_http_status", False),
+               ("last_error_timestamp_seconds", "last_error_at", True),
+               ("last_success_timestamp_seconds", "last_success_at", True)]
+for m, _, _ in LANE_STATUS:
+    SERIES["sales_api_lane_status_" + m] = LANE
+SERIES["sales_api_lane_waiting_items"] = LANE + ["state"]
+SERIES["sales_api_lane_circuit_state"] = LANE + ["circuit"]
+SERIES["sales_api_lane_waiting_for_state"] = LANE + ["reason"]
+CIRCUITS = ["closed", "half_open", "open"]
+REASONS = ["idle", "not_served", "paused", "circuit_open", "circuit_half_open", "rate_limit", "sending",
+           "backoff", "queued"]
 WORKER_COUNTERS = ["cycles", "requests", "rate_limited", "items_sent", "items_failed", "items_dead",
                    "retries", "ambiguous", "rate_waits"]
 WORKER = (["up", "served", "started_timestamp_seconds", "last_cycle_timestamp_seconds",
@@ -172,6 +195,22 @@ def snapshot(db):
         last[int(cid)] = float(t)
     s["last_success"] = {lane: max([last[i] for i in ids if i in last] or [0.0])
                          for lane, ids in s["lanes"].items()}
+    # the tables' staged Mapal slots, per capture (lane_status counts them as staged)
+    mapal_staged = {int(cid): int(n) for cid, n in psql(db, """
+            SELECT capture_id, sum(cardinality(slot_starts)) FROM sales_api.mapal_stage GROUP BY 1""")}
+    s["mapal_staged"] = {lane: sum(mapal_staged.get(i, 0) for i in ids) for lane, ids in s["lanes"].items()}
+    # lane_status, as an operator reads it
+    cols = [c for _, c, _ in LANE_STATUS]
+    s["lane_status"] = {}
+    for row in psql(db, """
+            SELECT server_name, vendor, pg_get_userbyid(run_as), staged, pending, failed, in_flight,
+                   circuit, waiting_for, """ + ", ".join(
+                "extract(epoch FROM %s)" % c if ts else c for _, c, ts in LANE_STATUS) + """
+              FROM sales_api.lane_status"""):
+        lane = (db,) + tuple(row[:3])
+        s["lane_status"][lane] = dict(
+            waiting=dict(zip(WAITING_ORDER, [int(v) for v in row[3:7]])), circuit=row[7], waiting_for=row[8],
+            values=dict(zip(cols, [num(v) if v != "" else 0.0 for v in row[9:]])))
     s["errors"] = {}
     for cid, state, status, n in psql(db, """
             SELECT capture_id, state, coalesce(http_status::text, 'none'), count(*) FROM sales_api.outbox
@@ -181,11 +220,12 @@ def snapshot(db):
     # the worker
     cols = ["running", "served", "started", "last_cycle", "last_success", "p50", "p99"] + WORKER_COUNTERS
     row = psql(db, """
-        SELECT running::int, (note LIKE 'served by %')::int, extract(epoch FROM started_at),
+        SELECT running::int, sales_api.worker_served()::int, extract(epoch FROM started_at),
                extract(epoch FROM last_cycle_at), extract(epoch FROM last_success_at),
                latency_p50_ms / 1000.0, latency_p99_ms / 1000.0, """ +
                ", ".join(WORKER_COUNTERS) + " FROM sales_api.worker_stats()")[0]
     s["worker"] = dict(zip(cols, [num(v) for v in row]))
+    s["served_note"] = psql(db, "SELECT (note LIKE 'served by %')::int FROM sales_api.worker_stats()")[0][0]
     # each Connecteam lane's budget, as its run_as sees it
     s["budget"] = {}
     for lane in s["lanes"]:
@@ -269,6 +309,14 @@ def main():
             if lane in b["budget"]:
                 for m in RATELIMIT:
                     expected_keys["sales_api_lane_ratelimit_" + m].add(frozenset(lab.items()))
+            for m, _, _ in LANE_STATUS:
+                expected_keys["sales_api_lane_status_" + m].add(frozenset(lab.items()))
+            for st in WAITING_ORDER:
+                expected_keys["sales_api_lane_waiting_items"].add(frozenset(dict(lab, state=st).items()))
+            for c in CIRCUITS:
+                expected_keys["sales_api_lane_circuit_state"].add(frozenset(dict(lab, circuit=c).items()))
+            for r in REASONS:
+                expected_keys["sales_api_lane_waiting_for_state"].add(frozenset(dict(lab, reason=r).items()))
         for k in b["errors"]:
             lab = dict(zip(LANE + ["state", "http_status"], k))
             expected_keys["sales_api_lane_errors_items"].add(frozenset(lab.items()))
@@ -361,8 +409,45 @@ def main():
                 v = get("sales_api_lane_queue_paused", **l)
                 if want is not None and v != want:
                     fail("sales_api_lane_queue_paused%s = %s, outbox_status says %s" % (l, v, want))
+        # lane_status: one row per lane, its waiting work that of the tables
+        if set(b["lane_status"]) != set(b["lanes"]):
+            fail("%s: lane_status has the lanes %s, the captures %s" % (
+                db, sorted(b["lane_status"]), sorted(b["lanes"])))
+        for lane, ls in b["lane_status"].items():
+            lab = dict(zip(LANE, lane))
+            als = a["lane_status"].get(lane)
+            if lane in b["lanes"]:
+                tables = {st: b["items"][lane + (st,)] for st in ("pending", "failed", "in_flight")}
+                tables["staged"] = b["items"][lane + ("staged",)] + b["mapal_staged"][lane]
+                if ls["waiting"] != tables:
+                    fail("lane_status%s waits with %s, the tables say %s" % (lab, ls["waiting"], tables))
+            if als is None or als["waiting"] != ls["waiting"] or als["circuit"] != ls["circuit"] \
+                    or als["waiting_for"] != ls["waiting_for"]:
+                fail("lane_status%s moved during the scrape: %s then %s" % (lab, ls, als))
+                continue
+            for st, n in ls["waiting"].items():
+                v = get("sales_api_lane_waiting_items", **lab, state=st)
+                if v is not None and v != n:
+                    fail("sales_api_lane_waiting_items%s = %s, lane_status says %d" % (dict(lab, state=st), v, n))
+            for c in CIRCUITS:
+                v = get("sales_api_lane_circuit_state", **lab, circuit=c)
+                if v is not None and v != (1 if ls["circuit"] == c else 0):
+                    fail("sales_api_lane_circuit_state%s = %s, lane_status says %s" % (dict(lab, circuit=c), v, ls["circuit"]))
+            for r in REASONS:
+                v = get("sales_api_lane_waiting_for_state", **lab, reason=r)
+                if v is not None and v != (1 if ls["waiting_for"] == r else 0):
+                    fail("sales_api_lane_waiting_for_state%s = %s, lane_status says %s" % (
+                        dict(lab, reason=r), v, ls["waiting_for"]))
+            for m, c, _ in LANE_STATUS:
+                v = get("sales_api_lane_status_" + m, **lab)
+                if v is not None and not between(v, min(ls["values"][c], als["values"][c]),
+                                                 max(ls["values"][c], als["values"][c])):
+                    fail("sales_api_lane_status_%s%s = %s, lane_status says %s then %s" % (
+                        m, lab, v, ls["values"][c], als["values"][c]))
         # the worker
         wb, wa = b["worker"], a["worker"]
+        if str(int(wb["served"])) != b["served_note"]:
+            fail("%s: worker_served() says %s, worker_stats().note %s" % (db, wb["served"], b["served_note"]))
         lab = {"datname": db}
         checks = [("up", "running"), ("served", "served")]
         for m, c in checks:
@@ -401,7 +486,7 @@ def main():
                     fail("sales_api_lane_ratelimit_%s%s = %r, connecteam_rate_limit() as %s says %s" % (
                         m, lab, vals[m], lane[3], sorted(x for x in ok if x is not None)))
     if len(failures) == nfail:
-        print("ok: values checked against outbox_status, the tables, worker_stats() and connecteam_rate_limit()"
+        print("ok: values checked against outbox_status, lane_status, the tables, worker_stats() and connecteam_rate_limit()"
               " in %s" % ", ".join(args.db))
 
     # --- the scenario's own expectations

@@ -12,7 +12,8 @@
 #     then ALTER EXTENSION sales_api UPDATE to the default version.  Every
 #     item is still there, in the same state with the same data; a staged
 #     sale is still staged, or has become the pending post the worker would
-#     have made of it; the captures still capture, and the schema equals the
+#     have made of it, and a staged Mapal slot is still staged, or has a
+#     pending marker; the captures still capture, and the schema equals the
 #     fresh one.  The comparison of the work, like that of the schemas, first
 #     shows that it sees a change of each kind.
 #
@@ -23,15 +24,15 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SNAPSHOT_SQL=$ROOT/test/lib/schema_snapshot.sql
 
 # The release whose queued work part 3 updates.  The work is written in its
-# layout (outbox, outbox_stage); after a release, move this to that release
-# and the SQL below with it.
-WORK_FROM=0.6
+# layout (outbox, outbox_stage, mapal_stage); after a release, move this to
+# that release and the SQL below with it.
+WORK_FROM=0.7.0
 # Columns whose values the update may change or drop ("table.column"), each
 # with its reason; an update that drops capture.recompute_sql, say, lists it
-# here.  A column it adds needs nothing.
-# 0.7.0 keeps no statement built from a mapping: the zone and slot length they
-# held move to capture.timezone and capture.slot_minutes.
-MAY_CHANGE=(capture.recompute_sql capture.window_sql)
+# here.  A column it adds needs nothing.  (0.6 to 0.7.0 listed
+# capture.recompute_sql and capture.window_sql: 0.7.0 keeps no statement
+# built from a mapping.)  0.8.0 changes no table.
+MAY_CHANGE=()
 
 FRESH=sa_schema_fresh
 CHAIN=sa_schema_chain
@@ -292,13 +293,19 @@ SELECT :ct, statement_timestamp(), array_agg(id::text ORDER BY id), array_agg(st
        array_agg(kind ORDER BY id), array_agg(sold_at ORDER BY id), array_agg(net::numeric ORDER BY id),
        array_agg(tax::numeric ORDER BY id), array_agg('EUR'::text ORDER BY id)
   FROM n;
--- the Mapal slots of the new sales marked dirty
-INSERT INTO sales_api.outbox (capture_id, kind, unit_id, business_day, currency_id, sales_type_id, slot_start, next_attempt_at)
-SELECT DISTINCT :mp, 'mapal_slot', 1000 + store, sales_api.time_slot(sold_at, 15, 'UTC')::date, 'EUR', channel,
-       sales_api.time_slot(sold_at, 15, 'UTC'), statement_timestamp()
-  FROM pos_sales WHERE sold_at >= '2026-11-21' ORDER BY 3, 4, 5, 6, 7
-    ON CONFLICT (capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start)
- WHERE kind = 'mapal_slot' AND state = 'pending' DO NOTHING;
+-- the Mapal slots of the new sales staged, one row of arrays per statement,
+-- not yet made dirty markers by the worker; the first statement's slots
+-- staged a second time by a later statement
+INSERT INTO sales_api.mapal_stage (capture_id, staged_at, unit_ids, business_days, currency_ids, sales_type_ids, slot_starts)
+SELECT :mp, statement_timestamp(), array_agg(1000 + store::bigint ORDER BY id),
+       array_agg(sales_api.time_slot(sold_at, 15, 'UTC')::date ORDER BY id), array_agg('EUR'::text ORDER BY id),
+       array_agg(channel ORDER BY id), array_agg(sales_api.time_slot(sold_at, 15, 'UTC') ORDER BY id)
+  FROM pos_sales WHERE sold_at >= '2026-11-21' GROUP BY sold_at < '2026-11-21 10:00+00';
+INSERT INTO sales_api.mapal_stage (capture_id, staged_at, unit_ids, business_days, currency_ids, sales_type_ids, slot_starts)
+SELECT :mp, statement_timestamp(), array_agg(1000 + store::bigint ORDER BY id),
+       array_agg(sales_api.time_slot(sold_at, 15, 'UTC')::date ORDER BY id), array_agg('EUR'::text ORDER BY id),
+       array_agg(channel ORDER BY id), array_agg(sales_api.time_slot(sold_at, 15, 'UTC') ORDER BY id)
+  FROM pos_sales WHERE sold_at >= '2026-11-21' AND sold_at < '2026-11-21 10:00+00';
 RESET session_replication_role;
 -- an operator paused Mapal; the worker recorded a reconciliation
 SELECT sales_api.pause('mapal');
@@ -315,6 +322,7 @@ for k in ct_post ct_delete ct_window mapal_slot; do
 done
 expect_eq "$(q -c "SELECT count(*) FILTER (WHERE sale_key IS NOT NULL) > 0 AND count(*) FILTER (WHERE sale_keys IS NOT NULL) > 0
                      FROM sales_api.outbox_stage")" t "staged sales, a row per sale and a row of arrays"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.mapal_stage")" 3 "staged Mapal slots, three statements"
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_delete' AND vendor_ref IS NOT NULL")" 1 \
     "a delete of a version Connecteam holds"
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_delete' AND target_post_id IS NOT NULL")" 1 \
@@ -345,6 +353,13 @@ STAGED_FROM="SELECT st.capture_id, st.staged_at, u.sale_key, u.location_id, u.sa
               coalesce(st.tax_amounts, ARRAY[st.tax_amount]), coalesce(st.currencies, ARRAY[st.currency]))
        AS u(sale_key, location_id, sale_type, created_at, final_sale_amount, tax_amount, currency)"
 STAGED_NOW=$STAGED_FROM
+# The staged Mapal slots, one row per slot a statement touched (the same
+# layout in $WORK_FROM and now, until an update changes sales_api.mapal_stage).
+MAPAL_STAGED_FROM="SELECT ms.capture_id, x.unit_id, x.business_day, x.currency_id, x.sales_type_id, x.slot_start
+  FROM sales_api.mapal_stage ms,
+       unnest(ms.unit_ids, ms.business_days, ms.currency_ids, ms.sales_type_ids, ms.slot_starts)
+       AS x(unit_id, business_day, currency_id, sales_type_id, slot_start)"
+MAPAL_STAGED_NOW=$MAPAL_STAGED_FROM
 
 # work_diff [SQL]: every difference between the work now and the work saved
 # in schema snap, one line each (after SQL, made in a transaction that is
@@ -359,6 +374,12 @@ staged_now AS ($STAGED_NOW),
 -- outbox items that were not there before
 new_items AS (SELECT o.* FROM sales_api.outbox o
                WHERE NOT EXISTS (SELECT 1 FROM snap.rows b WHERE b.t = 'outbox' AND b.k = jsonb_build_array(o.id))),
+-- a staged Mapal slot may have become a pending dirty marker (or found one)
+mapal_staged_or_marked AS (
+    SELECT * FROM ($MAPAL_STAGED_NOW) m
+    UNION
+    SELECT capture_id, unit_id, business_day, currency_id, sales_type_id, slot_start
+      FROM sales_api.outbox WHERE kind = 'mapal_slot' AND state = 'pending'),
 -- a staged sale may have become the pending post the worker would make of it
 staged_or_posted AS (
     SELECT * FROM staged_now
@@ -375,12 +396,20 @@ UNION ALL
 SELECT format('%s %s is new', a.t, a.k) FROM a
  WHERE a.t <> 'outbox' AND NOT EXISTS (SELECT 1 FROM snap.rows b WHERE b.t = a.t AND b.k = a.k)
 UNION ALL
-SELECT format('new outbox item %s (%s, %s) is not a staged sale', n.id, n.kind, n.state) FROM new_items n
+SELECT format('new outbox item %s (%s, %s) is not a staged sale or slot', n.id, n.kind, n.state) FROM new_items n
  WHERE NOT (n.kind = 'ct_post' AND n.state = 'pending')
+   AND NOT (n.kind = 'mapal_slot' AND n.state = 'pending'
+            AND (n.capture_id, n.unit_id, n.business_day, n.currency_id, n.sales_type_id, n.slot_start)
+                IN (SELECT * FROM snap.mapal_staged))
 UNION ALL
 SELECT 'staged sale lost: ' || row_to_json(x)::text FROM (SELECT * FROM snap.staged EXCEPT ALL SELECT * FROM staged_or_posted) x
 UNION ALL
 SELECT 'staged sale that was not: ' || row_to_json(x)::text FROM (SELECT * FROM staged_or_posted EXCEPT ALL SELECT * FROM snap.staged) x
+UNION ALL
+SELECT 'staged Mapal slot lost: ' || row_to_json(x)::text FROM (SELECT * FROM snap.mapal_staged EXCEPT SELECT * FROM mapal_staged_or_marked) x
+UNION ALL
+SELECT 'staged Mapal slot that was not: ' || row_to_json(x)::text
+  FROM (SELECT * FROM ($MAPAL_STAGED_NOW) m EXCEPT ALL SELECT * FROM snap.mapal_staged) x
 UNION ALL
 SELECT format('sequence %s went back from %s to %s', s, b, n)
   FROM snap.seq, LATERAL (VALUES ('outbox_id_seq', outbox_id, (SELECT last_value FROM sales_api.outbox_id_seq)),
@@ -397,6 +426,7 @@ DROP SCHEMA IF EXISTS snap CASCADE;
 CREATE SCHEMA snap;
 CREATE TABLE snap.rows AS $ROWS_SQL;
 CREATE TABLE snap.staged AS $STAGED_FROM;
+CREATE TABLE snap.mapal_staged AS $MAPAL_STAGED_FROM;
 CREATE TABLE snap.seq AS
 SELECT (SELECT last_value FROM sales_api.outbox_id_seq) AS outbox_id, (SELECT last_value FROM sales_api.capture_id_seq) AS capture_id;
 SQL
@@ -409,6 +439,10 @@ diff_lines=$(work_diff "
     INSERT INTO sales_api.outbox (capture_id, kind, location_id, window_start, window_end)
     SELECT capture_id, kind, location_id, window_start, window_end FROM sales_api.outbox WHERE kind = 'ct_delete' LIMIT 1;
     DELETE FROM sales_api.outbox_stage WHERE sale_key IS NOT NULL;
+    DELETE FROM sales_api.mapal_stage WHERE capture_id IS NOT NULL AND staged_at = (SELECT min(staged_at) FROM sales_api.mapal_stage);
+    INSERT INTO sales_api.mapal_stage
+    SELECT capture_id, staged_at, unit_ids, business_days, currency_ids, sales_type_ids,
+           ARRAY(SELECT sl + interval '1 day' FROM unnest(slot_starts) sl) FROM sales_api.mapal_stage LIMIT 1;
     UPDATE sales_api.connecteam_sent SET transaction_id = 'other';
     UPDATE sales_api.server_state SET paused = false;
     DELETE FROM sales_api.reconciliation;")
@@ -416,16 +450,18 @@ echo "$diff_lines" | cut -c1-200
 for re in '^outbox \[[0-9]+\]: state was "dead", is "pending"$' \
           '^outbox \[[0-9]+\]: final_sale_amount was [0-9.]+, is [0-9.]+$' \
           '^outbox \[[0-9]+\] is gone$' \
-          '^new outbox item [0-9]+ \(ct_delete, pending\) is not a staged sale$' \
+          '^new outbox item [0-9]+ \(ct_delete, pending\) is not a staged sale or slot$' \
           '^staged sale lost: ' \
+          '^staged Mapal slot lost: ' \
+          '^staged Mapal slot that was not: ' \
           '^connecteam_sent \[[0-9]+, "1"\]: transaction_id was "ct-tx-1", is "other"$' \
           '^server_state \[.*\]: paused was true, is false$' \
           '^reconciliation \[.*\] is gone$'; do
     echo "$diff_lines" | grep -qE "$re" || fail "the comparison of the work misses a change (no line matching $re)"
 done
-pass "the comparison of the work sees a changed state, changed data, a lost item, an unexplained item, a lost staged sale, a sent record, a server's state and a reconciliation"
+pass "the comparison of the work sees a changed state, changed data, a lost item, an unexplained item, a lost staged sale, a lost and an unexplained staged Mapal slot, a sent record, a server's state and a reconciliation"
 expect_eq "$(work_diff 'DO $x$ BEGIN PERFORM sales_api._stage_expand(NULL, false); END $x$;')" "" \
-    "a staged sale made the pending post the worker would make of it is the same work"
+    "a staged sale or slot made what the worker would make of it is the same work"
 
 q -c "ALTER EXTENSION sales_api UPDATE"
 expect_eq "$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'sales_api'")" "$DEFAULT" "updated from $WORK_FROM to $DEFAULT"
@@ -436,7 +472,7 @@ if [ -s "$OUT/work_diff" ]; then
     cat "$OUT/work_diff"
     fail "the queued work changed in the update (above)"
 fi
-pass "every item, staged sale, capture, sent record, server state and reconciliation crossed the update unchanged ($(q -c "SELECT count(*) FROM snap.rows") rows, $(q -c "SELECT count(*) FROM snap.staged") staged sales)"
+pass "every item, staged sale and slot, capture, sent record, server state and reconciliation crossed the update unchanged ($(q -c "SELECT count(*) FROM snap.rows") rows, $(q -c "SELECT count(*) FROM snap.staged") staged sales, $(q -c "SELECT count(*) FROM snap.mapal_staged") staged slots)"
 
 # the captures still capture: a sale on a new day queues work for both vendors
 work_per_capture="SELECT string_agg(c.id || ':' || ((SELECT count(*) FROM sales_api.outbox o WHERE o.capture_id = c.id)

@@ -16,8 +16,9 @@
 #
 # test/lib/metrics_check.py scrapes /metrics with urllib, parses the
 # exposition format and checks every series and label against
-# outbox_status, the tables, worker_stats() and connecteam_rate_limit() read
-# just before and after the scrape, and the values this scenario made.
+# outbox_status, lane_status, the tables, worker_stats(), worker_served()
+# and connecteam_rate_limit() read just before and after the scrape, and the
+# values this scenario made.
 . "$(dirname "$0")/../lib/scenario.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 QUERIES=$ROOT/contrib/prometheus/sales_api_queries.yaml
@@ -146,12 +147,14 @@ SA_DB=$DB_B q -f "$SA_WORK/metrics-grants.sql" >/dev/null
 for sql in "SELECT final_sale_amount FROM sales_api.outbox LIMIT 1" \
            "SELECT mapping FROM sales_api.capture LIMIT 1" \
            "SELECT * FROM sales_api.connecteam_rate_limit('connecteam')" \
-           "SELECT * FROM sales_api.outbox_status"; do
+           "SELECT * FROM sales_api.outbox_status" \
+           "SELECT last_error FROM sales_api.lane_status" \
+           "SELECT * FROM sales_api.lane_status"; do
     out=$(q -c "SET ROLE $MON" -c "$sql" 2>&1) && fail "$MON may run: $sql"
     echo "$out" | grep -q 'permission denied' || fail "$sql as $MON: $out"
 done
 expect_eq "$(q -c "SELECT count(*) FROM pg_user_mappings WHERE usename = '$MON'")" 0 "$MON has no user mapping"
-pass "$MON reads no sales amount, no mapping, calls no vendor function"
+pass "$MON reads no sales amount, no mapping, no vendor error text, calls no vendor function"
 
 # --- the exporter
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -194,6 +197,16 @@ python3 "$ROOT/test/lib/metrics_check.py" --url "http://127.0.0.1:$port/metrics"
     --expect "sales_api_worker_up{datname=\"sa_worker\"}=1" \
     --expect "sales_api_worker_up{datname=\"$DB_B\"}=0" \
     --expect "sales_api_worker_served{datname=\"$DB_B\"}=0" \
+    --expect "sales_api_worker_served{datname=\"sa_worker\"}=1" \
+    --expect "sales_api_lane_waiting_items{$lb,state=\"staged\"}=5" \
+    --expect "sales_api_lane_waiting_items{$l1,state=\"pending\"}=4" \
+    --expect "sales_api_lane_waiting_items{$l2,state=\"failed\"}=1" \
+    --expect "sales_api_lane_waiting_items{$lm,state=\"pending\"}=1" \
+    --expect "sales_api_lane_circuit_state{$l1,circuit=\"closed\"}=1" \
+    --expect "sales_api_lane_circuit_state{$lb,circuit=\"closed\"}=1" \
+    --expect "sales_api_lane_waiting_for_state{$l1,reason=\"paused\"}=1" \
+    --expect "sales_api_lane_waiting_for_state{$lm,reason=\"paused\"}=1" \
+    --expect "sales_api_lane_waiting_for_state{$lb,reason=\"not_served\"}=1" \
     || { echo "--- exporter log"; tail -20 "$SA_WORK/exporter.log"; fail "the exporter's series differ from the database"; }
 grep -E 'level=(error|warn)' "$SA_WORK/exporter.log" && fail "the exporter logged errors"
 
