@@ -27,6 +27,11 @@ sales_api's, measured in the same run on the same data.
   4. latency: one committed sale to the mock receiving it (idle worker; idle
      PgQ consumer)
   5. memory: the worker's resident memory after start, 100,000 and 1,000,000 sales
+  6. lanes: Mapal real-time latency (commit to the mock receiving the slot) of
+     a table attached to both vendors while Connecteam has a 2,000-sale backlog
+     under 5 requests a minute, and while Connecteam hangs every request until
+     sales_api.request_timeout (30 s), beside a Mapal-only table's
+     (test/lib/lanes.py measures; test/bench/lanes.sh runs this one alone)
   --profile: perf of the worker during a drain and of a backend during a bulk
      capture, with pg_stat_statements of the worker's SQL (test/bench/PROFILE.md)
 
@@ -52,6 +57,9 @@ import urllib.request
 
 import pgq_peer
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import lanes  # noqa: E402  (test/lib/lanes.py, shared with test/scenarios/93_lanes.sh)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
@@ -64,16 +72,20 @@ MODES = {
     "quick": dict(pgbench_seconds=2, rounds=4, bulk_rounds=2, bulk_rows=100000, drain_sales=100000,
                   baseline_sales=300, rl_limit=20, rl_window=10, rl_windows=2,
                   latency_sales=500, latency_after_sales=50, memory_total=200000, chunk=100000,
-                  pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4),
+                  pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4,
+                  lanes_backlog=2000, lanes_limit=5, lanes_window=10, lanes_timeout=5, lanes_seconds=10),
     # the figures: 1,000,000 sales for memory, a real 120-per-minute limit
     "full": dict(pgbench_seconds=5, rounds=12, bulk_rounds=5, bulk_rows=100000, drain_sales=100000,
                  baseline_sales=2000, rl_limit=120, rl_window=60, rl_windows=3,
                  latency_sales=500, latency_after_sales=200, memory_total=1000000, chunk=100000,
                  # the PgQ peer: pgqd's ticker_period, the consumer's sleep when it finds no batch,
                  # its requests in flight (sales_api's max_concurrency)
-                 pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4),
+                 pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4,
+                 # lanes: the Connecteam plan (5 requests per 60 s window), its
+                 # 2,000-sale burst, and the default request_timeout (30 s) for the hang
+                 lanes_backlog=2000, lanes_limit=5, lanes_window=60, lanes_timeout=30, lanes_seconds=20),
 }
-ALL = ["capture", "drain", "memory", "latency", "ratelimit"]
+ALL = ["capture", "drain", "memory", "latency", "ratelimit", "lanes"]
 
 
 class BenchError(Exception):
@@ -1240,6 +1252,139 @@ def bench_profile(cfg, state, out_path):
 
 
 # ---------------------------------------------------------------------------
+# 6. Lanes: one destination never holds back another
+# ---------------------------------------------------------------------------
+LANES_P50_MS = 1000
+LANES_P99_MS = 2000
+
+
+def lanes_fmt(ms, wait_s):
+    return ("more than %.0f s (a sale never arrived)" % wait_s) if ms == math.inf else fmt_ms(ms)
+
+
+def bench_lanes(cfg, res, state):
+    B, L, W, T, S = (cfg["lanes_backlog"], cfg["lanes_limit"], cfg["lanes_window"], cfg["lanes_timeout"],
+                     cfg["lanes_seconds"])
+    interval_ms = 250
+    log("6. lanes: Mapal latency beside a Connecteam backlog of %s sales under %d requests per %d s, and "
+        "beside Connecteam hanging until request_timeout %d s; sales every %d ms for %d s per phase, mock "
+        "latency 20 ms" % (fmt_int(B), L, W, T, interval_ms, S))
+    mock_setup(latency_ms=20)
+    setup_pos(("connecteam", "mapal"))
+    # the baseline a user compares with: a table attached to Mapal only, in the same database
+    psql("SET client_min_messages = warning;\nDROP TABLE IF EXISTS pos_mapal_only CASCADE;\n"
+         + SALES_TABLE.format(t="pos_mapal_only")
+         + "SELECT sales_api.attach('pos_mapal_only', 'mapal', %s);\n" % MAPAL_MAPPING)
+    psql("ALTER SYSTEM %s;\nSELECT pg_reload_conf();" % (
+        "RESET sales_api.request_timeout" if T == 30 else "SET sales_api.request_timeout = '%ds'" % T), db="postgres")
+    resume(("connecteam", "mapal"))
+    wait_worker()
+    # the worker's connection and token are warm, as in steady operation
+    lanes.measure(WDB, "pos_mapal_only", 47, datetime.date(2026, 11, 28), 1, interval_ms, 60)
+    figures = {}
+    try:
+        # the baseline: Mapal only, nothing else for the worker to do
+        wait_b = 120
+        figures["base"] = (lanes.measure(WDB, "pos_mapal_only", 48, datetime.date(2026, 12, 1), S, interval_ms,
+                                         wait_b), wait_b)
+        log("6. lanes: Mapal-only table: p50 %s, p99 %s" % (fmt_ms(figures["base"][0]["p50"]),
+                                                           fmt_ms(figures["base"][0]["p99"])))
+
+        # 1. the backlog: B sales at once into the table attached to both vendors
+        mock("POST", "/_mock/config", {"connecteam_minute_limit": L, "connecteam_window_seconds": W})
+        mark = mock_mark()
+        psql("INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests)\n"
+             " SELECT 1 + i %% 3, timestamptz '2026-11-20 06:00+00' + i * interval '7 s', 'SALE',\n"
+             "        (ARRAY['EAT_IN', 'TAKE', 'DELIVERY'])[1 + (i / 3) %% 3], round((1 + (i %% 997) / 10.0)::numeric, 2),\n"
+             "        round(((i %% 13) / 10.0)::numeric, 2), 1 + i %% 4\n"
+             "   FROM generate_series(0, %d) i;" % (B - 1))
+        t0 = time.time()
+        # the first window's budget spent: from here on Connecteam has to wait for its window
+        while sum(1 for e in mock_log(mark) if is_ct_post(e) and e["status"] == 200) < min(L, B // 100):
+            if time.time() - t0 > 120:
+                raise BenchError("lanes: the worker did not start on the Connecteam backlog in 120 s")
+            time.sleep(0.25)
+        wait_1 = max(120, int(1.5 * W * math.ceil(B / 100.0 / L)) + 60)
+        figures["backlog"] = (lanes.measure(
+            WDB, "pos_sales", 49, datetime.date(2026, 12, 3), S, interval_ms, wait_1,
+            probe="SELECT %d - count(*) FROM sales_api.outbox WHERE kind = 'ct_post' AND state = 'sent' "
+                  "AND location_id <= 3" % B), wait_1)
+        posts_1 = sum(1 for e in mock_log(mark) if is_ct_post(e))
+        log("6. lanes: Connecteam backlog: p50 %s, p99 %s" % (lanes_fmt(figures["backlog"][0]["p50"], wait_1),
+                                                             lanes_fmt(figures["backlog"][0]["p99"], wait_1)))
+
+        # 2. Connecteam hangs every request until the worker's request_timeout
+        mock("POST", "/_mock/config", {"connecteam_minute_limit": 10 ** 9})
+        mock("POST", "/_mock/faults", {"path": "^/connecteam/", "action": "hang", "count": 10 ** 6})
+        mark = mock_mark()
+        psql("INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests)\n"
+             " SELECT 1 + i % 3, timestamptz '2026-11-21 06:00+00' + i * interval '7 s', 'SALE', 'EAT_IN',\n"
+             "        round((2 + (i % 89) / 10.0)::numeric, 2), 0.20, 1\n"
+             "   FROM generate_series(0, 299) i;")
+        t0 = time.time()
+        while mock("GET", "/_mock/inflight")["hanging"] < 1:
+            if time.time() - t0 > 2 * T + 60:
+                raise BenchError("lanes: no Connecteam request reached the mock to hang")
+            time.sleep(0.25)
+        wait_2 = max(120, 10 * T)
+        figures["hang"] = (lanes.measure(WDB, "pos_sales", 50, datetime.date(2026, 12, 6), S, interval_ms,
+                                         wait_2), wait_2)
+        hangs = [e["ms"] / 1000.0 for e in mock_log(mark) if e["fault"] == "hang" and e["ms"] is not None]
+        log("6. lanes: Connecteam hanging: p50 %s, p99 %s" % (lanes_fmt(figures["hang"][0]["p50"], wait_2),
+                                                             lanes_fmt(figures["hang"][0]["p99"], wait_2)))
+    finally:
+        # everything released, then everything delivered exactly once
+        mock("DELETE", "/_mock/faults")
+        mock("POST", "/_mock/release")
+        mock("POST", "/_mock/config", {"connecteam_minute_limit": 10 ** 9, "connecteam_window_seconds": 60})
+        psql("ALTER SYSTEM RESET sales_api.request_timeout;\nSELECT pg_reload_conf();", db="postgres")
+    t0 = time.time()
+    wait_drained(1200, "the lanes benchmark's sales")
+    drain_s = time.time() - t0
+    summ = outbox_summary()
+    bad = {k: v for k, v in summ.items() if k[1] not in ("sent", "superseded")}
+    cmp = subprocess.run([sys.executable, os.path.join(ROOT, "test/lib/compare.py"), "bench-lanes",
+                          "--mapal-also", "pos_mapal_only"],
+                         capture_output=True, text=True, env=dict(os.environ, SA_DB=WDB))
+    if cmp.returncode != 0 or bad:
+        raise BenchError("lanes: the mock does not hold exactly the local sales (outbox: %s):\n%s%s" % (
+            summ, cmp.stdout, cmp.stderr))
+
+    base, _ = figures["base"]
+    for name, what in (("backlog", "a Connecteam backlog of %s sales under %d requests per %d s" % (fmt_int(B), L, W)),
+                       ("hang", "Connecteam hanging every request until request_timeout (%d s)" % T)):
+        r, wait_s = figures[name]
+        res.add("6", "Mapal commit to arrival, both vendors attached, beside %s: p50" % what,
+                lanes_fmt(r["p50"], wait_s), "Mapal-only table: %s" % fmt_ms(base["p50"]),
+                "at most 1 s", r["p50"] <= LANES_P50_MS)
+        res.add("6", "Mapal commit to arrival, both vendors attached, beside %s: p99" % what,
+                lanes_fmt(r["p99"], wait_s), "Mapal-only table: %s" % fmt_ms(base["p99"]),
+                "at most 2 s", r["p99"] <= LANES_P99_MS)
+    rb, rh = figures["backlog"][0], figures["hang"][0]
+    res.note("6 lanes: each phase commits one sale every %d ms for %d s (%d sales), each in a Mapal slot of its "
+             "own; latency from clock_timestamp() at the sale's INSERT (its own transaction, just before the "
+             "commit) to the mock's log time of the first Mapal request carrying the slot with the sale's total; "
+             "a sale that never arrived counts as infinitely late (test/lib/lanes.py). Mapal-only table, "
+             "Connecteam idle: p50 %.1f ms, p99 %.1f ms, max %.1f ms. Backlog: %s sales in one INSERT, the mock "
+             "allowing %d Connecteam requests per %d s window; measured once the first window's budget was spent; "
+             "%s of the backlog's sales were not yet recorded sent after the last measured commit; %d Connecteam "
+             "posts reached the mock from the burst to the last arrival; p50 %s, p99 %s, max %s, %d of %d arrived "
+             "within %d s. Hang: the mock's `hang` fault on every Connecteam request (never answered, never "
+             "stored), 300 more sales to hang on, limit lifted; %d requests hung and were given up after %s; "
+             "p50 %s, p99 %s, max %s, %d of %d arrived within %d s. Then faults released: drained in %.0f s; "
+             "compare.py: %s" % (
+                 interval_ms, S, base["count"], base["p50"], base["p99"], base["max"], fmt_int(B), L, W,
+                 rb["probe"], posts_1, lanes_fmt(rb["p50"], figures["backlog"][1]),
+                 lanes_fmt(rb["p99"], figures["backlog"][1]), lanes_fmt(rb["max"], figures["backlog"][1]),
+                 rb["arrived"], rb["count"], figures["backlog"][1], len(hangs),
+                 ("%.1f to %.1f s" % (min(hangs), max(hangs))) if hangs else "-",
+                 lanes_fmt(rh["p50"], figures["hang"][1]), lanes_fmt(rh["p99"], figures["hang"][1]),
+                 lanes_fmt(rh["max"], figures["hang"][1]), rh["arrived"], rh["count"], figures["hang"][1],
+                 drain_s, cmp.stdout.strip().splitlines()[-1] if cmp.stdout.strip() else "ok"))
+    state["sales"] += B + 300 + base["count"] + rb["count"] + rh["count"] + 1
+
+
+# ---------------------------------------------------------------------------
 # Machine, RESULTS.md
 # ---------------------------------------------------------------------------
 def machine():
@@ -1369,6 +1514,8 @@ def main():
                 bench_latency(cfg, res, state, after=True, peer=peer)
         if "ratelimit" in only:
             bench_ratelimit(cfg, res, state)
+        if "lanes" in only:
+            bench_lanes(cfg, res, state)
         if a.profile:
             bench_profile(cfg, state, os.path.join(HERE, "PROFILE.md") if not a.no_write
                           else os.path.join(work, "PROFILE.md"))

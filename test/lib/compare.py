@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Compare what the POS table holds with what the mock vendors received.
 
-Usage: compare.py SCENARIO [--no-connecteam] [--no-mapal]
+Usage: compare.py SCENARIO [--no-connecteam] [--no-mapal] [--mapal-also TABLE]...
 Reads the local sales with psql (database $SA_DB, default sa_worker; the
 Connecteam sales from the tables $SA_COMPARE_CT_TABLES, default pos_sales,
-comma-separated, the Mapal sales from pos_sales) and the
+comma-separated, the Mapal sales from pos_sales and each --mapal-also table) and the
 mock's state from $MOCK_URL/_mock/state (TLS verified with $MOCK_CA), prints
 one row:
   scenario  committed  delivered  duplicates  lost  extra  dead  unknown  mapal_slots  mapal_mismatch
@@ -12,7 +12,9 @@ and exits non-zero if any sale is lost or duplicated, if Connecteam holds a
 transaction no local sale explains, or if any Mapal slot total differs from
 the local total.  Connecteam identity of a sale: (location, createdAt,
 finalSaleAmount, taxAmount, saleType), createdAt being the Unix second the
-sale's time falls in; the scenarios' data makes it unique.
+sale's time falls in; the scenarios' data makes it unique.  --mapal-also
+TABLE: one more table of pos_sales' shape, captured for Mapal only (a
+Mapal-only baseline beside pos_sales): its sales count in the Mapal slots.
 """
 import collections
 import csv
@@ -30,6 +32,7 @@ scenario = sys.argv[1] if len(sys.argv) > 1 else "scenario"
 do_ct = "--no-connecteam" not in sys.argv
 do_mapal = "--no-mapal" not in sys.argv
 ct_tables = [t for t in os.environ.get("SA_COMPARE_CT_TABLES", "pos_sales").split(",") if t]
+mapal_tables = ["pos_sales"] + [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--mapal-also"]
 
 
 def psql_csv(sql):
@@ -68,9 +71,10 @@ unknown = int(psql_csv("SELECT count(*) FROM sales_api.outbox WHERE state = 'unk
 slots = mismatch = 0
 if do_mapal:
     local_slots = {}
+    sales = " UNION ALL ".join("SELECT store, sold_at, channel, net, tax, guests FROM %s" % t for t in mapal_tables)
     for r in psql_csv("SELECT 1000 + store, to_char(date_bin('15 min', sold_at AT TIME ZONE 'UTC', '2000-01-01'), "
                       "'YYYY-MM-DD\"T\"HH24:MI:SS'), channel, sum(net), sum(net + tax), count(*), sum(guests) "
-                      "FROM pos_sales GROUP BY 1, 2, 3"):
+                      "FROM (%s) s GROUP BY 1, 2, 3" % sales):
         local_slots[(int(r[0]), r[1], r[2])] = (Decimal(r[3]), Decimal(r[4]), int(r[5]), int(r[6]))
     remote_slots = {}
     for s in state.get("mapal_sales", []):

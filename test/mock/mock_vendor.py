@@ -34,6 +34,7 @@ import json
 import math
 import re
 import secrets
+import select
 import signal
 import socket
 import ssl
@@ -408,11 +409,15 @@ class Req:
 # Application state
 # --------------------------------------------------------------------------
 
-FAULT_ACTIONS = ("status", "delay", "hold", "drop_before", "drop_after", "malformed", "wrong_shape",
+FAULT_ACTIONS = ("status", "delay", "hold", "hang", "drop_before", "drop_after", "malformed", "wrong_shape",
                  "html", "empty", "oversized", "redirect", "never_end")
 
 # A held request waits for /_mock/release (or a reset) before it is processed;
 # this long at most (a test that forgets to release it does not hang the mock).
+# A hanging request ("hang": a vendor that never answers) waits, unprocessed,
+# until its client gives up and closes the connection (its request timeout),
+# or a release or reset, or this long at most; then its connection is dropped
+# and nothing is stored.
 HOLD_MAX_SECONDS = 300
 
 SALE_TYPES = ["SALE", "VOID", "RECALL", "REFUND", "SPLIT", "UPDATE", "TRANSFER", "FLOAT",
@@ -439,6 +444,7 @@ class App:
         self.issued = []        # every token value ever issued; NOT reset (the secrets check greps for them)
         self.inflight = 0       # vendor requests being answered now (a delayed one outlives a reset)
         self.held = 0           # requests a "hold" fault keeps waiting now
+        self.hanging = 0        # requests a "hang" fault keeps waiting now (until their client gives up)
         self.release_gen = 0    # bumped by /_mock/release and /_mock/reset: held requests go on
         self.hold_cv = threading.Condition(self.lock)
         self.reset()
@@ -462,9 +468,10 @@ class App:
             self.log = []
 
     def release_held(self):
-        """Let every request a "hold" fault keeps waiting go on (processed as usual)."""
+        """Let every request a "hold" fault keeps waiting go on (processed as usual);
+        end every request a "hang" fault keeps waiting (dropped, not processed)."""
         with self.lock:
-            n = self.held
+            n = self.held + self.hanging
             self.release_gen += 1
             self.hold_cv.notify_all()
             return n
@@ -483,6 +490,37 @@ class App:
                     self.hold_cv.wait(min(left, 1.0))
             finally:
                 self.held -= 1
+
+    def hang(self, sock):
+        """Called by a request with a "hang" fault: answer nothing until the client
+        closes the connection (it has given up: its timeout), a release or reset,
+        HOLD_MAX_SECONDS, or the mock stops.  -> why it ended: "gone", "released",
+        "expired" or "stopping".  A client waiting for its answer sends nothing
+        more (no pipelining), so a readable socket means it closed (FIN, or TLS
+        close_notify)."""
+        deadline = time.monotonic() + HOLD_MAX_SECONDS
+        with self.lock:
+            gen = self.release_gen
+            self.hanging += 1
+        try:
+            while True:
+                if self.stopping.is_set():
+                    return "stopping"
+                with self.lock:
+                    if self.release_gen != gen:
+                        return "released"
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "expired"
+                try:
+                    r, _, _ = select.select([sock], [], [], min(left, 0.1))
+                except (OSError, ValueError):
+                    return "gone"
+                if r:
+                    return "gone"
+        finally:
+            with self.lock:
+                self.hanging -= 1
 
     def cfg(self, key):
         with self.lock:
@@ -1688,7 +1726,7 @@ def control(app, req):
             return jresp(200, {"ok": True, "tokens": n})
         if p == "/_mock/inflight" and m == "GET":
             with app.lock:
-                return jresp(200, {"inflight": app.inflight, "held": app.held})
+                return jresp(200, {"inflight": app.inflight, "held": app.held, "hanging": app.hanging})
         if p == "/_mock/release" and m == "POST":
             return jresp(200, {"released": app.release_held()})
         if p == "/_mock/tokens/issued" and m == "GET":
@@ -1919,6 +1957,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     time.sleep(rule["delay_ms"] / 1000.0)
                 if fault == "hold":
                     app.hold()
+            if fault == "hang":
+                # never answered, never processed; "ms" is how long the client waited
+                app.hang(self.connection)
+                dropped = True
+                self._drop()
+                return
             if fault == "drop_before":
                 dropped = True
                 self._drop()

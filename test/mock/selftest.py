@@ -988,7 +988,58 @@ def t_faults(c, env, tmp):
     st, _, d = c.ctl("POST", "/_mock/release")
     th.join(30)
     check("fault hold: released, then answered normally", d == {"released": 1} and res.get("r", [0])[0] == 200
-          and c.ctl("GET", "/_mock/inflight")[2] == {"inflight": 0, "held": 0}, (d, res.get("r", [None])[0]))
+          and c.ctl("GET", "/_mock/inflight")[2] == {"inflight": 0, "held": 0, "hanging": 0},
+          (d, res.get("r", [None])[0]))
+    # hang: never answered, never processed; the mock lets go once the client gives up
+    ct(c, "POST", "/locations", {"name": "H"})
+    n_tx = len(state(c)["connecteam_transactions"])
+    add(path="/connecteam/sales/v1/transactions$", method="POST", action="hang", count=2)
+    seq0 = c.ctl("GET", "/_mock/log?since=999999999")[2]["last_seq"]
+    conn = c.conn(timeout=1.0)      # the client's request timeout
+    t0 = time.time()
+    timed_out = False
+    try:
+        conn.request("POST", "/connecteam/sales/v1/transactions", body=dumps(txs(tx())),
+                     headers=dict(CT_KEY, **{"Content-Type": "application/json"}))
+        conn.getresponse()
+    except (socket.timeout, TimeoutError):
+        timed_out = True
+    except (http.client.HTTPException, OSError) as e:
+        timed_out = repr(e)
+    waited = time.time() - t0
+    hanging = c.ctl("GET", "/_mock/inflight")[2]
+    conn.close()
+    check("fault hang: no answer until the client's timeout", timed_out is True and waited >= 0.9
+          and hanging.get("hanging") == 1, (timed_out, waited, hanging))
+    gone = None
+    for _ in range(100):
+        gone = c.ctl("GET", "/_mock/inflight")[2]
+        if gone == {"inflight": 0, "held": 0, "hanging": 0}:
+            break
+        time.sleep(0.05)
+    e = [x for x in log_since(c, seq0) if x["fault"] == "hang"]
+    check("fault hang: let go once the client closed, logged as dropped",
+          gone == {"inflight": 0, "held": 0, "hanging": 0} and len(e) == 1 and e[0]["dropped"]
+          and e[0]["status"] is None and e[0]["ms"] is not None and 900 <= e[0]["ms"] < 5000, (gone, e))
+    res = {}
+
+    def hung_post():
+        try:
+            res["r"] = ct(c, "POST", "/transactions", txs(tx()))
+        except (http.client.HTTPException, OSError) as ex:
+            res["e"] = ex
+    th = threading.Thread(target=hung_post)
+    th.start()
+    for _ in range(100):
+        if c.ctl("GET", "/_mock/inflight")[2].get("hanging") == 1:
+            break
+        time.sleep(0.05)
+    st, _, d = c.ctl("POST", "/_mock/release")
+    th.join(10)
+    check("fault hang: a release ends it, the connection dropped", d == {"released": 1} and not th.is_alive()
+          and "e" in res and "r" not in res, (d, res))
+    check("fault hang: nothing processed", len(state(c)["connecteam_transactions"]) == n_tx,
+          state(c)["connecteam_transactions"])
     # latency config
     c.ctl("POST", "/_mock/config", {"latency_ms": 200})
     t0 = time.time()
