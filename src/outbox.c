@@ -52,6 +52,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "lanes.h"
 #include "outbox.h"
 #include "outbox_connecteam.h"
 #include "outbox_mapal.h"
@@ -403,6 +404,7 @@ purge_sent(void)
 }
 
 static Datum lanes_take(OutboxCycle *c);
+static void claim_probes(OutboxCycle *c);
 
 /* (capture, claim position) order, so that each capture's items are contiguous */
 static int
@@ -442,6 +444,7 @@ claim(OutboxCycle *c)
 	c->items = MemoryContextAlloc(c->cxt, sizeof(OutboxItem));
 	outbox_ct_claim(c, sales_api_batch_size);
 	outbox_mapal_claim(c, sales_api_batch_size);
+	claim_probes(c);
 
 	/* each capture's items together, in claim order, before windows point into them */
 	for (int i = 0; i < c->nitems; i++)
@@ -556,8 +559,10 @@ lane_mine(int capture_id)
 
 /*
  * The captures this claim may take items of: this worker's, neither busy
- * nor waiting, whose lane lock it got.  Returns the others, as the int4[]
- * the claim statements skip.
+ * nor waiting, admitted by their lane's circuit (lanes.c), whose lane lock
+ * it got.  Returns the others, as the int4[] the claim statements skip.  A
+ * lane whose circuit is open waits until it may probe; a probe is claimed
+ * apart, a few items only (claim_probes()).
  */
 static Datum
 lanes_take(OutboxCycle *c)
@@ -571,13 +576,67 @@ lanes_take(OutboxCycle *c)
 	{
 		OutboxCapture *cap = lfirst(lc);
 		OutboxLane *lane = lane_of(cap->id);
+		bool		probe = false;
+		TimestampTz until = 0;
 
-		if (lane_mine(cap->id) && !lane->busy && lane->ready_at <= now && lane_lock(cap->id))
-			cap->locked = true;
-		else
+		if (!lane_mine(cap->id) || lane->busy || lane->ready_at > now)
+		{
+			ids[n++] = Int32GetDatum(cap->id);
+			continue;
+		}
+		if (!lanes_admit(cap->server_id, cap->run_as, now, &probe, &until))
+		{
+			lane->ready_at = until;
+			lanes_set_waiting(cap->server_id, cap->run_as, LANE_WAIT_CIRCUIT, until);
+			ids[n++] = Int32GetDatum(cap->id);
+			continue;
+		}
+		if (!lane_lock(cap->id))
+		{
+			if (probe)
+				lanes_probe_cancel(cap->server_id, cap->run_as);
+			ids[n++] = Int32GetDatum(cap->id);
+			continue;
+		}
+		cap->locked = true;
+		cap->probe = probe;
+		if (probe)
 			ids[n++] = Int32GetDatum(cap->id);
 	}
 	return PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * A lane whose circuit was open sends a probe: one request's worth of its
+ * items (Connecteam: one post of CT_MAX_ITEMS; Mapal: one unit-day), so a
+ * vendor still down spends the attempts of few items.
+ */
+static void
+claim_probes(OutboxCycle *c)
+{
+	Datum		skip = c->skip;
+	ListCell   *lc;
+
+	foreach(lc, c->captures)
+	{
+		OutboxCapture *cap = lfirst(lc);
+		Datum	   *ids;
+		int			n = 0;
+		ListCell   *oc;
+
+		if (!cap->probe)
+			continue;
+		ids = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
+		foreach(oc, c->captures)
+			if (lfirst(oc) != cap)
+				ids[n++] = Int32GetDatum(((OutboxCapture *) lfirst(oc))->id);
+		c->skip = PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
+		if (cap->vendor == VENDOR_CONNECTEAM)
+			outbox_ct_claim(c, CT_MAX_ITEMS);
+		else
+			outbox_mapal_claim(c, 1);
+	}
+	c->skip = skip;
 }
 
 /* After a claim: the locks of lanes that got nothing go; skipped captures and busy ones, as int4[]. */
@@ -599,6 +658,9 @@ lanes_settle(OutboxCycle *c)
 		{
 			lane_unlock(cap->id);
 			cap->locked = false;
+			if (cap->probe)
+				lanes_probe_cancel(cap->server_id, cap->run_as);
+			cap->probe = false;
 		}
 		if (!cap->locked)
 		{
@@ -695,6 +757,14 @@ jobs_from_claim(OutboxCycle *c, OutboxClaim *cl)
 			outbox_ct_plan(job);
 		else
 			outbox_mapal_plan(job);
+		{
+			int			nreq = 0;
+
+			foreach(lc, job->phases)
+				nreq += ((OutboxPhase *) lfirst(lc))->n;
+			lanes_job_start(cap->server_id, cap->run_as, nreq);
+			lanes_set_waiting(cap->server_id, cap->run_as, LANE_WAIT_SENDING, 0);
+		}
 	}
 }
 
@@ -750,6 +820,7 @@ job_lane_done(OutboxJob *job)
 {
 	OutboxLane *lane;
 	ListCell   *lc;
+	LaneJobResult r = {0};
 
 	if (job->cap == NULL)
 		return;
@@ -758,10 +829,29 @@ job_lane_done(OutboxJob *job)
 	foreach(lc, job->phases)
 	{
 		OutboxPhase *ph = lfirst(lc);
+		RateLimitRun *run = ph->run;
 
-		if (ph->run != NULL && ph->run->nnot_sent > 0)
-			lane->ready_at = Max(lane->ready_at, ph->run->retry_at);
+		if (run == NULL)
+			continue;
+		if (run->nnot_sent > 0)
+			lane->ready_at = Max(lane->ready_at, run->retry_at);
+		r.nrequests += ph->n;
+		r.nok += run->nok;
+		r.ntransport += run->ntransport;
+		r.ntimeout += run->ntimeout;
+		r.n5xx += run->n5xx;
+		r.n4xx += run->n4xx;
+		r.n429 += run->n429;
+		if (run->last_status != 0)
+			r.last_status = run->last_status;
+		if (run->last_error != NULL)
+			r.last_error = run->last_error;
 	}
+	lanes_job_done(job->cap->server_id, job->cap->run_as, &r);
+	if (lane->ready_at > GetCurrentTimestamp())
+		lanes_set_waiting(job->cap->server_id, job->cap->run_as, LANE_WAIT_RATE_LIMIT, lane->ready_at);
+	else
+		lanes_set_waiting(job->cap->server_id, job->cap->run_as, NULL, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1138,7 +1228,13 @@ outbox_abort(void)
 		OutboxJob  *job = lfirst(lc);
 
 		if (job->cap != NULL)
+		{
+			LaneJobResult r = {0};
+
 			lane_of(job->cap->id)->busy = false;
+			lanes_job_done(job->cap->server_id, job->cap->run_as, &r);
+			lanes_set_waiting(job->cap->server_id, job->cap->run_as, NULL, 0);
+		}
 		claims = list_append_unique_ptr(claims, job->claim);
 	}
 	foreach(lc, claims)

@@ -45,6 +45,7 @@ typedef struct OutboxCapture
 	SalesApiServer *srv;
 	char	   *srv_error;
 	bool		locked;			/* this worker holds its lane's lock */
+	bool		probe;			/* its circuit admitted a probe: a few items */
 } OutboxCapture;
 
 /* One claimed item and what became of it */

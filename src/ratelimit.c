@@ -666,6 +666,36 @@ rl_wave_reauth(RateLimitRun *run)
 	return true;
 }
 
+/* One attempt's answer in the run's counters. */
+static void
+rl_count(RateLimitRun *run, const HttpRequest *r)
+{
+	if (r->auth_error != NULL)
+		return;					/* never sent */
+	if (!r->done)
+	{
+		if (r->curl_code == CURLE_OPERATION_TIMEDOUT)
+			run->ntimeout++;
+		else
+			run->ntransport++;
+		run->last_error = (char *) http_transport_error(r);
+		return;
+	}
+	run->last_status = (int) r->status;
+	if (r->status >= 200 && r->status < 300)
+	{
+		run->nok++;
+		return;
+	}
+	if (r->status == 429)
+		run->n429++;
+	else if (r->status >= 500)
+		run->n5xx++;
+	else
+		run->n4xx++;
+	run->last_error = psprintf("HTTP %ld: %s", r->status, vendor_error_message(r));
+}
+
 /*
  * What the answers of a finished wave mean for the budget and for each
  * request: done, given up, or queued again (with *transient_until set when
@@ -683,6 +713,7 @@ rl_wave_settle(RateLimitRun *run, TimestampTz *transient_until)
 		HttpRequest *r = run->reqs[idx];
 
 		run->attempts[idx]++;
+		rl_count(run, r);
 		if (!run->paced)
 		{
 			if (vendor_ok(r))

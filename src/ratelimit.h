@@ -90,6 +90,16 @@ typedef struct RateLimitRun
 	bool		wave_reauthed;
 	TimestampTz wait_until;		/* no wave starts before this */
 	bool		done;
+
+	/* every answer of every attempt, for the lane's counters (lanes.c) */
+	int			nok;			/* 2xx */
+	int			ntransport;		/* no answer */
+	int			ntimeout;
+	int			n5xx;
+	int			n4xx;			/* other than 429 */
+	int			n429;
+	int			last_status;
+	char	   *last_error;
 } RateLimitRun;
 
 #define RL_IDEMPOTENT	0x01

@@ -11,7 +11,7 @@
 #   backing off until the next attempt, sending (the vendor holds the post),
 #   rate limit spent until the window's reset, not served.
 #
-# Part b (the circuit breaker; needs a worker that calls src/lanes.h):
+# Part b (the circuit breaker, which the worker applies):
 #   Connecteam answers 503 to every request.  The Connecteam lane's circuit
 #   opens, with the vendor's error and status, and waiting_reason says it is
 #   open until when; the Mapal lane goes on delivering meanwhile.  Once the
@@ -19,9 +19,9 @@
 #   lost or duplicated, and the lane's request counter equals what the mock
 #   received.
 #
-# SA_LANE_STATUS_PARTS chooses the parts: "a" (the default), "b", or "a b".
+# SA_LANE_STATUS_PARTS chooses the parts: "a b" (the default), "a" or "b".
 . "$(dirname "$0")/../lib/scenario.sh"
-PARTS=${SA_LANE_STATUS_PARTS:-a}
+PARTS=${SA_LANE_STATUS_PARTS:-a b}
 DB_B=sa_lanes_b
 POS2=sa_lanes_pos2
 
