@@ -433,9 +433,11 @@ claim(OutboxCycle *c)
 	 * is making items itself.  As many items as the row limit: staged rows
 	 * may be left (a row makes at least one item), so go again at once.
 	 */
-	if (outbox_stage_expand(false, args, "nn ") >= STAGE_ROWS_PER_CLAIM)
+	c->expanded = outbox_stage_expand(false, args, "nn ");
+	if (c->expanded >= STAGE_ROWS_PER_CLAIM)
 		c->more = true;
-	if (outbox_stage_expand_mapal(STAGE_ROWS_PER_CLAIM) >= STAGE_ROWS_PER_CLAIM)
+	c->expanded += outbox_stage_expand_mapal(STAGE_ROWS_PER_CLAIM);
+	if (c->expanded >= STAGE_ROWS_PER_CLAIM)
 		c->more = true;
 	load_captures(c);
 	c->skip = lanes_take(c);
@@ -496,6 +498,7 @@ static int	maxlanes = 0;
 static List *jobs = NIL;		/* OutboxJob *, in flight (list in TopMemoryContext) */
 static bool claim_wanted = true;
 static TimestampTz next_claim_at = 0;
+static TimestampTz last_claim_at = 0;
 
 static OutboxLane *
 lane_of(int capture_id)
@@ -1039,6 +1042,8 @@ claim_jobs(MemoryContext cycle_cxt)
 
 	if (c->more)
 		claim_wanted = true;
+	if (c->expanded > 0 && sales_api_workers_per_database > 1)
+		worker_wake_others();
 	MemoryContextSwitchTo(cl->cxt);
 	jobs_from_claim(c, cl);
 	MemoryContextSwitchTo(cycle_cxt);
@@ -1123,10 +1128,19 @@ outbox_step(MemoryContext cycle_cxt, long *wait_ms)
 
 	advance_jobs(cycle_cxt);
 	now = GetCurrentTimestamp();
-	if (claim_wanted || (next_claim_at != 0 && now >= next_claim_at))
+
+	/*
+	 * sales_api.worker_naptime is the safety net while lanes are sending
+	 * too: a wake-up can be lost (any wait of the backend's own, a lock for
+	 * one, resets the latch), and an item enqueued without one must not
+	 * wait for every job in flight to end.
+	 */
+	if (claim_wanted || (next_claim_at != 0 && now >= next_claim_at) ||
+		now >= last_claim_at + (int64) sales_api_worker_naptime_ms * 1000)
 	{
 		claim_wanted = false;
 		next_claim_at = 0;
+		last_claim_at = now;
 		claim_jobs(cycle_cxt);
 		advance_jobs(cycle_cxt);
 		/* a cycle, as worker_stats() counts them, is a claim */
@@ -1151,6 +1165,8 @@ outbox_step(MemoryContext cycle_cxt, long *wait_ms)
 	}
 	if (next_claim_at != 0 && (wake == 0 || next_claim_at < wake))
 		wake = next_claim_at;
+	if (wake == 0 || last_claim_at + (int64) sales_api_worker_naptime_ms * 1000 < wake)
+		wake = last_claim_at + (int64) sales_api_worker_naptime_ms * 1000;
 	for (int i = 0; i < nlanes; i++)
 		if (!lanes[i].busy && lanes[i].ready_at > now &&
 			(wake == 0 || lanes[i].ready_at < wake))

@@ -99,6 +99,7 @@ typedef struct OutboxCycle
 	bool		more;			/* a claim was full: go again at once */
 	TimestampTz next_due;
 	Datum		skip;			/* int4[]: captures not to claim for (busy or waiting lanes) */
+	int64		expanded;		/* items this claim made of staged sales */
 } OutboxCycle;
 
 /*

@@ -224,6 +224,32 @@ worker_wake(void)
 	return woke;
 }
 
+/*
+ * Wake this database's other workers: a claim of this one made items of
+ * their lanes out of staged sales (expansion takes every capture's, and a
+ * wake-up they had was spent on a claim that could not see them yet).
+ */
+void
+worker_wake_others(void)
+{
+	WorkerShared *slots[64];
+	int			n = launcher_slots_for(MyDatabaseId, slots, lengthof(slots));
+
+	for (int i = 0; i < n; i++)
+	{
+		Latch	   *latch = NULL;
+
+		if (slots[i] == worker_shared)
+			continue;
+		SpinLockAcquire(&slots[i]->mutex);
+		if (slots[i]->dbid == MyDatabaseId)
+			latch = slots[i]->latch;
+		SpinLockRelease(&slots[i]->mutex);
+		if (latch)
+			SetLatch(latch);
+	}
+}
+
 static void
 wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {

@@ -56,6 +56,7 @@ typedef struct WorkerShared
 extern WorkerShared *worker_shared;
 
 extern void worker_wake_on_commit(void);
+extern void worker_wake_others(void);
 
 /* settings */
 extern char *sales_api_database;
