@@ -43,6 +43,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "server.h"
+#include "ratelimit.h"
 #include "vendor.h"
 
 PG_FUNCTION_INFO_V1(sales_api_mapal_push_sales);

@@ -441,7 +441,7 @@ claim(OutboxCycle *c)
 		c->more = true;
 	load_captures(c);
 	c->skip = lanes_take(c);
-	expire_leases(c->skip);
+	expire_leases(c->busy);
 	purge_sent();
 	c->items = MemoryContextAlloc(c->cxt, sizeof(OutboxItem));
 	outbox_ct_claim(c, sales_api_batch_size);
@@ -488,7 +488,9 @@ typedef struct OutboxClaim
 typedef struct OutboxLane
 {
 	int			capture_id;
-	bool		busy;
+	bool		busy;			/* a job of its whole work is in flight */
+	bool		exclusive;		/* ... which is more than plain posts, or Mapal's */
+	bool		extra;			/* a second job, of plain posts only, is in flight */
 	TimestampTz ready_at;
 } OutboxLane;
 
@@ -514,6 +516,8 @@ lane_of(int capture_id)
 	}
 	lanes[nlanes].capture_id = capture_id;
 	lanes[nlanes].busy = false;
+	lanes[nlanes].exclusive = false;
+	lanes[nlanes].extra = false;
 	lanes[nlanes].ready_at = 0;
 	return &lanes[nlanes++];
 }
@@ -572,7 +576,11 @@ lanes_take(OutboxCycle *c)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	Datum	   *ids = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
+	Datum	   *extra = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
+	Datum	   *busy = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
 	int			n = 0;
+	int			nextra = 0;
+	int			nbusy = 0;
 	ListCell   *lc;
 
 	foreach(lc, c->captures)
@@ -582,9 +590,35 @@ lanes_take(OutboxCycle *c)
 		bool		probe = false;
 		TimestampTz until = 0;
 
-		if (!lane_mine(cap->id) || lane->busy || lane->ready_at > now)
+		if (!lane_mine(cap->id) || lane->ready_at > now)
 		{
 			ids[n++] = Int32GetDatum(cap->id);
+			continue;
+		}
+		if (lane->busy || lane->extra)
+		{
+			/*
+			 * Pipelining: while a Connecteam lane's job of plain posts is in
+			 * flight, a second job of plain posts (not ambiguous, of sales with
+			 * nothing else in flight) is claimed and sent; deletes, windows
+			 * and Mapal's slots wait for the lane to be idle, so their order
+			 * holds.
+			 */
+			if (lane->busy && !lane->extra && !lane->exclusive &&
+				cap->vendor == VENDOR_CONNECTEAM &&
+				lanes_admit(cap->server_id, cap->run_as, now, &probe, &until) && !probe &&
+				lane_lock(cap->id))
+			{
+				cap->locked = true;
+				cap->extra = true;
+				extra[nextra++] = Int32GetDatum(cap->id);
+			}
+			else
+			{
+				if (probe)
+					lanes_probe_cancel(cap->server_id, cap->run_as);
+				ids[n++] = Int32GetDatum(cap->id);
+			}
 			continue;
 		}
 		if (!lanes_admit(cap->server_id, cap->run_as, now, &probe, &until))
@@ -606,6 +640,13 @@ lanes_take(OutboxCycle *c)
 		if (probe)
 			ids[n++] = Int32GetDatum(cap->id);
 	}
+	c->extra = PointerGetDatum(construct_array(extra, nextra, INT4OID, 4, true, TYPALIGN_INT));
+	/* leases of lanes in flight here are theirs, even past lease_until */
+	for (int i = 0; i < nextra; i++)
+		busy[nbusy++] = extra[i];
+	for (int i = 0; i < n; i++)
+		busy[nbusy++] = ids[i];
+	c->busy = PointerGetDatum(construct_array(busy, nbusy, INT4OID, 4, true, TYPALIGN_INT));
 	return PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
 }
 
@@ -661,6 +702,7 @@ lanes_settle(OutboxCycle *c)
 		{
 			lane_unlock(cap->id);
 			cap->locked = false;
+			cap->extra = false;
 			if (cap->probe)
 				lanes_probe_cancel(cap->server_id, cap->run_as);
 			cap->probe = false;
@@ -669,7 +711,7 @@ lanes_settle(OutboxCycle *c)
 		{
 			OutboxLane *lane = lane_of(cap->id);
 
-			if (lane->busy || lane->ready_at > GetCurrentTimestamp() || !lane_mine(cap->id))
+			if (lane->busy || lane->extra || lane->ready_at > GetCurrentTimestamp() || !lane_mine(cap->id))
 				ids[n++] = Int32GetDatum(cap->id);
 		}
 		else
@@ -740,7 +782,19 @@ jobs_from_claim(OutboxCycle *c, OutboxClaim *cl)
 		}
 		if (cap == NULL)
 			continue;
-		lane_of(cap->id)->busy = true;
+		job->extra = cap->extra;
+		if (job->extra)
+			lane_of(cap->id)->extra = true;
+		else
+		{
+			OutboxLane *lane = lane_of(cap->id);
+
+			lane->busy = true;
+			lane->exclusive = (cap->vendor != VENDOR_CONNECTEAM || jc->windows != NIL);
+			for (int k = 0; k < jc->nitems; k++)
+				if (jc->items[k].kind != KIND_CT_POST || jc->items[k].ambiguous)
+					lane->exclusive = true;
+		}
 		if (cap->srv == NULL || !auth_ready(cap->srv, &auth_error))
 		{
 			const char *msg = cap->srv ? auth_error : cap->srv_error;
@@ -828,7 +882,13 @@ job_lane_done(OutboxJob *job)
 	if (job->cap == NULL)
 		return;
 	lane = lane_of(job->cap->id);
-	lane->busy = false;
+	if (job->extra)
+		lane->extra = false;
+	else
+	{
+		lane->busy = false;
+		lane->exclusive = false;
+	}
 	foreach(lc, job->phases)
 	{
 		OutboxPhase *ph = lfirst(lc);
@@ -1168,7 +1228,7 @@ outbox_step(MemoryContext cycle_cxt, long *wait_ms)
 	if (wake == 0 || last_claim_at + (int64) sales_api_worker_naptime_ms * 1000 < wake)
 		wake = last_claim_at + (int64) sales_api_worker_naptime_ms * 1000;
 	for (int i = 0; i < nlanes; i++)
-		if (!lanes[i].busy && lanes[i].ready_at > now &&
+		if (!lanes[i].busy && !lanes[i].extra && lanes[i].ready_at > now &&
 			(wake == 0 || lanes[i].ready_at < wake))
 			wake = lanes[i].ready_at;
 	if (wake != 0)
@@ -1247,7 +1307,9 @@ outbox_abort(void)
 		{
 			LaneJobResult r = {0};
 
-			lane_of(job->cap->id)->busy = false;
+			OutboxLane *lane = lane_of(job->cap->id);
+
+			lane->busy = lane->extra = lane->exclusive = false;
 			lanes_job_done(job->cap->server_id, job->cap->run_as, &r);
 			lanes_set_waiting(job->cap->server_id, job->cap->run_as, NULL, 0);
 		}

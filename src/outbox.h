@@ -46,6 +46,7 @@ typedef struct OutboxCapture
 	char	   *srv_error;
 	bool		locked;			/* this worker holds its lane's lock */
 	bool		probe;			/* its circuit admitted a probe: a few items */
+	bool		extra;			/* claimed for a second job: plain posts only */
 } OutboxCapture;
 
 /* One claimed item and what became of it */
@@ -100,6 +101,8 @@ typedef struct OutboxCycle
 	TimestampTz next_due;
 	Datum		skip;			/* int4[]: captures not to claim for (busy or waiting lanes) */
 	int64		expanded;		/* items this claim made of staged sales */
+	Datum		extra;			/* int4[]: captures claimed for plain posts only */
+	Datum		busy;			/* int4[]: captures whose leases are not taken back */
 } OutboxCycle;
 
 /*
@@ -128,6 +131,7 @@ struct OutboxJob
 	OutboxCapture *cap;
 	List	   *phases;			/* OutboxPhase *, run in order */
 	int			next;			/* index of the phase running */
+	bool		extra;			/* its lane's second job (plain posts) */
 	struct OutboxClaim *claim;	/* whose memory the job lives in */
 };
 

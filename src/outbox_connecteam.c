@@ -49,6 +49,10 @@ static OutboxStmt claim_stmt = {
 	" AND (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
 	"      WHERE p.capture_id = o.capture_id AND p.sale_key = o.sale_key AND" WAITING_POST
 	"      AND p.id < o.id))"
+	/* a lane's second job: plain posts of sales with nothing else in flight */
+	" AND (o.capture_id <> ALL($4) OR (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND NOT o.ambiguous"
+	"      AND NOT EXISTS (SELECT 1 FROM sales_api.outbox f WHERE f.capture_id = o.capture_id"
+	"      AND f.sale_key = o.sale_key AND f.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")))"
 	" ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
 	" UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", attempts = o.attempts + 1,"
 	"   lease_until = now() + $2 * interval '1 ms',"
@@ -64,7 +68,7 @@ static OutboxStmt claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref,"
 	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
-	.nargs = 3, .types = {INT4OID, INT4OID, INT4ARRAYOID}
+	.nargs = 4, .types = {INT4OID, INT4OID, INT4ARRAYOID, INT4ARRAYOID}
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
@@ -155,7 +159,7 @@ tx_from_spi(CtTx *tx, MemoryContext cxt, HeapTuple tup, TupleDesc td, int first,
 void
 outbox_ct_claim(OutboxCycle *c, int limit)
 {
-	Datum		vals[3] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), c->skip};
+	Datum		vals[4] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), c->skip, c->extra};
 	OutboxItem *items;
 	uint64		n;
 

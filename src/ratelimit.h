@@ -114,6 +114,11 @@ extern RateLimitRun *ratelimit_perform_flags(SalesApiServer *srv, HttpRequest **
 											 int n, int flags);
 extern RateLimitRun *ratelimit_perform_all(SalesApiServer *srv, HttpRequest **reqs,
 										   int n, bool idempotent);
+
+/* with credentials, unpaced: a refused token is fetched again once (ratelimit.c) */
+extern void vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n,
+							   int concurrency);
+extern void vendor_perform(SalesApiServer *srv, HttpRequest *req);
 extern char *ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run);
 extern void ratelimit_report(const SalesApiServer *srv, const RateLimitRun *run,
 							 int elevel, const char *what);

@@ -15,51 +15,8 @@
 #include "mb/pg_wchar.h"
 
 #include "json_util.h"
-#include "miscadmin.h"
-#include "ratelimit.h"
 #include "server.h"
 #include "vendor.h"
-
-/*
- * Run requests with credentials.  Requests answered 401 are sent once more
- * with a freshly fetched token: a token can expire or be revoked between
- * two requests of the same call.
- *
- * Never raises for a credential that cannot be had: when no token can be
- * fetched, no request is sent and each records why (auth_error,
- * auth_failure), so that a caller running several waves keeps the outcome
- * of the waves already answered; vendor_report_error() raises it.
- */
-void
-vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n, int concurrency)
-{
-	RateLimitRun *run;
-
-	if (n <= 0)
-		return;
-	run = ratelimit_run_start(srv, reqs, n, RL_UNPACED);
-	run->concurrency = Max(concurrency, 1);
-	PG_TRY();
-	{
-		while (!ratelimit_run_step(run))
-		{
-			(void) http_pump(100);
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
-	PG_CATCH();
-	{
-		ratelimit_run_cancel(run);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-void
-vendor_perform(SalesApiServer *srv, HttpRequest *req)
-{
-	vendor_perform_all(srv, &req, 1, 1);
-}
 
 bool
 vendor_ok(const HttpRequest *req)

@@ -15,9 +15,6 @@
 #include "sales_api.h"
 #include "server.h"
 
-extern void vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n,
-							   int concurrency);
-extern void vendor_perform(SalesApiServer *srv, HttpRequest *req);
 extern bool vendor_ok(const HttpRequest *req);
 extern char *vendor_error_message(const HttpRequest *req);
 extern char *vendor_token_error_message(const HttpRequest *req);
