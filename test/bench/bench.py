@@ -1329,7 +1329,9 @@ def bench_lanes(cfg, res, state):
         wait_2 = max(120, 10 * T)
         figures["hang"] = (lanes.measure(WDB, "pos_sales", 50, datetime.date(2026, 12, 6), S, interval_ms,
                                          wait_2), wait_2)
-        hangs = [e["ms"] / 1000.0 for e in mock_log(mark) if e["fault"] == "hang" and e["ms"] is not None]
+        hung = [e for e in mock_log(mark) if e["fault"] == "hang"]
+        # a request still hanging when the measurement ends has no ms yet
+        hangs = [e["ms"] / 1000.0 for e in hung if e["ms"] is not None]
         log("6. lanes: Connecteam hanging: p50 %s, p99 %s" % (lanes_fmt(figures["hang"][0]["p50"], wait_2),
                                                              lanes_fmt(figures["hang"][0]["p99"], wait_2)))
     finally:
@@ -1370,13 +1372,14 @@ def bench_lanes(cfg, res, state):
              "%s of the backlog's sales were not yet recorded sent after the last measured commit; %d Connecteam "
              "posts reached the mock from the burst to the last arrival; p50 %s, p99 %s, max %s, %d of %d arrived "
              "within %d s. Hang: the mock's `hang` fault on every Connecteam request (never answered, never "
-             "stored), 300 more sales to hang on, limit lifted; %d requests hung and were given up after %s; "
+             "stored), 300 more sales to hang on, limit lifted; %d requests hung during the measurement, %d of them "
+             "given up by then, after %s; "
              "p50 %s, p99 %s, max %s, %d of %d arrived within %d s. Then faults released: drained in %.0f s; "
              "compare.py: %s" % (
                  interval_ms, S, base["count"], base["p50"], base["p99"], base["max"], fmt_int(B), L, W,
                  rb["probe"], posts_1, lanes_fmt(rb["p50"], figures["backlog"][1]),
                  lanes_fmt(rb["p99"], figures["backlog"][1]), lanes_fmt(rb["max"], figures["backlog"][1]),
-                 rb["arrived"], rb["count"], figures["backlog"][1], len(hangs),
+                 rb["arrived"], rb["count"], figures["backlog"][1], len(hung), len(hangs),
                  ("%.1f to %.1f s" % (min(hangs), max(hangs))) if hangs else "-",
                  lanes_fmt(rh["p50"], figures["hang"][1]), lanes_fmt(rh["p99"], figures["hang"][1]),
                  lanes_fmt(rh["max"], figures["hang"][1]), rh["arrived"], rh["count"], figures["hang"][1],
