@@ -75,6 +75,9 @@
 
 /* sent this long after a window's advertised reset, for clock skew */
 #define RL_RESET_MARGIN_MS		500
+/* a window we opened: how long before its first answer is given up, how often to look */
+#define RL_OPENED_MAX_MS		60000
+#define RL_OPENED_POLL_MS		100
 /* attempts per request when the vendor answers 429 */
 #define RL_MAX_ATTEMPTS_429		6
 /* attempts per request after a transport failure or a 5xx */
@@ -238,23 +241,27 @@ backoff_ms(int base, int step)
 
 /*
  * Requests one window still allows: -1 when unlimited (unknown), at least
- * 1 once the window has reset (or when its reset time is unknown: that one
- * request will tell us).
+ * 1 once the window has reset.  A window we opened ourselves (reset 0, see
+ * rl_reserve()) allows what we have not reserved of it yet, until its first
+ * answer says when it ends; if none came for RL_OPENED_MAX_MS (every
+ * request of it was lost), one request goes to learn it again.
  */
 static int64
-rl_available(int64 limit, int64 remaining, TimestampTz reset, TimestampTz now)
+rl_available(int64 limit, int64 remaining, TimestampTz reset, TimestampTz opened,
+			 TimestampTz now)
 {
 	if (remaining < 0)
 		return -1;
 	if (reset == 0)
-		return Max(remaining, 1);
+		return (remaining > 0 || now >= after_ms(opened, RL_OPENED_MAX_MS)) ? Max(remaining, 1) : 0;
 	if (now >= after_ms(reset, RL_RESET_MARGIN_MS))
 		return Max(limit, 1);
 	return remaining;
 }
 
 static void
-rl_reserve(int64 limit, int64 *remaining, TimestampTz *reset, TimestampTz now, int n)
+rl_reserve(int64 limit, int64 *remaining, TimestampTz *reset, TimestampTz *opened,
+		   TimestampTz now, int n)
 {
 	if (*remaining < 0)
 		return;
@@ -263,6 +270,7 @@ rl_reserve(int64 limit, int64 *remaining, TimestampTz *reset, TimestampTz now, i
 		/* we open a new window; its reset comes with the first answer */
 		*remaining = Max(limit, 1) - n;
 		*reset = 0;
+		*opened = now;
 	}
 	else
 		*remaining = *remaining - n;
@@ -295,18 +303,23 @@ rl_acquire(RateLimitState *st, const SalesApiServer *srv, int want, TimestampTz 
 		allowed = 1;			/* learn the budget with the first request */
 	else if (st->has_headers)
 	{
-		int64		day = rl_available(st->day_limit, st->day_remaining, st->day_reset, now);
-		int64		minute = rl_available(st->minute_limit, st->minute_remaining, st->minute_reset, now);
+		int64		day = rl_available(st->day_limit, st->day_remaining, st->day_reset,
+										   st->day_opened, now);
+		int64		minute = rl_available(st->minute_limit, st->minute_remaining, st->minute_reset,
+											  st->minute_opened, now);
 
+		/* a window we opened and spent: its first answer is on the way */
 		if (day == 0)
 		{
-			*wait_until = after_ms(st->day_reset, RL_RESET_MARGIN_MS);
+			*wait_until = st->day_reset ? after_ms(st->day_reset, RL_RESET_MARGIN_MS)
+				: after_ms(now, RL_OPENED_POLL_MS);
 			*why = RL_WAIT_DAY;
 			return 0;
 		}
 		if (minute == 0)
 		{
-			*wait_until = after_ms(st->minute_reset, RL_RESET_MARGIN_MS);
+			*wait_until = st->minute_reset ? after_ms(st->minute_reset, RL_RESET_MARGIN_MS)
+				: after_ms(now, RL_OPENED_POLL_MS);
 			*why = RL_WAIT_MINUTE;
 			return 0;
 		}
@@ -315,8 +328,10 @@ rl_acquire(RateLimitState *st, const SalesApiServer *srv, int want, TimestampTz 
 		if (minute > 0)
 			allowed = Min(allowed, minute);
 	}
-	rl_reserve(st->minute_limit, &st->minute_remaining, &st->minute_reset, now, (int) allowed);
-	rl_reserve(st->day_limit, &st->day_remaining, &st->day_reset, now, (int) allowed);
+	rl_reserve(st->minute_limit, &st->minute_remaining, &st->minute_reset, &st->minute_opened,
+			   now, (int) allowed);
+	rl_reserve(st->day_limit, &st->day_remaining, &st->day_reset, &st->day_opened,
+			   now, (int) allowed);
 	return (int) allowed;
 }
 
@@ -339,7 +354,19 @@ rl_merge(int64 *limit, int64 *remaining, TimestampTz *reset,
 
 	if (rremaining < 0 || rreset_epoch < 0 || !rl_reset_time(rreset_epoch, now, &rreset))
 		return;
-	if (*reset == 0 || rreset > *reset)
+	if (*reset == 0 && *remaining >= 0)
+	{
+		/*
+		 * The first answer of a window we opened (rl_reserve()): our count
+		 * already has every request reserved in it, some still on the wire,
+		 * which the vendor's count does not have yet.  Keep the lower.
+		 */
+		if (rlimit >= 0)
+			*limit = rlimit;
+		*remaining = Min(*remaining, rremaining);
+		*reset = rreset;
+	}
+	else if (*reset == 0 || rreset > *reset)
 	{
 		*limit = rlimit;
 		*remaining = rremaining;

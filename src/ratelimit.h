@@ -32,6 +32,8 @@ typedef struct RateLimitState
 	int64		day_limit;
 	int64		day_remaining;
 	TimestampTz day_reset;
+	TimestampTz minute_opened;	/* when we opened the window (reset 0) */
+	TimestampTz day_opened;
 	TimestampTz observed_at;	/* when the last headers arrived */
 	TimestampTz not_before;		/* no request before this (429 backoff) */
 	int			backoff_step;	/* consecutive 429s backed off exponentially */
