@@ -393,6 +393,7 @@ class Req:
         self.scheme = scheme
         self.port = port
         self.request_id = str(uuid.uuid4())
+        self.log_entry = None           # its entry in the request log (vendor requests)
 
     def header(self, name):
         return self.headers.get(name)
@@ -545,6 +546,11 @@ class App:
                      "path": req.path, "query": req.query, "headers": hdrs,
                      "auth": auth_kind(req), "body": body, "status": None,
                      "dropped": False, "fault": None, "scheme": req.scheme, "ms": None,
+                     # Connecteam: the rate-limit account charged (never the key
+                     # itself: "key#N" is its index in connecteam_api_keys) and
+                     # the start of the window the request fell in, and that
+                     # window's count of requests let through after it
+                     "rl_account": None, "rl_window": None, "rl_count": None,
                      # the client's source port: the same port on two requests
                      # means the client reused (kept alive) the connection
                      "conn": client[1] if client and len(client) > 1 else None}
@@ -1200,8 +1206,18 @@ def ct_account(app, req):
     return None, None, "Missing API key"
 
 
-def ct_ratelimit(app, account, charge):
-    """Fixed windows per account.  -> (allowed, headers, which_exceeded)"""
+def account_label(app, account):
+    """A name for an account that shows no secret: an API key by its index."""
+    if account.startswith("key:"):
+        keys = app.config["connecteam_api_keys"]
+        k = account[4:]
+        return "key#%d" % keys.index(k) if k in keys else "key#?"
+    return account
+
+
+def ct_ratelimit(app, account, charge, entry=None):
+    """Fixed windows per account.  -> (allowed, headers, which_exceeded)
+    A charged request's log entry gets the account, window and count."""
     now = time.time()
     with app.lock:
         cfg = app.config
@@ -1221,9 +1237,14 @@ def ct_ratelimit(app, account, charge):
             which = "minute"
         elif b["day_count"] >= dlim:
             which = "day"
-        if which is None and charge:
-            b["win_count"] += 1
-            b["day_count"] += 1
+        if charge:
+            if which is None:
+                b["win_count"] += 1
+                b["day_count"] += 1
+            if entry is not None:
+                entry["rl_account"] = account_label(app, account)
+                entry["rl_window"] = b["win_start"]
+                entry["rl_count"] = b["win_count"]
         hdrs = [("x-ratelimit-minute-limit", str(mlim)),
                 ("x-ratelimit-minute-remaining", str(max(0, mlim - b["win_count"]))),
                 ("x-ratelimit-minute-reset", str(b["win_start"] + win)),
@@ -1303,7 +1324,7 @@ def connecteam(app, req):
         r = ctx.error(401, why, CT_ERR_UNAUTHORIZED)
         r.headers.extend(hdrs)
         return r
-    allowed, hdrs, which = ct_ratelimit(app, account, charge=True)
+    allowed, hdrs, which = ct_ratelimit(app, account, charge=True, entry=req.log_entry)
     if not allowed:
         r = ctx.error(429, "Rate limit exceeded (%s limit)" % which, CT_ERR_RATE_LIMIT)
         r.headers.extend(hdrs)
@@ -1941,6 +1962,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.client_address[0], self.server.scheme, self.command, path[:300], resp.status))
             return
         entry = app.log_start(req, self.client_address)
+        req.log_entry = entry
         status, dropped, fault = None, False, None
         with app.lock:
             app.inflight += 1

@@ -921,6 +921,13 @@ def t_ct_ratelimit(c, env, tmp):
           res[5][2])
     st, _, _ = ct(c, "GET", "/locations", key={"X-API-KEY": "other-key"})
     check("ratelimit: per account (other key unaffected)", st == 200)
+    lg = log_since(c)[-7:]
+    check("ratelimit: the log names each request's account by key index, its window and count",
+          [(e["rl_account"], e["rl_count"]) for e in lg] ==
+          [("key#0", 1), ("key#0", 2), ("key#0", 3), ("key#0", 4), ("key#0", 5), ("key#0", 5), ("key#1", 1)]
+          and len({e["rl_window"] for e in lg[:6]}) == 1 and lg[0]["rl_window"] == list(resets)[0] - 2
+          and lg[5]["status"] == 429, [(e["rl_account"], e["rl_window"], e["rl_count"], e["status"]) for e in lg])
+    check("ratelimit: the log shows no API key", "ct-key-123" not in repr(lg) and "other-key" not in repr(lg))
     st, h, _ = ct_token(c)
     check("ratelimit: oauth token endpoint not limited", st == 200)
     time.sleep(max(0, list(resets)[0] - time.time()) + 0.05)
@@ -1157,7 +1164,9 @@ def t_control(c, env, tmp):
     check("log: secrets redacted in headers", lg[1]["headers"]["x-api-key"] == "<redacted:10 chars>" and
           lg[2]["headers"]["authorization"].startswith("<redacted:"), lg[1]["headers"])
     check("log: fields", all(set(e) >= {"seq", "ts", "method", "path", "query", "headers", "auth", "body", "status",
-                                        "dropped", "ms"} for e in lg))
+                                        "dropped", "ms", "rl_account", "rl_window", "rl_count"} for e in lg))
+    check("log: rate-limit account only on Connecteam requests it let through or refused",
+          [e["rl_account"] for e in lg] == [None, "key#0", None, None], [e["rl_account"] for e in lg])
     check("log: since", [e["seq"] for e in log_since(c, lg[1]["seq"])] == [lg[2]["seq"], lg[3]["seq"]])
     st, _, d = c.j("GET", "/_mock/state")
     check("state: keys", set(d) == {"mapal_sales", "connecteam_locations", "connecteam_transactions", "projected",
