@@ -159,3 +159,7 @@ SELECT l.server_name, l.run_as, l.vendor, l.served, l.paused,
 COMMENT ON VIEW sales_api.lane_status IS
 'per lane (server and run_as): waiting work, rate-limit budget, circuit, request counters, last error, and why it waits';
 REVOKE ALL ON sales_api.lane_status FROM PUBLIC;
+
+-- a lane's due work, for the worker's claim of that lane alone
+CREATE INDEX outbox_lane_todo_idx ON sales_api.outbox (capture_id, id)
+    WHERE state IN ('pending', 'failed');

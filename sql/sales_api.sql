@@ -620,6 +620,9 @@ COMMENT ON TABLE sales_api.outbox IS 'work for the vendors: Mapal slots marked b
 -- so a long history of sent items costs the claim nothing
 CREATE INDEX outbox_todo_idx ON sales_api.outbox (id)
     WHERE state IN ('pending', 'failed', 'in_flight');
+-- a lane's due work, for the worker's claim of that lane alone
+CREATE INDEX outbox_lane_todo_idx ON sales_api.outbox (capture_id, id)
+    WHERE state IN ('pending', 'failed');
 -- at most one pending marker per Mapal slot: the arbiter of the capture's
 -- ON CONFLICT (see src/capture.c)
 CREATE UNIQUE INDEX outbox_mapal_dirty_idx ON sales_api.outbox

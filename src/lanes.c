@@ -73,6 +73,7 @@ typedef struct Lane
 	/* the circuit */
 	int			circuit;		/* LaneCircuit */
 	int			consecutive_failures;	/* failed jobs since the last success */
+	TimestampTz failing_since;	/* the first of them */
 	int			openings;		/* consecutive openings, for the doubling */
 	TimestampTz open_until;
 	uint64		opened;			/* times opened */
@@ -250,6 +251,7 @@ lane_close(Lane *l)
 {
 	l->circuit = LANE_CLOSED;
 	l->consecutive_failures = 0;
+	l->failing_since = 0;
 	l->openings = 0;
 	l->open_until = 0;
 	l->probe_held = false;
@@ -449,10 +451,18 @@ lanes_job_done(Oid server_id, Oid run_as, const LaneJobResult *r)
 		lane_close(l);
 	else if (outage > 0)
 	{
-		l->consecutive_failures++;
-		/* a job that began before the circuit opened does not open it again */
+		if (l->consecutive_failures++ == 0)
+			l->failing_since = now;
+
+		/*
+		 * A job that began before the circuit opened does not open it again.
+		 * A burst of errors shorter than circuit_open_time does not open it
+		 * at all: the items' own backoff rides that out, and a probe would
+		 * only wait longer.
+		 */
 		if (l->circuit == LANE_HALF_OPEN ||
-			(l->circuit == LANE_CLOSED && l->consecutive_failures >= sales_api_circuit_failures))
+			(l->circuit == LANE_CLOSED && l->consecutive_failures >= sales_api_circuit_failures &&
+			 now >= after_ms(l->failing_since, sales_api_circuit_open_time_ms)))
 			lane_open(l, now);
 	}
 	else if (l->circuit == LANE_HALF_OPEN)

@@ -444,7 +444,7 @@ claim(OutboxCycle *c)
 	expire_leases(c->busy);
 	purge_sent();
 	c->items = MemoryContextAlloc(c->cxt, sizeof(OutboxItem));
-	outbox_ct_claim(c, sales_api_batch_size);
+	outbox_ct_claim(c);
 	outbox_mapal_claim(c, sales_api_batch_size);
 	claim_probes(c);
 
@@ -492,6 +492,8 @@ typedef struct OutboxLane
 	bool		exclusive;		/* ... which is more than plain posts, or Mapal's */
 	bool		extra;			/* a second job, of plain posts only, is in flight */
 	TimestampTz ready_at;
+	int64		budget_left;	/* its account's requests left at its last job's end, -1: unknown */
+	TimestampTz budget_reset;	/* ... until then */
 } OutboxLane;
 
 static OutboxLane *lanes = NULL;
@@ -519,6 +521,8 @@ lane_of(int capture_id)
 	lanes[nlanes].exclusive = false;
 	lanes[nlanes].extra = false;
 	lanes[nlanes].ready_at = 0;
+	lanes[nlanes].budget_left = -1;
+	lanes[nlanes].budget_reset = 0;
 	return &lanes[nlanes++];
 }
 
@@ -571,6 +575,38 @@ lane_mine(int capture_id)
  * lane whose circuit is open waits until it may probe; a probe is claimed
  * apart, a few items only (claim_probes()).
  */
+/*
+ * How many items a lane claims: a batch, or what its account's budget
+ * allows until its window resets (whole posts of CT_MAX_ITEMS), so that
+ * its posts go out full and nothing is claimed only to be held.
+ */
+static int
+lane_limit(OutboxLane *lane, TimestampTz now)
+{
+	int			lim = sales_api_batch_size;
+
+	if (lane->budget_left >= 0 && lane->budget_reset > now)
+		lim = (int) Min((int64) lim, Max(lane->budget_left, 1) * CT_MAX_ITEMS);
+	return Max(lim, 1);
+}
+
+static void
+ct_lane_add(OutboxCycle *c, OutboxCapture *cap, int lim, bool extra)
+{
+	if (c->ct_lane_cap == NULL)
+	{
+		int			max = list_length(c->captures) + 1;
+
+		c->ct_lane_cap = palloc(sizeof(Datum) * max);
+		c->ct_lane_lim = palloc(sizeof(Datum) * max);
+		c->ct_lane_extra = palloc(sizeof(Datum) * max);
+	}
+	c->ct_lane_cap[c->ct_nlanes] = Int32GetDatum(cap->id);
+	c->ct_lane_lim[c->ct_nlanes] = Int32GetDatum(lim);
+	c->ct_lane_extra[c->ct_nlanes] = BoolGetDatum(extra);
+	c->ct_nlanes++;
+}
+
 static Datum
 lanes_take(OutboxCycle *c)
 {
@@ -612,6 +648,7 @@ lanes_take(OutboxCycle *c)
 				cap->locked = true;
 				cap->extra = true;
 				extra[nextra++] = Int32GetDatum(cap->id);
+				ct_lane_add(c, cap, lane_limit(lane, now), true);
 			}
 			else
 			{
@@ -639,6 +676,8 @@ lanes_take(OutboxCycle *c)
 		cap->probe = probe;
 		if (probe)
 			ids[n++] = Int32GetDatum(cap->id);
+		else if (cap->vendor == VENDOR_CONNECTEAM)
+			ct_lane_add(c, cap, lane_limit(lane, now), false);
 	}
 	c->extra = PointerGetDatum(construct_array(extra, nextra, INT4OID, 4, true, TYPALIGN_INT));
 	/* leases of lanes in flight here are theirs, even past lease_until */
@@ -676,7 +715,11 @@ claim_probes(OutboxCycle *c)
 				ids[n++] = Int32GetDatum(((OutboxCapture *) lfirst(oc))->id);
 		c->skip = PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
 		if (cap->vendor == VENDOR_CONNECTEAM)
-			outbox_ct_claim(c, CT_MAX_ITEMS);
+		{
+			c->ct_nlanes = 0;
+			ct_lane_add(c, cap, CT_MAX_ITEMS, false);
+			outbox_ct_claim(c);
+		}
 		else
 			outbox_mapal_claim(c, 1);
 	}
@@ -911,6 +954,18 @@ job_lane_done(OutboxJob *job)
 			r.last_error = run->last_error;
 	}
 	lanes_job_done(job->cap->server_id, job->cap->run_as, &r);
+	if (job->cap->srv != NULL && job->cap->vendor == VENDOR_CONNECTEAM)
+	{
+		RateLimitState st;
+
+		lane->budget_left = -1;
+		if (ratelimit_peek(job->cap->srv, &st) && st.has_headers && st.minute_remaining >= 0 &&
+			st.minute_reset != 0)
+		{
+			lane->budget_left = st.minute_remaining;
+			lane->budget_reset = st.minute_reset;
+		}
+	}
 	if (lane->ready_at > GetCurrentTimestamp())
 		lanes_set_waiting(job->cap->server_id, job->cap->run_as, LANE_WAIT_RATE_LIMIT, lane->ready_at);
 	else
@@ -939,6 +994,7 @@ record_states(OutboxCycle *c)
 	Datum	   *giveback = palloc(sizeof(Datum) * (n + 1));
 	Datum	   *ambig = palloc(sizeof(Datum) * (n + 1));
 	uint64		count[OS_N] = {0};
+	uint64		held = 0;
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	Datum		vals[8];
@@ -948,7 +1004,11 @@ record_states(OutboxCycle *c)
 		OutboxItem *it = &c->items[i];
 		OutboxNext	next = outbox_decide(it->kind, it->attempts, &it->out);
 
-		count[next.state]++;
+		/* held for the budget: waiting, not failed */
+		if (it->out.result == OUTBOX_HELD)
+			held++;
+		else
+			count[next.state]++;
 		ids[i] = Int64GetDatum(it->id);
 		states[i] = CStringGetTextDatum(outbox_state_names[next.state].name);
 		statuses[i] = Int32GetDatum(it->out.http_status);
@@ -982,6 +1042,7 @@ record_states(OutboxCycle *c)
 		worker_shared->items_failed += count[OS_UNKNOWN] + count[OS_FAILED];
 		worker_shared->items_dead += count[OS_DEAD];
 		worker_shared->retries += count[OS_FAILED];
+		worker_shared->rate_waits += held;
 		if (count[OS_SENT] > 0)
 			worker_shared->last_success_at = GetCurrentTimestamp();
 		SpinLockRelease(&worker_shared->mutex);
@@ -1311,6 +1372,18 @@ outbox_abort(void)
 
 			lane->busy = lane->extra = lane->exclusive = false;
 			lanes_job_done(job->cap->server_id, job->cap->run_as, &r);
+	if (job->cap->srv != NULL && job->cap->vendor == VENDOR_CONNECTEAM)
+	{
+		RateLimitState st;
+
+		lane->budget_left = -1;
+		if (ratelimit_peek(job->cap->srv, &st) && st.has_headers && st.minute_remaining >= 0 &&
+			st.minute_reset != 0)
+		{
+			lane->budget_left = st.minute_remaining;
+			lane->budget_reset = st.minute_reset;
+		}
+	}
 			lanes_set_waiting(job->cap->server_id, job->cap->run_as, NULL, 0);
 		}
 		claims = list_append_unique_ptr(claims, job->claim);

@@ -102,6 +102,11 @@ typedef struct OutboxCycle
 	Datum		skip;			/* int4[]: captures not to claim for (busy or waiting lanes) */
 	int64		expanded;		/* items this claim made of staged sales */
 	Datum		extra;			/* int4[]: captures claimed for plain posts only */
+	/* the Connecteam lanes a claim takes items of: capture, most items, plain posts only */
+	int			ct_nlanes;
+	Datum	   *ct_lane_cap;
+	Datum	   *ct_lane_lim;
+	Datum	   *ct_lane_extra;
 	Datum		busy;			/* int4[]: captures whose leases are not taken back */
 } OutboxCycle;
 

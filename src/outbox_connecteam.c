@@ -41,21 +41,33 @@
 	" p.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND p.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " \
 	OUTBOX_SQL(OUTBOX_FAILED) ", " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
 
-/* posts, repairs, and deletes whose earlier post is settled: $1 batch, $2 lease in ms */
+/*
+ * posts, repairs, and deletes whose earlier post is settled, lane by lane:
+ * $1 lease in ms; per lane, $2 its capture, $3 how many items at most, $4
+ * plain posts only (its second job).  Each lane's due items come from its
+ * own part of outbox_lane_todo_idx, so a lane that waits costs nothing.
+ */
 static OutboxStmt claim_stmt = {
-	.sql = "WITH c AS (SELECT o.id" OUTBOX_CLAIM_FROM
-	" AND o.kind IN (" OUTBOX_SQL(OUTBOX_CT_POST) ", " OUTBOX_SQL(OUTBOX_CT_DELETE) ", "
+	.sql = "WITH l AS (SELECT u.cap, u.lim, u.extra"
+	"   FROM unnest($2::int4[], $3::int4[], $4::bool[]) AS u(cap, lim, extra)"
+	"   JOIN sales_api.capture c ON c.id = u.cap"
+	"   LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id"
+	"  WHERE NOT coalesce(s.paused, false)),"
+	" c AS (SELECT x.id FROM l CROSS JOIN LATERAL (SELECT o.id FROM sales_api.outbox o"
+	"   WHERE o.capture_id = l.cap AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")"
+	"   AND coalesce(o.next_attempt_at, '-infinity') <= now()"
+	"   AND o.kind IN (" OUTBOX_SQL(OUTBOX_CT_POST) ", " OUTBOX_SQL(OUTBOX_CT_DELETE) ", "
 	OUTBOX_SQL(OUTBOX_CT_WINDOW) ")"
-	" AND (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
-	"      WHERE p.capture_id = o.capture_id AND p.sale_key = o.sale_key AND" WAITING_POST
-	"      AND p.id < o.id))"
+	"   AND (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
+	"        WHERE p.capture_id = o.capture_id AND p.sale_key = o.sale_key AND" WAITING_POST
+	"        AND p.id < o.id))"
 	/* a lane's second job: plain posts of sales with nothing else in flight */
-	" AND (o.capture_id <> ALL($4) OR (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND NOT o.ambiguous"
-	"      AND NOT EXISTS (SELECT 1 FROM sales_api.outbox f WHERE f.capture_id = o.capture_id"
-	"      AND f.sale_key = o.sale_key AND f.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")))"
-	" ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
+	"   AND (NOT l.extra OR (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND NOT o.ambiguous"
+	"        AND NOT EXISTS (SELECT 1 FROM sales_api.outbox f WHERE f.capture_id = o.capture_id"
+	"        AND f.sale_key = o.sale_key AND f.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")))"
+	"   ORDER BY o.id LIMIT l.lim FOR UPDATE OF o SKIP LOCKED) x)"
 	" UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", attempts = o.attempts + 1,"
-	"   lease_until = now() + $2 * interval '1 ms',"
+	"   lease_until = now() + $1 * interval '1 ms',"
 	/* a delete removes the version the vendor held when it was first claimed */
 	"   vendor_ref = CASE WHEN o.kind <> " OUTBOX_SQL(OUTBOX_CT_DELETE) " OR o.vendor_ref IS NOT NULL THEN o.vendor_ref"
 	/* the post it undoes went out on its own: its transactionId; settled by a window: nothing left */
@@ -68,7 +80,7 @@ static OutboxStmt claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref,"
 	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
-	.nargs = 4, .types = {INT4OID, INT4OID, INT4ARRAYOID, INT4ARRAYOID}
+	.nargs = 4, .types = {INT4OID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
@@ -155,18 +167,32 @@ tx_from_spi(CtTx *tx, MemoryContext cxt, HeapTuple tup, TupleDesc td, int first,
 	return err;
 }
 
-/* Claim Connecteam work: posts, repairs, and deletes whose earlier post is settled. */
+/*
+ * Claim Connecteam work: posts, repairs, and deletes whose earlier post is
+ * settled, for each lane in c->ct_lanes (capture, most items, plain posts
+ * only).
+ */
 void
-outbox_ct_claim(OutboxCycle *c, int limit)
+outbox_ct_claim(OutboxCycle *c)
 {
-	Datum		vals[4] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), c->skip, c->extra};
+	Datum		vals[4];
 	OutboxItem *items;
 	uint64		n;
+	int			want = 0;
 
+	if (c->ct_nlanes == 0)
+		return;
+	vals[0] = Int32GetDatum(sales_api_lease_ms);
+	vals[1] = PointerGetDatum(construct_array(c->ct_lane_cap, c->ct_nlanes, INT4OID, 4, true, TYPALIGN_INT));
+	vals[2] = PointerGetDatum(construct_array(c->ct_lane_lim, c->ct_nlanes, INT4OID, 4, true, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_array(c->ct_lane_extra, c->ct_nlanes, BOOLOID, 1, true, TYPALIGN_CHAR));
+	for (int i = 0; i < c->ct_nlanes; i++)
+		want += DatumGetInt32(c->ct_lane_lim[i]);
 	if (outbox_execute(&claim_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim Connecteam outbox items");
 	n = SPI_processed;
-	if ((int) n >= limit)
+	/* a lane's claim may have been cut: claim again once its job is done */
+	if ((int) n >= want)
 		c->more = true;
 	items = outbox_add_items(c, n);
 	for (uint64 i = 0; i < n; i++)

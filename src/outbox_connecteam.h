@@ -11,7 +11,7 @@
 
 #include "outbox.h"
 
-extern void outbox_ct_claim(OutboxCycle *c, int limit);
+extern void outbox_ct_claim(OutboxCycle *c);
 extern void outbox_ct_plan_windows(OutboxCycle *c);
 extern void outbox_ct_plan(OutboxJob *job);
 extern void outbox_ct_settle_windows(OutboxCycle *c);

@@ -1053,6 +1053,9 @@ ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run)
 			return psprintf("The account's daily budget (%lld requests) is spent until %s.",
 							known ? (long long) st.day_limit : -1LL, when);
 		case RL_WAIT_MINUTE:
+			if (run->nowait)
+				return psprintf("The account's per-minute budget (%lld requests) is spent until %s; these go then.",
+								known ? (long long) st.minute_limit : -1LL, when);
 			return psprintf("The account's per-minute budget (%lld requests) is spent until %s, later than sales_api.rate_limit_max_wait (%d ms) allows waiting.",
 							known ? (long long) st.minute_limit : -1LL, when,
 							sales_api_rate_limit_max_wait_ms);
