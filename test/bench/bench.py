@@ -26,6 +26,9 @@ sales_api's, measured in the same run on the same data.
   3. calls per sale, and pacing under a 120-per-minute rate limit
   4. latency: one committed sale to the mock receiving it (idle worker; idle
      PgQ consumer)
+  4c. latency from the client's side: a client's clock before COMMIT to the mock
+     receiving the sale, beside the bare COMMIT (the floor), on a fresh outbox and
+     with a million sent items kept
   5. memory: the worker's resident memory after start, 100,000 and 1,000,000 sales
   6. lanes: Mapal real-time latency (commit to the mock receiving the slot) of
      a table attached to both vendors while Connecteam has a 2,000-sale backlog
@@ -56,6 +59,7 @@ import urllib.parse
 import urllib.request
 
 import pgq_peer
+import pq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 import lanes  # noqa: E402  (test/lib/lanes.py, shared with test/scenarios/93_lanes.sh)
@@ -71,13 +75,16 @@ MODES = {
     # a bounded pass, 4-7 minutes on a 2-core machine shared with other work
     "quick": dict(pgbench_seconds=2, rounds=4, bulk_rounds=2, bulk_rows=100000, drain_sales=100000,
                   baseline_sales=300, rl_limit=20, rl_window=10, rl_windows=2,
-                  latency_sales=500, latency_after_sales=50, memory_total=200000, chunk=100000,
+                  latency_sales=500, latency_after_sales=50, client_sales=200, client_kept=1000000,
+                  memory_total=200000, chunk=100000,
                   pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4,
                   lanes_backlog=2000, lanes_limit=5, lanes_window=10, lanes_timeout=5, lanes_seconds=10),
     # the issue's figures: 1,000,000 sales for memory, a real 120-per-minute limit
     "full": dict(pgbench_seconds=5, rounds=12, bulk_rounds=5, bulk_rows=100000, drain_sales=100000,
                  baseline_sales=2000, rl_limit=120, rl_window=60, rl_windows=3,
-                 latency_sales=500, latency_after_sales=200, memory_total=1000000, chunk=100000,
+                 latency_sales=500, latency_after_sales=200, memory_total=1000000,
+                 # 4c: sales measured from the client's side per phase; sent items kept in the second
+                 client_sales=500, client_kept=1000000, chunk=100000,
                  # the PgQ peer: pgqd's ticker_period, the consumer's sleep when it finds no batch,
                  # its requests in flight (sales_api's max_concurrency)
                  pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4,
@@ -267,7 +274,7 @@ MAPAL_MAPPING = """'{"unit_id": "1000 + store", "sold_at": "sold_at", "currency_
 
 def fresh_extension(db):
     psql("SET client_min_messages = warning;\n"
-         "DROP TABLE IF EXISTS pos_sales, pos_latency, bench_lat CASCADE;\n"
+         "DROP TABLE IF EXISTS pos_sales, pos_latency, pos_client, bench_lat CASCADE;\n"
          "DROP PROCEDURE IF EXISTS bench_latency(int, int);\n"
          "DROP EXTENSION IF EXISTS sales_api CASCADE;\n"
          # attach() creates functions in schema sales_api that DROP EXTENSION leaves behind
@@ -1092,6 +1099,206 @@ def latency_pgq(peer, n):
 
 
 # ---------------------------------------------------------------------------
+# 4c. Latency from the client's side (issue 8, point 3)
+# ---------------------------------------------------------------------------
+CLIENT_TABLE = "pos_client"
+CLIENT_BASE = "2026-12-15 00:00+00"     # its sales' sold_at: a minute apart from here (the mock's key)
+CLIENT_WAIT_SA = ("SELECT state FROM sales_api.outbox WHERE capture_id = %d AND kind = 'ct_post'"
+                  " AND sale_key = '%s'")
+CLIENT_WAIT_PGQ = ("SELECT txid_visible_in_snapshot(%s, t.tick_snapshot) FROM pgq.subscription s"
+                   " JOIN pgq.queue q ON q.queue_id = s.sub_queue JOIN pgq.consumer c ON c.co_id = s.sub_consumer"
+                   " JOIN pgq.tick t ON t.tick_queue = s.sub_queue AND t.tick_id = s.sub_last_tick"
+                   " WHERE q.queue_name = '%s' AND c.co_name = '%s'" % ("%s", pgq_peer.QUEUE, pgq_peer.CONSUMER))
+
+
+def client_commits(db, n, first, done):
+    """n sales, each its own transaction sent by this process over libpq:
+    BEGIN; INSERT one sale RETURNING id; SELECT txid_current(); then the client's clock
+    (time.time(), the clock the mock logs with) just before COMMIT is sent and again when it
+    returns; then wait (a poll every 1 ms, at most 10 s) until done(conn, sale id, xid) says the
+    sale has been sent, and pause 5-25 ms.  Sale i's sold_at is CLIENT_BASE + (first + i)
+    minutes.  -> [(createdAt in epoch seconds, t before COMMIT, t after COMMIT, delivered)]"""
+    import random
+    c = pq.Conn(db)
+    out = []
+    try:
+        for i in range(first, first + n):
+            c.exec("BEGIN")
+            sid = c.exec("INSERT INTO %s (store, sold_at, net, tax) VALUES (%d, timestamptz '%s' + %d * "
+                         "interval '1 minute', %.2f, 0.10) RETURNING id" % (
+                             CLIENT_TABLE, 1 + i % UNITS, CLIENT_BASE, i, 10 + i / 100.0))
+            xid = c.exec("SELECT txid_current()")
+            t0 = time.time()
+            c.exec("COMMIT")
+            t1 = time.time()
+            ok = False
+            while time.time() - t0 < 10:
+                if done(c, sid, xid):
+                    ok = True
+                    break
+                time.sleep(0.001)
+            out.append((int(float(c.exec("SELECT extract(epoch FROM timestamptz '%s' + %d * interval '1 minute')"
+                                         % (CLIENT_BASE, i)))), t0, t1, ok))
+            time.sleep(0.005 + random.random() * 0.020)
+    finally:
+        c.close()
+    return out
+
+
+def client_figures(rows, mark, what):
+    """-> (commit to arrival, bare COMMIT, arrival after COMMIT returned) in ms, per sale"""
+    if not all(r[3] for r in rows):
+        raise BenchError("client latency (%s): %d sales not sent within 10 s" % (what, sum(1 for r in rows if not r[3])))
+    arrival = {}
+    for e in mock_log(mark):
+        if is_ct_post(e) and e["status"] == 200:
+            for tx in json.loads(e["body"])["transactionsCreateRequest"]:
+                arrival.setdefault(int(tx["createdAt"]), e["ts"])
+    c2v, floor, over = [], [], []
+    for created, t0, t1, _ in rows:
+        if created not in arrival:
+            raise BenchError("client latency (%s): the mock never received the sale of %d" % (what, created))
+        c2v.append((arrival[created] - t0) * 1000)
+        floor.append((t1 - t0) * 1000)
+        over.append((arrival[created] - t1) * 1000)
+    return c2v, floor, over
+
+
+def client_setup_sa():
+    psql("SET client_min_messages = warning;\nDROP TABLE IF EXISTS %s CASCADE;\n" % CLIENT_TABLE
+         + SALES_TABLE.format(t=CLIENT_TABLE))
+    cap = int(q1("SELECT sales_api.attach('%s', 'connecteam', %s)" % (CLIENT_TABLE, CT_MAPPING)))
+    psql("SELECT sales_api.resume('connecteam')")
+    return cap
+
+
+def client_setup_pgq():
+    psql("SET client_min_messages = warning;\nDROP TABLE IF EXISTS %s CASCADE;\n" % CLIENT_TABLE
+         + SALES_TABLE.format(t=CLIENT_TABLE) + pgq_peer.trigger_sql(CLIENT_TABLE, pgq_peer.QUEUE), db=pgq_peer.PDB)
+
+
+def client_run(db, n, first, done, what):
+    """One warm-up sale (connections and token warm, as in steady operation), then n measured."""
+    client_commits(db, 1, first, done)
+    time.sleep(0.5)
+    mark = mock_mark()
+    rows = client_commits(db, n, first + 1, done)
+    return client_figures(rows, mark, what)
+
+
+def fill_sent(target):
+    """Make the outbox keep `target` sent items when it keeps fewer: the Connecteam items the
+    worker has sent (state 'sent', with their connecteam_sent rows) are copied, as they are, with
+    new sale keys ('k' || n, apart from every table's ids), createdAt a second apart from
+    2026-10-01, and sent_at a quarter second apart going back from now (inside
+    sales_api.sent_retention, 7 days, so the worker's purge keeps them); then VACUUM ANALYZE, as
+    autovacuum would after a million inserts, and a CHECKPOINT.  -> (kept before, copies made)"""
+    kept = int(q1("SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'"))
+    need = target - kept
+    if need <= 0:
+        return kept, 0
+    log("4c. outbox keeps %s sent items: %s more, copies of the worker's sent Connecteam items" % (
+        fmt_int(kept), fmt_int(need)))
+    t0 = time.time()
+    psql("""
+CREATE TEMP TABLE tmpl AS
+  SELECT row_number() OVER (ORDER BY o.id) - 1 AS r, o.*, cs.transaction_id
+    FROM sales_api.outbox o JOIN sales_api.connecteam_sent cs USING (capture_id, sale_key)
+   WHERE o.state = 'sent' AND o.kind = 'ct_post';
+CREATE TEMP TABLE gen AS
+  SELECT g, t.* FROM generate_series(1, %d) g
+    JOIN tmpl t ON t.r = g %% (SELECT count(*) FROM tmpl);
+INSERT INTO sales_api.outbox (capture_id, kind, state, sale_key, location_id, sale_type, created_at,
+       final_sale_amount, tax_amount, currency, attempts, enqueued_at, sent_at, http_status, vendor_ref,
+       ambiguous)
+SELECT capture_id, kind, 'sent', 'k' || g, location_id, sale_type,
+       timestamptz '2026-10-01 00:00+00' + g * interval '1 s', final_sale_amount, tax_amount, currency,
+       attempts, now() - g * interval '250 ms' - interval '30 ms', now() - g * interval '250 ms',
+       http_status, vendor_ref || '-k' || g, ambiguous
+  FROM gen ORDER BY g DESC;
+INSERT INTO sales_api.connecteam_sent (capture_id, sale_key, transaction_id, location_id, created_at,
+       final_sale_amount, sent_at)
+SELECT capture_id, 'k' || g, transaction_id || '-k' || g, location_id,
+       timestamptz '2026-10-01 00:00+00' + g * interval '1 s', final_sale_amount, now() - g * interval '250 ms'
+  FROM gen ORDER BY g DESC;
+""" % need)
+    if int(q1("SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'")) < target:
+        raise BenchError("fill_sent: no sent Connecteam items to copy")
+    # and a CHECKPOINT, so that the writing out of the million rows' pages is not in the measurement
+    psql("VACUUM ANALYZE sales_api.outbox;\nVACUUM ANALYZE sales_api.connecteam_sent;\nCHECKPOINT;")
+    log("   made in %.1f s" % (time.time() - t0))
+    return kept, need
+
+
+def bench_client_latency(cfg, res, state, after=False, peer=None):
+    n = cfg["client_sales"]
+    made = ""
+    if after:
+        kept0, copies = fill_sent(cfg["client_kept"])
+        kept = int(q1("SELECT count(*) FROM sales_api.outbox WHERE state = 'sent'"))
+        made = ("%s sent by the worker in the runs before, %s copies of those (fill_sent)" % (
+            fmt_int(kept0), fmt_int(copies)) if copies else "all sent by the worker in the runs before")
+        where = "with %s sent items kept" % fmt_int(kept)
+    else:
+        where = "fresh outbox"
+    log("4c. client latency: %d sales committed one at a time over libpq, mock latency 20 ms, %s" % (n, where))
+    mock_setup(latency_ms=20)
+    # the drain and memory benchmarks start from a fresh extension (setup_pos drops pos_client):
+    # then the table is attached again
+    if after and "client_cap" in state and q1("SELECT to_regclass('%s') IS NOT NULL" % CLIENT_TABLE) == "t":
+        cap = state["client_cap"]
+        psql("SELECT sales_api.resume('connecteam')")
+    else:
+        cap = client_setup_sa()
+    state["client_cap"] = cap
+    first = 0 if not after else 10000
+    c2v, floor, over = client_run(WDB, n, first, lambda c, sid, xid: c.exec(CLIENT_WAIT_SA % (cap, sid)) == "sent",
+                                  "sales_api, " + where)
+    g = None
+    if peer:
+        log("4c. client latency, PgQ: %d sales, idle consumer, mock latency 20 ms" % n)
+        mock_setup(latency_ms=20)
+        peer.check_alive()
+        if not after:
+            client_setup_pgq()
+        g = client_run(pgq_peer.PDB, n, first, lambda c, sid, xid: c.exec(CLIENT_WAIT_PGQ % xid) == "t",
+                       "PgQ, " + where)
+        peer.check_alive()
+
+    def f(vals, p):
+        return fmt_ms(pct(vals, p))
+    gp = (lambda i, p: f(g[i], p)) if g else (lambda i, p: None)
+    res.add("4c", "client clock before COMMIT to the mock receiving the sale: p50, %s" % where, f(c2v, 50),
+            "", "", None, pgq=gp(0, 50))
+    res.add("4c", "client clock before COMMIT to the mock receiving the sale: p99, %s" % where, f(c2v, 99),
+            "", "", None, pgq=gp(0, 99))
+    res.add("4c", "bare COMMIT (the floor): p50, %s" % where, f(floor, 50), "", "", None, pgq=gp(1, 50))
+    res.add("4c", "bare COMMIT (the floor): p99, %s" % where, f(floor, 99), "", "", None, pgq=gp(1, 99))
+    o50, o99 = pct(over, 50), pct(over, 99)
+    res.add("4c", "over the floor (per sale: arrival after COMMIT returned): p50, %s" % where, fmt_ms(o50),
+            "p50 minus p50: %s" % fmt_ms(pct(c2v, 50) - pct(floor, 50)), "at most 5 ms", o50 <= 5, pgq=gp(2, 50))
+    res.add("4c", "over the floor (per sale: arrival after COMMIT returned): p99, %s" % where, fmt_ms(o99),
+            "p99 minus p99: %s" % fmt_ms(pct(c2v, 99) - pct(floor, 99)), "at most 15 ms", o99 <= 15,
+            pgq=gp(2, 99))
+
+    def line(name, v):
+        return "%s p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms" % (name, pct(v, 50), pct(v, 90), pct(v, 99), max(v))
+    res.note("4c client latency (%s%s) over %d sales, each its own transaction from a client process over libpq "
+             "(BEGIN; INSERT one sale; SELECT txid_current(); COMMIT), mock latency 20 ms (figure 4's): %s; %s; %s. "
+             "Clock: the client's time.time() just before COMMIT is sent and when it returns, the mock's time.time() "
+             "when the request carrying the sale arrives (before its 20 ms); the client then polls every 1 ms until "
+             "the sale is sent and pauses 5-25 ms" % (
+                 where, "; " + made if made else "", n, line("commit to arrival", c2v), line("COMMIT", floor),
+                 line("over the floor", over)))
+    if g:
+        res.note("4c client latency, PgQ (%s), the same client, transactions and mock on a table captured by "
+                 "logutriga in the peer's database, waiting until the consumer has finished a batch whose tick "
+                 "sees the transaction: %s; %s; %s" % (
+                     where, line("commit to arrival", g[0]), line("COMMIT", g[1]), line("over the floor", g[2])))
+    state["sales"] += n + 1
+
+
+# ---------------------------------------------------------------------------
 # --profile
 # ---------------------------------------------------------------------------
 def ensure_perf():
@@ -1502,6 +1709,7 @@ def main():
         if "capture" in only:
             bench_capture(cfg, res, work)
         if "latency" in only:
+            bench_client_latency(cfg, res, state, peer=peer)
             bench_latency(cfg, res, state, peer=peer)
         if "drain" in only or "memory" in only:
             if "memory" in only:
@@ -1515,6 +1723,10 @@ def main():
             if "latency" in only:
                 # the same, once the outbox keeps the sent items of the runs above
                 bench_latency(cfg, res, state, after=True, peer=peer)
+        if "latency" in only:
+            # from the client's side again, once the outbox keeps a million sent items (those of the
+            # runs above, made up to a million by fill_sent when they are fewer)
+            bench_client_latency(cfg, res, state, after=True, peer=peer)
         if "ratelimit" in only:
             bench_ratelimit(cfg, res, state)
         if "lanes" in only:
