@@ -492,7 +492,9 @@ typedef struct OutboxLane
 	bool		exclusive;		/* ... which is more than plain posts, or Mapal's */
 	bool		extra;			/* a second job, of plain posts only, is in flight */
 	TimestampTz ready_at;
-	int64		budget_left;	/* its account's requests left at its last job's end, -1: unknown */
+	int64		budget_left;	/* its account's requests left at its last job's end, or: */
+#define LANE_BUDGET_UNKNOWN (-1)	/* ... no answer seen yet */
+#define LANE_BUDGET_NONE	(-2)	/* ... the vendor sends no limits */
 	TimestampTz budget_reset;	/* ... until then */
 } OutboxLane;
 
@@ -521,7 +523,7 @@ lane_of(int capture_id)
 	lanes[nlanes].exclusive = false;
 	lanes[nlanes].extra = false;
 	lanes[nlanes].ready_at = 0;
-	lanes[nlanes].budget_left = -1;
+	lanes[nlanes].budget_left = LANE_BUDGET_UNKNOWN;
 	lanes[nlanes].budget_reset = 0;
 	return &lanes[nlanes++];
 }
@@ -958,13 +960,19 @@ job_lane_done(OutboxJob *job)
 	{
 		RateLimitState st;
 
-		lane->budget_left = -1;
-		if (ratelimit_peek(job->cap->srv, &st) && st.has_headers && st.minute_remaining >= 0 &&
-			st.minute_reset != 0)
+		bool		seen;
+
+		memset(&st, 0, sizeof(st));
+		seen = ratelimit_peek(job->cap->srv, &st);
+		if (seen && !st.has_headers)
+			lane->budget_left = LANE_BUDGET_NONE;
+		else if (seen && st.minute_remaining >= 0 && st.minute_reset != 0)
 		{
 			lane->budget_left = st.minute_remaining;
 			lane->budget_reset = st.minute_reset;
 		}
+		else
+			lane->budget_left = LANE_BUDGET_UNKNOWN;
 	}
 	if (lane->ready_at > GetCurrentTimestamp())
 		lanes_set_waiting(job->cap->server_id, job->cap->run_as, LANE_WAIT_RATE_LIMIT, lane->ready_at);
@@ -1376,13 +1384,19 @@ outbox_abort(void)
 	{
 		RateLimitState st;
 
-		lane->budget_left = -1;
-		if (ratelimit_peek(job->cap->srv, &st) && st.has_headers && st.minute_remaining >= 0 &&
-			st.minute_reset != 0)
+		bool		seen;
+
+		memset(&st, 0, sizeof(st));
+		seen = ratelimit_peek(job->cap->srv, &st);
+		if (seen && !st.has_headers)
+			lane->budget_left = LANE_BUDGET_NONE;
+		else if (seen && st.minute_remaining >= 0 && st.minute_reset != 0)
 		{
 			lane->budget_left = st.minute_remaining;
 			lane->budget_reset = st.minute_reset;
 		}
+		else
+			lane->budget_left = LANE_BUDGET_UNKNOWN;
 	}
 			lanes_set_waiting(job->cap->server_id, job->cap->run_as, NULL, 0);
 		}

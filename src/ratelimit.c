@@ -361,9 +361,14 @@ rl_merge(int64 *limit, int64 *remaining, TimestampTz *reset,
 		 * already has every request reserved in it, some still on the wire,
 		 * which the vendor's count does not have yet.  Keep the lower.
 		 */
+		int64		mine = *remaining;
+
+		/* counted against a limit the vendor has changed since: count again */
+		if (rlimit >= 0 && *limit >= 0)
+			mine = Max(mine + (rlimit - *limit), 0);
 		if (rlimit >= 0)
 			*limit = rlimit;
-		*remaining = Min(*remaining, rremaining);
+		*remaining = Min(mine, rremaining);
 		*reset = rreset;
 	}
 	else if (*reset == 0 || rreset > *reset)
