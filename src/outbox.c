@@ -959,7 +959,6 @@ job_lane_done(OutboxJob *job)
 	if (job->cap->srv != NULL && job->cap->vendor == VENDOR_CONNECTEAM)
 	{
 		RateLimitState st;
-
 		bool		seen;
 
 		memset(&st, 0, sizeof(st));
@@ -1375,29 +1374,10 @@ outbox_abort(void)
 		if (job->cap != NULL)
 		{
 			LaneJobResult r = {0};
-
 			OutboxLane *lane = lane_of(job->cap->id);
 
 			lane->busy = lane->extra = lane->exclusive = false;
 			lanes_job_done(job->cap->server_id, job->cap->run_as, &r);
-	if (job->cap->srv != NULL && job->cap->vendor == VENDOR_CONNECTEAM)
-	{
-		RateLimitState st;
-
-		bool		seen;
-
-		memset(&st, 0, sizeof(st));
-		seen = ratelimit_peek(job->cap->srv, &st);
-		if (seen && !st.has_headers)
-			lane->budget_left = LANE_BUDGET_NONE;
-		else if (seen && st.minute_remaining >= 0 && st.minute_reset != 0)
-		{
-			lane->budget_left = st.minute_remaining;
-			lane->budget_reset = st.minute_reset;
-		}
-		else
-			lane->budget_left = LANE_BUDGET_UNKNOWN;
-	}
 			lanes_set_waiting(job->cap->server_id, job->cap->run_as, NULL, 0);
 		}
 		claims = list_append_unique_ptr(claims, job->claim);

@@ -254,6 +254,14 @@ rl_available(int64 limit, int64 remaining, TimestampTz reset, TimestampTz opened
 		return -1;
 	if (reset == 0)
 		return (remaining > 0 || now >= after_ms(opened, RL_OPENED_MAX_MS)) ? Max(remaining, 1) : 0;
+
+	/*
+	 * Around the reset nothing starts: a request sent just before it may
+	 * reach the vendor just after, and count in the next window, which we
+	 * would otherwise spend whole.
+	 */
+	if (now >= after_ms(reset, -RL_RESET_MARGIN_MS) && now < after_ms(reset, RL_RESET_MARGIN_MS))
+		return 0;
 	if (now >= after_ms(reset, RL_RESET_MARGIN_MS))
 		return Max(limit, 1);
 	return remaining;
@@ -300,7 +308,22 @@ rl_acquire(RateLimitState *st, const SalesApiServer *srv, int want, TimestampTz 
 		return 0;
 	}
 	if (!st->observed && srv->vendor == VENDOR_CONNECTEAM)
-		allowed = 1;			/* learn the budget with the first request */
+	{
+		/*
+		 * Learn the budget with one request, one at a time in the whole
+		 * cluster: learners in parallel would each spend a request the
+		 * first answer does not count.  A learner that gets no answer is
+		 * replaced once its request has timed out.
+		 */
+		if (st->learning_until > now)
+		{
+			*wait_until = Min(st->learning_until, after_ms(now, RL_OPENED_POLL_MS));
+			*why = RL_WAIT_MINUTE;
+			return 0;
+		}
+		st->learning_until = after_ms(now, (int64) sales_api_request_timeout_ms + RL_RESET_MARGIN_MS);
+		allowed = 1;
+	}
 	else if (st->has_headers)
 	{
 		int64		day = rl_available(st->day_limit, st->day_remaining, st->day_reset,

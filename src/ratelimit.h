@@ -32,6 +32,7 @@ typedef struct RateLimitState
 	int64		day_limit;
 	int64		day_remaining;
 	TimestampTz day_reset;
+	TimestampTz learning_until; /* one request learns the budget until then */
 	TimestampTz minute_opened;	/* when we opened the window (reset 0) */
 	TimestampTz day_opened;
 	TimestampTz observed_at;	/* when the last headers arrived */

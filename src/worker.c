@@ -194,21 +194,20 @@ worker_init(void)
 		launcher_init();
 }
 
-/*
- * Wake this database's worker; where none serves it yet, ask the launcher
- * to start one.  Returns whether a worker was running.
- */
-static bool
-worker_wake(void)
+/* Set the latches of this database's workers (but `except`); how many were set. */
+static int
+worker_wake_members(WorkerShared *except)
 {
 	WorkerShared *slots[64];
 	int			n = launcher_slots_for(MyDatabaseId, slots, lengthof(slots));
-	bool		woke = false;
+	int			woke = 0;
 
 	for (int i = 0; i < n; i++)
 	{
 		Latch	   *latch = NULL;
 
+		if (slots[i] == except)
+			continue;
 		SpinLockAcquire(&slots[i]->mutex);
 		if (slots[i]->dbid == MyDatabaseId)
 			latch = slots[i]->latch;
@@ -216,12 +215,23 @@ worker_wake(void)
 		if (latch)
 		{
 			SetLatch(latch);
-			woke = true;
+			woke++;
 		}
 	}
-	if (!woke)
-		launcher_poke(MyDatabaseId);
 	return woke;
+}
+
+/*
+ * Wake this database's workers; where none serves it yet, ask the launcher
+ * to start one.  Returns whether a worker was running.
+ */
+static bool
+worker_wake(void)
+{
+	if (worker_wake_members(NULL) > 0)
+		return true;
+	launcher_poke(MyDatabaseId);
+	return false;
 }
 
 /*
@@ -232,22 +242,7 @@ worker_wake(void)
 void
 worker_wake_others(void)
 {
-	WorkerShared *slots[64];
-	int			n = launcher_slots_for(MyDatabaseId, slots, lengthof(slots));
-
-	for (int i = 0; i < n; i++)
-	{
-		Latch	   *latch = NULL;
-
-		if (slots[i] == worker_shared)
-			continue;
-		SpinLockAcquire(&slots[i]->mutex);
-		if (slots[i]->dbid == MyDatabaseId)
-			latch = slots[i]->latch;
-		SpinLockRelease(&slots[i]->mutex);
-		if (latch)
-			SetLatch(latch);
-	}
+	(void) worker_wake_members(worker_shared);
 }
 
 static void
