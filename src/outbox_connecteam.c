@@ -29,6 +29,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "outbox_connecteam.h"
@@ -613,6 +614,27 @@ outbox_ct_plan(OutboxJob *job)
  * ------------------------------------------------------------------------
  */
 
+/* The transactionId a replaced window got for this very version of the item's sale, or NULL. */
+static char *
+window_posted_id(OutboxWindow *w, OutboxItem *it)
+{
+	if (it->kind != KIND_CT_POST || !it->txn_valid || it->sale_key == NULL || w->ids == NULL)
+		return NULL;
+	for (int k = 0; k < w->nlocal; k++)
+	{
+		CtTx	   *l = &w->local[k];
+
+		if (l->reference == NULL || strcmp(l->reference, it->sale_key) != 0)
+			continue;
+		if (l->created_at == it->txn.created_at && l->location_id == it->txn.location_id &&
+			strcmp(l->sale_type, it->txn.sale_type) == 0 &&
+			DatumGetBool(DirectFunctionCall2(numeric_eq, l->final_amount, it->txn.final_amount)))
+			return w->ids[k];
+		return NULL;
+	}
+	return NULL;
+}
+
 /* The items of the cycle's windows: replaced, or still ambiguous. */
 void
 outbox_ct_settle_windows(OutboxCycle *c)
@@ -626,13 +648,21 @@ outbox_ct_settle_windows(OutboxCycle *c)
 
 		foreach(ic, w->items)
 		{
-			OutboxOutcome *o = &((OutboxItem *) lfirst(ic))->out;
+			OutboxItem *it = lfirst(ic);
+			OutboxOutcome *o = &it->out;
 
 			if (w->ok)
 			{
-				/* the sale's current version was posted again: connecteam_sent has its id */
+				/*
+				 * The window posted the sale's version as the POS held it
+				 * when the window was read: if that is this item's version
+				 * (the sale was not changed meanwhile), the item holds its
+				 * transactionId, which a later delete of this version must
+				 * remove; if the sale has changed since, the newer version
+				 * was posted, and connecteam_sent has its id.
+				 */
 				o->result = OUTBOX_WINDOW_REPLACED;
-				o->vendor_ref = NULL;
+				o->vendor_ref = window_posted_id(w, it);
 				o->error = "settled by replacing the location's time window at the vendor";
 			}
 			else

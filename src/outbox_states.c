@@ -101,12 +101,14 @@ outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o)
 		case OUTBOX_WINDOW_REPLACED:
 			/*
 			 * Whatever this post stored is gone with the window, and the
-			 * sale's current version was posted again.  ambiguous stays set:
-			 * it tells a later delete of this version that there is nothing
-			 * left to delete.
+			 * sale's version the POS held when the window was read was
+			 * posted again.  This very version (vendor_ref: its new
+			 * transactionId) is no longer ambiguous: a later delete of it
+			 * removes that.  A newer one: ambiguous stays set, and tells a
+			 * later delete of this version that there is nothing left.
 			 */
 			next.state = OS_SENT;
-			next.ambiguous = true;
+			next.ambiguous = (o->vendor_ref == NULL);
 			break;
 		case OUTBOX_PERMANENT:
 			next.state = OS_DEAD;
