@@ -416,7 +416,13 @@ ratelimit_update(const SalesApiServer *srv, const HttpRequest *req)
 	RateLimitState *st;
 
 	if (!req->done)
+	{
+		/* no answer: if it was the learner, another request may learn now */
+		st = rl_lock_state(srv);
+		st->learning_until = 0;
+		rl_unlock();
 		return;
+	}
 	st = rl_lock_state(srv);
 	st->observed = true;
 	if (req->status >= 200 && req->status < 300)
