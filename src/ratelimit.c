@@ -687,7 +687,14 @@ rl_wave_feed(RateLimitRun *run)
 		http_start(run->reqs[run->wave[run->wave_started++]]);
 		active++;
 	}
-	return active > 0 || run->wave_started < run->nwave;
+	/* then the wave's requests that go again with a new token, as many at once */
+	while (active < run->concurrency && run->again_started < run->nagain &&
+		   http_in_flight() < sales_api_max_in_flight)
+	{
+		http_start(run->reqs[run->again[run->again_started++]]);
+		active++;
+	}
+	return active > 0 || run->wave_started < run->nwave || run->again_started < run->nagain;
 }
 
 /*
@@ -714,6 +721,7 @@ rl_wave_reauth(RateLimitRun *run)
 	/* a refused token leaves the 401 answers as the outcome */
 	if (auth_obtain(run->srv) != NULL)
 		return false;
+	run->nagain = run->again_started = 0;
 	for (int j = 0; j < run->nwave; j++)
 	{
 		HttpRequest *r = run->reqs[run->wave[j]];
@@ -721,9 +729,10 @@ rl_wave_reauth(RateLimitRun *run)
 		if (r->done && r->status == 401)
 		{
 			auth_set_header(run->srv, r);
-			http_start(r);
+			run->again[run->nagain++] = run->wave[j];
 		}
 	}
+	(void) rl_wave_feed(run);
 	return true;
 }
 
@@ -826,6 +835,7 @@ rl_wave_settle(RateLimitRun *run, TimestampTz *transient_until)
 	memcpy(run->queue, next, sizeof(int) * nnext);
 	run->qlen = nnext;
 	run->nwave = run->wave_started = 0;
+	run->nagain = run->again_started = 0;
 	pfree(next);
 }
 
@@ -915,6 +925,7 @@ ratelimit_run_start(SalesApiServer *srv, HttpRequest **reqs, int n, int flags)
 	run->attempts = palloc0(sizeof(int) * Max(n, 1));
 	run->queue = palloc(sizeof(int) * Max(n, 1));
 	run->wave = palloc(sizeof(int) * Max(n, 1));
+	run->again = palloc(sizeof(int) * Max(n, 1));
 	run->qlen = n;
 	for (int i = 0; i < n; i++)
 	{

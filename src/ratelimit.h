@@ -91,6 +91,9 @@ typedef struct RateLimitRun
 	int			nwave;
 	int			wave_started;
 	bool		wave_reauthed;
+	int		   *again;			/* the wave's requests to send again (a new token) */
+	int			nagain;
+	int			again_started;
 	TimestampTz wait_until;		/* no wave starts before this */
 	bool		done;
 
