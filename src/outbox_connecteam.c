@@ -114,6 +114,20 @@ static OutboxStmt covered_stmt = {
 	.nargs = 6, .types = REMEMBERED_TYPES
 };
 
+/*
+ * a replaced window posted again versions already sent on their own: their
+ * posts hold the new transactionId, which a later delete of them removes
+ */
+static OutboxStmt reposted_stmt = {
+	.sql = "UPDATE sales_api.outbox o SET vendor_ref = u.t"
+	" FROM unnest($1, $2, $3, $4, $5, $6) AS u(c, k, t, l, ca, a)"
+	" WHERE o.capture_id = u.c AND o.sale_key = u.k AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST)
+	" AND o.state = " OUTBOX_SQL(OUTBOX_SENT) " AND NOT o.ambiguous AND o.location_id = u.l"
+	" AND date_trunc('second', o.created_at) = to_timestamp(u.ca)"
+	" AND o.final_sale_amount = u.a AND o.vendor_ref IS DISTINCT FROM u.t",
+	.nargs = 6, .types = REMEMBERED_TYPES
+};
+
 /* a deleted version is no longer held */
 static OutboxStmt forget_stmt = {
 	.sql = "DELETE FROM sales_api.connecteam_sent"
@@ -738,6 +752,8 @@ remember_flush(Remember *r, bool covered)
 		elog(ERROR, "could not record Connecteam transactionIds");
 	if (covered && outbox_execute(&covered_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record the posts a replaced window carried");
+	if (covered && outbox_execute(&reposted_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the posts a replaced window posted again");
 	r->n = 0;
 }
 
