@@ -36,6 +36,11 @@ q -c "SELECT sales_api.wake_worker()" >/dev/null
 wait_for "$workers = 2" 60 "two workers for the database"
 pass "two workers serve the database"
 
+# the account's budget is learnt by one request at a time in the cluster:
+# one sale first, so that the lanes do not wait for a held learner
+q -c "INSERT INTO pos_lane1 (sold_at, net) VALUES ('2026-11-20 09:00+00', 1)"
+wait_for "$(drained)" 60 "the first sale, which learns the account's budget"
+
 echo "--- each lane is sent by one of them: with the vendor holding every post, both hold lane locks"
 mockctl fault hold --path '/connecteam/sales/v1/transactions$' --method POST --count 100000 >/dev/null
 for l in $(seq 1 "$LANES"); do
@@ -50,7 +55,7 @@ mockctl faults-clear >/dev/null
 mockctl release >/dev/null
 wait_for "$(drained)" 120 "every lane drained"
 for l in $(seq 1 "$LANES"); do
-    expect_eq "$(mockctl ct-transactions | awk -v l="$l" '$1 == l' | wc -l | tr -d ' ')" 250 "lane $l: the vendor holds its 250 sales, once each"
+    expect_eq "$(mockctl ct-transactions | awk -v l="$l" '$1 == l' | wc -l | tr -d ' ')" $((250 + (l == 1))) "lane $l: the vendor holds its sales, once each"
 done
 
 echo "--- back to 1: the second worker stops, the first serves every lane"
@@ -63,7 +68,7 @@ for l in $(seq 1 "$LANES"); do
 done
 wait_for "$(drained)" 120 "every lane drained by one worker"
 for l in $(seq 1 "$LANES"); do
-    expect_eq "$(mockctl ct-transactions | awk -v l="$l" '$1 == l' | wc -l | tr -d ' ')" 300 "lane $l: 300 sales at the vendor, none twice"
+    expect_eq "$(mockctl ct-transactions | awk -v l="$l" '$1 == l' | wc -l | tr -d ' ')" $((300 + (l == 1))) "lane $l: its sales at the vendor, none twice"
 done
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE state NOT IN ('sent', 'superseded')")" 0 "nothing failed, dead or unknown"
 echo "workers_per_database scenario passed"
