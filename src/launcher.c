@@ -150,20 +150,9 @@ launcher_init(void)
 WorkerShared *
 launcher_slot_for(Oid dbid)
 {
-	if (launcher_shared == NULL)
-		return NULL;
-	for (int i = 0; i < launcher_shared->nslots; i++)
-	{
-		WorkerShared *w = &launcher_shared->slots[i];
-		bool		match;
+	WorkerShared *w;
 
-		SpinLockAcquire(&w->mutex);
-		match = (w->dbid == dbid && (w->state == WS_STARTING || w->state == WS_RUNNING));
-		SpinLockRelease(&w->mutex);
-		if (match)
-			return w;
-	}
-	return NULL;
+	return launcher_slots_for(dbid, &w, 1) == 1 ? w : NULL;
 }
 
 /* Every slot of a worker serving dbid (starting or running): up to max, how many. */

@@ -1098,6 +1098,9 @@ ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run)
 			return psprintf("The account's daily budget (%lld requests) is spent until %s.",
 							known ? (long long) st.day_limit : -1LL, when);
 		case RL_WAIT_MINUTE:
+			if (!known || st.minute_limit < 0)
+				return psprintf("The account's budget is not known yet: one request is learning it; these go at %s.",
+								when);
 			if (run->nowait)
 				return psprintf("The account's per-minute budget (%lld requests) is spent until %s; these go then.",
 								known ? (long long) st.minute_limit : -1LL, when);
