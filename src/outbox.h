@@ -84,6 +84,7 @@ typedef struct OutboxWindow
 	int			nlocal;
 	CtTx	   *local;			/* every local sale of the window */
 	bool		ok;
+	bool		deleted;		/* deleted at the vendor, whatever became of its reposts */
 	bool		unread;			/* its local sales could not be read: not sent */
 	char	   *error;
 	int			http_status;

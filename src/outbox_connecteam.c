@@ -101,11 +101,14 @@ static OutboxStmt remember_stmt = {
 
 /*
  * a replaced window: the waiting posts of the very versions it carried are
- * done (Connecteam keeps Unix seconds: a local time is compared by its second)
+ * done (Connecteam keeps Unix seconds: a local time is compared by its second).
+ * Such a post may have been ambiguous itself: it now holds the window's
+ * transactionId for its version, which a later delete of it must remove, so
+ * it is ambiguous no more (see the claim of a delete).
  */
 static OutboxStmt covered_stmt = {
 	.sql = "UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_SENT) ", sent_at = now(), vendor_ref = u.t,"
-	" last_error = 'covered by a replaced time window'"
+	" ambiguous = false, last_error = 'covered by a replaced time window'"
 	" FROM unnest($1, $2, $3, $4, $5, $6) AS u(c, k, t, l, ca, a)"
 	" WHERE o.capture_id = u.c AND o.sale_key = u.k AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST)
 	" AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ") AND o.location_id = u.l"
@@ -140,6 +143,21 @@ static OutboxStmt forget_window_stmt = {
 	.sql = "DELETE FROM sales_api.connecteam_sent WHERE capture_id = $1 AND location_id = $2"
 	" AND created_at BETWEEN to_timestamp($3) AND to_timestamp($4)",
 	.nargs = 4, .types = {INT4OID, INT8OID, INT8OID, INT8OID}
+};
+
+/*
+ * a window deleted at the vendor whose reposts did not all go through: the
+ * vendor may hold some of its local sales under ids never recorded (a repost
+ * stored, its answer lost), so the whole window is replaced again, after the
+ * settle time: $1 capture, $2 location, $3 and $4 its first and last second,
+ * $5 the delay in ms
+ */
+static OutboxStmt rewindow_stmt = {
+	.sql = "INSERT INTO sales_api.outbox (capture_id, kind, location_id, window_start, window_end,"
+	" next_attempt_at, last_error)"
+	" VALUES ($1, " OUTBOX_SQL(OUTBOX_CT_WINDOW) ", $2, to_timestamp($3), to_timestamp($4),"
+	" now() + $5 * interval '1 ms', $6)",
+	.nargs = 6, .types = {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID}
 };
 
 /* ------------------------------------------------------------------------
@@ -440,6 +458,7 @@ window_deleted(OutboxJob *job, OutboxPhase *ph)
 		return;
 	}
 	w->ok = true;
+	w->deleted = true;
 	nposts = (w->nlocal + CT_MAX_ITEMS - 1) / CT_MAX_ITEMS;
 	w->ids = palloc0(sizeof(char *) * (w->nlocal + 1));
 	if (nposts == 0)
@@ -757,6 +776,23 @@ remember_flush(Remember *r, bool covered)
 	r->n = 0;
 }
 
+/* Is one of a window's items a window item of the whole window, retried as it is? */
+static bool
+window_has_repair(OutboxWindow *w)
+{
+	ListCell   *lc;
+
+	foreach(lc, w->items)
+	{
+		OutboxItem *it = lfirst(lc);
+
+		if (it->kind == KIND_CT_WINDOW && it->window_start <= w->start_epoch &&
+			it->window_end >= w->end_epoch)
+			return true;
+	}
+	return false;
+}
+
 /*
  * The transactionIds the vendor now holds: the posts' in one statement (the
  * deletes remove an older id only, so their order against the posts' upsert
@@ -792,13 +828,19 @@ outbox_ct_record(OutboxCycle *c)
 		}
 	}
 
-	/* a replaced window: the vendor holds exactly the local sales, with new ids */
+	/*
+	 * A replaced window: the vendor holds exactly the local sales, with new
+	 * ids.  A window deleted whose reposts did not all go through holds none
+	 * of its old ids and those of the reposts that did; it is replaced again,
+	 * whole, by a window item of its own (its ambiguous posts, claimed apart,
+	 * might each make a narrower one, leaving a stored repost behind).
+	 */
 	foreach(lc, c->windows)
 	{
 		OutboxWindow *w = lfirst(lc);
-		Datum		vals[4];
+		Datum		vals[6];
 
-		if (!w->ok)
+		if (!w->deleted)
 			continue;
 		vals[0] = Int32GetDatum(w->cap->id);
 		vals[1] = Int64GetDatum(w->location_id);
@@ -810,6 +852,13 @@ outbox_ct_record(OutboxCycle *c)
 			if (w->ids[k] != NULL && w->local[k].reference != NULL)
 				remember_add(&r, w->cap->id, w->local[k].reference, w->ids[k], &w->local[k]);
 		/* and a waiting post of the very version the window carried is done */
-		remember_flush(&r, true);
+		remember_flush(&r, w->ok);
+		if (!w->ok && !window_has_repair(w))
+		{
+			vals[4] = Int64GetDatum(sales_api_ambiguous_settle_ms);
+			vals[5] = CStringGetTextDatum(psprintf("replaced again: %s", w->error ? w->error : "a repost failed"));
+			if (outbox_execute(&rewindow_stmt, vals, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not queue a window to replace again");
+		}
 	}
 }

@@ -108,7 +108,7 @@ outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o)
 			 * later delete of this version that there is nothing left.
 			 */
 			next.state = OS_SENT;
-			next.ambiguous = (o->vendor_ref == NULL);
+			next.ambiguous = (kind == KIND_CT_POST && o->vendor_ref == NULL);
 			break;
 		case OUTBOX_PERMANENT:
 			next.state = OS_DEAD;
