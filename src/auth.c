@@ -24,6 +24,7 @@
 
 #include "common/base64.h"
 #include "credcache.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "json_util.h"
@@ -161,23 +162,6 @@ token_json_wipe(json_object *root, const char *key)
 		explicit_bzero((char *) json_object_get_string(val), json_object_get_string_len(val));
 }
 
-/* Send a token request; its secrets are wiped from memory whatever happens. */
-static void
-token_perform(HttpRequest *req)
-{
-	PG_TRY();
-	{
-		http_perform(req);
-	}
-	PG_CATCH();
-	{
-		token_request_free(req);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	token_request_free(req);
-}
-
 /*
  * Parse a successful token response into the call's cache entry.  Returns
  * NULL on success, or a message describing what was wrong with the response.
@@ -238,79 +222,270 @@ token_store(const SalesApiServer *srv, HttpRequest *req)
 	return msg;
 }
 
+/* A cached token that is not about to expire */
+static bool
+token_usable(const CachedToken *t)
+{
+	return t->access_token != NULL && GetCurrentTimestamp() < t->refresh_at;
+}
+
 /*
- * Fetch a new token into the cache.  Tries the refresh grant first when one
- * is held, then the password (or client-credentials) grant.  Never raises
- * for a vendor's refusal: the outcome is in the result.  The cache entry is
- * looked up afresh after each request (see token_of()).
+ * A token fetch in flight: the refresh grant first when one is held (Mapal),
+ * then the password (or client-credentials) grant, one request at a time on
+ * the HTTP core's multi handle.  The worker's lanes step it without waiting
+ * (ratelimit.c), so a slow token endpoint delays only the lanes that need
+ * that token; token_fetch() steps it to its end.  Never raises for a
+ * vendor's refusal: the outcome is in the result.  The cache entry is looked
+ * up afresh after each step (see token_of()).
+ *
+ * Lanes sharing a token (captures of one server and user mapping) send one
+ * request: the first fetch leads (the cache entry's fetching), the others
+ * follow it and end with its outcome.  A leader dropped by an ERROR
+ * (auth_fetch_abort_all()) or with its cache entry leaves the followers
+ * free to lead.
  */
+struct AuthFetch
+{
+	SalesApiServer *srv;
+	HttpRequest *req;			/* the request in flight, or the last one */
+	bool		follower;		/* waits for another fetch of the same token */
+	uint32		ended_at_start; /* a follower's: the leaders that had ended */
+	bool		refreshing;		/* it carries the refresh grant */
+	bool		sent_password;	/* the password grant has been sent */
+	bool		finished;
+	AuthResult	r;
+};
+
+/* epoch of the fetches in flight: a leader of an older one is gone */
+static uint64 fetch_epoch = 1;
+
+/* Send the next grant. */
+static void
+fetch_send(AuthFetch *f)
+{
+	CachedToken *t = token_of(f->srv);
+	const char *refresh_token = t->refresh_token;
+
+	f->follower = false;
+	t->fetching = fetch_epoch;
+	f->refreshing = (!f->sent_password && !f->refreshing && refresh_token != NULL &&
+					 f->srv->vendor == VENDOR_MAPAL);
+	if (!f->refreshing)
+		f->sent_password = true;
+	/* the refresh token is copied into the request body */
+	f->req = token_request(f->srv, f->refreshing ? refresh_token : NULL);
+	http_start(f->req);
+}
+
+/* A new fetch: a follower of one in flight for the same token, if it may. */
+static AuthFetch *
+fetch_new(SalesApiServer *srv, bool may_follow)
+{
+	AuthFetch  *f = palloc0(sizeof(AuthFetch));
+	CachedToken *t = token_of(srv);
+
+	f->srv = srv;
+	f->r.server_name = srv->name;
+	f->r.vendor = srv->vendor;
+	if (may_follow && t->fetching == fetch_epoch)
+	{
+		f->follower = true;
+		f->ended_at_start = t->fetches_ended;
+	}
+	else
+		fetch_send(f);
+	return f;
+}
+
+/*
+ * Start fetching a new token for a server that uses one, without waiting;
+ * may_follow: wait for a fetch of the same token already in flight instead.
+ */
+AuthFetch *
+auth_fetch_start(SalesApiServer *srv, bool may_follow)
+{
+	return fetch_new(srv, may_follow);
+}
+
+/* A fetch no more in flight: its followers take its outcome. */
+static void
+fetch_lead_end(AuthFetch *f, const char *error)
+{
+	CachedToken *t = token_of(f->srv);
+
+	if (f->follower || f->req == NULL)
+		return;
+	t->fetching = 0;
+	t->fetches_ended++;
+	if (t->fetch_error != NULL)
+		pfree(t->fetch_error);
+	t->fetch_error = error ? MemoryContextStrdup(credcache_entry(f->srv)->cxt, error) : NULL;
+}
+
+/*
+ * A follower's step: done when its leader ended (with a token, or with the
+ * leader's failure), or leading itself when the leader is gone.
+ */
+static bool
+fetch_follow(AuthFetch *f)
+{
+	CachedToken *t = token_of(f->srv);
+
+	if (token_usable(t))
+	{
+		f->r.ok = true;
+		f->r.expires_at = t->expires_at;
+		f->finished = true;
+		return true;
+	}
+	if (t->fetches_ended != f->ended_at_start && t->fetch_error != NULL)
+	{
+		f->r.ok = false;
+		f->r.message = pstrdup(t->fetch_error);
+		f->finished = true;
+		return true;
+	}
+	if (t->fetching != fetch_epoch)
+		fetch_send(f);
+	return false;
+}
+
+/* Is this fetch waiting for another one (nothing of its own in flight)? */
+bool
+auth_fetch_following(AuthFetch *f)
+{
+	return f->follower && !f->finished;
+}
+
+/* Every fetch in flight was dropped (the HTTP core's transfers were): none leads now. */
+void
+auth_fetch_abort_all(void)
+{
+	fetch_epoch++;
+}
+
+/* The fetch is over, with this outcome. */
+static bool
+fetch_end(AuthFetch *f, bool ok, char *message)
+{
+	fetch_lead_end(f, ok ? NULL : message);
+	f->r.ok = ok;
+	f->r.message = message;
+	if (ok)
+		f->r.expires_at = token_of(f->srv)->expires_at;
+	f->finished = true;
+	return true;
+}
+
+/*
+ * Move a fetch on: true once it is over (auth_fetch_result() says how),
+ * false while its request is in flight.  The caller pumps the HTTP core.
+ */
+bool
+auth_fetch_step(AuthFetch *f)
+{
+	HttpRequest *req = f->req;
+	char	   *bad;
+	bool		retry_password;
+
+	if (f->finished)
+		return true;
+	if (f->follower)
+		return fetch_follow(f);
+	if (!req->completed)
+		return false;
+	token_request_free(req);
+	f->r.http_status = req->status;
+	f->r.latency_ms += req->elapsed_ms;
+	f->r.token_req = req;
+	if (!req->done)
+	{
+		/* the endpoint is unreachable: another grant would fare no better */
+		token_response_wipe(req);
+		return fetch_end(f, false, psprintf("token request failed: %s", http_transport_error(req)));
+	}
+	/* any 2xx carries the token (some endpoints answer 201) */
+	if (req->status < 200 || req->status >= 300)
+	{
+		f->r.message = psprintf("token endpoint answered HTTP %ld: %s", req->status,
+								vendor_token_error_message(req));
+		token_response_wipe(req);
+		/* a refresh token refused: forget it, use the password grant */
+		retry_password = f->refreshing && (req->status == 400 || req->status == 401);
+	}
+	else
+	{
+		bad = token_store(f->srv, req);
+		token_response_wipe(req);
+		if (bad == NULL)
+			return fetch_end(f, true, NULL);
+		f->r.message = pstrdup(bad);
+		retry_password = f->refreshing;
+	}
+	if (!retry_password)
+		return fetch_end(f, false, f->r.message);
+	secret_free(&token_of(f->srv)->refresh_token);
+	fetch_send(f);
+	return false;
+}
+
+/* A finished fetch's failure (palloc'd), or NULL when a token is cached now. */
+AuthResult *
+auth_fetch_result(AuthFetch *f)
+{
+	AuthResult *r;
+
+	Assert(f->finished);
+	if (f->r.ok)
+		return NULL;
+	r = palloc(sizeof(AuthResult));
+	*r = f->r;
+	return r;
+}
+
+/* Drop a fetch (its caller is going away): its secrets are wiped. */
+void
+auth_fetch_cancel(AuthFetch *f)
+{
+	if (f->finished)
+		return;
+	if (!f->follower && f->req != NULL)
+	{
+		/* its followers lead instead */
+		token_of(f->srv)->fetching = 0;
+		if (!f->req->completed)
+			http_cancel(f->req);
+		token_request_free(f->req);
+		token_response_wipe(f->req);
+	}
+	f->finished = true;
+}
+
+/* Fetch a new token into the cache, waiting for it. */
 static AuthResult
 token_fetch(SalesApiServer *srv)
 {
-	AuthResult	r = {0};
+	/*
+	 * Never a follower: the fetch it would follow (a lane's, in the worker)
+	 * is not stepped while this one waits.
+	 */
+	AuthFetch  *f = fetch_new(srv, false);
 
-	r.server_name = srv->name;
-	r.vendor = srv->vendor;
-
-	for (int attempt = 0; attempt < 2; attempt++)
+	PG_TRY();
 	{
-		const char *refresh_token = token_of(srv)->refresh_token;
-		bool		refreshing = (attempt == 0 && refresh_token != NULL &&
-								  srv->vendor == VENDOR_MAPAL);
-		HttpRequest *req;
-		char	   *bad;
-
-		if (attempt == 0 && !refreshing)
-			attempt = 1;
-		/* the refresh token is copied into the request body */
-		req = token_request(srv, refreshing ? refresh_token : NULL);
-		token_perform(req);
-
-		r.http_status = req->status;
-		r.latency_ms += req->elapsed_ms;
-		r.token_req = req;
-		if (!req->done)
+		while (!auth_fetch_step(f))
 		{
-			/* the endpoint is unreachable: another grant would fare no better */
-			r.ok = false;
-			r.message = psprintf("token request failed: %s", http_transport_error(req));
-			token_response_wipe(req);
-			return r;
+			(void) http_pump(100);
+			CHECK_FOR_INTERRUPTS();
 		}
-		/* any 2xx carries the token (some endpoints answer 201) */
-		if (req->status < 200 || req->status >= 300)
-		{
-			r.ok = false;
-			r.message = psprintf("token endpoint answered HTTP %ld: %s", req->status,
-								 vendor_token_error_message(req));
-			token_response_wipe(req);
-			if (refreshing && (req->status == 400 || req->status == 401))
-			{
-				/* refresh token refused: forget it, use the password grant */
-				secret_free(&token_of(srv)->refresh_token);
-				continue;
-			}
-			return r;
-		}
-		bad = token_store(srv, req);
-		token_response_wipe(req);
-		if (bad)
-		{
-			r.ok = false;
-			r.message = pstrdup(bad);
-			if (refreshing)
-			{
-				secret_free(&token_of(srv)->refresh_token);
-				continue;
-			}
-			return r;
-		}
-		r.ok = true;
-		r.message = NULL;
-		r.expires_at = token_of(srv)->expires_at;
-		return r;
 	}
-	return r;
+	PG_CATCH();
+	{
+		auth_fetch_cancel(f);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return f->r;
 }
 
 AuthResult
@@ -324,13 +499,6 @@ auth_try_fetch(SalesApiServer *srv)
 		return r;
 	}
 	return token_fetch(srv);
-}
-
-/* A cached token that is not about to expire */
-static bool
-token_usable(const CachedToken *t)
-{
-	return t->access_token != NULL && GetCurrentTimestamp() < t->refresh_at;
 }
 
 /*
@@ -361,17 +529,11 @@ auth_obtain(SalesApiServer *srv)
 	return r;
 }
 
-/*
- * The same as a yes/no with the reason: the worker and the 401 retry use
- * it so that a refused token is an outcome, not an ERROR.
- */
+/* Must a token be fetched before a request can be sent? */
 bool
-auth_ready(SalesApiServer *srv, char **message)
+auth_token_needed(SalesApiServer *srv)
 {
-	AuthResult *r = auth_obtain(srv);
-
-	*message = r ? r->message : NULL;
-	return r == NULL;
+	return auth_uses_token(srv) && !token_usable(token_of(srv));
 }
 
 /*

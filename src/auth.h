@@ -34,7 +34,16 @@ extern void auth_set_header(SalesApiServer *srv, HttpRequest *req);
 extern void auth_report_error(const AuthResult *r, int elevel);
 extern void auth_invalidate(const SalesApiServer *srv);
 extern AuthResult auth_try_fetch(SalesApiServer *srv);
-extern bool auth_ready(SalesApiServer *srv, char **message);
+extern bool auth_token_needed(SalesApiServer *srv);
+
+/* a token fetch that never waits, for the worker's lanes (ratelimit.c) */
+typedef struct AuthFetch AuthFetch;
+extern AuthFetch *auth_fetch_start(SalesApiServer *srv, bool may_follow);
+extern bool auth_fetch_step(AuthFetch *f);
+extern AuthResult *auth_fetch_result(AuthFetch *f);
+extern void auth_fetch_cancel(AuthFetch *f);
+extern bool auth_fetch_following(AuthFetch *f);
+extern void auth_fetch_abort_all(void);
 extern TimestampTz auth_cached_expiry(const SalesApiServer *srv);
 
 #endif							/* SALES_API_AUTH_H */

@@ -62,6 +62,8 @@ token_wipe(CachedToken *t)
 		explicit_bzero(t->refresh_token, strlen(t->refresh_token));
 		pfree(t->refresh_token);
 	}
+	if (t->fetch_error != NULL)
+		pfree(t->fetch_error);
 	memset(t, 0, sizeof(CachedToken));
 }
 

@@ -29,6 +29,10 @@ typedef struct CachedToken
 	char	   *refresh_token;
 	TimestampTz expires_at;
 	TimestampTz refresh_at;		/* renewed from then on */
+	/* a fetch in flight (auth.c): the others for the same token wait for it */
+	uint64		fetching;		/* the leader's epoch, 0 for none */
+	uint32		fetches_ended;	/* leaders that ended so far */
+	char	   *fetch_error;	/* why the last one got no token */
 } CachedToken;
 
 typedef struct CredCacheEntry

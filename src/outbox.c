@@ -801,7 +801,6 @@ jobs_from_claim(OutboxCycle *c, OutboxClaim *cl)
 		OutboxJob  *job = palloc0(sizeof(OutboxJob));
 		OutboxCycle *jc = palloc0(sizeof(OutboxCycle));
 		ListCell   *lc;
-		char	   *auth_error = NULL;
 		int			j = i;
 
 		while (j < c->nitems && c->items[j].cap == cap)
@@ -840,9 +839,14 @@ jobs_from_claim(OutboxCycle *c, OutboxClaim *cl)
 				if (jc->items[k].kind != KIND_CT_POST || jc->items[k].ambiguous)
 					lane->exclusive = true;
 		}
-		if (cap->srv == NULL || !auth_ready(cap->srv, &auth_error))
+		/*
+		 * A token, when one is needed, is fetched by each phase's run
+		 * without waiting (ratelimit.c): a slow token endpoint delays this
+		 * lane only.
+		 */
+		if (cap->srv == NULL)
 		{
-			const char *msg = cap->srv ? auth_error : cap->srv_error;
+			const char *msg = cap->srv_error;
 
 			for (int k = 0; k < jc->nitems; k++)
 			{
@@ -1026,7 +1030,12 @@ record_states(OutboxCycle *c)
 		error_nulls[i] = (next.error == NULL);
 		delays[i] = Int64GetDatum(next.delay_ms);
 		giveback[i] = Int32GetDatum(next.attempt_back ? 1 : 0);
-		ambig[i] = BoolGetDatum(next.ambiguous);
+		/*
+		 * An ambiguous post stays so until something settles it (a window,
+		 * an operator): a failure to even try (no token, no server) must
+		 * not make it a plain post that could store the sale twice.
+		 */
+		ambig[i] = BoolGetDatum(next.ambiguous || (it->ambiguous && next.state != OS_SENT));
 	}
 	if (n > 0)
 	{
@@ -1365,6 +1374,7 @@ outbox_abort(void)
 	List	   *claims = NIL;
 
 	http_abort_all();
+	auth_fetch_abort_all();
 	/* every lane lock this worker holds */
 	LockReleaseSession(USER_LOCKMETHOD);
 	foreach(lc, jobs)

@@ -75,6 +75,8 @@
 
 /* sent this long after a window's advertised reset, for clock skew */
 #define RL_RESET_MARGIN_MS		500
+/* how often a run waiting for another lane's fetch of its token looks at it */
+#define RL_FOLLOW_POLL_MS 20
 /* a window we opened: how long before its first answer is given up, how often to look */
 #define RL_OPENED_MAX_MS		60000
 #define RL_OPENED_POLL_MS		100
@@ -698,28 +700,40 @@ rl_wave_feed(RateLimitRun *run)
 }
 
 /*
- * A token the vendor refused (401) is fetched again once per wave and the
- * refused requests go again with it.  Returns true when some did.
+ * A token the vendor refused (401) is fetched again once per wave, without
+ * waiting for it (auth.c), and the refused requests go again with it.
+ * Returns true while it is being fetched or when some went again.
  */
 static bool
 rl_wave_reauth(RateLimitRun *run)
 {
-	bool		any = false;
+	AuthResult *fail;
 
-	if (run->wave_reauthed || !auth_uses_token(run->srv))
-		return false;
-	run->wave_reauthed = true;
-	for (int j = 0; j < run->nwave && !any; j++)
+	if (run->auth == NULL)
 	{
-		HttpRequest *r = run->reqs[run->wave[j]];
+		bool		any = false;
 
-		any = (r->done && r->status == 401);
+		if (run->wave_reauthed || !auth_uses_token(run->srv))
+			return false;
+		run->wave_reauthed = true;
+		for (int j = 0; j < run->nwave && !any; j++)
+		{
+			HttpRequest *r = run->reqs[run->wave[j]];
+
+			any = (r->done && r->status == 401);
+		}
+		if (!any)
+			return false;
+		auth_invalidate(run->srv);
+		/* its own request: a follower is stepped only when something is answered */
+		run->auth = auth_fetch_start(run->srv, false);
 	}
-	if (!any)
-		return false;
-	auth_invalidate(run->srv);
+	if (!auth_fetch_step(run->auth))
+		return true;
+	fail = auth_fetch_result(run->auth);
+	run->auth = NULL;
 	/* a refused token leaves the 401 answers as the outcome */
-	if (auth_obtain(run->srv) != NULL)
+	if (fail != NULL)
 		return false;
 	run->nagain = run->again_started = 0;
 	for (int j = 0; j < run->nwave; j++)
@@ -733,6 +747,32 @@ rl_wave_reauth(RateLimitRun *run)
 		}
 	}
 	(void) rl_wave_feed(run);
+	return true;
+}
+
+/*
+ * Is a token at hand for the next wave?  One is fetched first when needed,
+ * without waiting: false while it is in flight.  A fetch that failed leaves
+ * run->auth_fail, which the wave's requests record as never sent.
+ */
+static bool
+rl_auth_ready(RateLimitRun *run)
+{
+	if (run->auth == NULL)
+	{
+		if (run->auth_fail != NULL || !auth_token_needed(run->srv))
+			return true;
+		run->auth = auth_fetch_start(run->srv, true);
+	}
+	if (!auth_fetch_step(run->auth))
+	{
+		/* another lane's fetch of the same token: look again soon */
+		if (auth_fetch_following(run->auth))
+			run->wait_until = after_ms(GetCurrentTimestamp(), RL_FOLLOW_POLL_MS);
+		return false;
+	}
+	run->auth_fail = auth_fetch_result(run->auth);
+	run->auth = NULL;
 	return true;
 }
 
@@ -880,7 +920,11 @@ rl_wave_begin(RateLimitRun *run)
 	run->wave_started = 0;
 	run->wave_reauthed = false;
 
-	fail = auth_obtain(run->srv);
+	/* rl_auth_ready() fetched a token if one was needed */
+	fail = run->auth_fail;
+	run->auth_fail = NULL;
+	if (fail == NULL)
+		fail = auth_obtain(run->srv);
 	for (int j = 0; j < k; j++)
 	{
 		HttpRequest *r = run->reqs[run->wave[j]];
@@ -985,6 +1029,8 @@ ratelimit_run_step(RateLimitRun *run)
 		if (run->wait_until > GetCurrentTimestamp())
 			return false;
 		run->wait_until = 0;
+		if (!rl_auth_ready(run))
+			return false;
 		if (!rl_wave_begin(run) && run->qlen > 0)
 			return false;
 	}
@@ -994,6 +1040,11 @@ ratelimit_run_step(RateLimitRun *run)
 void
 ratelimit_run_cancel(RateLimitRun *run)
 {
+	if (run->auth != NULL)
+	{
+		auth_fetch_cancel(run->auth);
+		run->auth = NULL;
+	}
 	for (int i = 0; i < run->n; i++)
 		http_cancel(run->reqs[i]);
 }

@@ -95,6 +95,8 @@ typedef struct RateLimitRun
 	int			nagain;
 	int			again_started;
 	TimestampTz wait_until;		/* no wave starts before this */
+	struct AuthFetch *auth;		/* a token being fetched for the next wave or a resend */
+	struct AuthResult *auth_fail;	/* why the next wave has no token */
 	bool		done;
 
 	/* every answer of every attempt, for the lane's counters (lanes.c) */

@@ -15,9 +15,13 @@
 #   2. while the Connecteam mock hangs every request (never answers, never
 #      stores: the mock's `hang` fault) until the worker's request_timeout,
 #      5 s here;
+#   3. while Connecteam, now with OAuth, has no token and its token endpoint
+#      hangs the same way (a lane fetches its token without waiting, and the
+#      lanes of one token share one request);
 # and in the end nothing lost, nothing duplicated at either vendor.
 #
-# Each measured sale is committed on its own (one every 250 ms for 16 s) and
+# Each measured sale is committed on its own (one every 250 ms for 12 s, 8 s
+# in phase 3) and
 # is alone in its Mapal slot (its own unit and 15-minute slot), so the first
 # Mapal request carrying that slot with the sale's total is its arrival;
 # commit time is clock_timestamp() at the INSERT, just before the commit
@@ -68,7 +72,7 @@ mockctl config latency_ms=20 >/dev/null
 measure() {
     local phase=$1 store=$2 day=$3 probe=${4:-} res=$SA_WORK/lanes-$1.txt
     python3 "$LANES" measure --label "$phase" --table pos_sales --store "$store" --day "$day" \
-        --seconds 16 --interval-ms 250 --wait 120 ${probe:+--probe "$probe"} --result "$res" \
+        --seconds "${SECONDS_MEASURED:-12}" --interval-ms 250 --wait 120 ${probe:+--probe "$probe"} --result "$res" \
         || fail "$phase: the measurement did not run"
     read -r COUNT ARRIVED P50 P99 MAX PROBE < "$res"
     echo "$phase: Mapal commit to arrival over $COUNT sales: p50 $P50 ms, p99 $P99 ms, max $MAX ms (targets $P50_MAX ms, $P99_MAX ms)"
@@ -124,6 +128,29 @@ if [ "$HANG" = 1 ]; then
     check "phase 2: Connecteam requests hung until the worker gave up on them ($hangs)" '[ "$hangs" -ge 1 ]'
     check "phase 2: each was given up at the request_timeout, not sooner ($short sooner)" '[ "$short" = 0 ]'
 fi
+
+# ---- 3. Connecteam's OAuth token endpoint hangs until the timeout ----------
+echo "== phase 3: Connecteam with OAuth and no token; its token endpoint hangs until the worker's request_timeout ($TIMEOUT)"
+mockctl faults-clear >/dev/null
+mockctl release >/dev/null
+mockctl config connecteam_minute_limit=100000 >/dev/null
+wait_for "$(drained)" 120 "phases 1 and 2 to be delivered"
+mockctl fault hang --path '^/connecteam/oauth/v1/token$' --count 1000000 >/dev/null
+mockctl mark >/dev/null
+# a new user mapping: the worker drops the cached credentials, and needs a token
+q -c "ALTER USER MAPPING FOR CURRENT_USER SERVER connecteam
+      OPTIONS (DROP api_key, ADD client_id 'ct-client', ADD client_secret 'ct-secret')" >/dev/null
+q -c "INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests)
+      SELECT 1 + i % 3, timestamptz '2026-11-22 06:00+00' + i * interval '7 s', 'SALE', 'EAT_IN',
+             round((3 + (i % 89) / 10.0)::numeric, 2), 0.30, 1
+        FROM generate_series(0, 99) i"
+wait_until '[ "$(mockctl hanging)" -ge 1 ]' 60 "a Connecteam token request to hang"
+SECONDS_MEASURED=8 measure phase3 5 2026-12-09
+tokens=$(mockctl count --since-mark --path '^/connecteam/oauth/v1/token$')
+posts=$(mockctl count --since-mark --path '^/connecteam/sales/')
+echo "Connecteam during phase 3: $tokens token requests (each hung until the worker gave up), $posts API requests"
+check "phase 3: Connecteam sent no API request without a token ($posts)" '[ "$posts" = 0 ]'
+check "phase 3: Connecteam asked for a token ($tokens)" '[ "$tokens" -ge 1 ]'
 
 # ---- the end: faults and limits released, everything delivered once ----------
 echo "== drain: faults and limits released"
