@@ -482,6 +482,7 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 							 def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone));
 			break;
 		case MS_CT_WINDOW:
+		case MS_CT_WINDOW_LOCK:
 			/*
 			 * A window is whole seconds [$2, $3): Connecteam keeps Unix
 			 * seconds, so 10:00:00.5 is the vendor's 10:00:00.
@@ -495,6 +496,14 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 			appendStringInfoString(&b, " >= $2 AND ");
 			append_field(&b, def, CTF_CREATED_AT);
 			appendStringInfoString(&b, " < $3");
+			/*
+			 * At the record of a replaced window: a sale changed since the
+			 * window was read is seen, and one being changed is skipped; the
+			 * rows read stay locked until the record commits, so a change
+			 * after it finds the window's transactionIds.
+			 */
+			if (stmt == MS_CT_WINDOW_LOCK)
+				appendStringInfoString(&b, " FOR SHARE OF s SKIP LOCKED");
 			break;
 		case MS_CT_DAY_TOTALS:
 			appendStringInfoString(&b, "SELECT loc, d, sum(amt), count(*) FROM (SELECT ");

@@ -79,6 +79,7 @@ typedef enum MappingStmt
 	/* the worker and the operator functions, over the table itself */
 	MS_MAPAL_TOTALS,			/* $1 unit, $2 business day: totals per slot */
 	MS_CT_WINDOW,				/* $1 location, $2 from, $3 to: every sale */
+	MS_CT_WINDOW_LOCK,			/* the same, rows locked FOR SHARE, SKIP LOCKED */
 	MS_CT_DAY_TOTALS,			/* $1, $2 dates, $3 location ids, $4 zone */
 	MS_MAPAL_SALES,				/* $1, $2 local times: every sale between */
 	MS_N

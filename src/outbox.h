@@ -23,7 +23,7 @@
 #include "sales_api.h"
 #include "server.h"
 
-#define OUTBOX_STMT_MAX_ARGS 8
+#define OUTBOX_STMT_MAX_ARGS 9
 
 /* A fixed statement: prepared on its first run, kept for the backend's life */
 typedef struct OutboxStmt
@@ -85,6 +85,7 @@ typedef struct OutboxWindow
 	CtTx	   *local;			/* every local sale of the window */
 	bool		ok;
 	bool		deleted;		/* deleted at the vendor, whatever became of its reposts */
+	int64		guard_id;		/* the ct_window item that replaces it again if it fails, or 0 */
 	bool		unread;			/* its local sales could not be read: not sent */
 	char	   *error;
 	int			http_status;

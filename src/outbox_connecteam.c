@@ -72,7 +72,12 @@ static OutboxStmt claim_stmt = {
 	/* a delete removes the version the vendor held when it was first claimed */
 	"   vendor_ref = CASE WHEN o.kind <> " OUTBOX_SQL(OUTBOX_CT_DELETE) " OR o.vendor_ref IS NOT NULL THEN o.vendor_ref"
 	/* the post it undoes went out on its own: its transactionId; settled by a window: nothing left */
-	"     WHEN o.target_post_id IS NOT NULL THEN (SELECT CASE WHEN p.ambiguous THEN NULL ELSE p.vendor_ref END"
+	"     WHEN o.target_post_id IS NOT NULL THEN (SELECT CASE WHEN p.ambiguous THEN NULL"
+	/* a window posted a later version under the id it gave this one: not this version's */
+	"       WHEN EXISTS (SELECT 1 FROM sales_api.outbox q WHERE q.capture_id = p.capture_id"
+	"         AND q.sale_key = p.sale_key AND q.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND q.id > p.id"
+	"         AND q.vendor_ref = p.vendor_ref) THEN NULL"
+	"       ELSE p.vendor_ref END"
 	"       FROM sales_api.outbox p WHERE p.id = o.target_post_id)"
 	"     ELSE (SELECT cs.transaction_id FROM sales_api.connecteam_sent cs"
 	"       WHERE cs.capture_id = o.capture_id AND cs.sale_key = o.sale_key) END"
@@ -85,6 +90,14 @@ static OutboxStmt claim_stmt = {
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
+/* ... and the rest of what a post sends, to tell a version from another */
+#define VERSION_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID, \
+	TEXTARRAYOID, NUMERICARRAYOID, TEXTARRAYOID}
+/* a post of the very version the arrays give (u), compared by all it sends */
+#define SAME_VERSION \
+	" o.location_id = u.l AND date_trunc('second', o.created_at) = to_timestamp(u.ca)" \
+	" AND o.final_sale_amount = u.a AND o.sale_type = u.st" \
+	" AND o.tax_amount IS NOT DISTINCT FROM u.tax AND o.currency IS NOT DISTINCT FROM u.cur"
 
 /* the transactionIds the vendor holds, from arrays: a sale given twice keeps its last */
 static OutboxStmt remember_stmt = {
@@ -109,12 +122,10 @@ static OutboxStmt remember_stmt = {
 static OutboxStmt covered_stmt = {
 	.sql = "UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_SENT) ", sent_at = now(), vendor_ref = u.t,"
 	" ambiguous = false, last_error = 'covered by a replaced time window'"
-	" FROM unnest($1, $2, $3, $4, $5, $6) AS u(c, k, t, l, ca, a)"
+	" FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) AS u(c, k, t, l, ca, a, st, tax, cur)"
 	" WHERE o.capture_id = u.c AND o.sale_key = u.k AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST)
-	" AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ") AND o.location_id = u.l"
-	" AND date_trunc('second', o.created_at) = to_timestamp(u.ca)"
-	" AND o.final_sale_amount = u.a",
-	.nargs = 6, .types = REMEMBERED_TYPES
+	" AND o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ") AND" SAME_VERSION,
+	.nargs = 9, .types = VERSION_TYPES
 };
 
 /*
@@ -123,12 +134,11 @@ static OutboxStmt covered_stmt = {
  */
 static OutboxStmt reposted_stmt = {
 	.sql = "UPDATE sales_api.outbox o SET vendor_ref = u.t"
-	" FROM unnest($1, $2, $3, $4, $5, $6) AS u(c, k, t, l, ca, a)"
+	" FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) AS u(c, k, t, l, ca, a, st, tax, cur)"
 	" WHERE o.capture_id = u.c AND o.sale_key = u.k AND o.kind = " OUTBOX_SQL(OUTBOX_CT_POST)
-	" AND o.state = " OUTBOX_SQL(OUTBOX_SENT) " AND NOT o.ambiguous AND o.location_id = u.l"
-	" AND date_trunc('second', o.created_at) = to_timestamp(u.ca)"
-	" AND o.final_sale_amount = u.a AND o.vendor_ref IS DISTINCT FROM u.t",
-	.nargs = 6, .types = REMEMBERED_TYPES
+	" AND o.state = " OUTBOX_SQL(OUTBOX_SENT) " AND NOT o.ambiguous AND" SAME_VERSION
+	" AND o.vendor_ref IS DISTINCT FROM u.t",
+	.nargs = 9, .types = VERSION_TYPES
 };
 
 /* a deleted version is no longer held */
@@ -146,18 +156,44 @@ static OutboxStmt forget_window_stmt = {
 };
 
 /*
- * a window deleted at the vendor whose reposts did not all go through: the
- * vendor may hold some of its local sales under ids never recorded (a repost
- * stored, its answer lost), so the whole window is replaced again, after the
- * settle time: $1 capture, $2 location, $3 and $4 its first and last second,
- * $5 the delay in ms
+ * A window being replaced is guarded by a ct_window item of its own, written
+ * with the claim: if the window fails, or the worker dies with it in flight,
+ * the whole window is replaced again after the settle time (the vendor may
+ * hold some of its sales under ids never recorded: a repost stored, its
+ * answer lost; its ambiguous posts, claimed apart, would each replace their
+ * own second only).  $1 capture, $2 location, $3 and $4 its first and last
+ * second, $5 the delay in ms.
  */
-static OutboxStmt rewindow_stmt = {
+static OutboxStmt guard_stmt = {
 	.sql = "INSERT INTO sales_api.outbox (capture_id, kind, location_id, window_start, window_end,"
 	" next_attempt_at, last_error)"
 	" VALUES ($1, " OUTBOX_SQL(OUTBOX_CT_WINDOW) ", $2, to_timestamp($3), to_timestamp($4),"
-	" now() + $5 * interval '1 ms', $6)",
-	.nargs = 6, .types = {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID}
+	" now() + $5 * interval '1 ms', 'guards a window being replaced: replaces it again if that fails')"
+	" RETURNING id",
+	.nargs = 5, .types = {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID}
+};
+
+/* the window replaced: its guard goes */
+static OutboxStmt unguard_stmt = {
+	.sql = "DELETE FROM sales_api.outbox WHERE id = $1",
+	.nargs = 1, .types = {INT8OID}
+};
+
+/* the window failed: its guard replaces it again, $2 from now in ms, $3 why */
+static OutboxStmt reguard_stmt = {
+	.sql = "UPDATE sales_api.outbox SET next_attempt_at = now() + $2 * interval '1 ms', last_error = $3"
+	" WHERE id = $1 AND state = " OUTBOX_SQL(OUTBOX_PENDING),
+	.nargs = 3, .types = {INT8OID, INT8OID, TEXTOID}
+};
+
+/*
+ * a sale of a replaced window still staged in a row a POS transaction is
+ * making items of: its post is made later, and would not be found covered
+ */
+static OutboxStmt staged_keys_stmt = {
+	.sql = "SELECT EXISTS (SELECT 1 FROM sales_api.outbox_stage x WHERE x.capture_id = $1"
+	" AND (x.sale_key = ANY ($2) OR x.sale_keys && $2))",
+	.nargs = 2, .types = {INT4OID, TEXTARRAYOID}
 };
 
 /* ------------------------------------------------------------------------
@@ -300,13 +336,33 @@ window_for(OutboxCycle *c, OutboxCapture *cap, int64 location_id, int64 start, i
 	return w;
 }
 
-/* Every local sale of a window, as the table's owner; false if unreadable. */
-static void
-window_read_local(OutboxCycle *c, OutboxWindow *w)
+/* Is one of a window's items a window item of the whole window, retried as it is? */
+static bool
+window_has_repair(OutboxWindow *w)
+{
+	ListCell   *lc;
+
+	foreach(lc, w->items)
+	{
+		OutboxItem *it = lfirst(lc);
+
+		if (it->kind == KIND_CT_WINDOW && it->window_start <= w->start_epoch &&
+			it->window_end >= w->end_epoch)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Every local sale of a window [start, end], as the table's owner (stmt:
+ * MS_CT_WINDOW, or MS_CT_WINDOW_LOCK at the record): into *local, *nlocal.
+ * False, with *error, if the table could not be read.
+ */
+static bool
+window_read(OutboxCycle *c, OutboxWindow *w, MappingStmt stmt, CtTx **local, int *nlocal, char **error)
 {
 	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		vals[3];
-	char	   *error = NULL;
 
 	vals[0] = Int64GetDatum(w->location_id);
 	vals[1] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) w->start_epoch));
@@ -316,24 +372,34 @@ window_read_local(OutboxCycle *c, OutboxWindow *w)
 	 * after the end.
 	 */
 	vals[2] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) (w->end_epoch + 1)));
-	if (!outbox_read_pos(c, w->cap, MS_CT_WINDOW, 3, types, vals, &error))
-	{
-		/* nothing is deleted at the vendor: its items stay ambiguous */
-		w->unread = true;
-		w->ok = false;
-		w->error = MemoryContextStrdup(c->cxt, psprintf("could not read the window's local sales: %s", error));
-		return;
-	}
-	w->nlocal = 0;
-	w->local = MemoryContextAllocZero(c->cxt, sizeof(CtTx) * (SPI_processed + 1));
+	if (!outbox_read_pos(c, w->cap, stmt, 3, types, vals, error))
+		return false;
+	*nlocal = 0;
+	*local = MemoryContextAllocZero(c->cxt, sizeof(CtTx) * (SPI_processed + 1));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		TupleDesc	td = SPI_tuptable->tupdesc;
 
-		if (tx_from_spi(&w->local[w->nlocal], c->cxt, tup, td, 2,
+		if (tx_from_spi(&(*local)[*nlocal], c->cxt, tup, td, 2,
 						outbox_spi_str(tup, td, 1, c->cxt)) == NULL)
-			w->nlocal++;
+			(*nlocal)++;
+	}
+	return true;
+}
+
+/* A window's local sales, read with the claim; unreadable: not sent. */
+static void
+window_read_local(OutboxCycle *c, OutboxWindow *w)
+{
+	char	   *error = NULL;
+
+	if (!window_read(c, w, MS_CT_WINDOW, &w->local, &w->nlocal, &error))
+	{
+		/* nothing is deleted at the vendor: its items stay ambiguous */
+		w->unread = true;
+		w->ok = false;
+		w->error = MemoryContextStrdup(c->cxt, psprintf("could not read the window's local sales: %s", error));
 	}
 }
 
@@ -388,7 +454,22 @@ outbox_ct_plan_windows(OutboxCycle *c)
 		}
 	}
 	foreach(lc, c->windows)
-		window_read_local(c, lfirst(lc));
+	{
+		OutboxWindow *w = lfirst(lc);
+		Datum		vals[5];
+
+		window_read_local(c, w);
+		if (w->unread || window_has_repair(w))
+			continue;
+		vals[0] = Int32GetDatum(w->cap->id);
+		vals[1] = Int64GetDatum(w->location_id);
+		vals[2] = Int64GetDatum(w->start_epoch);
+		vals[3] = Int64GetDatum(w->end_epoch);
+		vals[4] = Int64GetDatum((int64) sales_api_ambiguous_settle_ms + sales_api_lease_ms);
+		if (outbox_execute(&guard_stmt, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+			elog(ERROR, "could not guard a window being replaced");
+		w->guard_id = outbox_spi_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, NULL);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -424,7 +505,16 @@ window_reposted(OutboxJob *job, OutboxPhase *ph)
 		{
 			ct_tx_success(ph->reqs[r], w->local, wres, from, n);
 			for (int k = 0; k < n; k++)
+			{
 				w->ids[from + k] = wres[from + k].transaction_id;
+				/* stored, but under an id the answer does not give */
+				if (w->ids[from + k] == NULL)
+				{
+					w->ok = false;
+					w->error = psprintf("window repost: the answer names no transactionId for a sale: %s",
+										wres[from + k].error ? wres[from + k].error : "unknown");
+				}
+			}
 		}
 		else
 		{
@@ -647,6 +737,20 @@ outbox_ct_plan(OutboxJob *job)
  * ------------------------------------------------------------------------
  */
 
+/* Do two transactions carry the same values (the reference aside)? */
+static bool
+ct_tx_same(const CtTx *a, const CtTx *b)
+{
+	if (a->location_id != b->location_id || a->created_at != b->created_at ||
+		strcmp(a->sale_type, b->sale_type) != 0 ||
+		!DatumGetBool(DirectFunctionCall2(numeric_eq, a->final_amount, b->final_amount)) ||
+		a->has_tax != b->has_tax || (a->currency == NULL) != (b->currency == NULL))
+		return false;
+	if (a->has_tax && !DatumGetBool(DirectFunctionCall2(numeric_eq, a->tax_amount, b->tax_amount)))
+		return false;
+	return a->currency == NULL || strcmp(a->currency, b->currency) == 0;
+}
+
 /* The transactionId a replaced window got for this very version of the item's sale, or NULL. */
 static char *
 window_posted_id(OutboxWindow *w, OutboxItem *it)
@@ -659,13 +763,96 @@ window_posted_id(OutboxWindow *w, OutboxItem *it)
 
 		if (l->reference == NULL || strcmp(l->reference, it->sale_key) != 0)
 			continue;
-		if (l->created_at == it->txn.created_at && l->location_id == it->txn.location_id &&
-			strcmp(l->sale_type, it->txn.sale_type) == 0 &&
-			DatumGetBool(DirectFunctionCall2(numeric_eq, l->final_amount, it->txn.final_amount)))
-			return w->ids[k];
-		return NULL;
+		return ct_tx_same(l, &it->txn) ? w->ids[k] : NULL;
 	}
 	return NULL;
+}
+
+static int
+tx_ref_cmp(const void *a, const void *b)
+{
+	const CtTx *x = *(const CtTx *const *) a;
+	const CtTx *y = *(const CtTx *const *) b;
+
+	return strcmp(x->reference, y->reference);
+}
+
+/* A window's sales that have a key, sorted by it. */
+static CtTx **
+txs_by_key(CtTx *txs, int n, int *nkeyed)
+{
+	CtTx	  **v = palloc(sizeof(CtTx *) * (n + 1));
+
+	*nkeyed = 0;
+	for (int k = 0; k < n; k++)
+		if (txs[k].reference != NULL)
+			v[(*nkeyed)++] = &txs[k];
+	qsort(v, *nkeyed, sizeof(CtTx *), tx_ref_cmp);
+	return v;
+}
+
+/*
+ * Is what a replaced window posted still what the POS holds, now, at its
+ * record?  The window read its local sales with the claim; a sale changed
+ * or deleted since (its old version's delete queued with the ids of before
+ * the window), or one still staged in a row a POS transaction is making
+ * items of (its post, made later, would not be found covered), leaves the
+ * window not replaced: its guard replaces it again.  The rows read now stay
+ * locked until the record commits, so a change after it finds the window's
+ * ids.
+ */
+static void
+window_verify(OutboxCycle *c, OutboxWindow *w)
+{
+	CtTx	   *now_local;
+	int			now_n;
+	CtTx	  **was,
+			  **is;
+	int			nwas,
+				nis,
+				j = 0;
+	char	   *error = NULL;
+	Datum		vals[2];
+	Datum	   *keys;
+	bool		isnull;
+
+	if (!w->ok || w->nlocal == 0)
+		return;
+	was = txs_by_key(w->local, w->nlocal, &nwas);
+	keys = palloc(sizeof(Datum) * (nwas + 1));
+	for (int k = 0; k < nwas; k++)
+		keys[k] = CStringGetTextDatum(was[k]->reference);
+	vals[0] = Int32GetDatum(w->cap->id);
+	vals[1] = PointerGetDatum(construct_array(keys, nwas, TEXTOID, -1, false, TYPALIGN_INT));
+	if (outbox_execute(&staged_keys_stmt, vals, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look for staged sales of a window");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		w->ok = false;
+		w->error = "a sale of the window is still staged by a POS transaction";
+		return;
+	}
+	if (!window_read(c, w, MS_CT_WINDOW_LOCK, &now_local, &now_n, &error))
+	{
+		w->ok = false;
+		w->error = psprintf("could not read the window's local sales again: %s", error);
+		return;
+	}
+	is = txs_by_key(now_local, now_n, &nis);
+	/* every sale posted is there, unchanged (a sale added since is posted on its own) */
+	for (int k = 0; k < nwas; k++)
+	{
+		int			cmp = 1;
+
+		while (j < nis && (cmp = strcmp(is[j]->reference, was[k]->reference)) < 0)
+			j++;
+		if (j >= nis || cmp != 0 || !ct_tx_same(was[k], is[j]))
+		{
+			w->ok = false;
+			w->error = "a sale of the window changed while it was replaced";
+			return;
+		}
+	}
 }
 
 /* The items of the cycle's windows: replaced, or still ambiguous. */
@@ -674,6 +861,8 @@ outbox_ct_settle_windows(OutboxCycle *c)
 {
 	ListCell   *lc;
 
+	foreach(lc, c->windows)
+		window_verify(c, lfirst(lc));
 	foreach(lc, c->windows)
 	{
 		OutboxWindow *w = lfirst(lc);
@@ -722,6 +911,12 @@ typedef struct Remember
 	Datum	   *locs;
 	Datum	   *times;
 	Datum	   *amounts;
+	/* the rest of each version, to tell it from another (covered, reposted) */
+	Datum	   *types;
+	Datum	   *taxes;
+	bool	   *tax_nulls;
+	Datum	   *currencies;
+	bool	   *currency_nulls;
 } Remember;
 
 static void
@@ -734,6 +929,11 @@ remember_init(Remember *r, int max)
 	r->locs = palloc(sizeof(Datum) * (max + 1));
 	r->times = palloc(sizeof(Datum) * (max + 1));
 	r->amounts = palloc(sizeof(Datum) * (max + 1));
+	r->types = palloc(sizeof(Datum) * (max + 1));
+	r->taxes = palloc(sizeof(Datum) * (max + 1));
+	r->tax_nulls = palloc(sizeof(bool) * (max + 1));
+	r->currencies = palloc(sizeof(Datum) * (max + 1));
+	r->currency_nulls = palloc(sizeof(bool) * (max + 1));
 }
 
 static void
@@ -746,7 +946,22 @@ remember_add(Remember *r, int capture_id, const char *sale_key, const char *tran
 	r->locs[r->n] = Int64GetDatum(tx->location_id);
 	r->times[r->n] = Int64GetDatum(tx->created_at);
 	r->amounts[r->n] = tx->final_amount;
+	r->types[r->n] = CStringGetTextDatum(tx->sale_type);
+	r->taxes[r->n] = tx->has_tax ? tx->tax_amount : (Datum) 0;
+	r->tax_nulls[r->n] = !tx->has_tax;
+	r->currencies[r->n] = tx->currency ? CStringGetTextDatum(tx->currency) : (Datum) 0;
+	r->currency_nulls[r->n] = (tx->currency == NULL);
 	r->n++;
+}
+
+/* A one-dimensional array that may hold NULLs. */
+static Datum
+array_with_nulls(Datum *elems, bool *nulls, int n, Oid type, int len, bool byval, char align)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
 }
 
 /*
@@ -757,7 +972,7 @@ remember_add(Remember *r, int capture_id, const char *sale_key, const char *tran
 static void
 remember_flush(Remember *r, bool covered)
 {
-	Datum		vals[6];
+	Datum		vals[9];
 
 	if (r->n == 0)
 		return;
@@ -767,6 +982,9 @@ remember_flush(Remember *r, bool covered)
 	vals[3] = PointerGetDatum(construct_array(r->locs, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	vals[4] = PointerGetDatum(construct_array(r->times, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	vals[5] = PointerGetDatum(construct_array(r->amounts, r->n, NUMERICOID, -1, false, TYPALIGN_INT));
+	vals[6] = PointerGetDatum(construct_array(r->types, r->n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[7] = array_with_nulls(r->taxes, r->tax_nulls, r->n, NUMERICOID, -1, false, TYPALIGN_INT);
+	vals[8] = array_with_nulls(r->currencies, r->currency_nulls, r->n, TEXTOID, -1, false, TYPALIGN_INT);
 	if (outbox_execute(&remember_stmt, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record Connecteam transactionIds");
 	if (covered && outbox_execute(&covered_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
@@ -774,23 +992,6 @@ remember_flush(Remember *r, bool covered)
 	if (covered && outbox_execute(&reposted_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record the posts a replaced window posted again");
 	r->n = 0;
-}
-
-/* Is one of a window's items a window item of the whole window, retried as it is? */
-static bool
-window_has_repair(OutboxWindow *w)
-{
-	ListCell   *lc;
-
-	foreach(lc, w->items)
-	{
-		OutboxItem *it = lfirst(lc);
-
-		if (it->kind == KIND_CT_WINDOW && it->window_start <= w->start_epoch &&
-			it->window_end >= w->end_epoch)
-			return true;
-	}
-	return false;
 }
 
 /*
@@ -840,6 +1041,19 @@ outbox_ct_record(OutboxCycle *c)
 		OutboxWindow *w = lfirst(lc);
 		Datum		vals[6];
 
+		if (w->guard_id != 0)
+		{
+			vals[0] = Int64GetDatum(w->guard_id);
+			if (w->ok)
+				outbox_execute(&unguard_stmt, vals, NULL, false, 0);
+			else
+			{
+				vals[1] = Int64GetDatum(sales_api_ambiguous_settle_ms);
+				vals[2] = CStringGetTextDatum(psprintf("replaces again a window that failed: %s",
+													   w->error ? w->error : "unknown error"));
+				outbox_execute(&reguard_stmt, vals, NULL, false, 0);
+			}
+		}
 		if (!w->deleted)
 			continue;
 		vals[0] = Int32GetDatum(w->cap->id);
@@ -853,12 +1067,5 @@ outbox_ct_record(OutboxCycle *c)
 				remember_add(&r, w->cap->id, w->local[k].reference, w->ids[k], &w->local[k]);
 		/* and a waiting post of the very version the window carried is done */
 		remember_flush(&r, w->ok);
-		if (!w->ok && !window_has_repair(w))
-		{
-			vals[4] = Int64GetDatum(sales_api_ambiguous_settle_ms);
-			vals[5] = CStringGetTextDatum(psprintf("replaced again: %s", w->error ? w->error : "a repost failed"));
-			if (outbox_execute(&rewindow_stmt, vals, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not queue a window to replace again");
-		}
 	}
 }

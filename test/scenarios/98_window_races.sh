@@ -14,14 +14,25 @@
 #     window of their own second only.  The whole window must be replaced
 #     again, and a sale of it updated meanwhile must not leave its old copy.
 #
+#  C. An ambiguous post's sale is updated in its tax only, and the new
+#     version is posted; the window then reposts the new version.  The old
+#     version's post must not take that copy's transactionId (versions are
+#     told apart by everything a post sends), or the old version's delete
+#     removes the sale.
+#  D. A sale already sent is updated while a window that read it is in
+#     flight: the window reposts the old version.  At its record the window
+#     reads its sales again, finds the change, and is replaced again.
+#  E. The worker is killed while a window's repost is at the vendor: the
+#     window's guard item replaces the whole window again.
+#
 # The order of claims is set by moving next_attempt_at (the worker claims
 # what is due), never by sleeping.
 . "$(dirname "$0")/../lib/scenario.sh"
 . "$(dirname "$0")/../faults/lib.sh"
 fs_setup
 q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
-fs_set ambiguous_settle_time 1h
-trap 'q -c "ALTER SYSTEM RESET sales_api.ambiguous_settle_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
+fs_set ambiguous_settle_time 1h lease_time 6s
+trap 'q -c "ALTER SYSTEM RESET sales_api.ambiguous_settle_time" -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 
 POSTS='/connecteam/sales/v1/transactions$'
 post_of() {   # the latest post of a sale, by its net amount
@@ -93,4 +104,88 @@ expect_eq "$(held 2 ' 45.00 ')" 1 "B: the vendor holds the new version once"
 expect_eq "$(held 2 ' 40.00 ')" 0 "B: the vendor no longer holds the old version the lost repost stored"
 expect_eq "$(held 2 ' 30.00 ')" 1 "B: the first sale once"
 expect_eq "$(held 2 ' 50.00 ')" 1 "B: the last sale once"
+everything_due() {
+    q -c "UPDATE sales_api.outbox SET next_attempt_at = now() WHERE state IN ('pending', 'failed')" -c "SELECT sales_api.wake_worker()" >/dev/null
+}
+
+# --- C: an ambiguous post's sale changed in its tax only
+echo "== C"
+mockctl fault drop_after --path "$POSTS" --method POST --count 1
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (3, '2026-11-20 12:00:00+00', 'SALE', 60.00, 6.00)"
+p1=$(post_of 60.00)
+wait_for "$(ambiguous "$p1")" 60 "the post to be ambiguous"
+q -c "UPDATE pos_sales SET tax = 7.00 WHERE net = 60.00"
+wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND tax_amount = 7.00 AND state = 'sent')" 60 \
+    "the new version to be posted"
+due_now "$p1"
+wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $p1" 60 "the ambiguous post's window"
+wait_for "$(drained)" 60 "the old version's delete"
+outbox
+mockctl ct-transactions --location 3
+expect_eq "$(held 3 ' 60.00 7.00 ')" 1 "C: the vendor holds the new version once"
+expect_eq "$(held 3 ' 60.00 6.00 ')" 0 "C: the vendor does not hold the old version"
+
+# --- D: a sent sale changes while a window that read it is in flight
+echo "== D"
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (3, '2026-11-20 13:00:30+00', 'SALE', 70.00, 7.00)"
+s=$(post_of 70.00)
+wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $s" 60 "the sale to be sent"
+mockctl fault drop_after --path "$POSTS" --method POST --count 1
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (3, '2026-11-20 13:00:00+00', 'SALE', 80.00, 8.00),
+                                                                    (3, '2026-11-20 13:01:00+00', 'SALE', 81.00, 8.00)"
+x=$(post_of 80.00)
+wait_for "$(ambiguous "$x")" 60 "the posts to be ambiguous"
+# the window [13:00:00, 13:01:00] reads the sale, deletes, and its repost is held
+mockctl fault hold --path "$POSTS" --method POST --count 1
+due_now "$(q -c "SELECT string_agg(id::text, ',') FROM sales_api.outbox WHERE state = 'failed' AND ambiguous")"
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the window's repost to reach the vendor"
+q -c "UPDATE pos_sales SET net = 75.00 WHERE net = 70.00"
+mockctl release
+wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_window' AND last_error LIKE 'replaces again%changed%')" 60 \
+    "the window to find the change at its record"
+everything_due
+wait_for "$(drained)" 60 "the rest"
+outbox
+mockctl ct-transactions --location 3
+expect_eq "$(held 3 ' 75.00 ')" 1 "D: the vendor holds the new version once"
+expect_eq "$(held 3 ' 70.00 ')" 0 "D: the vendor does not hold the version the window read"
+expect_eq "$(held 3 ' 80.00 ')" 1 "D: the window's first sale once"
+expect_eq "$(held 3 ' 81.00 ')" 1 "D: the window's last sale once"
+
+# --- E: the worker dies while a window's repost is at the vendor
+echo "== E"
+mockctl fault drop_after --path "$POSTS" --method POST --count 1
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 14:00:00+00', 'SALE', 90.00, 9.00)"
+x1=$(post_of 90.00)
+wait_for "$(ambiguous "$x1")" 60 "the first post to be ambiguous"
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 14:00:30+00', 'SALE', 91.00, 9.00)"
+s=$(post_of 91.00)
+wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $s" 60 "the sale in the middle to be sent"
+mockctl fault drop_after --path "$POSTS" --method POST --count 1
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 14:01:00+00', 'SALE', 92.00, 9.00)"
+x2=$(post_of 92.00)
+wait_for "$(ambiguous "$x2")" 60 "the last post to be ambiguous"
+mockctl fault hold --path "$POSTS" --method POST --count 1
+due_now "$x1, $x2"
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the window's repost to reach the vendor"
+pid=$(worker_pid)
+kill -9 "$pid"
+mockctl release
+mock_idle
+fs_wait_new_worker "$pid" 60
+# the leases expire: the posts are ambiguous again; each alone replaces its own second
+wait_for "SELECT bool_and(state = 'failed' AND ambiguous) FROM sales_api.outbox WHERE id IN ($x1, $x2)" 60 "the leases to expire"
+due_now "$x1"
+wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $x1" 60 "the first post's window"
+q -c "UPDATE pos_sales SET net = 95.00 WHERE net = 91.00"
+due_now "$x2"
+wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $x2" 60 "the last post's window"
+everything_due
+wait_for "$(drained)" 60 "the rest"
+outbox
+mockctl ct-transactions --location 2
+expect_eq "$(held 2 ' 95.00 ')" 1 "E: the vendor holds the new version once"
+expect_eq "$(held 2 ' 91.00 ')" 0 "E: the vendor does not hold the old version the lost repost stored"
+expect_eq "$(held 2 ' 90.00 ')" 1 "E: the first sale once"
+expect_eq "$(held 2 ' 92.00 ')" 1 "E: the last sale once"
 python3 "$(dirname "$0")/../lib/compare.py" window-races --no-mapal
