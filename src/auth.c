@@ -254,27 +254,57 @@ struct AuthFetch
 	bool		sent_password;	/* the password grant has been sent */
 	bool		finished;
 	AuthResult	r;
+	MemoryContextCallback wipe;
 };
+
+/* a failed fetch answers the worker's lanes that need the same token this long */
+#define FETCH_FAILED_HOLD_MS 5000
 
 /* epoch of the fetches in flight: a leader of an older one is gone */
 static uint64 fetch_epoch = 1;
 
-/* Send the next grant. */
+/* Send the next grant; its secrets are wiped if it cannot even start. */
 static void
 fetch_send(AuthFetch *f)
 {
-	CachedToken *t = token_of(f->srv);
-	const char *refresh_token = t->refresh_token;
+	const char *refresh_token = token_of(f->srv)->refresh_token;
 
 	f->follower = false;
-	t->fetching = fetch_epoch;
 	f->refreshing = (!f->sent_password && !f->refreshing && refresh_token != NULL &&
 					 f->srv->vendor == VENDOR_MAPAL);
 	if (!f->refreshing)
 		f->sent_password = true;
 	/* the refresh token is copied into the request body */
 	f->req = token_request(f->srv, f->refreshing ? refresh_token : NULL);
-	http_start(f->req);
+	PG_TRY();
+	{
+		http_start(f->req);
+	}
+	PG_CATCH();
+	{
+		http_cancel(f->req);
+		token_request_free(f->req);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	token_of(f->srv)->fetching = fetch_epoch;
+}
+
+/*
+ * The memory of a fetch goes (its caller's context is reset or deleted:
+ * an ERROR, a job dropped): whatever secret its request or answer still
+ * holds is wiped first.
+ */
+static void
+fetch_wipe_callback(void *arg)
+{
+	AuthFetch  *f = arg;
+
+	if (f->req != NULL)
+	{
+		token_request_free(f->req);
+		token_response_wipe(f->req);
+	}
 }
 
 /* A new fetch: a follower of one in flight for the same token, if it may. */
@@ -287,10 +317,20 @@ fetch_new(SalesApiServer *srv, bool may_follow)
 	f->srv = srv;
 	f->r.server_name = srv->name;
 	f->r.vendor = srv->vendor;
+	f->wipe.func = fetch_wipe_callback;
+	f->wipe.arg = f;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &f->wipe);
 	if (may_follow && t->fetching == fetch_epoch)
 	{
 		f->follower = true;
 		f->ended_at_start = t->fetches_ended;
+	}
+	else if (may_follow && t->fetch_error != NULL && GetCurrentTimestamp() < t->fetch_failed_until)
+	{
+		/* the worker's lanes: a fetch that just failed is not sent again at once */
+		f->r.ok = false;
+		f->r.message = pstrdup(t->fetch_error);
+		f->finished = true;
 	}
 	else
 		fetch_send(f);
@@ -320,6 +360,7 @@ fetch_lead_end(AuthFetch *f, const char *error)
 	if (t->fetch_error != NULL)
 		pfree(t->fetch_error);
 	t->fetch_error = error ? MemoryContextStrdup(credcache_entry(f->srv)->cxt, error) : NULL;
+	t->fetch_failed_until = error ? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FETCH_FAILED_HOLD_MS) : 0;
 }
 
 /*
@@ -469,10 +510,11 @@ token_fetch(SalesApiServer *srv)
 	 * Never a follower: the fetch it would follow (a lane's, in the worker)
 	 * is not stepped while this one waits.
 	 */
-	AuthFetch  *f = fetch_new(srv, false);
+	AuthFetch  *volatile f = NULL;
 
 	PG_TRY();
 	{
+		f = fetch_new(srv, false);
 		while (!auth_fetch_step(f))
 		{
 			(void) http_pump(100);
@@ -481,7 +523,8 @@ token_fetch(SalesApiServer *srv)
 	}
 	PG_CATCH();
 	{
-		auth_fetch_cancel(f);
+		if (f != NULL)
+			auth_fetch_cancel(f);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

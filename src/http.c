@@ -467,6 +467,8 @@ http_release(Transfer *t)
 	}
 	if (t->buf != NULL)
 	{
+		/* an answer may hold a token: no copy of it is left in freed memory */
+		explicit_bzero(t->buf, t->len);
 		free(t->buf);
 		t->buf = NULL;
 	}

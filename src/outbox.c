@@ -778,8 +778,11 @@ outbox_job_add_phase(OutboxJob *job, bool next, HttpRequest **reqs, int n, int f
 
 	ph->reqs = reqs;
 	ph->n = n;
-	/* the worker never waits for a budget: what it does not allow is held */
-	ph->flags = flags | RL_NOWAIT;
+	/*
+	 * the worker never waits for a budget: what it does not allow is held;
+	 * its runs, stepped together, share a token being fetched
+	 */
+	ph->flags = flags | RL_NOWAIT | RL_FOLLOW;
 	ph->done = done;
 	ph->arg = arg;
 	if (next && job->next + 1 < list_length(job->phases))

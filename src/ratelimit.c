@@ -762,7 +762,7 @@ rl_auth_ready(RateLimitRun *run)
 	{
 		if (run->auth_fail != NULL || !auth_token_needed(run->srv))
 			return true;
-		run->auth = auth_fetch_start(run->srv, true);
+		run->auth = auth_fetch_start(run->srv, run->follow);
 	}
 	if (!auth_fetch_step(run->auth))
 	{
@@ -891,7 +891,8 @@ rl_wave_begin(RateLimitRun *run)
 	AuthResult *fail;
 	int			k = run->qlen;
 
-	if (run->paced)
+	/* no token: nothing of the rest can go, and none of it spends the budget */
+	if (run->paced && run->auth_fail == NULL)
 	{
 		TimestampTz until;
 		RateLimitWait why;
@@ -949,7 +950,9 @@ rl_wave_begin(RateLimitRun *run)
 /*
  * Start sending requests to one account.  flags: RL_IDEMPOTENT (a failed
  * request may go again), RL_UNPACED (no budget and no resends: one wave,
- * only a refused token is fetched again), RL_NOWAIT (never wait for the
+ * only a refused token is fetched again), RL_FOLLOW (a token being fetched
+ * by another run of this backend is waited for, not fetched again: only for
+ * runs that are all stepped together, the worker's jobs), RL_NOWAIT (never wait for the
  * budget: what it does not allow now is given up, with retry_at).  Nothing
  * is sent before the first ratelimit_run_step().
  */
@@ -964,6 +967,7 @@ ratelimit_run_start(SalesApiServer *srv, HttpRequest **reqs, int n, int flags)
 	run->idempotent = (flags & RL_IDEMPOTENT) != 0;
 	run->paced = (flags & RL_UNPACED) == 0;
 	run->nowait = (flags & RL_NOWAIT) != 0;
+	run->follow = (flags & RL_FOLLOW) != 0;
 	run->concurrency = Max(sales_api_max_concurrency, 1);
 	run->not_sent = palloc0(sizeof(bool) * Max(n, 1));
 	run->attempts = palloc0(sizeof(int) * Max(n, 1));

@@ -84,6 +84,7 @@ typedef struct RateLimitRun
 	bool		idempotent;
 	bool		paced;
 	bool		nowait;
+	bool		follow;			/* may wait for another run's token fetch (RL_FOLLOW) */
 	int			concurrency;
 	int		   *queue;			/* not sent yet, in input order */
 	int			qlen;
@@ -113,6 +114,7 @@ typedef struct RateLimitRun
 #define RL_IDEMPOTENT	0x01
 #define RL_UNPACED		0x02
 #define RL_NOWAIT		0x04
+#define RL_FOLLOW		0x08
 
 extern RateLimitRun *ratelimit_run_start(SalesApiServer *srv, HttpRequest **reqs,
 										 int n, int flags);
