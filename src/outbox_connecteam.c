@@ -457,6 +457,7 @@ outbox_ct_plan_windows(OutboxCycle *c)
 	{
 		OutboxWindow *w = lfirst(lc);
 		Datum		vals[5];
+		bool		isnull;
 
 		window_read_local(c, w);
 		if (w->unread || window_has_repair(w))
@@ -468,7 +469,7 @@ outbox_ct_plan_windows(OutboxCycle *c)
 		vals[4] = Int64GetDatum((int64) sales_api_ambiguous_settle_ms + sales_api_lease_ms);
 		if (outbox_execute(&guard_stmt, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "could not guard a window being replaced");
-		w->guard_id = outbox_spi_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, NULL);
+		w->guard_id = outbox_spi_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	}
 }
 

@@ -3,11 +3,12 @@
 # fault suite met them by chance, one run in ten, under valgrind):
 #
 #  A. A sale's post is ambiguous and waits for its own window when another
-#     ambiguous post's window carries it ("covered by a replaced time
-#     window"), and the sale is updated while that window is in flight.  The
-#     delete of the old version must remove the copy the window posted: the
-#     post it waits for holds that copy's transactionId, and is no longer
-#     ambiguous once covered.
+#     ambiguous post's window carries it, and the sale is updated while that
+#     window is in flight.  The window posted the old version; the update's
+#     delete waits for the ambiguous post.  (Before 0.8.0 the window settled
+#     the post as "covered by a replaced time window" but left it ambiguous,
+#     and the delete then removed nothing.)  The window now finds the change
+#     at its record and is replaced again.
 #  B. A window is deleted at the vendor but its repost's answer is lost (the
 #     vendor stored it).  The vendor now holds the window's sales under ids
 #     nobody knows; the window's ambiguous posts, claimed apart, each make a
@@ -40,6 +41,9 @@ post_of() {   # the latest post of a sale, by its net amount
 }
 ambiguous() { echo "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE id = $1 AND state = 'failed' AND ambiguous)"; }
 due_now()   { q -c "UPDATE sales_api.outbox SET next_attempt_at = now() WHERE id IN ($1)" -c "SELECT sales_api.wake_worker()" >/dev/null; }
+everything_due() {
+    q -c "UPDATE sales_api.outbox SET next_attempt_at = now() WHERE state IN ('pending', 'failed')" -c "SELECT sales_api.wake_worker()" >/dev/null
+}
 outbox()    { qs -c "SELECT id, kind, state, ambiguous, attempts, http_status, final_sale_amount AS amount, left(last_error, 60) AS last_error FROM sales_api.outbox ORDER BY id"; }
 # how many copies of an amount (final_sale_amount is net) the vendor holds at a location
 held() { mockctl ct-transactions --location "$1" | grep -c "$2" || true; }
@@ -61,7 +65,9 @@ wait_until '[ "$(mockctl held)" = 1 ]' 60 "the first window's delete to reach th
 # the second sale changes while its old version is carried by that window
 q -c "UPDATE pos_sales SET net = 25.00 WHERE net = 20.00"
 mockctl release
-wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $a" 60 "the window to cover the second sale's post"
+wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_window' AND last_error LIKE 'replaces again%changed%')" 60 \
+    "the window to find the change at its record"
+everything_due
 wait_for "$(drained)" 60 "the update"
 outbox
 mockctl ct-transactions --location 1
@@ -96,7 +102,7 @@ q -c "UPDATE pos_sales SET net = 45.00 WHERE net = 40.00"
 due_now "$x2"
 wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $x2" 60 "the last post's window"
 # whatever is left (a window to replace again waits for the settle time)
-q -c "UPDATE sales_api.outbox SET next_attempt_at = now() WHERE state IN ('pending', 'failed')" -c "SELECT sales_api.wake_worker()" >/dev/null
+everything_due
 wait_for "$(drained)" 60 "the rest"
 outbox
 mockctl ct-transactions --location 2
@@ -104,10 +110,6 @@ expect_eq "$(held 2 ' 45.00 ')" 1 "B: the vendor holds the new version once"
 expect_eq "$(held 2 ' 40.00 ')" 0 "B: the vendor no longer holds the old version the lost repost stored"
 expect_eq "$(held 2 ' 30.00 ')" 1 "B: the first sale once"
 expect_eq "$(held 2 ' 50.00 ')" 1 "B: the last sale once"
-everything_due() {
-    q -c "UPDATE sales_api.outbox SET next_attempt_at = now() WHERE state IN ('pending', 'failed')" -c "SELECT sales_api.wake_worker()" >/dev/null
-}
-
 # --- C: an ambiguous post's sale changed in its tax only
 echo "== C"
 mockctl fault drop_after --path "$POSTS" --method POST --count 1
