@@ -257,9 +257,6 @@ struct AuthFetch
 	MemoryContextCallback wipe;
 };
 
-/* a failed fetch answers the worker's lanes that need the same token this long */
-#define FETCH_FAILED_HOLD_MS 5000
-
 /* epoch of the fetches in flight: a leader of an older one is gone */
 static uint64 fetch_epoch = 1;
 
@@ -325,13 +322,6 @@ fetch_new(SalesApiServer *srv, bool may_follow)
 		f->follower = true;
 		f->ended_at_start = t->fetches_ended;
 	}
-	else if (may_follow && t->fetch_error != NULL && GetCurrentTimestamp() < t->fetch_failed_until)
-	{
-		/* the worker's lanes: a fetch that just failed is not sent again at once */
-		f->r.ok = false;
-		f->r.message = pstrdup(t->fetch_error);
-		f->finished = true;
-	}
 	else
 		fetch_send(f);
 	return f;
@@ -360,7 +350,6 @@ fetch_lead_end(AuthFetch *f, const char *error)
 	if (t->fetch_error != NULL)
 		pfree(t->fetch_error);
 	t->fetch_error = error ? MemoryContextStrdup(credcache_entry(f->srv)->cxt, error) : NULL;
-	t->fetch_failed_until = error ? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FETCH_FAILED_HOLD_MS) : 0;
 }
 
 /*

@@ -33,7 +33,6 @@ typedef struct CachedToken
 	uint64		fetching;		/* the leader's epoch, 0 for none */
 	uint32		fetches_ended;	/* leaders that ended so far */
 	char	   *fetch_error;	/* why the last one got no token */
-	TimestampTz fetch_failed_until; /* ... answered at once to the worker's lanes until then */
 } CachedToken;
 
 typedef struct CredCacheEntry

@@ -898,10 +898,16 @@ job_advance(OutboxJob *job)
 		}
 		ph = list_nth(job->phases, job->next);
 		if (ph->run == NULL)
+		{
 			ph->run = ratelimit_run_start(job->cap->srv, ph->reqs, ph->n, ph->flags);
+			/* a job that could not get a token asks once: its later phases go without */
+			ph->run->auth_fail = job->auth_failed;
+		}
 		if (!ratelimit_run_step(ph->run))
 			break;
 		outbox_note_requests(ph->reqs, ph->n);
+		if (ph->run->auth_failed != NULL)
+			job->auth_failed = ph->run->auth_failed;
 		ph->done(job, ph);
 		job->next++;
 	}

@@ -139,6 +139,7 @@ struct OutboxJob
 	List	   *phases;			/* OutboxPhase *, run in order */
 	int			next;			/* index of the phase running */
 	bool		extra;			/* its lane's second job (plain posts) */
+	struct AuthResult *auth_failed; /* no token could be had: its later phases go without */
 	struct OutboxClaim *claim;	/* whose memory the job lives in */
 };
 

@@ -943,7 +943,10 @@ rl_wave_begin(RateLimitRun *run)
 			auth_set_header(run->srv, r);
 	}
 	if (fail != NULL)
+	{
 		run->wave_started = k;
+		run->auth_failed = fail;
+	}
 	return true;
 }
 

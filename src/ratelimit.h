@@ -98,6 +98,7 @@ typedef struct RateLimitRun
 	TimestampTz wait_until;		/* no wave starts before this */
 	struct AuthFetch *auth;		/* a token being fetched for the next wave or a resend */
 	struct AuthResult *auth_fail;	/* why the next wave has no token */
+	struct AuthResult *auth_failed; /* why some of the run went without a token */
 	bool		done;
 
 	/* every answer of every attempt, for the lane's counters (lanes.c) */
