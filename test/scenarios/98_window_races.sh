@@ -48,6 +48,24 @@ outbox()    { qs -c "SELECT id, kind, state, ambiguous, attempts, http_status, f
 # how many copies of an amount (final_sale_amount is net) the vendor holds at a location
 held() { mockctl ct-transactions --location "$1" | grep -c "$2" || true; }
 
+# three_sales STORE HOUR A S B: sales at HOUR:00:00 (amount A) and HOUR:01:00 (B)
+# whose posts are ambiguous (stored, answer lost), and one at HOUR:00:30 (S)
+# sent in between; sets x1, s, x2 to their posts
+three_sales() {
+    local store=$1 h=$2
+    mockctl fault drop_after --path "$POSTS" --method POST --count 1
+    q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES ($store, '2026-11-20 $h:00:00+00', 'SALE', $3, 1.00)"
+    x1=$(post_of "$3")
+    wait_for "$(ambiguous "$x1")" 60 "the first post to be ambiguous"
+    q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES ($store, '2026-11-20 $h:00:30+00', 'SALE', $4, 1.00)"
+    s=$(post_of "$4")
+    wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $s" 60 "the sale in the middle to be sent"
+    mockctl fault drop_after --path "$POSTS" --method POST --count 1
+    q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES ($store, '2026-11-20 $h:01:00+00', 'SALE', $5, 1.00)"
+    x2=$(post_of "$5")
+    wait_for "$(ambiguous "$x2")" 60 "the last post to be ambiguous"
+}
+
 # --- A: an ambiguous post covered by another one's window, updated meanwhile
 echo "== A"
 mockctl fault drop_after --path "$POSTS" --method POST --count 1
@@ -77,17 +95,7 @@ expect_eq "$(held 1 ' 10.00 ')" 1 "A: the first sale once"
 
 # --- B: a window deleted whose repost's answer is lost
 echo "== B"
-mockctl fault drop_after --path "$POSTS" --method POST --count 1
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 11:00:00+00', 'SALE', 30.00, 3.00)"
-x1=$(post_of 30.00)
-wait_for "$(ambiguous "$x1")" 60 "the first post to be ambiguous"
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 11:00:30+00', 'SALE', 40.00, 4.00)"
-s=$(post_of 40.00)
-wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $s" 60 "the sale in the middle to be sent"
-mockctl fault drop_after --path "$POSTS" --method POST --count 1
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 11:01:00+00', 'SALE', 50.00, 5.00)"
-x2=$(post_of 50.00)
-wait_for "$(ambiguous "$x2")" 60 "the last post to be ambiguous"
+three_sales 2 11 30.00 40.00 50.00
 # one window [11:00:00, 11:01:00]: deleted, its repost stored, the answer lost
 mockctl fault drop_after --path "$POSTS" --method POST --count 1
 due_now "$x1, $x2"
@@ -156,17 +164,7 @@ expect_eq "$(held 3 ' 81.00 ')" 1 "D: the window's last sale once"
 
 # --- E: the worker dies while a window's repost is at the vendor
 echo "== E"
-mockctl fault drop_after --path "$POSTS" --method POST --count 1
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 14:00:00+00', 'SALE', 90.00, 9.00)"
-x1=$(post_of 90.00)
-wait_for "$(ambiguous "$x1")" 60 "the first post to be ambiguous"
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 14:00:30+00', 'SALE', 91.00, 9.00)"
-s=$(post_of 91.00)
-wait_for "SELECT state = 'sent' FROM sales_api.outbox WHERE id = $s" 60 "the sale in the middle to be sent"
-mockctl fault drop_after --path "$POSTS" --method POST --count 1
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 14:01:00+00', 'SALE', 92.00, 9.00)"
-x2=$(post_of 92.00)
-wait_for "$(ambiguous "$x2")" 60 "the last post to be ambiguous"
+three_sales 2 14 90.00 91.00 92.00
 mockctl fault hold --path "$POSTS" --method POST --count 1
 due_now "$x1, $x2"
 wait_until '[ "$(mockctl held)" = 1 ]' 60 "the window's repost to reach the vendor"
