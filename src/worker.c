@@ -59,6 +59,7 @@
 #include "worker.h"
 
 PGDLLEXPORT void sales_api_worker_main(Datum main_arg);
+PGDLLEXPORT void sales_api_reconcile_main(Datum main_arg);
 
 PG_FUNCTION_INFO_V1(sales_api_wake_worker_on_commit);
 PG_FUNCTION_INFO_V1(sales_api_worker_stats);
@@ -439,28 +440,74 @@ worker_reconcile(void)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "sales_api worker: reconciling");
+	pgstat_report_activity(STATE_RUNNING, "sales_api reconcile: reconciling");
 	reconcile_scheduled();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
 
+/*
+ * The scheduled reconciliation runs in a background worker of its own,
+ * started by the database's worker when it is due: it waits for Connecteam's
+ * daily totals (up to request_timeout a request) while the worker's lanes go
+ * on.  One at a time: while the last one runs, none is started.
+ */
+static BackgroundWorkerHandle *reconcile_handle = NULL;
+
+static bool extension_installed(void);
+
 static void
-worker_reconcile_guarded(MemoryContext cxt)
+worker_reconcile_start(void)
 {
-	PG_TRY();
+	BackgroundWorker bgw;
+	pid_t		pid;
+
+	if (reconcile_handle != NULL &&
+		GetBackgroundWorkerPid(reconcile_handle, &pid) != BGWH_STOPPED)
+		return;
+	if (reconcile_handle != NULL)
 	{
+		pfree(reconcile_handle);
+		reconcile_handle = NULL;
+	}
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "sales_api");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "sales_api_reconcile_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api reconcile");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "sales_api reconcile");
+	bgw.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	bgw.bgw_notify_pid = MyProcPid;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		bool		ok = RegisterDynamicBackgroundWorker(&bgw, &reconcile_handle);
+
+		MemoryContextSwitchTo(old);
+		if (!ok)
+		{
+			reconcile_handle = NULL;
+			ereport(WARNING,
+					(errmsg("sales_api worker: could not start the scheduled reconciliation"),
+					 errdetail("No background worker slot is free."),
+					 errhint("Raise max_worker_processes; the reconciliation is tried again at the next sales_api.reconcile_interval.")));
+		}
+	}
+}
+
+/* The scheduled reconciliation's background worker: main_arg is its database's OID. */
+void
+sales_api_reconcile_main(Datum main_arg)
+{
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
+	pgstat_report_appname("sales_api reconcile");
+	if (extension_installed())
 		worker_reconcile();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-	}
-	PG_END_TRY();
+	proc_exit(0);
 }
 
 /*
@@ -605,10 +652,7 @@ sales_api_worker_main(Datum main_arg)
 			if (sales_api_reconcile_interval_ms > 0 &&
 				now >= next_reconcile_at)
 			{
-				MemoryContextSwitchTo(cycle_cxt);
-				worker_reconcile_guarded(cycle_cxt);
-				MemoryContextSwitchTo(TopMemoryContext);
-				MemoryContextReset(cycle_cxt);
+				worker_reconcile_start();
 				next_reconcile_at = now + (int64) sales_api_reconcile_interval_ms * 1000;
 			}
 			if (sales_api_reconcile_interval_ms > 0)

@@ -84,4 +84,23 @@ qs -c "SELECT location_id, sales_date, difference, verdict FROM sales_api.reconc
 wait_log "Connecteam totals of location 2 on 2026-11-20 differ" 60 || fail "no warning for the persisting mismatch"
 pass "a persisting mismatch is logged as a warning"
 q -c "ALTER SYSTEM RESET sales_api.reconcile_interval" -c "SELECT pg_reload_conf()" >/dev/null
+
+echo "--- the scheduled reconciliation never holds the worker back"
+# Connecteam's daily totals hang (never answered) until request_timeout, 60 s:
+# the reconciliation runs in a background worker of its own, so a sale sent
+# meanwhile reaches both vendors while that request still hangs
+q -c "ALTER SYSTEM SET sales_api.request_timeout = '60s'" -c "SELECT pg_reload_conf()" >/dev/null
+trap 'q -c "ALTER SYSTEM RESET sales_api.reconcile_interval" -c "ALTER SYSTEM RESET sales_api.reconcile_grace" -c "ALTER SYSTEM RESET sales_api.reconcile_days" -c "ALTER SYSTEM RESET sales_api.request_timeout" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true; mockctl faults-clear >/dev/null 2>&1; mockctl release >/dev/null 2>&1' EXIT
+mockctl fault hang --path '^/connecteam/sales/v1/daily-sales$' --count 1000 >/dev/null
+q -c "ALTER SYSTEM SET sales_api.reconcile_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+wait_until '[ "$(mockctl hanging)" -ge 1 ]' 30 "the reconciliation to hang on Connecteam's daily totals"
+expect_eq "$(q -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sales_api reconcile'")" 1 \
+    "the reconciliation runs in a background worker of its own"
+q -c "INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests) VALUES (1, '2026-11-21 09:00:00+00', 'SALE', 'EAT_IN', 12.34, 1.00, 1)"
+wait_for "$(drained)" 90 "the sale to reach both vendors"
+expect_eq "$([ "$(mockctl hanging)" -ge 1 ] && echo still)" still "the sale was delivered while the reconciliation still hung"
+q -c "ALTER SYSTEM RESET sales_api.reconcile_interval" -c "SELECT pg_reload_conf()" >/dev/null
+mockctl faults-clear >/dev/null
+mockctl release >/dev/null
+expect_eq "$(mockctl ct-transactions | grep -c ' 12.34 ')" 1 "Connecteam holds the sale once"
 echo "reconcile scenario passed"
