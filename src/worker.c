@@ -504,7 +504,8 @@ sales_api_reconcile_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
-	pgstat_report_appname("sales_api reconcile");
+	/* the setting, not only the activity's: what it runs can tell where it runs */
+	SetConfigOption("application_name", "sales_api reconcile", PGC_USERSET, PGC_S_SESSION);
 	if (extension_installed())
 		worker_reconcile();
 	proc_exit(0);

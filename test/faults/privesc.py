@@ -67,6 +67,7 @@ DB = "sa_privesc"                               # SQL-call paths (no worker ther
 WDB = os.environ.get("SA_DB", "sa_worker")      # the worker's database
 DBA = os.environ.get("PGUSER", "postgres")      # the superuser that sets things up
 WORKER = "sales_api worker"                     # backend_type of the worker
+RECONCILE = "sales_api reconcile"               # application_name of the scheduled reconciliation's worker
 SECRET = 4242                                   # max(x) of other.secrets
 SETTINGS = ("request_timeout", "reconcile_interval", "reconcile_grace", "reconcile_days")
 KEEP = bool(os.environ.get("PRIVESC_KEEP"))
@@ -189,6 +190,7 @@ CREATE TABLE pos.evidence (
     site       text,            -- which function / mapping field called the probe
     backend    text,            -- backend_type (NULL when not visible)
     pid        integer,
+    app        text,            -- application_name (the reconciliation's worker sets it)
     did        text,            -- what succeeded
     at         timestamptz DEFAULT clock_timestamp());
 
@@ -233,9 +235,9 @@ BEGIN
     EXCEPTION WHEN others THEN b := NULL;
     END;
     INSERT INTO pos.evidence (vector, cur_user, sess_user, escalated, read_outbox, read_other, read_um, err,
-                              site, backend, pid, did)
+                              site, backend, pid, app, did)
     VALUES ((SELECT p.v FROM pos.phase p LIMIT 1), current_user, session_user, esc, ro, rs, ru, e,
-            site, b, pg_catalog.pg_backend_pid(), d);
+            site, b, pg_catalog.pg_backend_pid(), pg_catalog.current_setting('application_name'), d);
 END;
 $f$;
 
@@ -454,7 +456,8 @@ def note_workers():
 
 
 def from_worker(r):
-    return r["backend"] == WORKER or r["pid"] in worker_pids
+    """The extension's background processes: the worker, or the scheduled reconciliation's own."""
+    return r["backend"] == WORKER or r["pid"] in worker_pids or r.get("app") == RECONCILE
 
 
 def evidence_problems(rows):
@@ -646,6 +649,7 @@ def v5_mapal():
 def worker_ran(phase):
     note_workers()     # backend_type is hidden from a non-superuser: the worker is also known by its pid
     return is_true(f"SELECT EXISTS (SELECT 1 FROM pos.evidence WHERE vector = {lit(phase)} AND (backend = {lit(WORKER)}"
+                   f" OR app = {lit(RECONCILE)}"
                    f" OR pid IN (SELECT pid FROM pg_stat_activity WHERE backend_type = {lit(WORKER)})))", WDB)
 
 
