@@ -266,7 +266,10 @@ SELECT reference, transaction_id, http_status, ok,
     ARRAY[(1, 'SALE', '2026-11-23 11:00:00+00', 1, NULL, NULL, 'F-2')]::sales_api.connecteam_transaction[]);
 \! mockctl log --since-mark --fields method,status,fault,dropped
 \! mockctl ct-transactions --location 1 | grep -c 1795431600
--- the same for a location: an error that says it may exist
+-- the same for a location: an error that says it may exist.  The call before
+-- leaves a kept-alive connection, which the POST reuses: libcurl's own resend
+-- of it, after the vendor closed that connection unanswered, is refused
+SELECT count(*) > 0 AS listed FROM sales_api.connecteam_locations('ct');
 \! mockctl fault drop_after --path /locations$ --method POST
 SELECT * FROM sales_api.connecteam_create_location('ct', 'Maybe');
 \! mockctl ct-locations | grep -c Maybe

@@ -32,6 +32,11 @@
 #include "postgres.h"
 
 #include <curl/curl.h>
+
+/* CURLOPT_PREREQFUNCTION (7.80): see http_prereq_cb() */
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "sales_api needs libcurl 7.80 or later"
+#endif
 #include <stdlib.h>
 
 #include "http.h"
@@ -63,6 +68,8 @@ typedef struct Transfer
 	int			retry_after_s;
 	int64		rl[6];
 	char		content_type[128];
+	int			sends;			/* times libcurl was about to send it */
+	bool		resend_refused; /* ... and a second time was refused */
 } Transfer;
 
 /* every transfer added to http_multi and not yet released */
@@ -184,6 +191,33 @@ http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	t->len += n;
 	t->buf[t->len] = '\0';
 	return n;
+}
+
+/*
+ * libcurl calls this each time it is about to send the request on a
+ * connection, new or reused.  A second call for one transfer is libcurl's
+ * own resend: the reused keep-alive connection it wrote the request on
+ * closed without an answer.  The vendor may have acted on the first copy,
+ * so a request marked no_resend is not sent again: the transfer fails, and
+ * http_finish() reports it as possibly processed, as when a new
+ * connection dies after the request was written.  This is what lets
+ * non-idempotent POSTs reuse connections (no TCP and TLS handshake per
+ * request) without ever being sent twice by the transport.
+ */
+static int
+http_prereq_cb(void *userdata, char *conn_primary_ip pg_attribute_unused(),
+			   char *conn_local_ip pg_attribute_unused(),
+			   int conn_primary_port pg_attribute_unused(),
+			   int conn_local_port pg_attribute_unused())
+{
+	Transfer   *t = (Transfer *) userdata;
+
+	if (++t->sends > 1)
+	{
+		t->resend_refused = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
 }
 
 static int64
@@ -340,16 +374,10 @@ http_start(HttpRequest *req)
 	CURL_SETOPT(h, CURLOPT_HEADERDATA, (void *) t);
 	CURL_SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	CURL_SETOPT(h, CURLOPT_ACCEPT_ENCODING, "");
-	if (req->fresh_connection)
+	if (req->no_resend)
 	{
-		/*
-		 * A non-idempotent request gets a connection of its own, closed
-		 * after it: it never meets a stale keep-alive connection (which
-		 * libcurl would silently resend on), and a worker posting all day
-		 * does not fill the connection cache with one-use TLS sessions.
-		 */
-		CURL_SETOPT(h, CURLOPT_FRESH_CONNECT, 1L);
-		CURL_SETOPT(h, CURLOPT_FORBID_REUSE, 1L);
+		CURL_SETOPT(h, CURLOPT_PREREQFUNCTION, http_prereq_cb);
+		CURL_SETOPT(h, CURLOPT_PREREQDATA, (void *) t);
 	}
 
 	if (strcmp(req->method, "GET") == 0 && req->body == NULL)
@@ -436,6 +464,12 @@ http_finish(Transfer *t, CURLcode result)
 		req->maybe_processed = (reqsize > 0 &&
 								(req->body == NULL || uploaded >= (curl_off_t) req->body_len));
 		req->curl_error = pstrdup(t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
+		if (t->resend_refused)
+		{
+			/* the first copy went out on a connection that then closed */
+			req->maybe_processed = true;
+			req->curl_error = pstrdup("the reused connection closed without an answer after the request was written; not sent again");
+		}
 	}
 
 	req->resp_len = t->len;

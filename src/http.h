@@ -30,11 +30,11 @@ typedef struct HttpRequest
 	size_t		body_len;
 	char	   *auth_header;	/* "Authorization: ..." or "X-API-KEY: ...",
 								 * kept apart so it is never logged */
-	bool		fresh_connection;	/* never on a reused connection: libcurl
-										 * silently resends a request whose
-										 * reused connection closes without an
-										 * answer, which a non-idempotent POST
-										 * must not be */
+	bool		no_resend;		/* sent once at most: libcurl silently
+								 * resends a request whose reused
+								 * keep-alive connection closes without an
+								 * answer, which a non-idempotent POST must
+								 * never be (http.c: http_prereq_cb) */
 
 	/* outcome */
 	bool		done;			/* a response (any status) was received */

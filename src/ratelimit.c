@@ -983,7 +983,7 @@ ratelimit_run_start(SalesApiServer *srv, HttpRequest **reqs, int n, int flags)
 		run->queue[i] = i;
 		/* libcurl would resend it by itself if a reused connection died */
 		if (run->paced && !run->idempotent)
-			reqs[i]->fresh_connection = true;
+			reqs[i]->no_resend = true;
 	}
 	return run;
 }
