@@ -117,11 +117,14 @@ static OutboxStmt record_stmt = {
 	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
 };
 
-/* the next item due of a capture not skipped: $1 the skipped captures */
+/*
+ * the next item due of the captures that may claim, $1 (through
+ * outbox_lane_todo_idx: a backlog of a lane in flight is not read)
+ */
 static OutboxStmt next_due_stmt = {
 	.sql = "SELECT min(next_attempt_at) FROM sales_api.outbox"
 	" WHERE state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")"
-	" AND capture_id <> ALL($1)",
+	" AND capture_id = ANY($1)",
 	.nargs = 1, .types = {INT4ARRAYOID}
 };
 
@@ -406,6 +409,14 @@ purge_sent(void)
 static Datum lanes_take(OutboxCycle *c);
 static void claim_probes(OutboxCycle *c);
 
+/*
+ * Expired leases are looked for at the first claim and then at most every
+ * EXPIRE_EVERY_MS: the statement reads every unfinished item, and a lease
+ * runs out only when its worker stopped (sales_api.lease_time, seconds).
+ */
+#define EXPIRE_EVERY_MS 1000
+static TimestampTz next_expire_at = 0;
+
 /* (capture, claim position) order, so that each capture's items are contiguous */
 static int
 item_cmp(const void *a, const void *b)
@@ -441,7 +452,12 @@ claim(OutboxCycle *c)
 		c->more = true;
 	load_captures(c);
 	c->skip = lanes_take(c);
-	expire_leases(c->busy);
+	if (GetCurrentTimestamp() >= next_expire_at)
+	{
+		/* the claim statements never wait on it: at most once a second */
+		expire_leases(c->busy);
+		next_expire_at = GetCurrentTimestamp() + EXPIRE_EVERY_MS * 1000;
+	}
 	purge_sent();
 	c->items = MemoryContextAlloc(c->cxt, sizeof(OutboxItem));
 	outbox_ct_claim(c);
@@ -728,7 +744,11 @@ claim_probes(OutboxCycle *c)
 	c->skip = skip;
 }
 
-/* After a claim: the locks of lanes that got nothing go; skipped captures and busy ones, as int4[]. */
+/*
+ * After a claim: the locks of lanes that got nothing go.  Returns the
+ * captures that may claim next (neither busy, waiting, locked nor another
+ * worker's) as int4[], or 0 when there is none.
+ */
 static Datum
 lanes_settle(OutboxCycle *c)
 {
@@ -756,12 +776,12 @@ lanes_settle(OutboxCycle *c)
 		{
 			OutboxLane *lane = lane_of(cap->id);
 
-			if (lane->busy || lane->extra || lane->ready_at > GetCurrentTimestamp() || !lane_mine(cap->id))
+			if (!(lane->busy || lane->extra || lane->ready_at > GetCurrentTimestamp() || !lane_mine(cap->id)))
 				ids[n++] = Int32GetDatum(cap->id);
 		}
-		else
-			ids[n++] = Int32GetDatum(cap->id);
 	}
+	if (n == 0)
+		return (Datum) 0;
 	return PointerGetDatum(construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT));
 }
 
@@ -1097,11 +1117,13 @@ record(OutboxCycle *c)
 
 /* When is the next item due?  Earlier than `was` only (0: no bound). */
 static TimestampTz
-claim_next_due(TimestampTz was, Datum skip)
+claim_next_due(TimestampTz was, Datum may_claim)
 {
 	TimestampTz next = was;
 
-	if (outbox_execute(&next_due_stmt, &skip, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (may_claim == (Datum) 0)
+		return next;
+	if (outbox_execute(&next_due_stmt, &may_claim, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -1412,4 +1434,5 @@ outbox_abort(void)
 	list_free(jobs);
 	jobs = NIL;
 	claim_wanted = true;
+	next_expire_at = 0;
 }

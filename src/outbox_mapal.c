@@ -20,6 +20,7 @@
 
 #include "catalog/pg_type.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datum.h"
@@ -39,10 +40,10 @@
 /* the first slots in (capture, unit, day) order */
 static OutboxStmt claim_slots = {
 	.sql = "WITH c AS (SELECT o.id" OUTBOX_CLAIM_FROM
-	" AND o.kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT)
+	" AND o.kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) " AND o.capture_id = ANY($4)"
 	" ORDER BY o.capture_id, o.unit_id, o.business_day, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
 	MAPAL_CLAIMED,
-	.nargs = 3, .types = {INT4OID, INT4OID, INT4ARRAYOID}
+	.nargs = 4, .types = {INT4OID, INT4OID, INT4ARRAYOID, INT4ARRAYOID}
 };
 
 /* the rest of a unit-day the batch cut: $3 capture, $4 unit, $5 day */
@@ -195,7 +196,26 @@ outbox_mapal_claim(OutboxCycle *c, int limit)
 	Datum		vals[5] = {Int32GetDatum(limit), Int32GetDatum(sales_api_lease_ms), c->skip, 0, 0};
 	int			first = c->nitems;
 	uint64		n;
+	Datum	   *caps = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
+	int			ncaps = 0;
+	ListCell   *lc;
 
+	/*
+	 * Only the Mapal lanes this claim took (lanes_take() locked them; the
+	 * skipped ones, $3, leave out a probe's lane in the claim and every
+	 * other in the probe's): the statement then reads their items through
+	 * outbox_lane_todo_idx, never a Connecteam backlog.
+	 */
+	foreach(lc, c->captures)
+	{
+		OutboxCapture *cap = lfirst(lc);
+
+		if (cap->vendor == VENDOR_MAPAL && cap->locked)
+			caps[ncaps++] = Int32GetDatum(cap->id);
+	}
+	if (ncaps == 0)
+		return;
+	vals[3] = PointerGetDatum(construct_array(caps, ncaps, INT4OID, 4, true, TYPALIGN_INT));
 	if (outbox_execute(&claim_slots, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim Mapal outbox items");
 	n = SPI_processed;
