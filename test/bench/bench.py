@@ -422,7 +422,7 @@ CREATE TRIGGER hand_capture AFTER INSERT ON sales_hand FOR EACH ROW EXECUTE FUNC
 VARIANTS = [
     # name, table, label
     ("none", "sales_none", "no trigger"),
-    ("sales_api", "sales_sa", "sales_api capture (Connecteam)"),
+    ("sales_api", "sales_sa", "sales_api capture (Connecteam and Mapal)"),
     ("hand", "sales_hand", "hand-written row trigger"),
 ]
 PGQ_VARIANT = ("pgq", "sales_pgq", "PgQ logutriga")
@@ -441,7 +441,9 @@ def setup_capture_db():
     for _, t, _ in variants():
         sql += SALES_TABLE.format(t=t)
     sql += HAND_SQL
+    # attached to both vendors, as a POS runs (issue 15)
     sql += "SELECT sales_api.attach('sales_sa', 'connecteam', %s);\n" % CT_MAPPING
+    sql += "SELECT sales_api.attach('sales_sa', 'mapal', %s);\n" % MAPAL_MAPPING
     if PGQ_OK:
         sql += "CREATE EXTENSION pgq;\n" + pgq_peer.queue_sql(BENCH_QUEUE) + pgq_peer.trigger_sql(
             "sales_pgq", BENCH_QUEUE)
@@ -451,7 +453,8 @@ def setup_capture_db():
 def reset_capture_tables():
     # a queue's event tables inherit from one parent: TRUNCATE of the parent empties them all
     extra = (", sales_pgq, " + pgq_peer.event_table(psql, BDB, BENCH_QUEUE)) if PGQ_OK else ""
-    psql("TRUNCATE sales_none, sales_sa, sales_hand, hand_outbox, sales_api.outbox, sales_api.outbox_stage%s"
+    psql("TRUNCATE sales_none, sales_sa, sales_hand, hand_outbox, sales_api.outbox, sales_api.outbox_stage,"
+         " sales_api.mapal_stage%s"
          " RESTART IDENTITY;\n"
          "CHECKPOINT;" % extra, db=BDB)
 
@@ -1436,7 +1439,7 @@ def bench_profile(cfg, state, out_path):
                  "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
                  "AND query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 6", db=BDB)
     sections.append(("A backend inserting 3 x %s rows with INSERT ... SELECT into a table with sales_api's "
-                     "Connecteam capture; perf %s samples" % (fmt_int(cfg["bulk_rows"]), samples2), self2, [],
+                     "Connecteam and Mapal captures; perf %s samples" % (fmt_int(cfg["bulk_rows"]), samples2), self2, [],
                      "Its SQL by total time (total | calls | query):", pgss2))
     psql("SET client_min_messages = warning;\nDROP DATABASE IF EXISTS %s;" % BDB, db="postgres")
 
