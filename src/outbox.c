@@ -30,6 +30,14 @@
  *      budget ran out leaves its lane waiting until the budget is back
  *      (its items wait with next_attempt_at), and the lane claims again.
  *
+ * The worker is one process: while it runs SQL, no answer is read and no
+ * request started.  So claims and records go in statements of at most a
+ * few hundred items, and between two statements jobs_progress() reads the
+ * answers in and starts the requests they make room for; and a lane's
+ * second job takes the first one's place when that ends, so that the lane
+ * claims its next job while one is still sending (at most LANE_CHAIN_MAX
+ * times in a row, then the lane goes idle for a claim of everything).
+ *
  * The fixed statements are prepared on first use and kept for the
  * worker's life (outbox_execute()); only the statements built from a
  * capture's mapping are planned per run, as the table's owner (mapping.c).
@@ -64,7 +72,12 @@
 /* Staged rows made items per claim: a backlog after a long stop goes in steps */
 #define STAGE_ROWS_PER_CLAIM 20000
 
+/* Items recorded per statement, so that jobs_progress() runs between them */
+#define RECORD_CHUNK 500
+
 static bool warned_missing = false;
+
+static void jobs_progress(void);
 
 /* the outbox as this library knows it (outbox_stage exists) */
 static OutboxStmt installed_stmt = {
@@ -150,6 +163,7 @@ outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_onl
 	OverrideSearchPath path = {.schemas = NIL, .addCatalog = true, .addTemp = false};
 	int			ret;
 
+	jobs_progress();
 	PushOverrideSearchPath(&path);
 	if (stmt->plan == NULL)
 	{
@@ -507,12 +521,15 @@ typedef struct OutboxLane
 	bool		busy;			/* a job of its whole work is in flight */
 	bool		exclusive;		/* ... which is more than plain posts, or Mapal's */
 	bool		extra;			/* a second job, of plain posts only, is in flight */
+	int			chain;			/* second jobs that took the first's place in a row */
 	TimestampTz ready_at;
 	int64		budget_left;	/* its account's requests left at its last job's end, or: */
 #define LANE_BUDGET_UNKNOWN (-1)	/* ... no answer seen yet */
 #define LANE_BUDGET_NONE	(-2)	/* ... the vendor sends no limits */
 	TimestampTz budget_reset;	/* ... until then */
 } OutboxLane;
+
+#define LANE_CHAIN_MAX 8
 
 static OutboxLane *lanes = NULL;
 static int	nlanes = 0;
@@ -538,6 +555,7 @@ lane_of(int capture_id)
 	lanes[nlanes].busy = false;
 	lanes[nlanes].exclusive = false;
 	lanes[nlanes].extra = false;
+	lanes[nlanes].chain = 0;
 	lanes[nlanes].ready_at = 0;
 	lanes[nlanes].budget_left = LANE_BUDGET_UNKNOWN;
 	lanes[nlanes].budget_reset = 0;
@@ -935,6 +953,37 @@ job_advance(OutboxJob *job)
 	return finished;
 }
 
+/*
+ * Between two statements of a claim or a record: collect the answers that
+ * came in and start the requests they make room for, so that the lanes in
+ * flight keep sending while this worker runs SQL (a claim or a record of
+ * 2,000 items takes tens of ms, the vendor's answer about 20).  A job that
+ * finishes here is recorded by the next advance_jobs().  It runs no SQL:
+ * job_advance() only steps rate-limit runs and reads answers.
+ */
+static void
+jobs_progress(void)
+{
+	static bool progressing = false;
+	ListCell   *lc;
+
+	if (jobs == NIL || progressing)
+		return;
+	progressing = true;
+	PG_TRY();
+	{
+		(void) http_pump(0);
+		foreach(lc, jobs)
+			(void) job_advance(lfirst(lc));
+		(void) http_pump(0);
+	}
+	PG_FINALLY();
+	{
+		progressing = false;
+	}
+	PG_END_TRY();
+}
+
 /* When must the job's run be stepped again though nothing of it is in flight? */
 static TimestampTz
 job_wakeup(OutboxJob *job)
@@ -966,7 +1015,34 @@ job_lane_done(OutboxJob *job)
 	{
 		lane->busy = false;
 		lane->exclusive = false;
+		/*
+		 * Its second job, of plain posts, still in flight takes its place,
+		 * so that the lane claims the next one while it sends: two jobs
+		 * claimed together also end together, and the lane would send
+		 * nothing during their record and the claim after it.  At most
+		 * LANE_CHAIN_MAX times in a row: then the lane goes idle once, for
+		 * a claim that takes deletes and windows too.
+		 */
+		if (lane->extra && lane->chain < LANE_CHAIN_MAX)
+		{
+			foreach(lc, jobs)
+			{
+				OutboxJob  *other = lfirst(lc);
+
+				if (other != job && other->extra && other->cap != NULL &&
+					other->cap->id == job->cap->id)
+				{
+					other->extra = false;
+					lane->extra = false;
+					lane->busy = true;
+					lane->chain++;
+					break;
+				}
+			}
+		}
 	}
+	if (!lane->busy && !lane->extra)
+		lane->chain = 0;
 	foreach(lc, job->phases)
 	{
 		OutboxPhase *ph = lfirst(lc);
@@ -1066,16 +1142,20 @@ record_states(OutboxCycle *c)
 		 */
 		ambig[i] = BoolGetDatum(next.ambiguous || (it->ambiguous && next.state != OS_SENT));
 	}
-	if (n > 0)
+	/* in statements of RECORD_CHUNK items: jobs_progress() runs between them */
+	for (int from = 0; from < n; from += RECORD_CHUNK)
 	{
-		vals[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		vals[1] = PointerGetDatum(construct_array(states, n, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[2] = PointerGetDatum(construct_md_array(statuses, status_nulls, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
-		vals[3] = PointerGetDatum(construct_md_array(refs, ref_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[4] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[5] = PointerGetDatum(construct_array(delays, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		vals[6] = PointerGetDatum(construct_array(giveback, n, INT4OID, 4, true, TYPALIGN_INT));
-		vals[7] = PointerGetDatum(construct_array(ambig, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+		int			k = Min(RECORD_CHUNK, n - from);
+
+		dims[0] = k;
+		vals[0] = PointerGetDatum(construct_array(ids + from, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		vals[1] = PointerGetDatum(construct_array(states + from, k, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[2] = PointerGetDatum(construct_md_array(statuses + from, status_nulls + from, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+		vals[3] = PointerGetDatum(construct_md_array(refs + from, ref_nulls + from, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[4] = PointerGetDatum(construct_md_array(errors + from, error_nulls + from, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[5] = PointerGetDatum(construct_array(delays + from, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		vals[6] = PointerGetDatum(construct_array(giveback + from, k, INT4OID, 4, true, TYPALIGN_INT));
+		vals[7] = PointerGetDatum(construct_array(ambig + from, k, BOOLOID, 1, true, TYPALIGN_CHAR));
 		if (outbox_execute(&record_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not record outbox outcomes");
 	}
@@ -1418,6 +1498,7 @@ outbox_abort(void)
 			OutboxLane *lane = lane_of(job->cap->id);
 
 			lane->busy = lane->extra = lane->exclusive = false;
+			lane->chain = 0;
 			lanes_job_done(job->cap->server_id, job->cap->run_as, &r);
 			lanes_set_waiting(job->cap->server_id, job->cap->run_as, NULL, 0);
 		}

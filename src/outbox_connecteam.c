@@ -42,6 +42,11 @@
 	" p.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND p.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " \
 	OUTBOX_SQL(OUTBOX_FAILED) ", " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
 
+/* Items a lane claims per statement (outbox_ct_claim()) */
+#define CT_CLAIM_CHUNK 500
+
+static uint64 ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k);
+
 /*
  * posts, repairs, and deletes whose earlier post is settled, lane by lane:
  * $1 lease in ms; per lane, $2 its capture, $3 how many items at most, $4
@@ -244,25 +249,75 @@ tx_from_spi(CtTx *tx, MemoryContext cxt, HeapTuple tup, TupleDesc td, int first,
 void
 outbox_ct_claim(OutboxCycle *c)
 {
+	int			nlanes = c->ct_nlanes;
+	Datum	   *cap = palloc(sizeof(Datum) * (nlanes + 1));
+	Datum	   *lim = palloc(sizeof(Datum) * (nlanes + 1));
+	Datum	   *extra = palloc(sizeof(Datum) * (nlanes + 1));
+	int		   *left = palloc(sizeof(int) * (nlanes + 1));
+
+	if (nlanes == 0)
+		return;
+	for (int i = 0; i < nlanes; i++)
+		left[i] = DatumGetInt32(c->ct_lane_lim[i]);
+
+	/*
+	 * In statements of at most CT_CLAIM_CHUNK items a lane, so that the
+	 * worker's other jobs keep sending between them (outbox_execute() runs
+	 * jobs_progress()): each statement takes a lane's oldest due items, as
+	 * one statement would, since the items the one before took are
+	 * in_flight now.  A lane that got fewer than it asked for has no more.
+	 */
+	for (;;)
+	{
+		int			k = 0;
+		uint64		n;
+
+		for (int i = 0; i < nlanes; i++)
+		{
+			if (left[i] <= 0)
+				continue;
+			cap[k] = c->ct_lane_cap[i];
+			lim[k] = Int32GetDatum(Min(left[i], CT_CLAIM_CHUNK));
+			extra[k] = c->ct_lane_extra[i];
+			k++;
+		}
+		if (k == 0)
+			break;
+		n = ct_claim_chunk(c, cap, lim, extra, k);
+		for (int i = 0; i < nlanes; i++)
+		{
+			int			asked = Min(left[i], CT_CLAIM_CHUNK);
+			int			got = 0;
+
+			if (left[i] <= 0)
+				continue;
+			for (int j = c->nitems - (int) n; j < c->nitems; j++)
+				if (c->items[j].cap != NULL && c->items[j].cap->id == DatumGetInt32(c->ct_lane_cap[i]))
+					got++;
+			left[i] -= got;
+			if (got < asked)
+				left[i] = 0;	/* nothing more due now */
+			else if (left[i] == 0)
+				c->more = true; /* cut by its limit: claim again once its job is done */
+		}
+	}
+}
+
+/* One claim statement for k lanes: their items are added to the cycle; returns how many. */
+static uint64
+ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
+{
 	Datum		vals[4];
 	OutboxItem *items;
 	uint64		n;
-	int			want = 0;
 
-	if (c->ct_nlanes == 0)
-		return;
 	vals[0] = Int32GetDatum(sales_api_lease_ms);
-	vals[1] = PointerGetDatum(construct_array(c->ct_lane_cap, c->ct_nlanes, INT4OID, 4, true, TYPALIGN_INT));
-	vals[2] = PointerGetDatum(construct_array(c->ct_lane_lim, c->ct_nlanes, INT4OID, 4, true, TYPALIGN_INT));
-	vals[3] = PointerGetDatum(construct_array(c->ct_lane_extra, c->ct_nlanes, BOOLOID, 1, true, TYPALIGN_CHAR));
-	for (int i = 0; i < c->ct_nlanes; i++)
-		want += DatumGetInt32(c->ct_lane_lim[i]);
+	vals[1] = PointerGetDatum(construct_array(cap, k, INT4OID, 4, true, TYPALIGN_INT));
+	vals[2] = PointerGetDatum(construct_array(lim, k, INT4OID, 4, true, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_array(extra, k, BOOLOID, 1, true, TYPALIGN_CHAR));
 	if (outbox_execute(&claim_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim Connecteam outbox items");
 	n = SPI_processed;
-	/* a lane's claim may have been cut: claim again once its job is done */
-	if ((int) n >= want)
-		c->more = true;
 	items = outbox_add_items(c, n);
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -306,6 +361,7 @@ outbox_ct_claim(OutboxCycle *c)
 				it->txn_valid = true;
 		}
 	}
+	return n;
 }
 
 /* The window of a capture's location, made when first asked for. */
