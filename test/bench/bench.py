@@ -520,7 +520,7 @@ def bench_capture(cfg, res, work):
             pgq=fmt_tps(tps["pgq"]) if pgq_on else None)
     below = {k: 1 - statistics.median(ratios(k, "none")) for k in tps if k != "none"}
     res.add("1a", "single-row TPS vs no trigger (per-round ratios)", fmt_below(ratios("sales_api", "none")),
-            "hand-written: %s" % fmt_below(ratios("hand", "none")), "at most 5% below", below["sales_api"] <= 0.05,
+            "hand-written: %s" % fmt_below(ratios("hand", "none")), "at most 3% below", below["sales_api"] <= 0.03,
             pgq=fmt_below(ratios("pgq", "none")) if pgq_on else None)
     res.add("1a", "single-row TPS vs no trigger, worker stopped", fmt_below(ratios("sales_api_stopped", "none")),
             "the worker paused by SIGSTOP")
@@ -576,7 +576,7 @@ def bench_capture(cfg, res, work):
                 "no trigger %s; hand-written %s" % (fmt_ms(med["none"]), fmt_ms(med["hand"])),
                 pgq=fmt_ms(med["pgq"]) if pgq_on else None)
         res.add("1b", "%s: time vs no trigger" % label, "%.2fx" % r("sales_api", "none"),
-                "hand-written %.2fx" % r("hand", "none"), "at most 2x", r("sales_api", "none") <= 2.0,
+                "hand-written %.2fx" % r("hand", "none"), "at most 1.3x", r("sales_api", "none") <= 1.3,
                 pgq="%.2fx" % r("pgq", "none") if pgq_on else None)
         res.add("1b", "%s: time vs hand-written trigger" % label, "%.2fx" % r("sales_api", "hand"), "",
                 "at most 0.5x", r("sales_api", "hand") <= 0.5,
@@ -749,7 +749,7 @@ def bench_drain(cfg, res, state, peer=None):
     log("   baseline: %d sales, one POST each, sequential" % cfg["baseline_sales"])
     base = baseline_sender(cfg["baseline_sales"])
     res.add("2", "sales delivered per second (both vendors)", fmt_int(d["rate"]),
-            "one-per-request sender: %.1f/s" % base, "at least 5,000/s", d["rate"] >= 5000,
+            "one-per-request sender: %.1f/s" % base, "at least 20,000/s", d["rate"] >= 20000,
             pgq="%s (Connecteam only)" % NO_PGQ if peer else None)
     res.add("2", "throughput vs one-per-request sender", "%sx" % fmt_int(d["rate"] / base), "",
             "at least 100x", d["rate"] / base >= 100)
@@ -759,6 +759,11 @@ def bench_drain(cfg, res, state, peer=None):
     res.add("2", "Connecteam only: sales delivered per second", fmt_int(c["rate"]),
             "one-per-request sender: %.1f/s" % base, "", None,
             pgq=fmt_int(g["rate"]) if g else None)
+    # what max_concurrency requests of 100 sales, each answered after the mock's 20 ms, allow
+    allowed = 4 * 100 / 0.020
+    res.add("2", "Connecteam only: share of what max_concurrency 4 allows (4 x 100 sales per 20 ms = %s/s)"
+            % fmt_int(allowed), "%.0f%%" % (100 * c["rate"] / allowed), "", "at least 80%",
+            c["rate"] / allowed >= 0.8, pgq="%.0f%%" % (100 * g["rate"] / allowed) if g else None)
     if g:
         res.add("2", "Connecteam only: sales_api's rate over PgQ's", "%.2fx" % (c["rate"] / g["rate"]), "", "",
                 pgq="1x (the reference)")
