@@ -324,6 +324,25 @@ selected_databases(void)
 	return dbs;
 }
 
+/*
+ * What every dynamic background worker of sales_api has in common: a
+ * database connection, started after recovery, never restarted by the
+ * postmaster (whoever starts it starts it again), this library's function
+ * `function`, shown as `type`.  The caller names it, and sets its argument
+ * and bgw_notify_pid.
+ */
+void
+sales_api_bgw_init(BackgroundWorker *bgw, const char *function, const char *type)
+{
+	memset(bgw, 0, sizeof(*bgw));
+	bgw->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw->bgw_library_name, BGW_MAXLEN, "sales_api");
+	snprintf(bgw->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(bgw->bgw_type, BGW_MAXLEN, "%s", type);
+}
+
 static bool
 start_worker(int index, DbInfo *db, int member)
 {
@@ -331,17 +350,11 @@ start_worker(int index, DbInfo *db, int member)
 	WorkerShared *w = &launcher_shared->slots[index];
 	MemoryContext old;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "sales_api");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "sales_api_worker_main");
+	sales_api_bgw_init(&bgw, "sales_api_worker_main", "sales_api worker");
 	if (member == 0)
 		snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api worker for %s", db->name);
 	else
 		snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api worker %d for %s", member + 1, db->name);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "sales_api worker");
 	bgw.bgw_main_arg = Int32GetDatum(index);
 	memcpy(bgw.bgw_extra, &db->oid, sizeof(Oid));
 	bgw.bgw_notify_pid = MyProcPid;

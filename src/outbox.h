@@ -47,6 +47,7 @@ typedef struct OutboxCapture
 	bool		locked;			/* this worker holds its lane's lock */
 	bool		probe;			/* its circuit admitted a probe: a few items */
 	bool		extra;			/* claimed for a second job: plain posts only */
+	int			ct_claimed;		/* items the last Connecteam claim statement took */
 } OutboxCapture;
 
 /* One claimed item and what became of it */

@@ -250,15 +250,25 @@ void
 outbox_ct_claim(OutboxCycle *c)
 {
 	int			nlanes = c->ct_nlanes;
-	Datum	   *cap = palloc(sizeof(Datum) * (nlanes + 1));
-	Datum	   *lim = palloc(sizeof(Datum) * (nlanes + 1));
-	Datum	   *extra = palloc(sizeof(Datum) * (nlanes + 1));
-	int		   *left = palloc(sizeof(int) * (nlanes + 1));
+	Datum	   *cap;
+	Datum	   *lim;
+	Datum	   *extra;
+	int		   *left;
+	OutboxCapture **lane_cap;
 
 	if (nlanes == 0)
 		return;
+	cap = palloc(sizeof(Datum) * nlanes);
+	lim = palloc(sizeof(Datum) * nlanes);
+	extra = palloc(sizeof(Datum) * nlanes);
+	left = palloc(sizeof(int) * nlanes);
+	lane_cap = palloc(sizeof(OutboxCapture *) * nlanes);
 	for (int i = 0; i < nlanes; i++)
+	{
 		left[i] = DatumGetInt32(c->ct_lane_lim[i]);
+		lane_cap[i] = outbox_capture(c, DatumGetInt32(c->ct_lane_cap[i]));
+		Assert(lane_cap[i] != NULL);
+	}
 
 	/*
 	 * In statements of at most CT_CLAIM_CHUNK items a lane, so that the
@@ -270,7 +280,6 @@ outbox_ct_claim(OutboxCycle *c)
 	for (;;)
 	{
 		int			k = 0;
-		uint64		n;
 
 		for (int i = 0; i < nlanes; i++)
 		{
@@ -283,17 +292,16 @@ outbox_ct_claim(OutboxCycle *c)
 		}
 		if (k == 0)
 			break;
-		n = ct_claim_chunk(c, cap, lim, extra, k);
+		for (int i = 0; i < nlanes; i++)
+			lane_cap[i]->ct_claimed = 0;
+		(void) ct_claim_chunk(c, cap, lim, extra, k);
 		for (int i = 0; i < nlanes; i++)
 		{
 			int			asked = Min(left[i], CT_CLAIM_CHUNK);
-			int			got = 0;
+			int			got = lane_cap[i]->ct_claimed;
 
 			if (left[i] <= 0)
 				continue;
-			for (int j = c->nitems - (int) n; j < c->nitems; j++)
-				if (c->items[j].cap != NULL && c->items[j].cap->id == DatumGetInt32(c->ct_lane_cap[i]))
-					got++;
 			left[i] -= got;
 			if (got < asked)
 				left[i] = 0;	/* nothing more due now */
@@ -328,6 +336,8 @@ ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 
 		it->id = outbox_spi_int64(tup, td, 1, &isnull);
 		it->cap = outbox_capture(c, (int) outbox_spi_int64(tup, td, 2, &isnull));
+		if (it->cap != NULL)
+			it->cap->ct_claimed++;
 		it->kind = outbox_kind_from_name(SPI_getvalue(tup, td, 3));
 		it->attempts = (int) outbox_spi_int64(tup, td, 4, &isnull);
 		it->ambiguous = DatumGetBool(SPI_getbinval(tup, td, 5, &isnull));

@@ -471,14 +471,8 @@ worker_reconcile_start(void)
 		pfree(reconcile_handle);
 		reconcile_handle = NULL;
 	}
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "sales_api");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "sales_api_reconcile_main");
+	sales_api_bgw_init(&bgw, "sales_api_reconcile_main", "sales_api reconcile");
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "sales_api reconcile");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "sales_api reconcile");
 	bgw.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	bgw.bgw_notify_pid = MyProcPid;
 	{

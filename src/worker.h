@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 
+#include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
@@ -89,6 +90,7 @@ extern int	sales_api_launcher_naptime_ms;
 extern int	sales_api_workers_per_database;
 
 extern void launcher_init(void);
+extern void sales_api_bgw_init(BackgroundWorker *bgw, const char *function, const char *type);
 extern WorkerShared *launcher_slot_for(Oid dbid);
 extern int	launcher_slots_for(Oid dbid, WorkerShared **slots, int max);
 extern WorkerShared *launcher_slot(int index);
