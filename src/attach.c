@@ -213,10 +213,11 @@ check_statements(const CaptureDef *def)
 	char	   *tbl = qualified_name(def->relid);
 	Oid			owner = mapping_table_owner(def->relid);
 	OwnerScope	scope;
-	static const MappingStmt trig_ct[] = {MS_CT_ROWS, MS_CT_ARRAYS, MS_CT_OLD_KEYS};
+	static const MappingStmt trig_ct[] = {MS_CT_ROWS, MS_CT_OLD_KEYS};
 	static const MappingStmt trig_mapal[] = {MS_MAPAL_NEW_SLOTS, MS_MAPAL_OLD_SLOTS};
+	/* (MS_MAPAL_*_ROW_SLOTS are the same, for one row, without DISTINCT) */
 	const MappingStmt *trig = def->vendor == VENDOR_MAPAL ? trig_mapal : trig_ct;
-	int			ntrig = def->vendor == VENDOR_MAPAL ? 2 : 3;
+	int			ntrig = 2;
 	Oid			ct_win[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Oid			ct_days[4] = {DATEOID, DATEOID, INT8ARRAYOID, TEXTOID};
 	Oid			m_tot[2] = {INT8OID, DATEOID};

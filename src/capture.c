@@ -14,11 +14,14 @@
  *   1. as the table's owner (mapping.c: SECURITY_RESTRICTED_OPERATION,
  *      pg_catalog only on the search path), the statement built from the
  *      capture's mapping reads the transition table: a sale's fields, the
- *      keys of old versions, or the Mapal slots touched;
- *   2. as the extension, a fixed statement writes what step 1 returned,
- *      as parameters, to sales_api.outbox_stage (Connecteam sales),
- *      sales_api.mapal_stage (the Mapal slots touched) or sales_api.outbox
- *      (supersedes and deletes of Connecteam sales changed or removed).
+ *      keys of old versions, or the Mapal slots touched.  Its rows go
+ *      straight into arrays, one per column (ArraysReceiver);
+ *   2. what step 1 returned is written to sales_api.outbox_stage
+ *      (Connecteam sales) or sales_api.mapal_stage (the Mapal slots
+ *      touched) by heap_insert() (stage_direct()), or by a fixed statement
+ *      run as the extension: into sales_api.outbox for supersedes and
+ *      deletes of Connecteam sales changed or removed, and into a stage
+ *      table that has gained an index or trigger.
  *
  * Step 1 is the only place the mapping runs, so a function it calls has
  * the owner's rights, never the inserting role's nor the extension's.
@@ -26,10 +29,10 @@
  * sales_api's tables.
  *
  * Plans are prepared once per backend and kept (SPI_keepplan): the
- * mapping's statements per capture, the bookkeeping statements once.  A
- * capture's entry is checked again when its table's relcache entry is
- * invalidated, which CREATE/DROP TRIGGER, ALTER TABLE and a change of
- * owner all do; the plan cache itself replans after DDL.
+ * mapping's statements per capture and size (owner_run()), the bookkeeping
+ * statements once.  A capture's entry is checked again when its table's
+ * relcache entry is invalidated, which CREATE/DROP TRIGGER, ALTER TABLE
+ * and a change of owner all do; the plan cache itself replans after DDL.
  *
  * A POS statement of fewer rows than sales_api.stage_min_rows stages a row
  * per sale; a larger one a single row of arrays, which the worker expands
@@ -40,6 +43,11 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -49,6 +57,7 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
@@ -181,6 +190,161 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 }
 
 /*
+ * The stage rows without the executor.  A POS statement of one sale pays
+ * more for starting an INSERT (ModifyTable over the stage table's columns)
+ * than for the row itself, and the stage tables are built for this: no
+ * index, no trigger, no default, no CHECK.  So the row is formed here and
+ * heap_insert()ed, as PostgreSQL writes its catalogs, with the lock the
+ * INSERT would take.  That runs no code of anyone's, so it needs none of
+ * the extension's rights either.  Should a table ever have any of these
+ * (an administrator's index or trigger, a changed type), stage_direct()
+ * says no and the fixed statement runs instead.
+ */
+#define STAGE_DIRECT_MAX 9
+
+typedef struct StageTarget
+{
+	const char *relname;
+	int			ncols;			/* capture_id, staged_at, then the values */
+	const char *cols[STAGE_DIRECT_MAX];
+	Oid			types[STAGE_DIRECT_MAX];
+	/* cached for relid; reset by the relcache callback */
+	Oid			relid;
+	bool		checked;
+	bool		ok;
+	AttrNumber	attno[STAGE_DIRECT_MAX];
+} StageTarget;
+
+static StageTarget stage_targets[BK_N] = {
+	[BK_CT_STAGE_ONE] = {"outbox_stage", 9,
+		{"capture_id", "staged_at", "sale_key", "location_id", "sale_type", "created_at",
+		"final_sale_amount", "tax_amount", "currency"},
+		{INT4OID, TIMESTAMPTZOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, NUMERICOID, NUMERICOID, TEXTOID}},
+	[BK_CT_STAGE_ARRAYS] = {"outbox_stage", 9,
+		{"capture_id", "staged_at", "sale_keys", "location_ids", "sale_types", "created_ats",
+		"final_sale_amounts", "tax_amounts", "currencies"},
+		{INT4OID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+		NUMERICARRAYOID, NUMERICARRAYOID, TEXTARRAYOID}},
+	[BK_MAPAL_STAGE] = {"mapal_stage", 7,
+		{"capture_id", "staged_at", "unit_ids", "business_days", "currency_ids", "sales_type_ids",
+		"slot_starts"},
+		{INT4OID, TIMESTAMPTZOID, INT8ARRAYOID, DATEARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPARRAYOID}},
+};
+
+/* whether rel is a plain table whose insert runs nothing but heap_insert */
+static bool
+stage_direct_check(StageTarget *t, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			found = 0;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhasindex ||
+		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity || rel->trigdesc != NULL ||
+		(desc->constr != NULL && desc->constr->num_check > 0))
+		return false;
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		int			c;
+
+		if (att->attisdropped)
+			continue;
+		if (att->atthasdef || att->attgenerated || att->attidentity)
+			return false;
+		for (c = 0; c < t->ncols; c++)
+			if (strcmp(NameStr(att->attname), t->cols[c]) == 0)
+				break;
+		if (c == t->ncols)
+		{
+			if (att->attnotnull)
+				return false;	/* a column left NULL may not be */
+			continue;
+		}
+		if (att->atttypid != t->types[c] || att->atttypmod != -1)
+			return false;
+		t->attno[c] = att->attnum;
+		found++;
+	}
+	return found == t->ncols;
+}
+
+/*
+ * Insert one stage row of statement which (BK_CT_STAGE_ONE,
+ * BK_CT_STAGE_ARRAYS or BK_MAPAL_STAGE): values as bk_run() takes them,
+ * the capture id first.  False when the table needs the executor.
+ */
+static bool
+stage_direct(BkStmt which, Datum *vals, const char *nulls)
+{
+	StageTarget *t = &stage_targets[which];
+	Oid			nsp = get_namespace_oid("sales_api", false);
+	Oid			relid = get_relname_relid(t->relname, nsp);
+	Relation	rel;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *isnull;
+	HeapTuple	tup;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = table_open(relid, RowExclusiveLock);
+	if (!t->checked || t->relid != relid)
+	{
+		t->ok = stage_direct_check(t, rel);
+		t->relid = relid;
+		t->checked = true;
+	}
+	if (!t->ok)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	desc = RelationGetDescr(rel);
+	values = palloc0(desc->natts * sizeof(Datum));
+	isnull = palloc(desc->natts * sizeof(bool));
+	memset(isnull, true, desc->natts * sizeof(bool));
+	for (int c = 0; c < t->ncols; c++)
+	{
+		int			a = t->attno[c] - 1;
+
+		if (c == 1)
+		{
+			values[a] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+			isnull[a] = false;
+		}
+		else
+		{
+			int			v = c == 0 ? 0 : c - 1;
+
+			values[a] = vals[v];
+			isnull[a] = nulls[v] == 'n';
+		}
+		if (isnull[a] && TupleDescAttr(desc, a)->attnotnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+							t->cols[c], RelationGetRelationName(rel))));
+	}
+	tup = heap_form_tuple(desc, values, isnull);
+	simple_heap_insert(rel, tup);
+	heap_freetuple(tup);
+	pfree(values);
+	pfree(isnull);
+	/* the lock is held to the end of the transaction, as an INSERT's */
+	table_close(rel, NoLock);
+	return true;
+}
+
+/* bk_run() of a stage statement, without the executor where it can */
+static void
+stage_row(BkStmt which, Datum *vals, const char *nulls)
+{
+	if (!stage_direct(which, vals, nulls))
+		bk_run(which, vals, nulls);
+}
+
+/*
  * Before an UPDATE or DELETE looks for the posts of its sales, the staged
  * rows holding them become items, waiting for a POS transaction that is
  * making items of them itself.  vals: the capture id and the sale keys.
@@ -202,7 +366,10 @@ stage_expand_keys(Datum *vals)
  */
 
 /* the statements of the mapping the trigger runs, by MappingStmt */
-#define CAPTURE_NSTMTS (MS_MAPAL_OLD_SLOTS + 1)
+#define CAPTURE_NSTMTS (MS_MAPAL_OLD_ROW_SLOTS + 1)
+#define MAPAL_STMT(k) ((k) == MS_MAPAL_NEW_SLOTS || (k) == MS_MAPAL_OLD_SLOTS || \
+					   (k) == MS_MAPAL_NEW_ROW_SLOTS || (k) == MS_MAPAL_OLD_ROW_SLOTS)
+#define OLD_STMT(k) ((k) == MS_CT_OLD_KEYS || (k) == MS_MAPAL_OLD_SLOTS || (k) == MS_MAPAL_OLD_ROW_SLOTS)
 
 typedef struct CaptureEntry
 {
@@ -214,7 +381,8 @@ typedef struct CaptureEntry
 	Oid			relid;
 	SalesApiVendor vendor;
 	char	   *sql[CAPTURE_NSTMTS];
-	SPIPlanPtr	plan[CAPTURE_NSTMTS];
+	/* by size: [1] for statements of stage_min_rows rows or more */
+	SPIPlanPtr	plan[CAPTURE_NSTMTS][2];
 } CaptureEntry;
 
 static HTAB *capture_cache = NULL;
@@ -226,6 +394,9 @@ capture_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 	HASH_SEQ_STATUS status;
 	CaptureEntry *e;
 
+	for (int i = 0; i < BK_N; i++)
+		if (!OidIsValid(relid) || stage_targets[i].relid == relid)
+			stage_targets[i].checked = false;
 	if (capture_cache == NULL)
 		return;
 	hash_seq_init(&status, capture_cache);
@@ -277,14 +448,14 @@ capture_load(CaptureEntry *e)
 		{
 			char	   *sql;
 
-			if ((def->vendor == VENDOR_MAPAL) != (k == MS_MAPAL_NEW_SLOTS || k == MS_MAPAL_OLD_SLOTS))
+			if ((def->vendor == VENDOR_MAPAL) != MAPAL_STMT(k))
 				continue;
 			sql = mapping_sql(def, (MappingStmt) k,
-							  (k == MS_CT_OLD_KEYS || k == MS_MAPAL_OLD_SLOTS) ? OLD_TABLE : NEW_TABLE);
+							  OLD_STMT(k) ? OLD_TABLE : NEW_TABLE);
 			if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
 				continue;
 			e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
-			e->plan[k] = NULL;
+			e->plan[k][0] = e->plan[k][1] = NULL;
 		}
 	}
 	MemoryContextSwitchTo(old);
@@ -388,15 +559,27 @@ capture_identify(TriggerData *td, const char *suffix, bool wants_new, bool wants
  * ------------------------------------------------------------------------
  */
 
-/* Step 1: one of the capture's statements, as the table owner. */
+/*
+ * Step 1: one of the capture's statements, as the table owner.
+ *
+ * A statement over a transition table is planned for the number of rows
+ * it holds when the plan is made (the planner's estimate of an ephemeral
+ * relation), and a kept plan with no parameters is never replanned for
+ * another size.  So each statement has two plans, one for the statements
+ * of fewer than sales_api.stage_min_rows rows, one for larger ones: the
+ * slots of 100,000 sales are then found by hashing, not by sorting them on
+ * disk with the plan made for the first single-row INSERT.
+ */
 static void
-owner_run(CaptureEntry *e, MappingStmt k, Oid owner)
+owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *dest)
 {
+	SPIExecuteOptions opts;
 	OwnerScope	scope;
 	int			ret;
+	int			size = nrows >= sales_api_stage_min_rows ? 1 : 0;
 
 	mapping_enter_owner(owner, &scope);
-	if (e->plan[k] == NULL)
+	if (e->plan[k][size] == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(e->sql[k], 0, NULL);
 
@@ -405,29 +588,101 @@ owner_run(CaptureEntry *e, MappingStmt k, Oid owner)
 				 e->id, SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "sales_api capture: could not keep a plan");
-		e->plan[k] = plan;
+		e->plan[k][size] = plan;
 	}
-	ret = SPI_execute_plan(e->plan[k], NULL, NULL, false, 0);
+	memset(&opts, 0, sizeof(opts));
+	opts.dest = dest;
+	ret = SPI_execute_plan_extended(e->plan[k][size], &opts);
 	mapping_leave_owner(&scope);
-	if (ret != SPI_OK_SELECT)
+	if (ret != (dest ? SPI_OK_UTILITY : SPI_OK_SELECT))
 		elog(ERROR, "sales_api capture: the statement of capture %d failed: %s",
 			 e->id, SPI_result_code_string(ret));
 }
 
-/* A column of SPI_tuptable as an array of its type. */
-static Datum
-column_array(int col, Oid elemtype)
+/*
+ * The rows of a statement, straight into one array per column: the
+ * executor hands each row to arrays_receive(), which appends its values,
+ * so 100,000 sales cost neither a tuple table of copies nor an aggregate
+ * per column.  The statement's columns are cast to the element types
+ * (mapping.c), which arrays_startup() checks.
+ */
+#define ARRAYS_MAX_COLS 7
+
+typedef struct ArraysReceiver
 {
-	ArrayBuildState *abs = initArrayResult(elemtype, CurrentMemoryContext, false);
+	DestReceiver pub;
+	int			ncols;
+	const Oid  *types;
+	ArrayBuildState *abs[ARRAYS_MAX_COLS];
+	/* the first row's values, for a statement of one row */
+	Datum		first[ARRAYS_MAX_COLS];
+	bool		first_null[ARRAYS_MAX_COLS];
+	uint64		rows;
+	MemoryContext cxt;
+} ArraysReceiver;
 
-	for (uint64 i = 0; i < SPI_processed; i++)
+static void
+arrays_startup(DestReceiver *self, int operation pg_attribute_unused(), TupleDesc typeinfo)
+{
+	ArraysReceiver *r = (ArraysReceiver *) self;
+
+	if (typeinfo->natts != r->ncols)
+		elog(ERROR, "sales_api capture: a mapping statement returned %d columns, not %d",
+			 typeinfo->natts, r->ncols);
+	for (int c = 0; c < r->ncols; c++)
+		if (TupleDescAttr(typeinfo, c)->atttypid != r->types[c])
+			elog(ERROR, "sales_api capture: column %d of a mapping statement has type %u, not %u",
+				 c + 1, TupleDescAttr(typeinfo, c)->atttypid, r->types[c]);
+}
+
+static bool
+arrays_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ArraysReceiver *r = (ArraysReceiver *) self;
+
+	slot_getallattrs(slot);
+	for (int c = 0; c < r->ncols; c++)
 	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull);
-
-		accumArrayResult(abs, d, isnull, elemtype, CurrentMemoryContext);
+		r->abs[c] = accumArrayResult(r->abs[c], slot->tts_values[c], slot->tts_isnull[c],
+									 r->types[c], r->cxt);
+		if (r->rows == 0)
+		{
+			/* the copy accumArrayResult just kept */
+			r->first[c] = r->abs[c]->dvalues[0];
+			r->first_null[c] = r->abs[c]->dnulls[0];
+		}
 	}
-	return makeArrayResult(abs, CurrentMemoryContext);
+	r->rows++;
+	return true;
+}
+
+static void
+arrays_noop(DestReceiver *self pg_attribute_unused())
+{
+}
+
+static void
+arrays_init(ArraysReceiver *r, int ncols, const Oid *types)
+{
+	Assert(ncols <= ARRAYS_MAX_COLS);
+	memset(r, 0, sizeof(*r));
+	r->pub.receiveSlot = arrays_receive;
+	r->pub.rStartup = arrays_startup;
+	r->pub.rShutdown = arrays_noop;
+	r->pub.rDestroy = arrays_noop;
+	r->pub.mydest = DestNone;
+	r->ncols = ncols;
+	r->types = types;
+	r->cxt = CurrentMemoryContext;
+	for (int c = 0; c < ncols; c++)
+		r->abs[c] = initArrayResult(types[c], r->cxt, false);
+}
+
+/* column c of the rows received, as an array */
+static Datum
+arrays_result(ArraysReceiver *r, int c)
+{
+	return makeArrayResult(r->abs[c], r->cxt);
 }
 
 static const Oid ct_elem_types[7] = {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, NUMERICOID,
@@ -436,13 +691,13 @@ static const Oid mapal_elem_types[5] = {INT8OID, DATEOID, TEXTOID, TEXTOID, TIME
 
 /* The keys of the old versions: their staged rows expanded, then superseded. */
 static void
-ct_old_versions(CaptureEntry *e, Oid owner)
+ct_old_versions(CaptureEntry *e, Oid owner, int64 nrows)
 {
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
 	bool		isnull;
 
-	owner_run(e, MS_CT_OLD_KEYS, owner);
+	owner_run(e, MS_CT_OLD_KEYS, owner, nrows, NULL);
 	vals[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return;
@@ -451,63 +706,86 @@ ct_old_versions(CaptureEntry *e, Oid owner)
 	bk_run(BK_CT_SUPERSEDE, vals, nulls);
 }
 
-/* The new versions, staged: a row per sale, or a row of arrays. */
+/*
+ * The new versions, staged: a row per sale, or a row of arrays for a
+ * statement of sales_api.stage_min_rows rows or more.
+ */
 static void
 ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 {
+	ArraysReceiver r;
 	Datum		vals[8];
 	char		nulls[8];
 
+	arrays_init(&r, 7, ct_elem_types);
+	owner_run(e, MS_CT_ROWS, owner, nrows, &r.pub);
+	if (r.rows == 0)
+		return;
 	memset(nulls, ' ', sizeof(nulls));
 	vals[0] = Int32GetDatum(e->id);
-	if (nrows >= sales_api_stage_min_rows)
+	if (r.rows == 1 && nrows < sales_api_stage_min_rows)
 	{
-		owner_run(e, MS_CT_ARRAYS, owner);
 		for (int c = 0; c < 7; c++)
 		{
-			bool		isnull;
-
-			vals[c + 1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &isnull);
-			nulls[c + 1] = isnull ? 'n' : ' ';
+			vals[c + 1] = r.first[c];
+			nulls[c + 1] = r.first_null[c] ? 'n' : ' ';
 		}
-		bk_run(BK_CT_STAGE_ARRAYS, vals, nulls);
+		stage_row(BK_CT_STAGE_ONE, vals, nulls);
 		return;
 	}
-	owner_run(e, MS_CT_ROWS, owner);
-	if (SPI_processed == 0)
-		return;
-	if (SPI_processed == 1)
+	if (nrows < sales_api_stage_min_rows)
 	{
-		for (int c = 0; c < 7; c++)
+		/* a row per sale, in the statement's order */
+		for (uint64 i = 0; i < r.rows; i++)
 		{
-			bool		isnull;
-
-			vals[c + 1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &isnull);
-			nulls[c + 1] = isnull ? 'n' : ' ';
+			for (int c = 0; c < 7; c++)
+			{
+				vals[c + 1] = r.abs[c]->dvalues[i];
+				nulls[c + 1] = r.abs[c]->dnulls[i] ? 'n' : ' ';
+			}
+			if (!stage_direct(BK_CT_STAGE_ONE, vals, nulls))
+			{
+				/* decided at the first row, from a check kept for the table */
+				if (i > 0)
+					elog(ERROR, "sales_api capture: the stage table changed while a statement was staged");
+				for (int c = 0; c < 7; c++)
+					vals[c + 1] = arrays_result(&r, c);
+				memset(nulls, ' ', sizeof(nulls));
+				bk_run(BK_CT_STAGE_ROWS, vals, nulls);
+				return;
+			}
 		}
-		bk_run(BK_CT_STAGE_ONE, vals, nulls);
 		return;
 	}
 	for (int c = 0; c < 7; c++)
-		vals[c + 1] = column_array(c + 1, ct_elem_types[c]);
-	bk_run(BK_CT_STAGE_ROWS, vals, nulls);
+		vals[c + 1] = arrays_result(&r, c);
+	stage_row(BK_CT_STAGE_ARRAYS, vals, nulls);
 }
 
-/* The Mapal slots of the new or old rows, staged to be marked dirty. */
+/*
+ * The Mapal slots of the new or old rows, each once, staged to be marked
+ * dirty.  A statement of one row has one slot: its statement has no
+ * DISTINCT, whose hash table costs a single-row INSERT more than the rest.
+ */
 static void
-mapal_slots(CaptureEntry *e, Oid owner, MappingStmt k)
+mapal_slots(CaptureEntry *e, Oid owner, bool old, int64 nrows)
 {
+	MappingStmt k = nrows > 1 ?
+		(old ? MS_MAPAL_OLD_SLOTS : MS_MAPAL_NEW_SLOTS) :
+		(old ? MS_MAPAL_OLD_ROW_SLOTS : MS_MAPAL_NEW_ROW_SLOTS);
+	ArraysReceiver r;
 	Datum		vals[6];
 	char		nulls[6];
 
-	owner_run(e, k, owner);
-	if (SPI_processed == 0)
+	arrays_init(&r, 5, mapal_elem_types);
+	owner_run(e, k, owner, nrows, &r.pub);
+	if (r.rows == 0)
 		return;
 	memset(nulls, ' ', sizeof(nulls));
 	vals[0] = Int32GetDatum(e->id);
 	for (int c = 0; c < 5; c++)
-		vals[c + 1] = column_array(c + 1, mapal_elem_types[c]);
-	bk_run(BK_MAPAL_STAGE, vals, nulls);
+		vals[c + 1] = arrays_result(&r, c);
+	stage_row(BK_MAPAL_STAGE, vals, nulls);
 }
 
 Datum
@@ -546,16 +824,16 @@ sales_api_capture_trigger(PG_FUNCTION_ARGS)
 	if (e->vendor == VENDOR_CONNECTEAM)
 	{
 		if (upd || del)
-			ct_old_versions(e, owner);
+			ct_old_versions(e, owner, tuplestore_tuple_count(td->tg_oldtable));
 		if ((ins || upd) && tuplestore_tuple_count(td->tg_newtable) > 0)
 			ct_new_versions(e, owner, tuplestore_tuple_count(td->tg_newtable));
 	}
 	else
 	{
 		if (upd || del)
-			mapal_slots(e, owner, MS_MAPAL_OLD_SLOTS);
+			mapal_slots(e, owner, true, tuplestore_tuple_count(td->tg_oldtable));
 		if (ins || upd)
-			mapal_slots(e, owner, MS_MAPAL_NEW_SLOTS);
+			mapal_slots(e, owner, false, tuplestore_tuple_count(td->tg_newtable));
 	}
 	SPI_finish();
 

@@ -406,15 +406,13 @@ append_business_day(StringInfo buf, const CaptureDef *def)
 }
 
 static void
-append_ct_fields(StringInfo buf, const CaptureDef *def, bool agg)
+append_ct_fields(StringInfo buf, const CaptureDef *def)
 {
-	appendStringInfo(buf, agg ? "array_agg(%s::text)" : "%s::text", def->key);
+	appendStringInfo(buf, "%s::text", def->key);
 	for (int i = 0; i < CTF_N; i++)
 	{
-		appendStringInfoString(buf, agg ? ", array_agg(" : ", ");
+		appendStringInfoString(buf, ", ");
 		append_field(buf, def, i);
-		if (agg)
-			appendStringInfoChar(buf, ')');
 	}
 }
 
@@ -432,9 +430,8 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 	switch (stmt)
 	{
 		case MS_CT_ROWS:
-		case MS_CT_ARRAYS:
 			appendStringInfoString(&b, "SELECT ");
-			append_ct_fields(&b, def, stmt == MS_CT_ARRAYS);
+			append_ct_fields(&b, def);
 			appendStringInfo(&b, " FROM %s AS s", src);
 			break;
 		case MS_CT_OLD_KEYS:
@@ -442,7 +439,27 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 			break;
 		case MS_MAPAL_NEW_SLOTS:
 		case MS_MAPAL_OLD_SLOTS:
-			appendStringInfoString(&b, "SELECT DISTINCT ");
+			/*
+			 * Each slot once, its time computed once a row (OFFSET 0 keeps
+			 * the subquery from being flattened into the DISTINCT's keys).
+			 * No ORDER BY: the worker sorts when it makes the markers
+			 * (outbox_stage.c); sorting 10,000 slots by text keys here would
+			 * cost a bulk POS statement more than finding them.
+			 */
+			appendStringInfoString(&b, "SELECT DISTINCT u, coalesce(bd, sl::date), c, t, sl FROM (SELECT ");
+			append_field(&b, def, MF_UNIT_ID);
+			appendStringInfo(&b, " AS u, %s::date AS bd, ", def->expr[MF_BUSINESS_DAY]);
+			append_field(&b, def, MF_CURRENCY_ID);
+			appendStringInfoString(&b, " AS c, ");
+			append_field(&b, def, MF_SALES_TYPE_ID);
+			appendStringInfoString(&b, " AS t, ");
+			append_slot(&b, def);
+			appendStringInfo(&b, " AS sl FROM %s AS s OFFSET 0) x", src);
+			break;
+		case MS_MAPAL_NEW_ROW_SLOTS:
+		case MS_MAPAL_OLD_ROW_SLOTS:
+			/* the slot of a statement of one row: no DISTINCT to set up */
+			appendStringInfoString(&b, "SELECT ");
 			append_field(&b, def, MF_UNIT_ID);
 			appendStringInfoString(&b, ", ");
 			append_business_day(&b, def);
@@ -452,7 +469,7 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 			append_field(&b, def, MF_SALES_TYPE_ID);
 			appendStringInfoString(&b, ", ");
 			append_slot(&b, def);
-			appendStringInfo(&b, " FROM %s AS s ORDER BY 1, 2, 3, 4, 5", src);
+			appendStringInfo(&b, " FROM %s AS s", src);
 			break;
 		case MS_MAPAL_TOTALS:
 			/* totals of the slots of one unit and business day */
@@ -488,7 +505,7 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 			 * seconds, so 10:00:00.5 is the vendor's 10:00:00.
 			 */
 			appendStringInfoString(&b, "SELECT ");
-			append_ct_fields(&b, def, false);
+			append_ct_fields(&b, def);
 			appendStringInfo(&b, " FROM %s AS s WHERE ", src);
 			append_field(&b, def, CTF_LOCATION_ID);
 			appendStringInfoString(&b, " = $1 AND ");

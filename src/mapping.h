@@ -72,10 +72,11 @@ typedef enum MappingStmt
 {
 	/* capture trigger, over the transition tables */
 	MS_CT_ROWS,					/* a row per new sale */
-	MS_CT_ARRAYS,				/* one row of arrays for every new sale */
 	MS_CT_OLD_KEYS,				/* the keys of the old versions, as text[] */
-	MS_MAPAL_NEW_SLOTS,			/* the slots of the new rows */
-	MS_MAPAL_OLD_SLOTS,			/* the slots of the old rows */
+	MS_MAPAL_NEW_SLOTS,			/* the slots of the new rows, each once */
+	MS_MAPAL_OLD_SLOTS,			/* the slots of the old rows, each once */
+	MS_MAPAL_NEW_ROW_SLOTS,		/* the slot of the new row of a one-row statement */
+	MS_MAPAL_OLD_ROW_SLOTS,		/* the slot of the old row of one */
 	/* the worker and the operator functions, over the table itself */
 	MS_MAPAL_TOTALS,			/* $1 unit, $2 business day: totals per slot */
 	MS_CT_WINDOW,				/* $1 location, $2 from, $3 to: every sale */

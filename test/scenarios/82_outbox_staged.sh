@@ -88,6 +88,48 @@ session_close first
 session_sync second
 session_close second
 
+# 3c. A statement of a few rows stages a row per sale, and its Mapal slots
+# each once (five sales of two stores in one slot: two slots)
+before=$(q -c "SELECT count(*) FROM sales_api.outbox_stage")
+mbefore=$(q -c "SELECT count(*) FROM sales_api.mapal_stage")
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
+      SELECT 1 + i % 2, timestamptz '2026-11-22 18:00+00' + i * interval '1 minute', 6, 0.60
+        FROM generate_series(1, 5) i"
+expect_eq "$(( $(q -c "SELECT count(*) FROM sales_api.outbox_stage") - before ))" 5 \
+    "a five-row statement staged as a row per sale"
+expect_eq "$(q -c "SELECT count(*) - $mbefore || '/' || (SELECT cardinality(unit_ids) FROM sales_api.mapal_stage
+                                                     ORDER BY staged_at DESC LIMIT 1)
+                     FROM sales_api.mapal_stage")" "1/2" "its Mapal slots staged as one row, each slot once"
+
+# 3d. The slots of a large statement are found by hashing, with the plan
+# made for its size, even after a single-row statement in the same session
+# planned theirs (a plan made for one row sorted 100,000 on disk)
+plans=$(q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-11-22 19:00+00', 1, 0.10)" \
+          -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+          -c "SET auto_explain.log_nested_statements = on" -c "SET client_min_messages = log" \
+          -c "INSERT INTO pos_sales (store, sold_at, net, tax)
+              SELECT 1 + i % 2, timestamptz '2026-11-22 20:00+00' + i * interval '1 second', 1, 0.10
+                FROM generate_series(1, 3000) i" 2>&1)
+slots_plan=$(printf '%s\n' "$plans" | awk '/Query Text: SELECT DISTINCT .*date_bin/ {p = 1} p && /^LOG:/ && !/Query Text/ {p = 0} p')
+echo "$slots_plan" | grep -q "HashAggregate" \
+    || fail "the Mapal statement of a 3,000-row INSERT does not hash its slots: $slots_plan"
+pass "the Mapal statement of a 3,000-row INSERT hashes its slots"
+
+# 3e. An administrator's index on the stage tables: the capture then stages
+# through the fixed statements (the index is maintained), not by heap_insert
+q -c "CREATE INDEX stage_admin_idx ON sales_api.outbox_stage (capture_id)" \
+  -c "CREATE INDEX mapal_stage_admin_idx ON sales_api.mapal_stage (capture_id)"
+before=$(q -c "SELECT count(*) FROM sales_api.outbox_stage")
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-11-22 21:00+00', 7.00, 0.70)"
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
+      SELECT 1 + i % 2, timestamptz '2026-11-22 21:00+00' + i * interval '1 minute', 7, 0.70
+        FROM generate_series(1, 3) i"
+expect_eq "$(( $(q -c "SELECT count(*) FROM sales_api.outbox_stage") - before ))" 4 \
+    "with an index on the stage table, four sales staged as a row each"
+expect_eq "$(q -c "SET enable_seqscan = off" -c "SELECT count(*) FROM sales_api.outbox_stage WHERE capture_id > 0")" \
+    "$(q -c "SELECT count(*) FROM sales_api.outbox_stage")" "the index holds every staged row"
+q -c "DROP INDEX sales_api.stage_admin_idx" -c "DROP INDEX sales_api.mapal_stage_admin_idx"
+
 # 4. A backlog of 25,000 single-row statements (more staged rows than the
 # worker takes per claim: it takes them in steps, oldest first)
 before=$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE sale_keys IS NULL")
