@@ -214,10 +214,10 @@ check_statements(const CaptureDef *def)
 	Oid			owner = mapping_table_owner(def->relid);
 	OwnerScope	scope;
 	static const MappingStmt trig_ct[] = {MS_CT_ROWS, MS_CT_OLD_KEYS};
-	static const MappingStmt trig_mapal[] = {MS_MAPAL_NEW_SLOTS, MS_MAPAL_OLD_SLOTS};
-	/* (MS_MAPAL_*_ROW_SLOTS are the same, for one row, without DISTINCT) */
+	static const MappingStmt trig_mapal[] = {MS_MAPAL_NEW_SLOTS, MS_MAPAL_OLD_SLOTS,
+	MS_MAPAL_NEW_ROW_SLOTS, MS_MAPAL_OLD_ROW_SLOTS};
 	const MappingStmt *trig = def->vendor == VENDOR_MAPAL ? trig_mapal : trig_ct;
-	int			ntrig = 2;
+	int			ntrig = def->vendor == VENDOR_MAPAL ? lengthof(trig_mapal) : lengthof(trig_ct);
 	Oid			ct_win[3] = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Oid			ct_days[4] = {DATEOID, DATEOID, INT8ARRAYOID, TEXTOID};
 	Oid			m_tot[2] = {INT8OID, DATEOID};
@@ -230,7 +230,8 @@ check_statements(const CaptureDef *def)
 		char	   *sql = psprintf("WITH sales_api_new AS (SELECT * FROM %s LIMIT 0),"
 								   " sales_api_old AS (SELECT * FROM %s LIMIT 0) %s",
 								   tbl, tbl, mapping_sql(def, trig[i], trig[i] == MS_CT_OLD_KEYS ||
-														 trig[i] == MS_MAPAL_OLD_SLOTS ?
+														 trig[i] == MS_MAPAL_OLD_SLOTS ||
+														 trig[i] == MS_MAPAL_OLD_ROW_SLOTS ?
 														 "sales_api_old" : "sales_api_new"));
 
 		/* run, not only planned: the owner's rights on every table it names are checked */

@@ -18,7 +18,7 @@
  *      straight into arrays, one per column (ArraysReceiver);
  *   2. what step 1 returned is written to sales_api.outbox_stage
  *      (Connecteam sales) or sales_api.mapal_stage (the Mapal slots
- *      touched) by heap_insert() (stage_direct()), or by a fixed statement
+ *      touched) by heap_insert() (stage_put()), or by a fixed statement
  *      run as the extension: into sales_api.outbox for supersedes and
  *      deletes of Connecteam sales changed or removed, and into a stage
  *      table that has gained an index or trigger.
@@ -29,7 +29,7 @@
  * sales_api's tables.
  *
  * Plans are prepared once per backend and kept (SPI_keepplan): the
- * mapping's statements per capture and size (owner_run()), the bookkeeping
+ * mapping's statements per capture (owner_run()), the bookkeeping
  * statements once.  A capture's entry is checked again when its table's
  * relcache entry is invalidated, which CREATE/DROP TRIGGER, ALTER TABLE
  * and a change of owner all do; the plan cache itself replans after DDL.
@@ -47,6 +47,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -197,8 +198,11 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
  * heap_insert()ed, as PostgreSQL writes its catalogs, with the lock the
  * INSERT would take.  That runs no code of anyone's, so it needs none of
  * the extension's rights either.  Should a table ever have any of these
- * (an administrator's index or trigger, a changed type), stage_direct()
- * says no and the fixed statement runs instead.
+ * (an administrator's index or trigger, a changed type, another access
+ * method), stage_open() says no and the fixed statement runs instead.
+ * Skipping the executor also skips its hooks: an auditing extension that
+ * logs INSERTs into sales_api's tables (pgaudit's object audit) does not
+ * see these rows, as it does not see the catalogs' own writes.
  */
 #define STAGE_DIRECT_MAX 9
 
@@ -239,7 +243,8 @@ stage_direct_check(StageTarget *t, Relation rel)
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			found = 0;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhasindex ||
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->rd_rel->relispartition || rel->rd_rel->relhasindex ||
 		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity || rel->trigdesc != NULL ||
 		(desc->constr != NULL && desc->constr->num_check > 0))
 		return false;
@@ -270,24 +275,20 @@ stage_direct_check(StageTarget *t, Relation rel)
 }
 
 /*
- * Insert one stage row of statement which (BK_CT_STAGE_ONE,
- * BK_CT_STAGE_ARRAYS or BK_MAPAL_STAGE): values as bk_run() takes them,
- * the capture id first.  False when the table needs the executor.
+ * The stage table of statement which (BK_CT_STAGE_ONE, BK_CT_STAGE_ARRAYS
+ * or BK_MAPAL_STAGE), opened for stage_put(), or NULL when its rows need
+ * the executor (bk_run()).  Checked once a statement: an index built
+ * concurrently meanwhile waits for this transaction before it is used.
  */
-static bool
-stage_direct(BkStmt which, Datum *vals, const char *nulls)
+static Relation
+stage_open(BkStmt which)
 {
 	StageTarget *t = &stage_targets[which];
-	Oid			nsp = get_namespace_oid("sales_api", false);
-	Oid			relid = get_relname_relid(t->relname, nsp);
+	Oid			relid = get_relname_relid(t->relname, get_namespace_oid("sales_api", false));
 	Relation	rel;
-	TupleDesc	desc;
-	Datum	   *values;
-	bool	   *isnull;
-	HeapTuple	tup;
 
 	if (!OidIsValid(relid))
-		return false;
+		return NULL;
 	rel = table_open(relid, RowExclusiveLock);
 	if (!t->checked || t->relid != relid)
 	{
@@ -297,12 +298,23 @@ stage_direct(BkStmt which, Datum *vals, const char *nulls)
 	}
 	if (!t->ok)
 	{
+		/* the lock is kept; the statement takes the same one */
 		table_close(rel, NoLock);
-		return false;
+		return NULL;
 	}
-	desc = RelationGetDescr(rel);
-	values = palloc0(desc->natts * sizeof(Datum));
-	isnull = palloc(desc->natts * sizeof(bool));
+	return rel;
+}
+
+/* One stage row: values as bk_run() takes them, the capture id first. */
+static void
+stage_put(Relation rel, BkStmt which, Datum *vals, const char *nulls)
+{
+	StageTarget *t = &stage_targets[which];
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values = palloc0(desc->natts * sizeof(Datum));
+	bool	   *isnull = palloc(desc->natts * sizeof(bool));
+	HeapTuple	tup;
+
 	memset(isnull, true, desc->natts * sizeof(bool));
 	for (int c = 0; c < t->ncols; c++)
 	{
@@ -324,24 +336,38 @@ stage_direct(BkStmt which, Datum *vals, const char *nulls)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
-							t->cols[c], RelationGetRelationName(rel))));
+							t->cols[c], RelationGetRelationName(rel)),
+					 errdetail("A sales_api capture staged a sale whose mapped %s is null.", t->cols[c]),
+					 errhint("Check the capture's mapping (sales_api.capture) for an expression that can be null."),
+					 errtablecol(rel, t->attno[c])));
 	}
 	tup = heap_form_tuple(desc, values, isnull);
 	simple_heap_insert(rel, tup);
 	heap_freetuple(tup);
 	pfree(values);
 	pfree(isnull);
-	/* the lock is held to the end of the transaction, as an INSERT's */
-	table_close(rel, NoLock);
-	return true;
 }
 
-/* bk_run() of a stage statement, without the executor where it can */
+/* the lock is held to the end of the transaction, as an INSERT's */
+static void
+stage_close(Relation rel)
+{
+	table_close(rel, NoLock);
+}
+
+/* bk_run() of a stage statement of one row, without the executor where it can */
 static void
 stage_row(BkStmt which, Datum *vals, const char *nulls)
 {
-	if (!stage_direct(which, vals, nulls))
+	Relation	rel = stage_open(which);
+
+	if (rel == NULL)
+	{
 		bk_run(which, vals, nulls);
+		return;
+	}
+	stage_put(rel, which, vals, nulls);
+	stage_close(rel);
 }
 
 /*
@@ -381,8 +407,7 @@ typedef struct CaptureEntry
 	Oid			relid;
 	SalesApiVendor vendor;
 	char	   *sql[CAPTURE_NSTMTS];
-	/* by size: [1] for statements of stage_min_rows rows or more */
-	SPIPlanPtr	plan[CAPTURE_NSTMTS][2];
+	SPIPlanPtr	plan[CAPTURE_NSTMTS];	/* kept, for statements of few rows */
 } CaptureEntry;
 
 static HTAB *capture_cache = NULL;
@@ -455,7 +480,7 @@ capture_load(CaptureEntry *e)
 			if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
 				continue;
 			e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
-			e->plan[k][0] = e->plan[k][1] = NULL;
+			e->plan[k] = NULL;
 		}
 	}
 	MemoryContextSwitchTo(old);
@@ -565,34 +590,39 @@ capture_identify(TriggerData *td, const char *suffix, bool wants_new, bool wants
  * A statement over a transition table is planned for the number of rows
  * it holds when the plan is made (the planner's estimate of an ephemeral
  * relation), and a kept plan with no parameters is never replanned for
- * another size.  So each statement has two plans, one for the statements
- * of fewer than sales_api.stage_min_rows rows, one for larger ones: the
- * slots of 100,000 sales are then found by hashing, not by sorting them on
- * disk with the plan made for the first single-row INSERT.
+ * another size.  So a plan is kept only for statements of fewer than
+ * CAPTURE_REPLAN_ROWS rows; a larger statement plans its own, for its
+ * size, which costs it a fraction of a millisecond: the slots of 100,000
+ * sales are then found by hashing, not by sorting them on disk with a
+ * plan made for a single-row INSERT.
  */
+#define CAPTURE_REPLAN_ROWS 1000
+
 static void
 owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *dest)
 {
 	SPIExecuteOptions opts;
 	OwnerScope	scope;
+	SPIPlanPtr	plan = e->plan[k];
 	int			ret;
-	int			size = nrows >= sales_api_stage_min_rows ? 1 : 0;
 
 	mapping_enter_owner(owner, &scope);
-	if (e->plan[k][size] == NULL)
+	if (plan == NULL || nrows >= CAPTURE_REPLAN_ROWS)
 	{
-		SPIPlanPtr	plan = SPI_prepare(e->sql[k], 0, NULL);
-
+		plan = SPI_prepare(e->sql[k], 0, NULL);
 		if (plan == NULL)
 			elog(ERROR, "sales_api capture: could not prepare the statement of capture %d: %s",
 				 e->id, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "sales_api capture: could not keep a plan");
-		e->plan[k][size] = plan;
+		if (nrows < CAPTURE_REPLAN_ROWS)
+		{
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "sales_api capture: could not keep a plan");
+			e->plan[k] = plan;
+		}
 	}
 	memset(&opts, 0, sizeof(opts));
 	opts.dest = dest;
-	ret = SPI_execute_plan_extended(e->plan[k][size], &opts);
+	ret = SPI_execute_plan_extended(plan, &opts);
 	mapping_leave_owner(&scope);
 	if (ret != (dest ? SPI_OK_UTILITY : SPI_OK_SELECT))
 		elog(ERROR, "sales_api capture: the statement of capture %d failed: %s",
@@ -736,6 +766,15 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 	if (nrows < sales_api_stage_min_rows)
 	{
 		/* a row per sale, in the statement's order */
+		Relation	rel = stage_open(BK_CT_STAGE_ONE);
+
+		if (rel == NULL)
+		{
+			for (int c = 0; c < 7; c++)
+				vals[c + 1] = arrays_result(&r, c);
+			bk_run(BK_CT_STAGE_ROWS, vals, nulls);
+			return;
+		}
 		for (uint64 i = 0; i < r.rows; i++)
 		{
 			for (int c = 0; c < 7; c++)
@@ -743,18 +782,9 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 				vals[c + 1] = r.abs[c]->dvalues[i];
 				nulls[c + 1] = r.abs[c]->dnulls[i] ? 'n' : ' ';
 			}
-			if (!stage_direct(BK_CT_STAGE_ONE, vals, nulls))
-			{
-				/* decided at the first row, from a check kept for the table */
-				if (i > 0)
-					elog(ERROR, "sales_api capture: the stage table changed while a statement was staged");
-				for (int c = 0; c < 7; c++)
-					vals[c + 1] = arrays_result(&r, c);
-				memset(nulls, ' ', sizeof(nulls));
-				bk_run(BK_CT_STAGE_ROWS, vals, nulls);
-				return;
-			}
+			stage_put(rel, BK_CT_STAGE_ONE, vals, nulls);
 		}
+		stage_close(rel);
 		return;
 	}
 	for (int c = 0; c < 7; c++)

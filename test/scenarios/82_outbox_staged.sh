@@ -102,9 +102,13 @@ expect_eq "$(q -c "SELECT count(*) - $mbefore || '/' || (SELECT cardinality(unit
                      FROM sales_api.mapal_stage")" "1/2" "its Mapal slots staged as one row, each slot once"
 
 # 3d. The slots of a large statement are found by hashing, with the plan
-# made for its size, even after a single-row statement in the same session
-# planned theirs (a plan made for one row sorted 100,000 on disk)
-plans=$(q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-11-22 19:00+00', 1, 0.10)" \
+# made for its size, even after a one-row and a two-row statement in the
+# same session planned theirs (a plan made for one row sorted 100,000 on
+# disk), whatever sales_api.stage_min_rows says
+plans=$(q -c "SET sales_api.stage_min_rows = 0" \
+          -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-11-22 19:00+00', 1, 0.10)" \
+          -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (1, '2026-11-22 19:01+00', 1, 0.10),
+                                                                     (2, '2026-11-22 19:02+00', 1, 0.10)" \
           -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
           -c "SET auto_explain.log_nested_statements = on" -c "SET client_min_messages = log" \
           -c "INSERT INTO pos_sales (store, sold_at, net, tax)
