@@ -536,6 +536,10 @@ BEGIN
         ALTER COLUMN sale_types SET COMPRESSION lz4, ALTER COLUMN created_ats SET COMPRESSION lz4,
         ALTER COLUMN final_sale_amounts SET COMPRESSION lz4, ALTER COLUMN tax_amounts SET COMPRESSION lz4,
         ALTER COLUMN currencies SET COMPRESSION lz4;
+    ALTER TABLE sales_api.mapal_stage
+        ALTER COLUMN unit_ids SET COMPRESSION lz4, ALTER COLUMN business_days SET COMPRESSION lz4,
+        ALTER COLUMN currency_ids SET COMPRESSION lz4, ALTER COLUMN sales_type_ids SET COMPRESSION lz4,
+        ALTER COLUMN slot_starts SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported THEN
     NULL;
 END;
