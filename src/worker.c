@@ -667,10 +667,13 @@ sales_api_worker_main(Datum main_arg)
 				worker_exit_not_installed();
 			/*
 			 * Going idle after work: hand the free memory of the last cycles
-			 * back to the kernel (at most every 10 s; it walks the heap).
+			 * back to the kernel (at most once a second; it walks the heap,
+			 * well under a millisecond for the few MB a worker holds).  Every
+			 * 10 s was too seldom: a drain of 100,000 sales every 8.5 s kept
+			 * 13.5 MB of freed blocks every other time it went idle.
 			 */
 			now = GetCurrentTimestamp();
-			if (worked_since_trim && now - last_trim_at >= 10 * USECS_PER_SEC)
+			if (worked_since_trim && now - last_trim_at >= USECS_PER_SEC)
 			{
 				malloc_trim(0);
 				last_trim_at = now;
