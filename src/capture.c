@@ -94,9 +94,8 @@ typedef enum BkStmt
 	" final_sale_amounts, tax_amounts, currencies"
 
 static const char *const bk_sql[BK_N] = {
-	/* BK_CT_STAGE_ONE: a statement of one sale */
-	"INSERT INTO sales_api.outbox_stage (" STAGE_COLS ")"
-	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6, $7, $8)",
+	/* BK_CT_STAGE_ONE: a row of one sale, only ever by stage_put() */
+	NULL,
 	/* BK_CT_STAGE_ROWS: a row per sale, in the statement's order */
 	"INSERT INTO sales_api.outbox_stage (" STAGE_COLS ")"
 	" SELECT $1, statement_timestamp(), u.k, u.loc, u.st, u.ca, u.amt, u.tax, u.cur"
@@ -138,8 +137,6 @@ static const char *const bk_sql[BK_N] = {
 	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6)",
 };
 
-static const Oid ct_one_types[8] = {INT4OID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID,
-NUMERICOID, NUMERICOID, TEXTOID};
 static const Oid ct_array_types[8] = {INT4OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 TIMESTAMPTZARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, TEXTARRAYOID};
 static const Oid ct_keys_types[2] = {INT4OID, TEXTARRAYOID};
@@ -163,9 +160,6 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 
 		switch (which)
 		{
-			case BK_CT_STAGE_ONE:
-				types = ct_one_types, nargs = 8;
-				break;
 			case BK_CT_STAGE_ROWS:
 			case BK_CT_STAGE_ARRAYS:
 				types = ct_array_types, nargs = 8;
@@ -173,9 +167,11 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 			case BK_CT_SUPERSEDE:
 				types = ct_keys_types, nargs = 2;
 				break;
-			default:
+			case BK_MAPAL_STAGE:
 				types = mapal_mark_types, nargs = 6;
 				break;
+			default:
+				elog(ERROR, "sales_api capture: no statement %d", (int) which);
 		}
 		plan = SPI_prepare(bk_sql[which], nargs, (Oid *) types);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
@@ -355,7 +351,7 @@ stage_close(Relation rel)
 	table_close(rel, NoLock);
 }
 
-/* bk_run() of a stage statement of one row, without the executor where it can */
+/* bk_run() of a statement staging one row of arrays, without the executor where it can */
 static void
 stage_row(BkStmt which, Datum *vals, const char *nulls)
 {
@@ -644,9 +640,6 @@ typedef struct ArraysReceiver
 	int			ncols;
 	const Oid  *types;
 	ArrayBuildState *abs[ARRAYS_MAX_COLS];
-	/* the first row's values, for a statement of one row */
-	Datum		first[ARRAYS_MAX_COLS];
-	bool		first_null[ARRAYS_MAX_COLS];
 	uint64		rows;
 	MemoryContext cxt;
 } ArraysReceiver;
@@ -672,16 +665,8 @@ arrays_receive(TupleTableSlot *slot, DestReceiver *self)
 
 	slot_getallattrs(slot);
 	for (int c = 0; c < r->ncols; c++)
-	{
 		r->abs[c] = accumArrayResult(r->abs[c], slot->tts_values[c], slot->tts_isnull[c],
 									 r->types[c], r->cxt);
-		if (r->rows == 0)
-		{
-			/* the copy accumArrayResult just kept */
-			r->first[c] = r->abs[c]->dvalues[0];
-			r->first_null[c] = r->abs[c]->dnulls[0];
-		}
-	}
 	r->rows++;
 	return true;
 }
@@ -753,16 +738,6 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 		return;
 	memset(nulls, ' ', sizeof(nulls));
 	vals[0] = Int32GetDatum(e->id);
-	if (r.rows == 1 && nrows < sales_api_stage_min_rows)
-	{
-		for (int c = 0; c < 7; c++)
-		{
-			vals[c + 1] = r.first[c];
-			nulls[c + 1] = r.first_null[c] ? 'n' : ' ';
-		}
-		stage_row(BK_CT_STAGE_ONE, vals, nulls);
-		return;
-	}
 	if (nrows < sales_api_stage_min_rows)
 	{
 		/* a row per sale, in the statement's order */

@@ -439,38 +439,32 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 			break;
 		case MS_MAPAL_NEW_SLOTS:
 		case MS_MAPAL_OLD_SLOTS:
-			/*
-			 * Each slot once, its time computed once a row (OFFSET 0 keeps
-			 * the subquery from being flattened into the DISTINCT's keys).
-			 * No ORDER BY: the worker sorts when it makes the markers
-			 * (outbox_stage.c); sorting 10,000 slots by text keys here would
-			 * cost a bulk POS statement more than finding them.
-			 */
-			appendStringInfoString(&b, "SELECT DISTINCT u, coalesce(bd, sl::date), c, t, sl FROM (SELECT ");
-			append_field(&b, def, MF_UNIT_ID);
-			appendStringInfo(&b, " AS u, %s::date AS bd, ", def->expr[MF_BUSINESS_DAY]);
-			append_field(&b, def, MF_CURRENCY_ID);
-			appendStringInfoString(&b, " AS c, ");
-			append_field(&b, def, MF_SALES_TYPE_ID);
-			appendStringInfoString(&b, " AS t, ");
-			append_slot(&b, def);
-			appendStringInfo(&b, " AS sl FROM %s AS s OFFSET 0) x", src);
-			break;
 		case MS_MAPAL_NEW_ROW_SLOTS:
 		case MS_MAPAL_OLD_ROW_SLOTS:
-			/* the slot of a statement of one row: no DISTINCT to set up */
-			appendStringInfoString(&b, "SELECT ");
-			append_field(&b, def, MF_UNIT_ID);
-			appendStringInfoString(&b, ", ");
-			append_business_day(&b, def);
-			appendStringInfoString(&b, ", ");
-			append_field(&b, def, MF_CURRENCY_ID);
-			appendStringInfoString(&b, ", ");
-			append_field(&b, def, MF_SALES_TYPE_ID);
-			appendStringInfoString(&b, ", ");
-			append_slot(&b, def);
-			appendStringInfo(&b, " FROM %s AS s", src);
-			break;
+			{
+				/*
+				 * Each slot once, its time computed once a row (OFFSET 0
+				 * keeps the subquery from being flattened into the
+				 * DISTINCT's keys).  No ORDER BY: the worker sorts when it
+				 * makes the markers (outbox_stage.c); sorting 10,000 slots
+				 * by text keys here would cost a bulk POS statement more
+				 * than finding them.  The statement for one row has no
+				 * DISTINCT to set up, and its subquery is flattened.
+				 */
+				bool		distinct = stmt == MS_MAPAL_NEW_SLOTS || stmt == MS_MAPAL_OLD_SLOTS;
+
+				appendStringInfo(&b, "SELECT %su, coalesce(bd, sl::date), c, t, sl FROM (SELECT ",
+								 distinct ? "DISTINCT " : "");
+				append_field(&b, def, MF_UNIT_ID);
+				appendStringInfo(&b, " AS u, %s::date AS bd, ", def->expr[MF_BUSINESS_DAY]);
+				append_field(&b, def, MF_CURRENCY_ID);
+				appendStringInfoString(&b, " AS c, ");
+				append_field(&b, def, MF_SALES_TYPE_ID);
+				appendStringInfoString(&b, " AS t, ");
+				append_slot(&b, def);
+				appendStringInfo(&b, " AS sl FROM %s AS s%s) x", src, distinct ? " OFFSET 0" : "");
+				break;
+			}
 		case MS_MAPAL_TOTALS:
 			/* totals of the slots of one unit and business day */
 			appendStringInfoString(&b, "SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint, sum(guests)::bigint FROM (SELECT ");
