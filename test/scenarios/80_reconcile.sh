@@ -75,8 +75,12 @@ expect_eq "$(mockctl count --since-mark --path /business-unit/1001/real-time-sal
 python3 "$(dirname "$0")/../lib/compare.py" after-mapal-repair
 
 echo "--- the scheduled reconciliation"
+# the scheduled run covers the last reconcile_days days, today included, in
+# sales_api.reconcile_timezone: reach back to 2026-11-20 from whatever today is
+days=$(q -c "SELECT (now() AT TIME ZONE current_setting('sales_api.reconcile_timezone'))::date - date '2026-11-20' + 1")
+[ "$days" -le 366 ] || fail "2026-11-20 is $days days ago, beyond sales_api.reconcile_days' 366: move this scenario's dates"
 q -c "ALTER SYSTEM SET sales_api.reconcile_interval = '1s'" -c "ALTER SYSTEM SET sales_api.reconcile_grace = 0" \
-  -c "ALTER SYSTEM SET sales_api.reconcile_days = 10" -c "SELECT pg_reload_conf()" >/dev/null
+  -c "ALTER SYSTEM SET sales_api.reconcile_days = $days" -c "SELECT pg_reload_conf()" >/dev/null
 trap 'q -c "ALTER SYSTEM RESET sales_api.reconcile_interval" -c "ALTER SYSTEM RESET sales_api.reconcile_grace" -c "ALTER SYSTEM RESET sales_api.reconcile_days" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 mockctl lose --location 2 --count 1 >/dev/null
 wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.reconciliation_latest WHERE location_id = 2 AND sales_date = '2026-11-20' AND verdict = 'mismatch')" 60 "the scheduled run to see the mismatch"
