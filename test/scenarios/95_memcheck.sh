@@ -4,6 +4,7 @@
 # backends and worker run under memcheck; no invalid access, no use of
 # uninitialised memory and no definite leak in sales_api.  The full pass
 # (every pg_regress file) is `test/memcheck`.
+# run-tests: in the background
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 exec test/memcheck --short
