@@ -43,8 +43,16 @@ sa_build_install() {
     make -C "$SA_ROOT" -s PG_CFLAGS="${SA_PG_CFLAGS:--Wall -Wextra -Werror}" install >/dev/null || return 1
 }
 
+# sa_free_port [N]: N (default 1) distinct free ports, one a line.  The
+# sockets are held until all are chosen: the kernel may hand a port it just
+# handed out to the next bind(0) once that socket is closed.
 sa_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    python3 -c '
+import socket, sys
+held = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); held.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in held))' "${1:-1}"
 }
 
 sa_make_certs() {
@@ -68,7 +76,8 @@ sa_make_certs() {
 }
 
 sa_start_mock() {
-    export MOCK_PORT=$(sa_free_port) MOCK_SS_PORT=$(sa_free_port) MOCK_HTTP_PORT=$(sa_free_port)
+    local ports; ports=($(sa_free_port 3))
+    export MOCK_PORT=${ports[0]} MOCK_SS_PORT=${ports[1]} MOCK_HTTP_PORT=${ports[2]}
     export MOCK_URL="https://127.0.0.1:$MOCK_PORT"
     export MOCK_SS_URL="https://127.0.0.1:$MOCK_SS_PORT"
     export MOCK_HTTP_URL="http://127.0.0.1:$MOCK_HTTP_PORT"
