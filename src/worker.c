@@ -69,6 +69,9 @@ WorkerShared *worker_shared = NULL;
 
 char	   *sales_api_database = NULL;	/* '*': every database */
 bool		sales_api_worker_enabled = true;
+/* the rest after which pending table statistics are sent, as postgres.c's idle loop */
+#define STATS_REST_MS 1000
+
 int			sales_api_worker_naptime_ms = 10000;
 int			sales_api_batch_size = 2000;
 int			sales_api_lease_ms = 120000;
@@ -626,6 +629,7 @@ sales_api_worker_main(Datum main_arg)
 		TimestampTz now;
 
 		long		wait_ms = sales_api_worker_naptime_ms;
+		bool		stats_pending;
 		bool		busy = false;
 
 		CHECK_FOR_INTERRUPTS();
@@ -655,6 +659,16 @@ sales_api_worker_main(Datum main_arg)
 		}
 		pgstat_report_activity(STATE_IDLE, NULL);
 
+		/*
+		 * The worker's table statistics (its inserts, updates and deletes of
+		 * the outbox): autovacuum decides by them, and a background worker
+		 * has no postgres.c idle loop to send them, so until 0.8.0 they went
+		 * only when the worker exited and autovacuum never saw the outbox
+		 * change.  As that loop: at most once a second while it works, and
+		 * what is still pending is sent, forced, after a second of rest.
+		 */
+		stats_pending = pgstat_report_stat(false) > 0;
+
 		if (!busy && outbox_sending())
 		{
 			/* requests in flight: wait for them, or for a sale to send */
@@ -678,6 +692,13 @@ sales_api_worker_main(Datum main_arg)
 				malloc_trim(0);
 				last_trim_at = now;
 				worked_since_trim = false;
+			}
+			if (stats_pending && wait_ms > STATS_REST_MS &&
+				!(WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							STATS_REST_MS, PG_WAIT_EXTENSION) & WL_LATCH_SET))
+			{
+				pgstat_report_stat(true);
+				wait_ms -= STATS_REST_MS;
 			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 Max(wait_ms, 1), PG_WAIT_EXTENSION);
