@@ -177,3 +177,7 @@ EXCEPTION WHEN feature_not_supported THEN
     NULL;
 END;
 $$;
+
+-- a large statement is staged in rows of at most 500 sales (src/capture.c)
+COMMENT ON TABLE sales_api.outbox_stage IS
+'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or rows of arrays of at most 500 sales for a large statement';

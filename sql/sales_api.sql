@@ -499,9 +499,13 @@ CREATE TABLE sales_api.outbox_stage (
 -- No key, no index, no CHECK: a single-row POS statement pays one heap
 -- tuple here and nothing else.  Rows live for a worker cycle; the worker
 -- finds them by a sequential scan of a table that stays small, and deletes
--- them by ctid.
+-- them by ctid.  A large statement's sales come in rows of at most 500, a
+-- microsecond apart in staged_at, in the order it inserted them: a
+-- Connecteam lane the worker is claiming for takes them straight into
+-- flight, a claim's worth at a time, so a 100,000-sale statement is never
+-- made items in one transaction (src/outbox_connecteam.c).
 COMMENT ON TABLE sales_api.outbox_stage IS
-'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or one row of arrays per large statement';
+'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or rows of arrays of at most 500 sales for a large statement';
 REVOKE ALL ON sales_api.outbox_stage FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage', '');
 

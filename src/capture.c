@@ -100,9 +100,9 @@ static const char *const bk_sql[BK_N] = {
 	"INSERT INTO sales_api.outbox_stage (" STAGE_COLS ")"
 	" SELECT $1, statement_timestamp(), u.k, u.loc, u.st, u.ca, u.amt, u.tax, u.cur"
 	" FROM unnest($2, $3, $4, $5, $6, $7, $8) AS u(k, loc, st, ca, amt, tax, cur)",
-	/* BK_CT_STAGE_ARRAYS: one row of arrays for a large statement */
+	/* BK_CT_STAGE_ARRAYS: a row of arrays, a part of a large statement */
 	"INSERT INTO sales_api.outbox_stage (" STAGE_ARRAY_COLS ")"
-	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6, $7, $8)",
+	" VALUES ($1, statement_timestamp() + $9 * interval '1 microsecond', $2, $3, $4, $5, $6, $7, $8)",
 	/*
 	 * BK_CT_SUPERSEDE: old versions.  A version certainly not at the vendor
 	 * is cancelled; one the vendor holds, or may hold, is deleted: by its
@@ -137,8 +137,8 @@ static const char *const bk_sql[BK_N] = {
 	" VALUES ($1, statement_timestamp(), $2, $3, $4, $5, $6)",
 };
 
-static const Oid ct_array_types[8] = {INT4OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-TIMESTAMPTZARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, TEXTARRAYOID};
+static const Oid ct_array_types[9] = {INT4OID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+TIMESTAMPTZARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID, TEXTARRAYOID, INT4OID};
 static const Oid ct_keys_types[2] = {INT4OID, TEXTARRAYOID};
 static const Oid mapal_mark_types[6] = {INT4OID, INT8ARRAYOID, DATEARRAYOID, TEXTARRAYOID,
 TEXTARRAYOID, TIMESTAMPARRAYOID};
@@ -161,8 +161,10 @@ bk_run(BkStmt which, Datum *values, const char *nulls)
 		switch (which)
 		{
 			case BK_CT_STAGE_ROWS:
-			case BK_CT_STAGE_ARRAYS:
 				types = ct_array_types, nargs = 8;
+				break;
+			case BK_CT_STAGE_ARRAYS:
+				types = ct_array_types, nargs = 9;
 				break;
 			case BK_CT_SUPERSEDE:
 				types = ct_keys_types, nargs = 2;
@@ -301,9 +303,12 @@ stage_open(BkStmt which)
 	return rel;
 }
 
-/* One stage row: values as bk_run() takes them, the capture id first. */
+/*
+ * One stage row: values as bk_run() takes them, the capture id first;
+ * staged_at is the statement's start, plus after_us microseconds.
+ */
 static void
-stage_put(Relation rel, BkStmt which, Datum *vals, const char *nulls)
+stage_put(Relation rel, BkStmt which, Datum *vals, const char *nulls, int after_us)
 {
 	StageTarget *t = &stage_targets[which];
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -318,7 +323,7 @@ stage_put(Relation rel, BkStmt which, Datum *vals, const char *nulls)
 
 		if (c == 1)
 		{
-			values[a] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+			values[a] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp() + after_us);
 			isnull[a] = false;
 		}
 		else
@@ -362,7 +367,7 @@ stage_row(BkStmt which, Datum *vals, const char *nulls)
 		bk_run(which, vals, nulls);
 		return;
 	}
-	stage_put(rel, which, vals, nulls);
+	stage_put(rel, which, vals, nulls, 0);
 	stage_close(rel);
 }
 
@@ -375,10 +380,10 @@ static void
 stage_expand_keys(Datum *vals)
 {
 	OwnerScope	scope;
-	Datum		args[3] = {vals[0], vals[1], 0};
+	Datum		args[4] = {vals[0], vals[1], 0, 0};
 
 	mapping_enter_extension(&scope);
-	(void) outbox_stage_expand(true, args, "  n");
+	(void) outbox_stage_expand(true, args, "  nn");
 	mapping_leave_extension(&scope);
 }
 
@@ -700,6 +705,18 @@ arrays_result(ArraysReceiver *r, int c)
 	return makeArrayResult(r->abs[c], r->cxt);
 }
 
+/* column c of n rows received from the first on, as an array */
+static Datum
+arrays_slice(ArraysReceiver *r, int c, uint64 first, int n)
+{
+	ArrayBuildState *a = r->abs[c];
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	return PointerGetDatum(construct_md_array(a->dvalues + first, a->dnulls + first, 1, dims, lbs,
+											  a->element_type, a->typlen, a->typbyval, a->typalign));
+}
+
 static const Oid ct_elem_types[7] = {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, NUMERICOID,
 NUMERICOID, TEXTOID};
 static const Oid mapal_elem_types[5] = {INT8OID, DATEOID, TEXTOID, TEXTOID, TIMESTAMPOID};
@@ -722,15 +739,30 @@ ct_old_versions(CaptureEntry *e, Oid owner, int64 nrows)
 }
 
 /*
- * The new versions, staged: a row per sale, or a row of arrays for a
- * statement of sales_api.stage_min_rows rows or more.
+ * The new versions, staged: a row per sale, or rows of arrays for a
+ * statement of sales_api.stage_min_rows rows or more, each a part of at
+ * most STAGE_PART_SALES sales.  A part is what one claim statement of a
+ * lane takes (CT_CLAIM_CHUNK), straight into flight (outbox_connecteam.c),
+ * so the worker never makes a 100,000-sale statement items in one
+ * transaction while its requests wait.  Part k is staged k microseconds
+ * after the statement's start, which orders a statement's parts without
+ * another column.  The worker takes staged rows in staged_at order, which
+ * is the order of a session's statements: the next one starts after this
+ * one ended, and inserting a part's 500 rows takes far longer than a
+ * microsecond.  Statements of concurrent sessions have no order to keep
+ * (neither sees the other's sales before it commits); statements that share
+ * a start (in a DO block or a procedure) were ordered by chance before, as
+ * their single-sale rows still are.
  */
+#define STAGE_PART_SALES 500
+
 static void
 ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 {
 	ArraysReceiver r;
-	Datum		vals[8];
-	char		nulls[8];
+	Datum		vals[9];
+	char		nulls[9];
+	Relation	rel;
 
 	arrays_init(&r, 7, ct_elem_types);
 	owner_run(e, MS_CT_ROWS, owner, nrows, &r.pub);
@@ -757,14 +789,30 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 				vals[c + 1] = r.abs[c]->dvalues[i];
 				nulls[c + 1] = r.abs[c]->dnulls[i] ? 'n' : ' ';
 			}
-			stage_put(rel, BK_CT_STAGE_ONE, vals, nulls);
+			stage_put(rel, BK_CT_STAGE_ONE, vals, nulls, 0);
 		}
 		stage_close(rel);
 		return;
 	}
-	for (int c = 0; c < 7; c++)
-		vals[c + 1] = arrays_result(&r, c);
-	stage_row(BK_CT_STAGE_ARRAYS, vals, nulls);
+	rel = stage_open(BK_CT_STAGE_ARRAYS);
+	for (uint64 first = 0; first < r.rows; first += STAGE_PART_SALES)
+	{
+		int			n = (int) Min(r.rows - first, STAGE_PART_SALES);
+
+		int			part = (int) (first / STAGE_PART_SALES);
+
+		for (int c = 0; c < 7; c++)
+			vals[c + 1] = arrays_slice(&r, c, first, n);
+		vals[8] = Int32GetDatum(part);
+		if (rel != NULL)
+			stage_put(rel, BK_CT_STAGE_ARRAYS, vals, nulls, part);
+		else
+			bk_run(BK_CT_STAGE_ARRAYS, vals, nulls);
+		for (int c = 0; c < 7; c++)
+			pfree(DatumGetPointer(vals[c + 1]));
+	}
+	if (rel != NULL)
+		stage_close(rel);
 }
 
 /*

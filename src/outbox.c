@@ -422,6 +422,7 @@ purge_sent(void)
 
 static Datum lanes_take(OutboxCycle *c);
 static void claim_probes(OutboxCycle *c);
+static bool lane_mine(int capture_id);
 
 /*
  * Expired leases are looked for at the first claim and then at most every
@@ -448,20 +449,18 @@ item_cmp(const void *a, const void *b)
 static void
 claim(OutboxCycle *c)
 {
-	Datum		args[3] = {0, 0, Int32GetDatum(STAGE_ROWS_PER_CLAIM)};
+	Datum		args[4] = {0, 0, Int32GetDatum(STAGE_ROWS_PER_CLAIM), 0};
+	int64		n;
 	ListCell   *lc;
 
 	pgstat_report_activity(STATE_RUNNING, "sales_api worker: claiming outbox items");
 
 	/*
-	 * Staged sales first, every capture's, skipping rows a POS transaction
-	 * is making items itself.  As many items as the row limit: staged rows
-	 * may be left (a row makes at least one item), so go again at once.
+	 * Staged slots first, every capture's, skipping rows a POS transaction
+	 * is making markers of itself.  As many as the row limit: staged rows
+	 * may be left, so go again at once.
 	 */
-	c->expanded = outbox_stage_expand(false, args, "nn ");
-	if (c->expanded >= STAGE_ROWS_PER_CLAIM)
-		c->more = true;
-	c->expanded += outbox_stage_expand_mapal(STAGE_ROWS_PER_CLAIM);
+	c->expanded = outbox_stage_expand_mapal(STAGE_ROWS_PER_CLAIM);
 	if (c->expanded >= STAGE_ROWS_PER_CLAIM)
 		c->more = true;
 	load_captures(c);
@@ -474,7 +473,34 @@ claim(OutboxCycle *c)
 	}
 	purge_sent();
 	c->items = MemoryContextAlloc(c->cxt, sizeof(OutboxItem));
+
+	/*
+	 * A Connecteam lane claimed here takes its due items, then its staged
+	 * sales straight into flight, a claim statement's worth at a time; a
+	 * lane that is busy or waiting takes its own when it claims next.  Only
+	 * the staged sales of this worker's paused servers become pending items
+	 * here (so that they are counted and handled as items while the server
+	 * is paused), as many as the row limit: go again at once if it was met.
+	 * Another worker's captures are that worker's to take.
+	 */
 	outbox_ct_claim(c);
+	{
+		Datum	   *mine = palloc(sizeof(Datum) * (list_length(c->captures) + 1));
+		int			nmine = 0;
+
+		foreach(lc, c->captures)
+		{
+			OutboxCapture *cap = lfirst(lc);
+
+			if (cap->vendor == VENDOR_CONNECTEAM && lane_mine(cap->id))
+				mine[nmine++] = Int32GetDatum(cap->id);
+		}
+		args[3] = PointerGetDatum(construct_array(mine, nmine, INT4OID, 4, true, TYPALIGN_INT));
+	}
+	n = outbox_stage_expand(false, args, "nn  ");
+	if (n >= STAGE_ROWS_PER_CLAIM)
+		c->more = true;
+	c->expanded += n;
 	outbox_mapal_claim(c, sales_api_batch_size);
 	claim_probes(c);
 
@@ -1186,9 +1212,9 @@ record(OutboxCycle *c)
 	 */
 	if (c->windows != NIL)
 	{
-		Datum		args[3] = {0, 0, 0};
+		Datum		args[4] = {0, 0, 0, 0};
 
-		(void) outbox_stage_expand(false, args, "nnn");
+		(void) outbox_stage_expand(false, args, "nnnn");
 	}
 	outbox_ct_settle_windows(c);
 	record_states(c);

@@ -46,6 +46,8 @@
 #define CT_CLAIM_CHUNK 500
 
 static uint64 ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k);
+static int	ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra);
+static uint64 ct_claimed_items(OutboxCycle *c, bool flagged);
 
 /*
  * posts, repairs, and deletes whose earlier post is settled, lane by lane:
@@ -92,6 +94,59 @@ static OutboxStmt claim_stmt = {
 	"   o.vendor_ref,"
 	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
 	.nargs = 4, .types = {INT4OID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
+};
+
+/*
+ * A lane's staged sales straight into flight (ct_claim_staged()): $1 its
+ * capture, $2 how many sales.  Its oldest staged rows, at most $2 of them
+ * (each holds a sale at least), none that a POS transaction holds (it is
+ * making items of them itself), none while the lane's server is paused;
+ * of those, the rows that start within the first $2 sales.  Rows locked
+ * and not taken stay staged, for the lane's next claim.
+ */
+static OutboxStmt stage_take_stmt = {
+	.sql = "WITH l AS (SELECT x.ctid AS c, x.staged_at AS t, coalesce(cardinality(x.sale_keys), 1) AS n"
+	"   FROM sales_api.outbox_stage x"
+	"  WHERE x.capture_id = $1 AND NOT EXISTS (SELECT 1 FROM sales_api.capture c"
+	"        JOIN sales_api.server_state s ON s.server_id = c.server_id WHERE c.id = $1 AND s.paused)"
+	"  ORDER BY x.staged_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	" SELECT array_agg(w.c ORDER BY w.t) FROM (SELECT l.c, l.t,"
+	"   sum(l.n) OVER (ORDER BY l.t ROWS UNBOUNDED PRECEDING) - l.n AS before FROM l) w"
+	" WHERE w.before < $2",
+	.nargs = 2, .types = {INT4OID, INT4OID}
+};
+
+/*
+ * ... made items, as outbox_stage.c's stage_move, in the order the POS
+ * inserted them: the first $2 in flight, as claim_stmt leaves them (a
+ * lane's second job: not a sale with a post in flight), the rest pending.
+ * $1 the rows, $3 lease in ms, $4 plain posts only.  Returns claim_stmt's
+ * columns and whether the item is in flight.
+ */
+static OutboxStmt stage_claim_stmt = {
+	.sql = "WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY ($1) RETURNING st.*),"
+	" u AS (SELECT s.capture_id, s.staged_at, x.k, x.loc, x.stype, x.ts, x.amt, x.tax, x.cur,"
+	"              row_number() OVER (ORDER BY s.staged_at, x.ord) AS n"
+	"   FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),"
+	"                  coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),"
+	"                  coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),"
+	"                  coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))"
+	"           WITH ORDINALITY AS x(k, loc, stype, ts, amt, tax, cur, ord)),"
+	" f AS (SELECT u.*, u.n <= $2 AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
+	"         WHERE p.capture_id = u.capture_id AND p.sale_key = u.k"
+	"           AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")) AS go FROM u)"
+	" INSERT INTO sales_api.outbox AS o (capture_id, kind, sale_key, location_id, sale_type, created_at,"
+	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at,"
+	"                               state, attempts, lease_until)"
+	" SELECT f.capture_id, " OUTBOX_SQL(OUTBOX_CT_POST) ", f.k, f.loc, f.stype, f.ts, f.amt, f.tax, f.cur,"
+	"        f.staged_at, f.staged_at,"
+	"        CASE WHEN f.go THEN " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " ELSE " OUTBOX_SQL(OUTBOX_PENDING) " END,"
+	"        CASE WHEN f.go THEN 1 ELSE 0 END, CASE WHEN f.go THEN now() + $3 * interval '1 ms' END"
+	"   FROM f ORDER BY f.n"
+	" RETURNING o.id, o.capture_id, o.kind, o.attempts, o.ambiguous, o.sale_key, o.location_id,"
+	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
+	"   o.vendor_ref, NULL::bigint, NULL::bigint, o.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT),
+	.nargs = 4, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID}
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
@@ -275,7 +330,12 @@ outbox_ct_claim(OutboxCycle *c)
 	 * worker's other jobs keep sending between them (outbox_execute() runs
 	 * jobs_progress()): each statement takes a lane's oldest due items, as
 	 * one statement would, since the items the one before took are
-	 * in_flight now.  A lane that got fewer than it asked for has no more.
+	 * in_flight now.  A lane that got fewer than it asked for takes its
+	 * staged sales, oldest first, straight into flight: they come after its
+	 * items (made later, their ids are higher), and a large statement's are
+	 * staged in parts of what one statement takes, so they are never made
+	 * pending items first only to be claimed by a second write.  A lane that
+	 * still got fewer than it asked for has no more.
 	 */
 	for (;;)
 	{
@@ -302,6 +362,8 @@ outbox_ct_claim(OutboxCycle *c)
 
 			if (left[i] <= 0)
 				continue;
+			if (got < asked)
+				got += ct_claim_staged(c, c->ct_lane_cap[i], asked - got, c->ct_lane_extra[i]);
 			left[i] -= got;
 			if (got < asked)
 				left[i] = 0;	/* nothing more due now */
@@ -316,8 +378,6 @@ static uint64
 ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 {
 	Datum		vals[4];
-	OutboxItem *items;
-	uint64		n;
 
 	vals[0] = Int32GetDatum(sales_api_lease_ms);
 	vals[1] = PointerGetDatum(construct_array(cap, k, INT4OID, 4, true, TYPALIGN_INT));
@@ -325,14 +385,64 @@ ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 	vals[3] = PointerGetDatum(construct_array(extra, k, BOOLOID, 1, true, TYPALIGN_CHAR));
 	if (outbox_execute(&claim_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim Connecteam outbox items");
-	n = SPI_processed;
+	return ct_claimed_items(c, false);
+}
+
+/*
+ * A lane's staged sales, at most want of them, straight into flight (see
+ * outbox_ct_claim()); returns how many were claimed.
+ */
+static int
+ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
+{
+	Datum		vals[4];
+	bool		isnull;
+
+	vals[0] = cap;
+	vals[1] = Int32GetDatum(want);
+	if (outbox_execute(&stage_take_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not take staged Connecteam sales");
+	vals[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return 0;
+	vals[1] = Int32GetDatum(want);
+	vals[2] = Int32GetDatum(sales_api_lease_ms);
+	vals[3] = extra;
+	if (outbox_execute(&stage_claim_stmt, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not make staged Connecteam sales outbox items");
+	return (int) ct_claimed_items(c, true);
+}
+
+/*
+ * The items of the claim statement just run (SPI_tuptable), added to the
+ * cycle; returns how many.  flagged: a last column says which rows were
+ * claimed (the others were made pending).
+ */
+static uint64
+ct_claimed_items(OutboxCycle *c, bool flagged)
+{
+	uint64		rows = SPI_processed;
+	uint64		n = 0;
+	OutboxItem *items;
+
+	for (uint64 i = 0; i < rows; i++)
+	{
+		bool		isnull;
+
+		if (!flagged || DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 16, &isnull)))
+			n++;
+	}
 	items = outbox_add_items(c, n);
-	for (uint64 i = 0; i < n; i++)
+	for (uint64 i = 0, j = 0; i < rows; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	td = SPI_tuptable->tupdesc;
-		OutboxItem *it = &items[i];
+		OutboxItem *it;
 		bool		isnull;
+
+		if (flagged && !DatumGetBool(SPI_getbinval(tup, td, 16, &isnull)))
+			continue;
+		it = &items[j++];
 
 		it->id = outbox_spi_int64(tup, td, 1, &isnull);
 		it->cap = outbox_capture(c, (int) outbox_spi_int64(tup, td, 2, &isnull));
@@ -891,7 +1001,12 @@ window_verify(OutboxCycle *c, OutboxWindow *w)
 		keys[k] = CStringGetTextDatum(was[k]->reference);
 	vals[0] = Int32GetDatum(w->cap->id);
 	vals[1] = PointerGetDatum(construct_array(keys, nwas, TEXTOID, -1, false, TYPALIGN_INT));
-	if (outbox_execute(&staged_keys_stmt, vals, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	/*
+	 * Not read-only: a read-only statement keeps the snapshot of the record's
+	 * start and would not see the staged rows that record() made items just
+	 * before (outbox_stage_expand()), which then looked still staged.
+	 */
+	if (outbox_execute(&staged_keys_stmt, vals, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not look for staged sales of a window");
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{

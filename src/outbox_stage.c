@@ -39,20 +39,28 @@
 
 PG_FUNCTION_INFO_V1(sales_api_stage_expand);
 
-/* $1 capture (NULL: every one), $2 sale keys (NULL: every sale), $3 most rows (NULL: all) */
+/*
+ * $1 capture (NULL: every one), $2 sale keys (NULL: every sale), $3 most
+ * rows (NULL: all), $4 the captures of the worker's claim (NULL: every
+ * capture, every server): of those, only a paused server's rows, since
+ * the others' lanes take their staged sales straight into flight when they
+ * claim (ct_claim_staged() in outbox_connecteam.c).
+ */
 #define STAGE_LOCK_SQL(lock) \
 	"SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.outbox_stage x" \
 	" WHERE ($1 IS NULL OR x.capture_id = $1)" \
 	"   AND ($2 IS NULL OR x.sale_key IN (SELECT unnest($2))" \
 	"        OR (x.sale_keys IS NOT NULL" \
 	"            AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v) WHERE sk.v IN (SELECT unnest($2)))))" \
+	"   AND ($4 IS NULL OR (x.capture_id = ANY ($4) AND EXISTS (SELECT 1 FROM sales_api.capture c" \
+	"        JOIN sales_api.server_state s ON s.server_id = c.server_id WHERE c.id = x.capture_id AND s.paused)))" \
 	" ORDER BY x.staged_at LIMIT $3 FOR UPDATE" lock ") l"
 
 static OutboxStmt stage_lock_wait = {
-	.sql = STAGE_LOCK_SQL(""), .nargs = 3, .types = {INT4OID, TEXTARRAYOID, INT4OID}
+	.sql = STAGE_LOCK_SQL(""), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
 };
 static OutboxStmt stage_lock_skip = {
-	.sql = STAGE_LOCK_SQL(" SKIP LOCKED"), .nargs = 3, .types = {INT4OID, TEXTARRAYOID, INT4OID}
+	.sql = STAGE_LOCK_SQL(" SKIP LOCKED"), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
 };
 
 /* $1 the locked rows */
@@ -73,10 +81,10 @@ static OutboxStmt stage_move = {
 
 /*
  * Make the staged rows that args select outbox items; returns how many
- * items were made.  args are the capture id, the sale keys (text[]) and the
- * most rows to take, each NULL (nulls[i] = 'n') for no limit.  wait: wait
- * for rows another transaction holds, else skip them.  Connects to SPI
- * itself; runs as the current user.
+ * items were made.  args are the capture id, the sale keys (text[]), the
+ * most rows to take and the captures of a worker's claim (int4[], see
+ * STAGE_LOCK_SQL), each NULL (nulls[i] = 'n') for no limit.  wait: wait for rows another transaction holds, else
+ * skip them.  Connects to SPI itself; runs as the current user.
  */
 int64
 outbox_stage_expand(bool wait, Datum *args, const char *nulls)
@@ -167,8 +175,8 @@ outbox_stage_expand_mapal(int max_rows)
 Datum
 sales_api_stage_expand(PG_FUNCTION_ARGS)
 {
-	Datum		args[3];
-	char		nulls[3];
+	Datum		args[4] = {0, 0, 0, 0};
+	char		nulls[5] = "   n";
 
 	for (int i = 0; i < 3; i++)
 	{

@@ -127,8 +127,8 @@ _PG_init(void)
 
 	DefineCustomIntVariable("sales_api.stage_min_rows",
 							"POS statements of at least this many rows have their Connecteam sales staged for the worker.",
-							"Such a statement writes one row of arrays to sales_api.outbox_stage, a smaller one a row per sale; "
-							"the worker makes them outbox items.  0: one row of arrays for every statement.",
+							"Such a statement writes rows of arrays of 500 sales to sales_api.outbox_stage, a smaller one a row per sale; "
+							"the worker makes them outbox items.  0: rows of arrays for every statement.",
 							&sales_api_stage_min_rows,
 							1000, 0, INT_MAX,
 							PGC_SUSET,

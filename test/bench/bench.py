@@ -557,7 +557,7 @@ def bench_capture(cfg, res, work):
                         table, copy_file), BDB)
                 times[(name, method)].append(ms)
                 if name == "sales_api":
-                    # items, or (0.6) sales staged as one row for the worker to make items
+                    # items, or (0.6) sales staged for the worker to make items
                     n_out = int(q1("SELECT (SELECT count(*) FROM sales_api.outbox) + (SELECT coalesce(sum("
                                    "coalesce(cardinality(sale_keys), 1)), 0) FROM sales_api.outbox_stage)", db=BDB))
                     if n_out != n:
@@ -777,8 +777,9 @@ def bench_drain(cfg, res, state, peer=None):
     res.add("3", "Mapal requests per unit and day", "%.2f" % per_unit_day,
             "%s dirty slots of %d unit-days" % (fmt_int(d["n_slots"]), UNITS), "1 (the floor)",
             per_unit_day <= 1.0001, pgq="%s (no Mapal consumer)" % NO_PGQ if peer else None)
-    for name, x, what in (("both vendors", d, "INSERT ... SELECT with both captures: %s Connecteam items, staged as "
-                           "one row and made items by the worker within the drain's time, and %s Mapal slots" % (
+    for name, x, what in (("both vendors", d, "INSERT ... SELECT with both captures: %s Connecteam sales, staged in "
+                           "rows of 500 that the worker takes straight into flight within the drain's time, "
+                           "and %s Mapal slots" % (
                                fmt_int(n), fmt_int(d["n_slots"]))),
                           ("Connecteam only", c, "INSERT ... SELECT with the Connecteam capture")):
         res.note("2 drain, %s: %s sales captured in %s (%s); delivered in %.2f s (Connecteam done after %.2f s%s); "

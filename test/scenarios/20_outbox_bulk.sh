@@ -19,8 +19,10 @@ for i in range(10000):
     ch = ['EAT_IN', 'TAKE', 'DELIVERY'][i % 3]
     print(f'{store}\t{t.isoformat()}+00\t{kind}\t{ch}\t{(i % 5000) / 100 + 1:.2f}\t{(i % 300) / 100:.2f}\t{1 + i % 3}')
 \"\$\$" \
-  -c "SELECT count(*), sum(coalesce(cardinality(sale_keys), 1)) FROM sales_api.outbox_stage" -c "COMMIT" > "$SA_WORK/bulk_stage.out"
-expect_eq "$(cat "$SA_WORK/bulk_stage.out")" "1|10000" "the COPY's Connecteam sales staged as one row, before the commit"
+  -c "SELECT count(*), sum(coalesce(cardinality(sale_keys), 1)), string_agg(DISTINCT cardinality(sale_keys)::text, ','),
+             count(DISTINCT staged_at), max(staged_at) - min(staged_at) FROM sales_api.outbox_stage" -c "COMMIT" > "$SA_WORK/bulk_stage.out"
+expect_eq "$(cat "$SA_WORK/bulk_stage.out")" "20|10000|500|20|00:00:00.000019" \
+    "the COPY's Connecteam sales staged before the commit, in 20 parts of 500 a microsecond apart"
 wait_for "SELECT (SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post') = 10000 AND NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)" 120 "the worker to make the staged sales outbox items"
 expect_eq "$(q -c "SELECT count(DISTINCT sale_key) FROM sales_api.outbox WHERE kind = 'ct_post'")" 10000 "one outbox item per captured sale"
 wait_for "$(drained)" 120 "10,000 sales to drain"

@@ -31,8 +31,16 @@ q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (2, '2026-11-21 09
 q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
       SELECT 1 + i % 2, timestamptz '2026-11-21 10:00+00' + i * interval '3 seconds', 1 + i % 90, 0.10
         FROM generate_series(1, 2400) i"
-expect_eq "$(q -c "SELECT count(*) || '/' || sum(coalesce(cardinality(sale_keys), 1)) FROM sales_api.outbox_stage")" "3/2402" \
-    "two single-row statements staged as a row each, the bulk statement as one row"
+expect_eq "$(q -c "SELECT count(*) || '/' || sum(coalesce(cardinality(sale_keys), 1)) FROM sales_api.outbox_stage")" "7/2402" \
+    "two single-row statements staged as a row each, the bulk statement as five rows"
+expect_eq "$(q -c "SELECT string_agg(cardinality(sale_keys) || '@' || extract(microseconds FROM staged_at - statement_start)::int, ','
+                            ORDER BY staged_at)
+                     FROM (SELECT s.*, min(staged_at) OVER () AS statement_start FROM sales_api.outbox_stage s
+                            WHERE sale_keys IS NOT NULL) x")" "500@0,500@1,500@2,500@3,400@4" \
+    "the bulk statement's parts, of at most 500 sales, a microsecond apart"
+expect_eq "$(q -c "SELECT bool_and(k = i::text) FROM (SELECT k, row_number() OVER (ORDER BY s.staged_at, o) + 2 AS i
+                     FROM sales_api.outbox_stage s, unnest(s.sale_keys) WITH ORDINALITY AS u(k, o)
+                    WHERE s.sale_keys IS NOT NULL) x")" t "the parts hold the sales in the order the statement inserted them"
 expect_eq "$(q -c "SELECT items FROM sales_api.outbox_status WHERE server_name = 'connecteam' AND state = 'staged'")" 2402 \
     "outbox_status shows the staged sales"
 expect_eq "$(q -c "SELECT string_agg(verdict || ':' || (pending_items > 0), ',' ORDER BY location_id)
@@ -52,8 +60,8 @@ expect_eq "$(q -c "SELECT state FROM pg_stat_activity WHERE application_name = '
     "the second UPDATE did not wait for the first transaction"
 session_run first "COMMIT;"
 session_close first
-expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage")" 3 \
-    "sales 1 and 2 made items by their UPDATEs; left: the bulk row and the two new versions"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage")" 7 \
+    "sales 1 and 2 made items by their UPDATEs; left: the bulk statement's five rows and the two new versions"
 
 # 3. In one transaction: a bulk insert, then an update and a delete of its sales
 q <<'SQL' >/dev/null
@@ -153,4 +161,76 @@ python3 "$(dirname "$0")/../lib/compare.py" staged-updates
 expect_eq "$(q -c "SELECT string_agg(verdict, ',' ORDER BY location_id, sales_date)
                      FROM sales_api.reconcile_connecteam('connecteam', '2026-11-21', '2026-11-23')")" \
     "match,match,match,match,match,match" "reconciliation matches once delivered"
+# 5. A claiming lane takes a large statement's staged parts straight into
+# flight: each of its items is written twice (made in flight, recorded), where
+# an item made pending and then claimed is written three times.  And the
+# worker reports its table statistics while it runs (autovacuum reads them):
+# they count the items it made without its exiting.
+stats() { q -c "SELECT n_tup_ins || ' ' || n_tup_upd FROM pg_stat_user_tables WHERE relid = 'sales_api.outbox'::regclass"; }
+restart_worker() {  # a worker's statistics are all sent when it exits
+    local pid; pid=$(worker)
+    q -d postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
+    wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 30 "the worker to exit"
+    wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 60 "the worker to be restarted"
+}
+restart_worker
+read -r ins0 upd0 <<<"$(stats)"
+maxid=$(q -c "SELECT max(id) FROM sales_api.outbox")
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
+      SELECT 1 + i % 2, timestamptz '2026-11-24 10:00+00' + i * interval '2 seconds', 1 + i % 90, 0.10
+        FROM generate_series(1, 3000) i"
+wait_for "$(drained)" 120 "the 3,000 sales to drain"
+wait_for "SELECT n_tup_ins >= $ins0 + 3000 FROM pg_stat_user_tables WHERE relid = 'sales_api.outbox'::regclass" 30 \
+    "the running worker to report the items it made"
+pass "the running worker reports its table statistics"
+restart_worker
+read -r ins1 upd1 <<<"$(stats)"
+read -r ct mapal <<<"$(q -F ' ' -c "SELECT count(*) FILTER (WHERE kind = 'ct_post'), count(*) FILTER (WHERE kind = 'mapal_slot')
+                                     FROM sales_api.outbox WHERE id > $maxid")"
+echo "items made: $ct Connecteam, $mapal Mapal; outbox rows inserted $((ins1 - ins0)), updated $((upd1 - upd0))"
+expect_eq "$ct" 3000 "3,000 Connecteam items"
+expect_eq "$((ins1 - ins0))" "$((ct + mapal))" "each item inserted once"
+# a Mapal marker is made pending, claimed, then recorded: two updates.  A
+# Connecteam item made in flight is updated once, when its outcome is
+# recorded (one made pending and claimed later, twice: a lane whose rate-limit
+# budget cuts its claim below a part's 500 sales leaves the rest pending)
+ct_upd=$((upd1 - upd0 - 2 * mapal))
+[ "$ct_upd" -ge "$ct" ] && [ "$ct_upd" -lt $((ct * 3 / 2)) ] \
+    || fail "the Connecteam items were updated $ct_upd times, not once each (as made in flight): $ct items"
+pass "the Connecteam items were updated $ct_upd times for $ct items: made in flight, then recorded"
+
+# 6. A POS transaction that holds a large statement's oldest part (it updated
+# a sale of it and stays open) holds back neither that statement's other
+# parts nor later sales: the lane takes the parts it can lock
+stop_worker() {
+    local pid; pid=$(worker)
+    for _ in $(seq 1 100); do
+        wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid AND state = 'idle' AND wait_event_type = 'Extension')" 60 "the worker to sleep between cycles"
+        kill -STOP "$pid"
+        [ "$(q -c "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid AND state = 'idle' AND wait_event_type = 'Extension')")" = t ] && break
+        kill -CONT "$pid"
+    done
+    echo "$pid"
+}
+wpid=$(stop_worker)
+trap 'kill -CONT "$wpid" 2>/dev/null || true' EXIT
+first=$(q -c "SELECT last_value + 1 FROM pos_sales_id_seq")
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax)
+      SELECT 1 + i % 2, timestamptz '2026-11-25 10:00+00' + i * interval '2 seconds', 1 + i % 90, 0.10
+        FROM generate_series(1, 2000) i"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE sale_keys IS NOT NULL")" 4 "2,000 sales staged in four parts"
+session_open holder
+session_run holder "BEGIN;" "UPDATE pos_sales SET net = net + 1 WHERE id = $first;"
+mockctl mark >/dev/null
+kill -CONT "$wpid"
+trap - EXIT
+wait_until '[ "$(mockctl count --since-mark --path /connecteam/sales/v1/transactions --method POST)" -ge 15 ]' 60 \
+    "the three parts the open transaction does not hold to be posted"
+expect_eq "$(q -c "SELECT state FROM pg_stat_activity WHERE application_name = 'sa_holder'")" "idle in transaction" \
+    "the transaction holding the first part was still open"
+session_run holder "COMMIT;"
+session_close holder
+wait_for "$(drained)" 120 "the held part and the update to drain"
+python3 "$(dirname "$0")/../lib/compare.py" staged-held-part
+
 echo "staged outbox scenario passed"
