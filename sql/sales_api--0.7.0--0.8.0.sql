@@ -181,3 +181,5 @@ $$;
 -- a large statement is staged in rows of at most 500 sales (src/capture.c)
 COMMENT ON TABLE sales_api.outbox_stage IS
 'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or rows of arrays of at most 500 sales for a large statement';
+COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
+'makes staged sales (sales_api.outbox_stage) pending outbox items, as the worker does for a paused server';

@@ -467,9 +467,10 @@ REVOKE ALL ON FUNCTION sales_api.detach(regclass, name) FROM PUBLIC;
 -- value, three B-tree entries, two CHECK constraints (whose expressions the
 -- executor reads and plans again for every statement) and five partial-index
 -- predicates per sale.  A POS statement of fewer rows than
--- sales_api.stage_min_rows writes a row per sale, a larger one a single row
--- of arrays, in the order it inserted them.  At the start of every cycle the
--- worker makes staged rows outbox items, in one transaction that deletes the
+-- sales_api.stage_min_rows writes a row per sale, a larger one rows of arrays
+-- of 500 sales, in the order it inserted them.  A Connecteam lane the worker
+-- claims for takes its staged sales straight into flight (a paused server's
+-- become pending items at every cycle), in one transaction that deletes the
 -- rows and inserts their items: a staged sale is in exactly one of the two
 -- places at every commit.  Staged rows are written, WAL-logged and committed
 -- with the sales, so a crash loses none.  Mapal captures stage the slots a
@@ -551,10 +552,11 @@ $$;
 
 -- Staged rows become outbox items (ct_post), oldest statement first, a large
 -- statement's sales in the order of its arrays (src/outbox_stage.c, which the
--- worker and the capture trigger call directly).  The worker takes them with
--- wait = false, skipping rows a POS transaction is expanding, and at most
--- max_rows staged rows per claim (a backlog after a long stop is taken in
--- steps, not in one huge transaction); an UPDATE or DELETE of captured sales
+-- worker and the capture trigger call directly).  The worker takes a paused
+-- server's with wait = false, skipping rows a POS transaction is expanding,
+-- and at most max_rows staged rows per claim (a backlog after a long stop is
+-- taken in steps, not in one huge transaction; a lane that is not paused
+-- takes its own straight into flight); an UPDATE or DELETE of captured sales
 -- first takes, with wait = true, the staged rows that hold its sales, so that
 -- it finds the posts of those sales.  The keys are matched through hashed
 -- subplans: a DELETE of 100,000 sales while a 100,000-sale row is staged
@@ -565,7 +567,7 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'sales_api_stage_expand'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
-'makes staged sales (sales_api.outbox_stage) outbox items, as the worker does at the start of every cycle';
+'makes staged sales (sales_api.outbox_stage) pending outbox items, as the worker does for a paused server';
 REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) FROM PUBLIC;
 
 -------------------------------------------------------------------------------

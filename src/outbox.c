@@ -10,10 +10,13 @@
  * holds back another:
  *
  *   1. claim (one transaction, for every lane neither busy nor waiting):
- *      staged sales become items (outbox_stage.c); expired leases of idle
- *      lanes are taken back; a batch of due items is moved to in_flight
- *      with a lease (FOR UPDATE SKIP LOCKED, so an operator's manual
- *      statements or a second worker never block on it); Mapal slot totals
+ *      staged Mapal slots become markers (outbox_stage.c); expired leases
+ *      of idle lanes are taken back; a batch of due items is moved to
+ *      in_flight with a lease (FOR UPDATE SKIP LOCKED, so an operator's
+ *      manual statements or a second worker never block on it), and a
+ *      Connecteam lane's staged sales are made items in flight
+ *      (outbox_connecteam.c; a paused server's become pending items,
+ *      outbox_stage.c); Mapal slot totals
  *      are recomputed from the POS table; the captures' credentials are
  *      resolved as their run_as roles; the Connecteam windows to replace
  *      are read.  The items are grouped into one job per capture.

@@ -8,9 +8,11 @@
  *		statement, so a staged sale or slot is in exactly one of the two
  *		tables at every commit.
  *
- * Two callers: the worker, at the start of every claim (every capture, rows
- * a POS transaction holds skipped, at most a batch of rows: a backlog after
- * a long stop goes in steps) and when it records a replaced window; and the
+ * Two callers: the worker, at every claim (its captures of a paused server:
+ * the others' lanes take their staged sales straight into flight, see
+ * ct_claim_staged() in outbox_connecteam.c; rows a POS transaction holds
+ * skipped, at most a batch of rows: a backlog after a long stop goes in
+ * steps) and when it records a replaced window (every capture); and the
  * capture trigger, before an UPDATE or DELETE looks for the posts of its
  * sales (the staged rows holding those sales, waiting for a POS transaction
  * that is making items of them itself).  sales_api._stage_expand() is the
