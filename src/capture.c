@@ -798,7 +798,6 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 	for (uint64 first = 0; first < r.rows; first += STAGE_PART_SALES)
 	{
 		int			n = (int) Min(r.rows - first, STAGE_PART_SALES);
-
 		int			part = (int) (first / STAGE_PART_SALES);
 
 		for (int c = 0; c < 7; c++)

@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 
 #include "outbox_connecteam.h"
+#include "outbox_stage.h"
 #include "ratelimit.h"
 #include "server.h"
 #include "vendor.h"
@@ -47,7 +48,7 @@
 
 static uint64 ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k);
 static int	ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra);
-static uint64 ct_claimed_items(OutboxCycle *c, bool flagged);
+static uint64 ct_claimed_items(OutboxCycle *c);
 
 /*
  * posts, repairs, and deletes whose earlier post is settled, lane by lane:
@@ -121,21 +122,17 @@ static OutboxStmt stage_take_stmt = {
  * inserted them: the first $2 in flight, as claim_stmt leaves them (a
  * lane's second job: not a sale with a post in flight), the rest pending.
  * $1 the rows, $3 lease in ms, $4 plain posts only.  Returns claim_stmt's
- * columns and whether the item is in flight.
+ * columns (and the state) of the items in flight.
  */
 static OutboxStmt stage_claim_stmt = {
 	.sql = "WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY ($1) RETURNING st.*),"
 	" u AS (SELECT s.capture_id, s.staged_at, x.k, x.loc, x.stype, x.ts, x.amt, x.tax, x.cur,"
 	"              row_number() OVER (ORDER BY s.staged_at, x.ord) AS n"
-	"   FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),"
-	"                  coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),"
-	"                  coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),"
-	"                  coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))"
-	"           WITH ORDINALITY AS x(k, loc, stype, ts, amt, tax, cur, ord)),"
+	"   FROM s, " STAGE_SALES_OF_S("x") "),"
 	" f AS (SELECT u.*, u.n <= $2 AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
 	"         WHERE p.capture_id = u.capture_id AND p.sale_key = u.k"
-	"           AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")) AS go FROM u)"
-	" INSERT INTO sales_api.outbox AS o (capture_id, kind, sale_key, location_id, sale_type, created_at,"
+	"           AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")) AS go FROM u),"
+	" i AS (INSERT INTO sales_api.outbox AS o (capture_id, kind, sale_key, location_id, sale_type, created_at,"
 	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at,"
 	"                               state, attempts, lease_until)"
 	" SELECT f.capture_id, " OUTBOX_SQL(OUTBOX_CT_POST) ", f.k, f.loc, f.stype, f.ts, f.amt, f.tax, f.cur,"
@@ -145,7 +142,8 @@ static OutboxStmt stage_claim_stmt = {
 	"   FROM f ORDER BY f.n"
 	" RETURNING o.id, o.capture_id, o.kind, o.attempts, o.ambiguous, o.sale_key, o.location_id,"
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
-	"   o.vendor_ref, NULL::bigint, NULL::bigint, o.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT),
+	"   o.vendor_ref, NULL::bigint, NULL::bigint, o.state)"
+	" SELECT * FROM i WHERE i.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " ORDER BY i.id",
 	.nargs = 4, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID}
 };
 
@@ -385,7 +383,7 @@ ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 	vals[3] = PointerGetDatum(construct_array(extra, k, BOOLOID, 1, true, TYPALIGN_CHAR));
 	if (outbox_execute(&claim_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim Connecteam outbox items");
-	return ct_claimed_items(c, false);
+	return ct_claimed_items(c);
 }
 
 /*
@@ -408,41 +406,27 @@ ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 	vals[1] = Int32GetDatum(want);
 	vals[2] = Int32GetDatum(sales_api_lease_ms);
 	vals[3] = extra;
-	if (outbox_execute(&stage_claim_stmt, vals, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+	if (outbox_execute(&stage_claim_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not make staged Connecteam sales outbox items");
-	return (int) ct_claimed_items(c, true);
+	return (int) ct_claimed_items(c);
 }
 
 /*
  * The items of the claim statement just run (SPI_tuptable), added to the
- * cycle; returns how many.  flagged: a last column says which rows were
- * claimed (the others were made pending).
+ * cycle; returns how many.
  */
 static uint64
-ct_claimed_items(OutboxCycle *c, bool flagged)
+ct_claimed_items(OutboxCycle *c)
 {
-	uint64		rows = SPI_processed;
-	uint64		n = 0;
-	OutboxItem *items;
+	uint64		n = SPI_processed;
+	OutboxItem *items = outbox_add_items(c, n);
 
-	for (uint64 i = 0; i < rows; i++)
-	{
-		bool		isnull;
-
-		if (!flagged || DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 16, &isnull)))
-			n++;
-	}
-	items = outbox_add_items(c, n);
-	for (uint64 i = 0, j = 0; i < rows; i++)
+	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	td = SPI_tuptable->tupdesc;
-		OutboxItem *it;
+		OutboxItem *it = &items[i];
 		bool		isnull;
-
-		if (flagged && !DatumGetBool(SPI_getbinval(tup, td, 16, &isnull)))
-			continue;
-		it = &items[j++];
 
 		it->id = outbox_spi_int64(tup, td, 1, &isnull);
 		it->cap = outbox_capture(c, (int) outbox_spi_int64(tup, td, 2, &isnull));

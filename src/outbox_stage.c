@@ -72,11 +72,7 @@ static OutboxStmt stage_move = {
 	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)"
 	" SELECT s.capture_id, " OUTBOX_SQL(OUTBOX_CT_POST) ", u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur,"
 	"        s.staged_at, s.staged_at"
-	"   FROM s, unnest(coalesce(s.sale_keys, ARRAY[s.sale_key]), coalesce(s.location_ids, ARRAY[s.location_id]),"
-	"                  coalesce(s.sale_types, ARRAY[s.sale_type]), coalesce(s.created_ats, ARRAY[s.created_at]),"
-	"                  coalesce(s.final_sale_amounts, ARRAY[s.final_sale_amount]),"
-	"                  coalesce(s.tax_amounts, ARRAY[s.tax_amount]), coalesce(s.currencies, ARRAY[s.currency]))"
-	"           WITH ORDINALITY AS u(k, loc, stype, ts, amt, tax, cur, ord)"
+	"   FROM s, " STAGE_SALES_OF_S("u")
 	"  ORDER BY s.staged_at, u.ord",
 	.nargs = 1, .types = {TIDARRAYOID}
 };
@@ -85,8 +81,9 @@ static OutboxStmt stage_move = {
  * Make the staged rows that args select outbox items; returns how many
  * items were made.  args are the capture id, the sale keys (text[]), the
  * most rows to take and the captures of a worker's claim (int4[], see
- * STAGE_LOCK_SQL), each NULL (nulls[i] = 'n') for no limit.  wait: wait for rows another transaction holds, else
- * skip them.  Connects to SPI itself; runs as the current user.
+ * STAGE_LOCK_SQL), each NULL (nulls[i] = 'n') for no limit.  wait: wait
+ * for rows another transaction holds, else skip them.  Connects to SPI
+ * itself; runs as the current user.
  */
 int64
 outbox_stage_expand(bool wait, Datum *args, const char *nulls)

@@ -65,13 +65,13 @@ PG_FUNCTION_INFO_V1(sales_api_wake_worker_on_commit);
 PG_FUNCTION_INFO_V1(sales_api_worker_stats);
 PG_FUNCTION_INFO_V1(sales_api_wake_worker);
 
+/* the rest after which pending table statistics are sent, as postgres.c's idle loop */
+#define STATS_REST_MS 1000
+
 WorkerShared *worker_shared = NULL;
 
 char	   *sales_api_database = NULL;	/* '*': every database */
 bool		sales_api_worker_enabled = true;
-/* the rest after which pending table statistics are sent, as postgres.c's idle loop */
-#define STATS_REST_MS 1000
-
 int			sales_api_worker_naptime_ms = 10000;
 int			sales_api_batch_size = 2000;
 int			sales_api_lease_ms = 120000;
