@@ -170,7 +170,8 @@ outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_onl
 	PushOverrideSearchPath(&path);
 	if (stmt->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->types);
+		SPIPlanPtr	plan = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->types,
+											  stmt->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "sales_api: could not prepare an outbox statement: %s",

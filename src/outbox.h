@@ -31,6 +31,13 @@ typedef struct OutboxStmt
 	const char *sql;
 	int			nargs;
 	Oid			types[OUTBOX_STMT_MAX_ARGS];
+	/*
+	 * Always the generic plan: for a statement run at every claim whose
+	 * parameters (arrays, a limit) change nothing in its plan, so that the
+	 * plan cache does not plan it again at each call because a custom plan
+	 * looks cheaper than the generic one.
+	 */
+	bool		generic;
 	SPIPlanPtr	plan;
 } OutboxStmt;
 

@@ -94,7 +94,7 @@ static OutboxStmt claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref,"
 	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
-	.nargs = 4, .types = {INT4OID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
+	.nargs = 4, .types = {INT4OID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}, .generic = true
 };
 
 /*
@@ -144,7 +144,7 @@ static OutboxStmt stage_claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref, NULL::bigint, NULL::bigint, o.state)"
 	" SELECT * FROM i WHERE i.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " ORDER BY i.id",
-	.nargs = 4, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID}
+	.nargs = 4, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID}, .generic = true
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
