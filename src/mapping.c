@@ -466,8 +466,22 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 				break;
 			}
 		case MS_MAPAL_TOTALS:
-			/* totals of the slots of one unit and business day */
-			appendStringInfoString(&b, "SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint, sum(guests)::bigint FROM (SELECT ");
+		case MS_MAPAL_UNITS_TOTALS:
+			/*
+			 * Totals of the slots of one unit and business day, or of several
+			 * units of one business day (the worker: one scan of the day for
+			 * a claim's units, with the unit first in each row).
+			 */
+			if (stmt == MS_MAPAL_UNITS_TOTALS)
+			{
+				appendStringInfoString(&b, "SELECT u, c, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
+									   " sum(guests)::bigint FROM (SELECT ");
+				append_field(&b, def, MF_UNIT_ID);
+				appendStringInfoString(&b, " AS u, ");
+			}
+			else
+				appendStringInfoString(&b, "SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
+									   " sum(guests)::bigint FROM (SELECT ");
 			append_field(&b, def, MF_CURRENCY_ID);
 			appendStringInfoString(&b, " AS c, ");
 			append_field(&b, def, MF_SALES_TYPE_ID);
@@ -486,11 +500,13 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 			appendStringInfo(&b, " AS guests FROM %s AS s WHERE ", src);
 			append_field(&b, def, MF_UNIT_ID);
 			/* a business day's sales lie within a day of it, in local time */
-			appendStringInfo(&b, " = $1 AND %s::timestamptz >= ($2::timestamp - interval '1 day') AT TIME ZONE %s"
+			appendStringInfo(&b, " %s AND %s::timestamptz >= ($2::timestamp - interval '1 day') AT TIME ZONE %s"
 							 " AND %s::timestamptz < ($2::timestamp + interval '2 days') AT TIME ZONE %s) x"
-							 " WHERE bd = $2 GROUP BY c, t, sl",
+							 " WHERE bd = $2 GROUP BY %sc, t, sl",
+							 stmt == MS_MAPAL_UNITS_TOTALS ? "= ANY ($1)" : "= $1",
 							 def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone),
-							 def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone));
+							 def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone),
+							 stmt == MS_MAPAL_UNITS_TOTALS ? "u, " : "");
 			break;
 		case MS_CT_WINDOW:
 		case MS_CT_WINDOW_LOCK:

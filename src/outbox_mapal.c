@@ -104,9 +104,10 @@ take_slots(OutboxCycle *c, uint64 n)
 	}
 }
 
-/* A recomputed row of a unit-day's totals, keyed for the search of its slots */
+/* A recomputed row of a day's totals, keyed for the search of its slots */
 typedef struct TotalsRow
 {
+	int64		unit;
 	const char *currency;
 	const char *sales_type;
 	Timestamp	slot;
@@ -120,6 +121,8 @@ totals_row_cmp(const void *a, const void *b)
 	const TotalsRow *y = b;
 	int			r;
 
+	if (x->unit != y->unit)
+		return x->unit < y->unit ? -1 : 1;
 	if (x->slot != y->slot)
 		return x->slot < y->slot ? -1 : 1;
 	r = strcmp(x->currency, y->currency);
@@ -127,11 +130,11 @@ totals_row_cmp(const void *a, const void *b)
 }
 
 /*
- * The rows of one unit-day's totals (currency, sales type, slot, net,
- * gross, checks, guests), each read once and sorted by slot, currency and
- * sales type; rows with a NULL key match no slot.  Each dirty slot then
- * finds its row by binary search: a unit-day of 300 slots compared every
- * slot with every row, through SPI_getvalue(), 90,000 times.
+ * The rows of one day's totals for the claimed units (unit, currency, sales
+ * type, slot, net, gross, checks, guests), each read once and sorted; rows
+ * with a NULL key match no slot.  Each dirty slot then finds its row by
+ * binary search: a unit-day of 300 slots compared every slot with every row,
+ * through SPI_getvalue(), 90,000 times.
  */
 static TotalsRow *
 totals_rows(SPITupleTable *tt, uint64 nrows, int *n)
@@ -142,15 +145,18 @@ totals_rows(SPITupleTable *tt, uint64 nrows, int *n)
 	for (uint64 r = 0; r < nrows; r++)
 	{
 		HeapTuple	tup = tt->vals[r];
-		bool		isnull;
-		Datum		sl = SPI_getbinval(tup, tt->tupdesc, 3, &isnull);
+		bool		unull,
+					snull;
+		Datum		u = SPI_getbinval(tup, tt->tupdesc, 1, &unull);
+		Datum		sl = SPI_getbinval(tup, tt->tupdesc, 4, &snull);
 
-		if (isnull)
+		if (unull || snull)
 			continue;
-		rows[k].currency = SPI_getvalue(tup, tt->tupdesc, 1);
-		rows[k].sales_type = SPI_getvalue(tup, tt->tupdesc, 2);
+		rows[k].currency = SPI_getvalue(tup, tt->tupdesc, 2);
+		rows[k].sales_type = SPI_getvalue(tup, tt->tupdesc, 3);
 		if (rows[k].currency == NULL || rows[k].sales_type == NULL)
 			continue;
+		rows[k].unit = DatumGetInt64(u);
 		rows[k].slot = DatumGetTimestamp(sl);
 		rows[k].tup = tup;
 		k++;
@@ -161,14 +167,15 @@ totals_rows(SPITupleTable *tt, uint64 nrows, int *n)
 }
 
 /*
- * A dirty slot's totals from the recomputed rows of its unit and day; a
- * slot with no sale left gets zeros, which replace what Mapal holds.
+ * A dirty slot's totals from the recomputed rows of its day; a slot with no
+ * sale left gets zeros, which replace what Mapal holds.
  */
 static void
 slot_set_totals(OutboxItem *it, MemoryContext cxt, TupleDesc td, TotalsRow *rows, int nrows)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	TotalsRow	key = {.currency = it->slot.currency, .sales_type = it->slot.sales_type, .slot = it->slot.slot};
+	TotalsRow	key = {.unit = it->slot.unit, .currency = it->slot.currency,
+	.sales_type = it->slot.sales_type, .slot = it->slot.slot};
 	TotalsRow  *hit = bsearch(&key, rows, nrows, sizeof(TotalsRow), totals_row_cmp);
 
 	it->slot.net = it->slot.gross = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
@@ -178,22 +185,29 @@ slot_set_totals(OutboxItem *it, MemoryContext cxt, TupleDesc td, TotalsRow *rows
 		bool		isnull;
 		Datum		d;
 
-		d = SPI_getbinval(hit->tup, td, 4, &isnull);
-		if (!isnull)
-			it->slot.net = datumCopy(d, false, -1);
 		d = SPI_getbinval(hit->tup, td, 5, &isnull);
 		if (!isnull)
+			it->slot.net = datumCopy(d, false, -1);
+		d = SPI_getbinval(hit->tup, td, 6, &isnull);
+		if (!isnull)
 			it->slot.gross = datumCopy(d, false, -1);
-		it->slot.checks = outbox_spi_int64(hit->tup, td, 6, &isnull);
-		it->slot.guests = outbox_spi_int64(hit->tup, td, 7, &isnull);
+		it->slot.checks = outbox_spi_int64(hit->tup, td, 7, &isnull);
+		it->slot.guests = outbox_spi_int64(hit->tup, td, 8, &isnull);
 	}
 	MemoryContextSwitchTo(old);
 }
 
+/* Is o a slot of the same capture and business day as it, whose totals wait? */
+#define SAME_DAY(o, it) \
+	((o)->slot_valid && !(o)->totals_loaded && (o)->cap == (it)->cap && (o)->slot.day == (it)->slot.day)
+
 /*
- * The totals of the claimed slots: one query per (capture, unit, day).  Its
- * rows are read in a context of their own and its result freed after, so a
- * claim of many unit-days does not keep them all until it ends.
+ * The totals of the claimed slots: one query per capture and business day,
+ * over the units claimed for that day (one scan of the day's sales, where a
+ * query per unit-day scanned it once for each unit).  Its rows are read in a
+ * context of their own and its result freed after, so a claim of many days
+ * does not keep them all until it ends.  A query that fails leaves the slots
+ * of its day with the error, to be tried again.
  */
 static void
 load_totals(OutboxCycle *c, int first)
@@ -204,24 +218,41 @@ load_totals(OutboxCycle *c, int first)
 	for (int i = first; i < c->nitems; i++)
 	{
 		OutboxItem *it = &c->items[i];
-		Oid			types[2] = {INT8OID, DATEOID};
+		Oid			types[2] = {INT8ARRAYOID, DATEOID};
 		Datum		vals[2];
 		bool		ok;
 		char	   *error = NULL;
 		TotalsRow  *rows = NULL;
 		int			nrows = 0;
+		int			nunits = 0;
+		Datum	   *units;
 		SPITupleTable *tt = NULL;
 		MemoryContext old;
 
 		if (!it->slot_valid || it->totals_loaded)
 			continue;
-		vals[0] = Int64GetDatum(it->slot.unit);
+		old = MemoryContextSwitchTo(tmp);
+		units = palloc(sizeof(Datum) * (c->nitems - i));
+		for (int j = i; j < c->nitems; j++)
+		{
+			OutboxItem *o = &c->items[j];
+			bool		seen = false;
+
+			if (!SAME_DAY(o, it))
+				continue;
+			for (int k = 0; k < nunits && !seen; k++)
+				seen = DatumGetInt64(units[k]) == o->slot.unit;
+			if (!seen)
+				units[nunits++] = Int64GetDatum(o->slot.unit);
+		}
+		vals[0] = PointerGetDatum(construct_array(units, nunits, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		vals[1] = DateADTGetDatum(it->slot.day);
+		MemoryContextSwitchTo(old);
 		/*
 		 * A fresh snapshot (mapping_execute), taken after the claim, so every
 		 * sale whose dirty marker was just claimed is in the totals.
 		 */
-		ok = outbox_read_pos(c, it->cap, MS_MAPAL_TOTALS, 2, types, vals, &error);
+		ok = outbox_read_pos(c, it->cap, MS_MAPAL_UNITS_TOTALS, 2, types, vals, &error);
 		if (ok)
 		{
 			tt = SPI_tuptable;
@@ -229,14 +260,12 @@ load_totals(OutboxCycle *c, int first)
 			rows = totals_rows(tt, SPI_processed, &nrows);
 			MemoryContextSwitchTo(old);
 		}
-		for (int j = i; j < c->nitems; j++)
+		for (int j = c->nitems - 1; j >= i; j--)
 		{
 			OutboxItem *o = &c->items[j];
 
-			if (!o->slot_valid || o->cap != it->cap || o->slot.unit != it->slot.unit ||
-				o->slot.day != it->slot.day)
+			if (!SAME_DAY(o, it))
 				continue;
-			o->totals_loaded = true;
 			if (ok)
 				slot_set_totals(o, c->cxt, tt->tupdesc, rows, nrows);
 			else
@@ -247,6 +276,7 @@ load_totals(OutboxCycle *c, int first)
 												   psprintf("could not compute the slot totals from the POS table: %s",
 															error));
 			}
+			o->totals_loaded = true;
 		}
 		if (tt != NULL)
 			SPI_freetuptable(tt);
