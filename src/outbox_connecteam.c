@@ -465,6 +465,8 @@ ct_claimed_items(OutboxCycle *c)
 				it->txn_valid = true;
 		}
 	}
+	/* everything is copied into the cycle: the rows go now, not at the claim's end */
+	SPI_freetuptable(SPI_tuptable);
 	return n;
 }
 
