@@ -472,16 +472,13 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 			 * units of one business day (the worker: one scan of the day for
 			 * a claim's units, with the unit first in each row).
 			 */
+			appendStringInfo(&b, "SELECT %sc, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
+							 " sum(guests)::bigint FROM (SELECT ", stmt == MS_MAPAL_UNITS_TOTALS ? "u, " : "");
 			if (stmt == MS_MAPAL_UNITS_TOTALS)
 			{
-				appendStringInfoString(&b, "SELECT u, c, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
-									   " sum(guests)::bigint FROM (SELECT ");
 				append_field(&b, def, MF_UNIT_ID);
 				appendStringInfoString(&b, " AS u, ");
 			}
-			else
-				appendStringInfoString(&b, "SELECT c, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
-									   " sum(guests)::bigint FROM (SELECT ");
 			append_field(&b, def, MF_CURRENCY_ID);
 			appendStringInfoString(&b, " AS c, ");
 			append_field(&b, def, MF_SALES_TYPE_ID);

@@ -1055,7 +1055,7 @@ def t_faults(c, env, tmp):
     c.ctl("GET", "/_mock/config")
     t2 = time.time()
     check("latency_ms applies to vendor, not control", t1 - t0 >= 0.2 and t2 - t1 < 0.2, (t1 - t0, t2 - t1))
-    c.ctl("POST", "/_mock/config", {"latency_ms": 0, "answer_ms": 300})
+    c.ctl("POST", "/_mock/config", {"latency_ms": 0, "answer_ms": 1000})
     loc_a = ct(c, "POST", "/locations", {"name": "answer_ms"})[2]["data"]["id"]
     n_tx = len(state(c)["connecteam_transactions"])
     got = {}
@@ -1073,8 +1073,8 @@ def t_faults(c, env, tmp):
         time.sleep(0.02)
     th.join(10)
     check("answer_ms: the vendor stores at once and answers answer_ms after the request",
-          got.get("r", [0])[0] == 200 and stored_at is not None and stored_at - t0 < 0.25
-          and got["t"] - t0 >= 0.3, (got.get("r", [None])[0], stored_at and stored_at - t0, got.get("t", 0) - t0))
+          got.get("r", [0])[0] == 200 and stored_at is not None and stored_at < got["t"]
+          and got["t"] - t0 >= 1.0, (got.get("r", [None])[0], stored_at and stored_at - t0, got.get("t", 0) - t0))
     c.ctl("POST", "/_mock/config", {"answer_ms": 0})
     for t in state(c)["connecteam_transactions"][n_tx:]:
         ct(c, "DELETE", "/transactions/" + t["transactionId"])
