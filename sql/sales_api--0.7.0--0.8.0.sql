@@ -18,6 +18,10 @@ BEGIN
 END;
 $$;
 
+-- Connecteam sales in flight are leased staged rows (see the end of this file)
+ALTER TABLE sales_api.outbox_stage ADD COLUMN lease_until timestamptz;
+
+
 -- The lanes of this database as the worker keeps them in shared memory
 -- (src/lanes.c): per lane, its circuit breaker, jobs and requests in flight,
 -- request counters by outcome since the cluster started, the last error and
@@ -68,7 +72,7 @@ WITH lane AS (
 ), l AS (
     SELECT coalesce(fs.srvname, lane.server_name) AS server_name, lane.run_as, lane.vendor,
            w.served, coalesce(ss.paused, false) AS paused,
-           st.staged + ms.staged AS staged, o.pending, o.failed, o.in_flight, o.due,
+           st.staged + ms.staged AS staged, o.pending, o.failed, o.in_flight + st.leased AS in_flight, o.due,
            least(o.oldest, st.oldest, ms.oldest) AS oldest_waiting_at, o.next_attempt_at,
            bud.remaining AS budget_remaining,
            CASE WHEN bud.reset > now() THEN bud.reset END AS budget_reset,
@@ -92,7 +96,9 @@ WITH lane AS (
              FROM sales_api.outbox x
             WHERE x.capture_id = ANY (lane.ids) AND x.state IN ('pending', 'failed', 'in_flight')) o
      CROSS JOIN LATERAL (
-           SELECT coalesce(sum(coalesce(cardinality(x.sale_keys), 1)), 0)::bigint AS staged,
+           -- leased rows: sales the worker has in flight (src/outbox_connecteam.c)
+           SELECT coalesce(sum(coalesce(cardinality(x.sale_keys), 1)) FILTER (WHERE x.lease_until IS NULL), 0)::bigint AS staged,
+                  coalesce(sum(coalesce(cardinality(x.sale_keys), 1)) FILTER (WHERE x.lease_until IS NOT NULL), 0)::bigint AS leased,
                   min(x.staged_at) AS oldest
              FROM sales_api.outbox_stage x
             WHERE x.capture_id = ANY (lane.ids)) st
@@ -183,3 +189,91 @@ COMMENT ON TABLE sales_api.outbox_stage IS
 'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or rows of arrays of at most 500 sales for a large statement';
 COMMENT ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer) IS
 'makes staged sales (sales_api.outbox_stage) pending outbox items, as the worker does for a paused server';
+
+-- Connecteam sales go into flight as leased staged rows, not items: the
+-- column, the table of rows made items while leased, and the views that
+-- count leased sales as in flight (see sales_api.sql)
+-- (outbox_stage.lease_until is added at the top: lane_status reads it)
+
+-- A Connecteam lane's staged sales go into flight without becoming items:
+-- the worker's claim sets lease_until on the rows it takes, and its record
+-- deletes them and inserts their sales' items in their final states (sent,
+-- failed, ...), so a sale sent at the first try is written once in the
+-- outbox.  outbox_status counts leased rows' sales as in_flight.  A POS
+-- UPDATE or DELETE of a sale whose row is leased makes that row's sales
+-- items in flight (its delete waits for, and undoes, the post), and leaves
+-- here which items they became, for the worker's record; a lease that runs
+-- out (its worker stopped) is made items the same way, which then expire as
+-- any item in flight does (src/outbox_stage.c).
+CREATE TABLE sales_api.outbox_lease_items (
+    capture_id  integer NOT NULL,
+    lease_until timestamptz NOT NULL,
+    stage_tid   tid NOT NULL,           -- the leased row, as the worker's claim saw it
+    item_ids    bigint[] NOT NULL       -- its sales' items, in the row's order
+);
+COMMENT ON TABLE sales_api.outbox_lease_items IS
+'leased staged rows made items while their sales were in flight: which items, for the worker''s record';
+REVOKE ALL ON sales_api.outbox_lease_items FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION sales_api._capture_deleted()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM sales_api.outbox WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.outbox_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.outbox_lease_items WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.mapal_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.connecteam_sent WHERE capture_id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE VIEW sales_api.outbox_status AS
+SELECT c.server_name,
+       o.state,
+       sum(o.n)::bigint AS items,
+       min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_enqueued_at,
+       now() - min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_pending_age,
+       max(o.sent_at) AS last_success_at,
+       (array_agg(o.last_error ORDER BY o.id DESC) FILTER (WHERE o.last_error IS NOT NULL AND o.state <> 'sent'))[1] AS last_error,
+       bool_or(coalesce(s.paused, false)) AS paused
+  FROM (SELECT x.capture_id, x.state, 1 AS n, x.enqueued_at, x.sent_at, x.last_error, x.id
+          FROM sales_api.outbox x
+        UNION ALL
+        -- staged sales the worker has leased are in flight (src/outbox_connecteam.c)
+        SELECT st.capture_id, 'in_flight', coalesce(cardinality(st.sale_keys), 1), st.staged_at,
+               NULL::timestamptz, NULL::text, NULL::bigint
+          FROM sales_api.outbox_stage st
+         WHERE st.lease_until IS NOT NULL) o
+  JOIN sales_api.capture c ON c.id = o.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name, o.state
+UNION ALL
+SELECT c.server_name,
+       'staged',
+       sum(coalesce(cardinality(st.sale_keys), 1))::bigint,
+       min(st.staged_at),
+       now() - min(st.staged_at),
+       NULL::timestamptz,
+       NULL::text,
+       bool_or(coalesce(s.paused, false))
+  FROM sales_api.outbox_stage st
+  JOIN sales_api.capture c ON c.id = st.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ WHERE st.lease_until IS NULL
+ GROUP BY c.server_name
+UNION ALL
+SELECT c.server_name,
+       'staged',
+       sum(cardinality(ms.slot_starts))::bigint,
+       min(ms.staged_at),
+       now() - min(ms.staged_at),
+       NULL::timestamptz,
+       NULL::text,
+       bool_or(coalesce(s.paused, false))
+  FROM sales_api.mapal_stage ms
+  JOIN sales_api.capture c ON c.id = ms.capture_id
+  LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ GROUP BY c.server_name;

@@ -400,6 +400,7 @@ AS $$
 BEGIN
     DELETE FROM sales_api.outbox WHERE capture_id = OLD.id;
     DELETE FROM sales_api.outbox_stage WHERE capture_id = OLD.id;
+    DELETE FROM sales_api.outbox_lease_items WHERE capture_id = OLD.id;
     DELETE FROM sales_api.mapal_stage WHERE capture_id = OLD.id;
     DELETE FROM sales_api.connecteam_sent WHERE capture_id = OLD.id;
     RETURN NULL;
@@ -469,9 +470,10 @@ REVOKE ALL ON FUNCTION sales_api.detach(regclass, name) FROM PUBLIC;
 -- predicates per sale.  A POS statement of fewer rows than
 -- sales_api.stage_min_rows writes a row per sale, a larger one rows of arrays
 -- of 500 sales, in the order it inserted them.  A Connecteam lane the worker
--- claims for takes its staged sales straight into flight (a paused server's
--- become pending items at every cycle), in one transaction that deletes the
--- rows and inserts their items: a staged sale is in exactly one of the two
+-- claims for takes its staged sales straight into flight under a lease (see
+-- outbox_lease_items below; a paused server's become pending items at every
+-- cycle); whoever makes staged sales items deletes the rows and inserts
+-- their items in one transaction: a staged sale is in exactly one of the two
 -- places at every commit.  Staged rows are written, WAL-logged and committed
 -- with the sales, so a crash loses none.  Mapal captures stage the slots a
 -- statement touched in sales_api.mapal_stage, below.
@@ -495,7 +497,9 @@ CREATE TABLE sales_api.outbox_stage (
     created_ats        timestamptz[],
     final_sale_amounts numeric[],
     tax_amounts        numeric[],
-    currencies         text[]
+    currencies         text[],
+    -- taken by the worker, its sales in flight until then (NULL: waiting)
+    lease_until        timestamptz
 );
 -- No key, no index, no CHECK: a single-row POS statement pays one heap
 -- tuple here and nothing else.  Rows live for a worker cycle; the worker
@@ -509,6 +513,26 @@ COMMENT ON TABLE sales_api.outbox_stage IS
 'Connecteam sales captured by POS statements until the worker makes them outbox items: a row per sale, or rows of arrays of at most 500 sales for a large statement';
 REVOKE ALL ON sales_api.outbox_stage FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('sales_api.outbox_stage', '');
+
+-- A Connecteam lane's staged sales go into flight without becoming items:
+-- the worker's claim sets lease_until on the rows it takes, and its record
+-- deletes them and inserts their sales' items in their final states (sent,
+-- failed, ...), so a sale sent at the first try is written once in the
+-- outbox.  outbox_status counts leased rows' sales as in_flight.  A POS
+-- UPDATE or DELETE of a sale whose row is leased makes that row's sales
+-- items in flight (its delete waits for, and undoes, the post), and leaves
+-- here which items they became, for the worker's record; a lease that runs
+-- out (its worker stopped) is made items the same way, which then expire as
+-- any item in flight does (src/outbox_stage.c).
+CREATE TABLE sales_api.outbox_lease_items (
+    capture_id  integer NOT NULL,
+    lease_until timestamptz NOT NULL,
+    stage_tid   tid NOT NULL,           -- the leased row, as the worker's claim saw it
+    item_ids    bigint[] NOT NULL       -- its sales' items, in the row's order
+);
+COMMENT ON TABLE sales_api.outbox_lease_items IS
+'leased staged rows made items while their sales were in flight: which items, for the worker''s record';
+REVOKE ALL ON sales_api.outbox_lease_items FROM PUBLIC;
 
 -- A Mapal capture stages the slots a POS statement touched: one row of arrays
 -- per statement, no marker, index or lock in the POS's transaction, so two
@@ -823,13 +847,20 @@ REVOKE ALL ON FUNCTION sales_api.purge_sent(interval) FROM PUBLIC;
 CREATE VIEW sales_api.outbox_status AS
 SELECT c.server_name,
        o.state,
-       count(*) AS items,
+       sum(o.n)::bigint AS items,
        min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_enqueued_at,
        now() - min(o.enqueued_at) FILTER (WHERE o.state IN ('pending', 'failed', 'in_flight')) AS oldest_pending_age,
        max(o.sent_at) AS last_success_at,
        (array_agg(o.last_error ORDER BY o.id DESC) FILTER (WHERE o.last_error IS NOT NULL AND o.state <> 'sent'))[1] AS last_error,
        bool_or(coalesce(s.paused, false)) AS paused
-  FROM sales_api.outbox o
+  FROM (SELECT x.capture_id, x.state, 1 AS n, x.enqueued_at, x.sent_at, x.last_error, x.id
+          FROM sales_api.outbox x
+        UNION ALL
+        -- staged sales the worker has leased are in flight (src/outbox_connecteam.c)
+        SELECT st.capture_id, 'in_flight', coalesce(cardinality(st.sale_keys), 1), st.staged_at,
+               NULL::timestamptz, NULL::text, NULL::bigint
+          FROM sales_api.outbox_stage st
+         WHERE st.lease_until IS NOT NULL) o
   JOIN sales_api.capture c ON c.id = o.capture_id
   LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
  GROUP BY c.server_name, o.state
@@ -845,6 +876,7 @@ SELECT c.server_name,
   FROM sales_api.outbox_stage st
   JOIN sales_api.capture c ON c.id = st.capture_id
   LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
+ WHERE st.lease_until IS NULL
  GROUP BY c.server_name
 UNION ALL
 SELECT c.server_name,
@@ -880,7 +912,7 @@ WITH lane AS (
 ), l AS (
     SELECT coalesce(fs.srvname, lane.server_name) AS server_name, lane.run_as, lane.vendor,
            w.served, coalesce(ss.paused, false) AS paused,
-           st.staged + ms.staged AS staged, o.pending, o.failed, o.in_flight, o.due,
+           st.staged + ms.staged AS staged, o.pending, o.failed, o.in_flight + st.leased AS in_flight, o.due,
            least(o.oldest, st.oldest, ms.oldest) AS oldest_waiting_at, o.next_attempt_at,
            bud.remaining AS budget_remaining,
            CASE WHEN bud.reset > now() THEN bud.reset END AS budget_reset,
@@ -904,7 +936,9 @@ WITH lane AS (
              FROM sales_api.outbox x
             WHERE x.capture_id = ANY (lane.ids) AND x.state IN ('pending', 'failed', 'in_flight')) o
      CROSS JOIN LATERAL (
-           SELECT coalesce(sum(coalesce(cardinality(x.sale_keys), 1)), 0)::bigint AS staged,
+           -- leased rows: sales the worker has in flight (src/outbox_connecteam.c)
+           SELECT coalesce(sum(coalesce(cardinality(x.sale_keys), 1)) FILTER (WHERE x.lease_until IS NULL), 0)::bigint AS staged,
+                  coalesce(sum(coalesce(cardinality(x.sale_keys), 1)) FILTER (WHERE x.lease_until IS NOT NULL), 0)::bigint AS leased,
                   min(x.staged_at) AS oldest
              FROM sales_api.outbox_stage x
             WHERE x.capture_id = ANY (lane.ids)) st

@@ -78,14 +78,17 @@
 /* Items recorded per statement, so that jobs_progress() runs between them */
 #define RECORD_CHUNK 500
 
+/* A record that waits for a POS transaction holding a leased row is tried again this often */
+#define RECORD_RETRY_MS 20
+
 static bool warned_missing = false;
 
 static void jobs_progress(void);
 
-/* the outbox as this library knows it (outbox_stage exists) */
+/* the outbox as this library knows it (0.8.0: outbox_lease_items exists) */
 static OutboxStmt installed_stmt = {
 	.sql = "SELECT 1 FROM pg_extension WHERE extname = 'sales_api'"
-	" AND to_regclass('sales_api.outbox_stage') IS NOT NULL",
+	" AND to_regclass('sales_api.outbox_lease_items') IS NOT NULL",
 	.nargs = 0
 };
 
@@ -131,6 +134,55 @@ static OutboxStmt record_stmt = {
 	" WHERE o.id = u.id",
 	.nargs = 8, .types = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
 	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
+};
+
+/*
+ * Leased staged rows (outbox_connecteam.c): $1 the rows, $2 their lease.
+ * How many are still there, and how many of those this transaction could
+ * lock: a POS transaction making one items (an UPDATE or DELETE of its
+ * sales) holds it, and the record waits for it to end rather than block.
+ */
+static OutboxStmt lease_lock_stmt = {
+	.sql = "SELECT (SELECT count(*) FROM sales_api.outbox_stage x WHERE x.ctid = ANY ($1) AND x.lease_until = $2),"
+	" (SELECT count(*) FROM (SELECT 1 FROM sales_api.outbox_stage y WHERE y.ctid = ANY ($1) AND y.lease_until = $2"
+	"   FOR UPDATE SKIP LOCKED) z)",
+	.nargs = 2, .types = {TIDARRAYOID, TIMESTAMPTZOID}
+};
+
+/*
+ * ... recorded: the rows still there are deleted and their sales inserted
+ * as items in their next state, from arrays ($1 row and $3 place of each
+ * sale, then as record_stmt; $2 the lease).  A sale with no outcome given
+ * stays in flight under the lease (never, as a job records all it
+ * claimed).  Returns the rows deleted.
+ */
+static OutboxStmt lease_record_stmt = {
+	.sql = "WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY ($1) AND st.lease_until = $2"
+	"   RETURNING st.ctid AS tid, st.*),"
+	" u AS (SELECT * FROM unnest($1, $3, $4, $5, $6, $7, $8, $9, $10)"
+	"   AS u(tid, ord, state, http_status, vendor_ref, err, delay, giveback, ambiguous)),"
+	" i AS (INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,"
+	"        final_sale_amount, tax_amount, currency, enqueued_at, state, attempts, lease_until, http_status,"
+	"        vendor_ref, last_error, ambiguous, sent_at, next_attempt_at)"
+	"   SELECT s.capture_id, " OUTBOX_SQL(OUTBOX_CT_POST) ", x.k, x.loc, x.stype, x.ts, x.amt, x.tax, x.cur,"
+	"          s.staged_at, coalesce(u.state, " OUTBOX_SQL(OUTBOX_IN_FLIGHT) "), 1 - coalesce(u.giveback, 0),"
+	"          CASE WHEN u.state IS NULL THEN s.lease_until END, u.http_status, u.vendor_ref, u.err,"
+	"          coalesce(u.ambiguous, false),"
+	"          CASE WHEN u.state = " OUTBOX_SQL(OUTBOX_SENT) " THEN now() END,"
+	"          CASE WHEN u.state = " OUTBOX_SQL(OUTBOX_FAILED) " THEN now() + u.delay * interval '1 ms' END"
+	"     FROM s CROSS JOIN LATERAL " STAGE_SALES_OF_S("x")
+	"     LEFT JOIN u ON u.tid = s.tid AND u.ord = x.ord"
+	"    ORDER BY s.staged_at, x.ord)"
+	" SELECT s.tid FROM s",
+	.nargs = 10, .types = {TIDARRAYOID, TIMESTAMPTZOID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
+};
+
+/* ... rows made items while leased: the ids of their sales' items; $1 the rows, $2 the lease */
+static OutboxStmt lease_items_stmt = {
+	.sql = "DELETE FROM sales_api.outbox_lease_items WHERE stage_tid = ANY ($1) AND lease_until = $2"
+	" RETURNING stage_tid, item_ids",
+	.nargs = 2, .types = {TIDARRAYOID, TIMESTAMPTZOID}
 };
 
 /*
@@ -412,6 +464,8 @@ expire_leases(Datum busy)
 	vals[3] = PointerGetDatum(construct_array(delays, KIND_N, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	vals[4] = PointerGetDatum(construct_array(errors, KIND_N, TEXTOID, -1, false, TYPALIGN_INT));
 	vals[5] = busy;
+	/* leased staged rows first: their sales become items in flight, expired */
+	(void) outbox_stage_expire_leases(busy);
 	outbox_execute(&expire_stmt, vals, NULL, false, 0);
 }
 
@@ -565,6 +619,7 @@ static OutboxLane *lanes = NULL;
 static int	nlanes = 0;
 static int	maxlanes = 0;
 static List *jobs = NIL;		/* OutboxJob *, in flight (list in TopMemoryContext) */
+static bool record_deferred = false;	/* a finished job waits for a POS transaction */
 static bool claim_wanted = true;
 static TimestampTz next_claim_at = 0;
 static TimestampTz last_claim_at = 0;
@@ -1123,6 +1178,178 @@ job_lane_done(OutboxJob *job)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * Can the leased rows of the cycle's sales be recorded now?  Not while a
+ * POS transaction holds one (it is making the row's sales items): the
+ * record would wait for that transaction, and every lane with it.  The
+ * rows it could lock stay locked until the record commits.
+ */
+static bool
+leases_lockable(OutboxCycle *c)
+{
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * (c->nitems + 1));
+	Datum	   *d = palloc(sizeof(Datum) * (c->nitems + 1));
+	bool	   *done = palloc0(sizeof(bool) * (c->nitems + 1));
+
+	for (int i = 0; i < c->nitems; i++)
+	{
+		TimestampTz lease;
+		int			n = 0;
+		Datum		vals[2];
+		bool		isnull;
+		int64		there,
+					locked;
+
+		if (!c->items[i].leased || done[i])
+			continue;
+		lease = c->items[i].lease_until;
+		for (int j = i; j < c->nitems; j++)
+			if (c->items[j].leased && !done[j] && c->items[j].lease_until == lease)
+			{
+				tids[n] = c->items[j].lease_tid;
+				d[n] = OutboxTidGetDatum(&tids[n]);
+				n++;
+				done[j] = true;
+			}
+		vals[0] = PointerGetDatum(construct_array(d, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+		vals[1] = TimestampTzGetDatum(lease);
+		if (outbox_execute(&lease_lock_stmt, vals, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not lock leased staged sales");
+		there = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		locked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (locked < there)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The leased sales' next states (ids[] and the rest as record_states()
+ * made them): per lease, the rows still staged are deleted and their
+ * items inserted; the items a POS transaction made of the others get
+ * their ids, and ids[] with them, for record_stmt.  A sale neither way
+ * (its row gone and nothing left of it: its capture deleted) is left.
+ */
+static void
+record_leases(OutboxCycle *c, Datum *ids, Datum *states, Datum *statuses, bool *status_nulls,
+			  Datum *refs, bool *ref_nulls, Datum *errors, bool *error_nulls, Datum *delays,
+			  Datum *giveback, Datum *ambig)
+{
+	int			nn = c->nitems + 1;
+	bool	   *done = palloc0(sizeof(bool) * nn);
+	int		   *idx = palloc(sizeof(int) * nn);
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * nn);
+	Datum	   *tidd = palloc(sizeof(Datum) * nn);
+	Datum	   *ords = palloc(sizeof(Datum) * nn);
+	Datum	   *a[8];
+	bool	   *an[8];
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	for (int k = 0; k < 8; k++)
+	{
+		a[k] = palloc(sizeof(Datum) * nn);
+		an[k] = palloc0(sizeof(bool) * nn);
+	}
+	for (int i = 0; i < c->nitems; i++)
+	{
+		TimestampTz lease;
+		int			n = 0;
+		Datum		vals[10];
+		bool	   *gone;
+
+		if (!c->items[i].leased || done[i])
+			continue;
+		lease = c->items[i].lease_until;
+		for (int j = i; j < c->nitems; j++)
+		{
+			OutboxItem *it = &c->items[j];
+
+			if (!it->leased || done[j] || it->lease_until != lease)
+				continue;
+			done[j] = true;
+			idx[n] = j;
+			tids[n] = it->lease_tid;
+			tidd[n] = OutboxTidGetDatum(&tids[n]);
+			ords[n] = Int32GetDatum(it->lease_ord);
+			a[0][n] = states[j];
+			a[1][n] = statuses[j];
+			an[1][n] = status_nulls[j];
+			a[2][n] = refs[j];
+			an[2][n] = ref_nulls[j];
+			a[3][n] = errors[j];
+			an[3][n] = error_nulls[j];
+			a[4][n] = delays[j];
+			a[5][n] = giveback[j];
+			a[6][n] = ambig[j];
+			n++;
+		}
+		dims[0] = n;
+		vals[0] = PointerGetDatum(construct_array(tidd, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+		vals[1] = TimestampTzGetDatum(lease);
+		vals[2] = PointerGetDatum(construct_array(ords, n, INT4OID, 4, true, TYPALIGN_INT));
+		vals[3] = PointerGetDatum(construct_array(a[0], n, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[4] = PointerGetDatum(construct_md_array(a[1], an[1], 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+		vals[5] = PointerGetDatum(construct_md_array(a[2], an[2], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[6] = PointerGetDatum(construct_md_array(a[3], an[3], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[7] = PointerGetDatum(construct_array(a[4], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		vals[8] = PointerGetDatum(construct_array(a[5], n, INT4OID, 4, true, TYPALIGN_INT));
+		vals[9] = PointerGetDatum(construct_array(a[6], n, BOOLOID, 1, true, TYPALIGN_CHAR));
+		if (outbox_execute(&lease_record_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not record leased staged sales");
+
+		/* the rows deleted: their sales are recorded */
+		gone = palloc0(sizeof(bool) * (n + 1));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			ItemPointer t = OutboxDatumGetTid(SPI_getbinval(SPI_tuptable->vals[r],
+															  SPI_tuptable->tupdesc, 1, &isnull));
+
+			for (int k = 0; k < n; k++)
+				if (ItemPointerEquals(t, &tids[k]))
+					gone[k] = true;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		{
+			int			m = 0;
+
+			for (int k = 0; k < n; k++)
+				if (!gone[k])
+					tidd[m++] = OutboxTidGetDatum(&tids[k]);
+			if (m == 0)
+				continue;
+			/* the others were made items while leased: their ids */
+			vals[0] = PointerGetDatum(construct_array(tidd, m, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+			if (outbox_execute(&lease_items_stmt, vals, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+				elog(ERROR, "could not read the items of leased staged sales");
+			for (uint64 r = 0; r < SPI_processed; r++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[r];
+				bool		isnull;
+				ItemPointer t = OutboxDatumGetTid(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+				ArrayType  *arr = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+				Datum	   *elems;
+				int			nelems;
+
+				deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &nelems);
+				for (int k = 0; k < n; k++)
+				{
+					OutboxItem *it = &c->items[idx[k]];
+
+					if (!gone[k] && ItemPointerEquals(t, &tids[k]) &&
+						it->lease_ord >= 1 && it->lease_ord <= nelems)
+					{
+						it->id = DatumGetInt64(elems[it->lease_ord - 1]);
+						ids[idx[k]] = Int64GetDatum(it->id);
+					}
+				}
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+	}
+}
+
 /* Every item's next state, in one statement; the worker's figures. */
 static void
 record_states(OutboxCycle *c)
@@ -1141,6 +1368,7 @@ record_states(OutboxCycle *c)
 	Datum	   *ambig = palloc(sizeof(Datum) * (n + 1));
 	uint64		count[OS_N] = {0};
 	uint64		held = 0;
+	int			nleased = 0;
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	Datum		vals[8];
@@ -1171,6 +1399,35 @@ record_states(OutboxCycle *c)
 		 * not make it a plain post that could store the sale twice.
 		 */
 		ambig[i] = BoolGetDatum(next.ambiguous || (it->ambiguous && next.state != OS_SENT));
+		if (it->leased)
+			nleased++;
+	}
+	if (nleased > 0)
+	{
+		int			m = 0;
+
+		/* leased sales: inserted as items, or given the ids a POS transaction made */
+		record_leases(c, ids, states, statuses, status_nulls, refs, ref_nulls, errors, error_nulls,
+					  delays, giveback, ambig);
+		/* record_stmt updates the items that have an id */
+		for (int i = 0; i < n; i++)
+		{
+			if (c->items[i].id == 0)
+				continue;
+			ids[m] = ids[i];
+			states[m] = states[i];
+			statuses[m] = statuses[i];
+			status_nulls[m] = status_nulls[i];
+			refs[m] = refs[i];
+			ref_nulls[m] = ref_nulls[i];
+			errors[m] = errors[i];
+			error_nulls[m] = error_nulls[i];
+			delays[m] = delays[i];
+			giveback[m] = giveback[i];
+			ambig[m] = ambig[i];
+			m++;
+		}
+		n = m;
 	}
 	/* in statements of RECORD_CHUNK items: jobs_progress() runs between them */
 	for (int from = 0; from < n; from += RECORD_CHUNK)
@@ -1204,10 +1461,14 @@ record_states(OutboxCycle *c)
 	}
 }
 
-static void
+static bool
 record(OutboxCycle *c)
 {
 	pgstat_report_activity(STATE_RUNNING, "sales_api worker: recording outcomes");
+
+	/* a POS transaction holds a leased row: record the job at a later step */
+	if (!leases_lockable(c))
+		return false;
 
 	/*
 	 * A window's local sales were read after the claim: a staged sale among
@@ -1223,6 +1484,7 @@ record(OutboxCycle *c)
 	outbox_ct_settle_windows(c);
 	record_states(c);
 	outbox_ct_record(c);
+	return true;
 }
 
 /* When is the next item due?  Earlier than `was` only (0: no bound). */
@@ -1295,7 +1557,7 @@ claim_jobs(MemoryContext cycle_cxt)
 		{
 			if (!warned_missing)
 				ereport(LOG,
-						(errmsg("sales_api worker: extension sales_api is not installed in database \"%s\", or is older than 0.6; waiting",
+						(errmsg("sales_api worker: extension sales_api is not installed in database \"%s\", or is older than 0.8.0; waiting",
 								sales_api_database),
 						 errhint("CREATE EXTENSION sales_api, or ALTER EXTENSION sales_api UPDATE, in that database.")));
 			warned_missing = true;
@@ -1352,11 +1614,18 @@ advance_jobs(MemoryContext cycle_cxt)
 		return;
 
 	begin_txn(cycle_cxt, "sales_api worker: recording");
+	record_deferred = false;
 	foreach(lc, done)
 	{
 		OutboxJob  *job = lfirst(lc);
 
-		record(job->c);
+		if (!record(job->c))
+		{
+			/* it stays a job, its lane busy, and is recorded at a later step */
+			done = foreach_delete_current(done, lc);
+			record_deferred = true;
+			continue;
+		}
 		if (job->cap != NULL && job->cap->locked)
 		{
 			lane_unlock(job->cap->id);
@@ -1365,6 +1634,8 @@ advance_jobs(MemoryContext cycle_cxt)
 	}
 	end_txn();
 	MemoryContextSwitchTo(cycle_cxt);
+	if (done == NIL)
+		return;
 
 	/* the recorded jobs leave; their lanes may claim again at once */
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -1443,6 +1714,14 @@ outbox_step(MemoryContext cycle_cxt, long *wait_ms)
 	}
 	if (next_claim_at != 0 && (wake == 0 || next_claim_at < wake))
 		wake = next_claim_at;
+	/* a record waiting for a POS transaction: try again soon */
+	if (record_deferred)
+	{
+		TimestampTz t = now + RECORD_RETRY_MS * 1000;
+
+		if (wake == 0 || t < wake)
+			wake = t;
+	}
 	if (wake == 0 || last_claim_at + (int64) sales_api_worker_naptime_ms * 1000 < wake)
 		wake = last_claim_at + (int64) sales_api_worker_naptime_ms * 1000;
 	for (int i = 0; i < nlanes; i++)
@@ -1516,6 +1795,7 @@ outbox_abort(void)
 
 	http_abort_all();
 	auth_fetch_abort_all();
+	record_deferred = false;
 	/* every lane lock this worker holds */
 	LockReleaseSession(USER_LOCKMETHOD);
 	foreach(lc, jobs)

@@ -23,7 +23,11 @@
 #include "sales_api.h"
 #include "server.h"
 
-#define OUTBOX_STMT_MAX_ARGS 9
+#define OUTBOX_STMT_MAX_ARGS 12
+
+/* tid Datums (PostgreSQL 15's headers have no macros for them) */
+#define OutboxDatumGetTid(d) ((ItemPointer) DatumGetPointer(d))
+#define OutboxTidGetDatum(p) PointerGetDatum(p)
 
 /* A fixed statement: prepared on its first run, kept for the backend's life */
 typedef struct OutboxStmt
@@ -60,7 +64,11 @@ typedef struct OutboxCapture
 /* One claimed item and what became of it */
 typedef struct OutboxItem
 {
-	int64		id;
+	int64		id;				/* 0: a leased staged sale, no item yet */
+	bool		leased;			/* claimed as a sale of a leased staged row: */
+	ItemPointerData lease_tid;	/* ... the row, as leased */
+	int			lease_ord;		/* ... the sale's place in it, from 1 */
+	TimestampTz lease_until;	/* ... its lease */
 	OutboxKind	kind;
 	OutboxCapture *cap;
 	int			claim_pos;		/* its place in the claim */

@@ -20,6 +20,15 @@
  * waiting, and removes the version the vendor held when it was first
  * claimed.
  *
+ * A lane's staged sales go into flight under a lease, not as items: the
+ * claim sets lease_until on the staged rows (stage_lease_stmt) and the
+ * record deletes them and inserts each sale's item in its final state
+ * (lease_record_stmt in outbox.c), so a sale sent at its first try is
+ * written once in the outbox where an item made in flight was written twice
+ * (inserted, then updated, neither a HOT update).  The rows stay in
+ * outbox_stage meanwhile, so a crash loses nothing: a lease that runs out
+ * is made items in flight that expire as any item in flight does.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -43,12 +52,21 @@
 	" p.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND p.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " \
 	OUTBOX_SQL(OUTBOX_FAILED) ", " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
 
+/*
+ * The sales in flight in leased staged rows of the captures $cap (int4[]):
+ * a set of (capture, key), read once per statement (a hashed subplan)
+ */
+#define LEASED_KEYS(cap) \
+	"SELECT lx.capture_id, lk.k FROM sales_api.outbox_stage lx," \
+	" unnest(coalesce(lx.sale_keys, ARRAY[lx.sale_key])) AS lk(k)" \
+	" WHERE lx.lease_until IS NOT NULL AND lx.capture_id = ANY (" cap ") AND lk.k IS NOT NULL"
+
 /* Items a lane claims per statement (outbox_ct_claim()) */
 #define CT_CLAIM_CHUNK 500
 
 static uint64 ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k);
 static int	ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra);
-static uint64 ct_claimed_items(OutboxCycle *c);
+static uint64 ct_claimed_items(OutboxCycle *c, bool leased);
 
 /*
  * posts, repairs, and deletes whose earlier post is settled, lane by lane:
@@ -73,7 +91,8 @@ static OutboxStmt claim_stmt = {
 	/* a lane's second job: plain posts of sales with nothing else in flight */
 	"   AND (NOT l.extra OR (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND NOT o.ambiguous"
 	"        AND NOT EXISTS (SELECT 1 FROM sales_api.outbox f WHERE f.capture_id = o.capture_id"
-	"        AND f.sale_key = o.sale_key AND f.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")))"
+	"        AND f.sale_key = o.sale_key AND f.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
+	"        AND (o.capture_id, o.sale_key) NOT IN (" LEASED_KEYS("$2") ")))"
 	"   ORDER BY o.id LIMIT l.lim FOR UPDATE OF o SKIP LOCKED) x)"
 	" UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", attempts = o.attempts + 1,"
 	"   lease_until = now() + $1 * interval '1 ms',"
@@ -108,10 +127,10 @@ static OutboxStmt claim_stmt = {
 static OutboxStmt stage_take_stmt = {
 	.sql = "WITH l AS (SELECT x.ctid AS c, x.staged_at AS t, coalesce(cardinality(x.sale_keys), 1) AS n"
 	"   FROM sales_api.outbox_stage x"
-	"  WHERE x.capture_id = $1 AND NOT EXISTS (SELECT 1 FROM sales_api.capture c"
+	"  WHERE x.capture_id = $1 AND x.lease_until IS NULL AND NOT EXISTS (SELECT 1 FROM sales_api.capture c"
 	"        JOIN sales_api.server_state s ON s.server_id = c.server_id WHERE c.id = $1 AND s.paused)"
 	"  ORDER BY x.staged_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-	" SELECT array_agg(w.c ORDER BY w.t) FROM (SELECT l.c, l.t,"
+	" SELECT array_agg(w.c ORDER BY w.t), sum(w.n)::int8 FROM (SELECT l.c, l.t, l.n,"
 	"   sum(l.n) OVER (ORDER BY l.t ROWS UNBOUNDED PRECEDING) - l.n AS before FROM l) w"
 	" WHERE w.before < $2",
 	.nargs = 2, .types = {INT4OID, INT4OID}
@@ -129,9 +148,10 @@ static OutboxStmt stage_claim_stmt = {
 	" u AS (SELECT s.capture_id, s.staged_at, x.k, x.loc, x.stype, x.ts, x.amt, x.tax, x.cur,"
 	"              row_number() OVER (ORDER BY s.staged_at, x.ord) AS n"
 	"   FROM s, " STAGE_SALES_OF_S("x") "),"
-	" f AS (SELECT u.*, u.n <= $2 AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
+	" f AS (SELECT u.*, u.n <= $2 AND (NOT $4 OR (NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
 	"         WHERE p.capture_id = u.capture_id AND p.sale_key = u.k"
-	"           AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")) AS go FROM u),"
+	"           AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
+	"         AND (u.capture_id, u.k) NOT IN (" LEASED_KEYS("ARRAY[$5]") "))) AS go FROM u),"
 	" i AS (INSERT INTO sales_api.outbox AS o (capture_id, kind, sale_key, location_id, sale_type, created_at,"
 	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at,"
 	"                               state, attempts, lease_until)"
@@ -144,7 +164,40 @@ static OutboxStmt stage_claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref, NULL::bigint, NULL::bigint, o.state)"
 	" SELECT * FROM i WHERE i.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " ORDER BY i.id",
-	.nargs = 4, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID}, .generic = true
+	.nargs = 5, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID, INT4OID}, .generic = true
+};
+
+/*
+ * ... or leased, when the rows hold at most the sales the lane asked for
+ * and it is not a second job: the rows stay staged, with a lease, and their
+ * sales go into flight as they are, with no outbox item, until the record
+ * (outbox.c) deletes the rows and inserts their items in their final state.
+ * $1 the rows, $2 lease in ms.  Returns claim_stmt's columns, no id, and
+ * the row (as leased), the sale's place in it and the lease.
+ */
+static OutboxStmt stage_lease_stmt;
+
+/*
+ * A second job leases rows only if none of their sales has a post in
+ * flight (an item, or a sale of a leased row): $1 the rows, $2 the capture
+ */
+static OutboxStmt stage_in_flight_stmt = {
+	.sql = "SELECT EXISTS (SELECT 1 FROM sales_api.outbox_stage st,"
+	"   unnest(coalesce(st.sale_keys, ARRAY[st.sale_key])) AS sk(k)"
+	"  WHERE st.ctid = ANY ($1) AND (EXISTS (SELECT 1 FROM sales_api.outbox p"
+	"         WHERE p.capture_id = st.capture_id AND p.sale_key = sk.k AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
+	"       OR (st.capture_id, sk.k) IN (" LEASED_KEYS("ARRAY[$2]") ")))",
+	.nargs = 2, .types = {TIDARRAYOID, INT4OID}, .generic = true
+};
+
+static OutboxStmt stage_lease_stmt = {
+	.sql = "WITH s AS (UPDATE sales_api.outbox_stage st SET lease_until = now() + $2 * interval '1 ms'"
+	"   WHERE st.ctid = ANY ($1) RETURNING st.ctid AS tid, st.*)"
+	" SELECT NULL::bigint, s.capture_id, " OUTBOX_SQL(OUTBOX_CT_POST) "::text, 1, false, x.k, x.loc, x.stype,"
+	"        x.ts, x.amt, x.tax, x.cur, NULL::text, NULL::bigint, NULL::bigint, s.tid, x.ord::int4, s.lease_until"
+	"   FROM s, " STAGE_SALES_OF_S("x")
+	"  ORDER BY s.staged_at, x.ord",
+	.nargs = 2, .types = {TIDARRAYOID, INT4OID}, .generic = true
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
@@ -250,7 +303,7 @@ static OutboxStmt reguard_stmt = {
  */
 static OutboxStmt staged_keys_stmt = {
 	.sql = "SELECT EXISTS (SELECT 1 FROM sales_api.outbox_stage x WHERE x.capture_id = $1"
-	" AND (x.sale_key = ANY ($2) OR x.sale_keys && $2))",
+	" AND x.lease_until IS NULL AND (x.sale_key = ANY ($2) OR x.sale_keys && $2))",
 	.nargs = 2, .types = {INT4OID, TEXTARRAYOID}
 };
 
@@ -383,7 +436,7 @@ ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 	vals[3] = PointerGetDatum(construct_array(extra, k, BOOLOID, 1, true, TYPALIGN_CHAR));
 	if (outbox_execute(&claim_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim Connecteam outbox items");
-	return ct_claimed_items(c);
+	return ct_claimed_items(c, false);
 }
 
 /*
@@ -393,8 +446,9 @@ ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 static int
 ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 {
-	Datum		vals[4];
+	Datum		vals[5];
 	bool		isnull;
+	int64		nsales;
 
 	vals[0] = cap;
 	vals[1] = Int32GetDatum(want);
@@ -403,20 +457,46 @@ ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 	vals[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return 0;
+	nsales = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	/*
+	 * Leased when the rows hold no more than asked for (a large statement's
+	 * rows hold what one claim statement takes), and, for a lane's second
+	 * job, none of their sales has a post in flight: such a sale waits as a
+	 * pending item (stage_claim_stmt), so that two versions of a sale are
+	 * never posted at once.
+	 */
+	if (nsales <= want && DatumGetBool(extra))
+	{
+		vals[1] = cap;
+		if (outbox_execute(&stage_in_flight_stmt, vals, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not look for staged Connecteam sales in flight");
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			nsales = INT64_MAX;
+	}
+	if (nsales <= want)
+	{
+		vals[1] = Int32GetDatum(sales_api_lease_ms);
+		if (outbox_execute(&stage_lease_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lease staged Connecteam sales");
+		return (int) ct_claimed_items(c, true);
+	}
 	vals[1] = Int32GetDatum(want);
 	vals[2] = Int32GetDatum(sales_api_lease_ms);
 	vals[3] = extra;
+	vals[4] = cap;
 	if (outbox_execute(&stage_claim_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not make staged Connecteam sales outbox items");
-	return (int) ct_claimed_items(c);
+	return (int) ct_claimed_items(c, false);
 }
 
 /*
  * The items of the claim statement just run (SPI_tuptable), added to the
- * cycle; returns how many.
+ * cycle; returns how many.  leased: staged sales under a lease, with no
+ * item yet (stage_lease_stmt).
  */
 static uint64
-ct_claimed_items(OutboxCycle *c)
+ct_claimed_items(OutboxCycle *c, bool leased)
 {
 	uint64		n = SPI_processed;
 	OutboxItem *items = outbox_add_items(c, n);
@@ -429,6 +509,13 @@ ct_claimed_items(OutboxCycle *c)
 		bool		isnull;
 
 		it->id = outbox_spi_int64(tup, td, 1, &isnull);
+		if (leased)
+		{
+			it->leased = true;
+			it->lease_tid = *OutboxDatumGetTid(SPI_getbinval(tup, td, 16, &isnull));
+			it->lease_ord = (int) outbox_spi_int64(tup, td, 17, &isnull);
+			it->lease_until = DatumGetTimestampTz(SPI_getbinval(tup, td, 18, &isnull));
+		}
 		it->cap = outbox_capture(c, (int) outbox_spi_int64(tup, td, 2, &isnull));
 		if (it->cap != NULL)
 			it->cap->ct_claimed++;

@@ -8,6 +8,13 @@
  *		statement, so a staged sale or slot is in exactly one of the two
  *		tables at every commit.
  *
+ * Leased rows (their sales in flight, see stage_lease_stmt in
+ * outbox_connecteam.c) are made items only for the sales of an UPDATE or
+ * DELETE, or once their lease ran out (outbox_stage_expire_leases()): their
+ * sales become items in flight under the lease, and the ids they got are
+ * left in sales_api.outbox_lease_items, where the worker's record of the
+ * lease finds them (record_leases() in outbox.c).
+ *
  * Two callers: the worker, at every claim (its captures of a paused server:
  * the others' lanes take their staged sales straight into flight, see
  * ct_claim_staged() in outbox_connecteam.c; rows a POS transaction holds
@@ -34,7 +41,9 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "catalog/namespace.h"
 #include "utils/array.h"
+#include "utils/lsyscache.h"
 
 #include "outbox.h"
 #include "outbox_stage.h"
@@ -48,7 +57,7 @@ PG_FUNCTION_INFO_V1(sales_api_stage_expand);
  * the others' lanes take their staged sales straight into flight when they
  * claim (ct_claim_staged() in outbox_connecteam.c).
  */
-#define STAGE_LOCK_SQL(lock) \
+#define STAGE_LOCK_SQL(lock, leases) \
 	"SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.outbox_stage x" \
 	" WHERE ($1 IS NULL OR x.capture_id = $1)" \
 	"   AND ($2 IS NULL OR x.sale_key IN (SELECT unnest($2))" \
@@ -56,17 +65,33 @@ PG_FUNCTION_INFO_V1(sales_api_stage_expand);
 	"            AND EXISTS (SELECT 1 FROM unnest(x.sale_keys) AS sk(v) WHERE sk.v IN (SELECT unnest($2)))))" \
 	"   AND ($4 IS NULL OR (x.capture_id = ANY ($4) AND EXISTS (SELECT 1 FROM sales_api.capture c" \
 	"        JOIN sales_api.server_state s ON s.server_id = c.server_id WHERE c.id = x.capture_id AND s.paused)))" \
+	leases \
 	" ORDER BY x.staged_at LIMIT $3 FOR UPDATE" lock ") l"
 
+/* a leased row (its sales in flight) only for the sales of an UPDATE or DELETE */
+#define STAGE_LEASED "   AND (x.lease_until IS NULL OR $2 IS NOT NULL)"
+
 static OutboxStmt stage_lock_wait = {
-	.sql = STAGE_LOCK_SQL(""), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
+	.sql = STAGE_LOCK_SQL("", STAGE_LEASED), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
 };
 static OutboxStmt stage_lock_skip = {
-	.sql = STAGE_LOCK_SQL(" SKIP LOCKED"), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
+	.sql = STAGE_LOCK_SQL(" SKIP LOCKED", STAGE_LEASED), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
 };
 
-/* $1 the locked rows */
-static OutboxStmt stage_move = {
+/*
+ * The same for the schema of 0.7 (no lease: outbox_stage.lease_until and
+ * outbox_lease_items come with 0.8.0), which a capture trigger of this
+ * library meets between the server's restart with it and ALTER EXTENSION
+ * sales_api UPDATE: a POS UPDATE or DELETE of captured sales must work
+ * then too.  The worker waits for the update.
+ */
+static OutboxStmt stage_lock_wait_07 = {
+	.sql = STAGE_LOCK_SQL("", ""), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
+};
+static OutboxStmt stage_lock_skip_07 = {
+	.sql = STAGE_LOCK_SQL(" SKIP LOCKED", ""), .nargs = 4, .types = {INT4OID, TEXTARRAYOID, INT4OID, INT4ARRAYOID}
+};
+static OutboxStmt stage_move_07 = {
 	.sql = "WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY ($1) RETURNING st.*)"
 	" INSERT INTO sales_api.outbox (capture_id, kind, sale_key, location_id, sale_type, created_at,"
 	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at)"
@@ -75,6 +100,62 @@ static OutboxStmt stage_move = {
 	"   FROM s, " STAGE_SALES_OF_S("u")
 	"  ORDER BY s.staged_at, u.ord",
 	.nargs = 1, .types = {TIDARRAYOID}
+};
+
+/* Has the schema leases (0.8.0 or later)?  A catalog cache lookup, no query. */
+bool
+outbox_stage_has_leases(void)
+{
+	Oid			nsp = get_namespace_oid("sales_api", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("outbox_lease_items", nsp));
+}
+
+/*
+ * $1 the locked rows.  A leased row's sales (in flight: the worker posts
+ * them) become items in flight under its lease, and the ids they got are
+ * left in outbox_lease_items for the worker's record, which finds the row
+ * gone; ids are taken in staging order, so they follow the POS's order.
+ */
+static OutboxStmt stage_move = {
+	.sql = "WITH s AS (DELETE FROM sales_api.outbox_stage st WHERE st.ctid = ANY ($1)"
+	"   RETURNING st.ctid AS tid, st.*),"
+	" u AS (SELECT q.*, nextval('sales_api.outbox_id_seq') AS id FROM (SELECT s.tid, s.capture_id, s.staged_at,"
+	"          s.lease_until, x.k, x.loc, x.stype, x.ts, x.amt, x.tax, x.cur, x.ord"
+	"     FROM s, " STAGE_SALES_OF_S("x") " ORDER BY s.staged_at, x.ord) q),"
+	" m AS (INSERT INTO sales_api.outbox_lease_items (capture_id, lease_until, stage_tid, item_ids)"
+	"   SELECT u.capture_id, u.lease_until, u.tid, array_agg(u.id ORDER BY u.ord) FROM u"
+	"    WHERE u.lease_until IS NOT NULL GROUP BY u.capture_id, u.lease_until, u.tid)"
+	" INSERT INTO sales_api.outbox (id, capture_id, kind, sale_key, location_id, sale_type, created_at,"
+	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at,"
+	"                               state, attempts, lease_until)"
+	" SELECT u.id, u.capture_id, " OUTBOX_SQL(OUTBOX_CT_POST) ", u.k, u.loc, u.stype, u.ts, u.amt, u.tax, u.cur,"
+	"        u.staged_at, u.staged_at,"
+	"        CASE WHEN u.lease_until IS NULL THEN " OUTBOX_SQL(OUTBOX_PENDING) " ELSE " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " END,"
+	"        CASE WHEN u.lease_until IS NULL THEN 0 ELSE 1 END, u.lease_until"
+	"   FROM u ORDER BY u.id",
+	.nargs = 1, .types = {TIDARRAYOID}
+};
+
+/*
+ * Leases run out (their worker stopped before its record) of captures no
+ * lane of this worker has in flight, $1: rows to make items in flight.
+ */
+static OutboxStmt lease_expired_stmt = {
+	.sql = "SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.outbox_stage x"
+	" WHERE x.lease_until < now() AND x.capture_id <> ALL ($1)"
+	" ORDER BY x.staged_at FOR UPDATE SKIP LOCKED) l",
+	.nargs = 1, .types = {INT4ARRAYOID}
+};
+
+/*
+ * ... and what no record will read: a worker records its jobs well within
+ * their lease (a lease runs out when its worker stopped), and one past it
+ * finds its sales made items, expired, and leaves them so.  An hour on.
+ */
+static OutboxStmt lease_items_expired_stmt = {
+	.sql = "DELETE FROM sales_api.outbox_lease_items WHERE lease_until < now() - interval '1 hour'",
+	.nargs = 0
 };
 
 /*
@@ -92,17 +173,52 @@ outbox_stage_expand(bool wait, Datum *args, const char *nulls)
 	bool		isnull;
 	Datum		rows;
 
+	bool		leases = outbox_stage_has_leases();
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sales_api: SPI_connect failed");
-	if (outbox_execute(wait ? &stage_lock_wait : &stage_lock_skip, args, nulls, false, 0) != SPI_OK_SELECT)
+	if (outbox_execute(leases ? (wait ? &stage_lock_wait : &stage_lock_skip) :
+					   (wait ? &stage_lock_wait_07 : &stage_lock_skip_07), args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "sales_api: could not lock staged sales");
 	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 	{
-		if (outbox_execute(&stage_move, &rows, NULL, false, 0) != SPI_OK_INSERT)
+		if (outbox_execute(leases ? &stage_move : &stage_move_07, &rows, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "sales_api: could not make staged sales outbox items");
 		n = (int64) SPI_processed;
 	}
+	SPI_finish();
+	return n;
+}
+
+/*
+ * Leased rows whose lease ran out, of captures not in busy (int4[]), become
+ * items in flight under their expired lease, which the caller then expires
+ * as any item in flight (expire_leases() in outbox.c); returns how many
+ * rows.  Connects to SPI itself.
+ */
+int64
+outbox_stage_expire_leases(Datum busy)
+{
+	int64		n = 0;
+	bool		isnull;
+	Datum		rows;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "sales_api: SPI_connect failed");
+	if (outbox_execute(&lease_expired_stmt, &busy, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "sales_api: could not lock expired leases of staged sales");
+	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(rows);
+
+		n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+		if (outbox_execute(&stage_move, &rows, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "sales_api: could not make expired leases of staged sales outbox items");
+	}
+	if (outbox_execute(&lease_items_expired_stmt, NULL, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "sales_api: could not delete expired leases' items");
 	SPI_finish();
 	return n;
 }

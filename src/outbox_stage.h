@@ -30,5 +30,7 @@
  */
 extern int64 outbox_stage_expand(bool wait, Datum *args, const char *nulls);
 extern int64 outbox_stage_expand_mapal(int max_rows);
+extern int64 outbox_stage_expire_leases(Datum busy);
+extern bool outbox_stage_has_leases(void);
 
 #endif							/* SALES_API_OUTBOX_STAGE_H */

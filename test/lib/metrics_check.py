@@ -170,9 +170,11 @@ def snapshot(db):
     per_capture = {}
     for cid, state, n in psql(db, "SELECT capture_id, state, count(*) FROM sales_api.outbox GROUP BY 1, 2"):
         per_capture[(int(cid), state)] = int(n)
-    for cid, n in psql(db, """
-            SELECT capture_id, sum(coalesce(cardinality(sale_keys), 1)) FROM sales_api.outbox_stage GROUP BY 1"""):
-        per_capture[(int(cid), "staged")] = int(n)
+    # a leased staged row's sales are in flight (0.8: the worker posts them)
+    for cid, st, n in psql(db, """
+            SELECT capture_id, CASE WHEN lease_until IS NULL THEN 'staged' ELSE 'in_flight' END,
+                   sum(coalesce(cardinality(sale_keys), 1)) FROM sales_api.outbox_stage GROUP BY 1, 2"""):
+        per_capture[(int(cid), st)] = per_capture.get((int(cid), st), 0) + int(n)
     s["items"] = {}
     for lane, ids in s["lanes"].items():
         for st in STATES:

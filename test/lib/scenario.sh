@@ -202,6 +202,16 @@ SELECT sales_api.attach('pos_sales', 'mapal', '{
 SQL
 }
 
+# Connecteam posts in flight: items, or staged sales the worker leased (0.8)
+posts_in_flight() {
+    echo "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state = 'in_flight' AND kind = 'ct_post')" \
+         "OR EXISTS (SELECT 1 FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL)"
+}
+# how many items and staged sales are in flight, as outbox_status counts them
+in_flight_count() {
+    q -c "SELECT coalesce(sum(items), 0) FROM sales_api.outbox_status WHERE state = 'in_flight'"
+}
+
 # Everything delivered: no item waiting, in flight or failed, and no staged
 # sale (0.6) still to be made an item.
 drained() {

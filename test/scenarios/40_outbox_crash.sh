@@ -27,8 +27,7 @@ worker_pid() { q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_
 
 # 1. SIGKILL mid-batch
 insert_sales 0 3000
-wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state = 'in_flight' AND kind = 'ct_post')
-          AND (SELECT count(*) FROM sales_api.outbox WHERE state = 'sent') > 0" 60 "a batch in flight"
+wait_for "$(posts_in_flight) AND (SELECT count(*) FROM sales_api.outbox WHERE state = 'sent') > 0" 60 "a batch in flight"
 pid=$(worker_pid)
 echo "killing worker $pid with SIGKILL while a batch is in flight"
 kill -9 "$pid"
@@ -41,7 +40,7 @@ python3 "$(dirname "$0")/../lib/compare.py" sigkill-mid-batch
 
 # 2. pg_ctl restart -m immediate mid-batch
 insert_sales 3000 3000
-wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE state = 'in_flight' AND kind = 'ct_post')" 60 "a batch in flight"
+wait_for "$(posts_in_flight)" 60 "a batch in flight"
 echo "restarting PostgreSQL with -m immediate while a batch is in flight"
 runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m immediate -w restart -l "$SA_PGLOG" >/dev/null
 wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'sales_api worker'" 60 "the worker after the restart"

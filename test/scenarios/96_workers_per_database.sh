@@ -46,7 +46,8 @@ mockctl fault hold --path '/connecteam/sales/v1/transactions$' --method POST --c
 for l in $(seq 1 "$LANES"); do
     q -c "INSERT INTO pos_lane$l (sold_at, net) SELECT '2026-11-20 10:00+00'::timestamptz + i * interval '1 s', i FROM generate_series(1, 250) i"
 done
-wait_for "SELECT count(*) = $LANES FROM (SELECT DISTINCT capture_id FROM sales_api.outbox WHERE state = 'in_flight') s" 60 \
+wait_for "SELECT count(*) = $LANES FROM (SELECT capture_id FROM sales_api.outbox WHERE state = 'in_flight'
+                                        UNION SELECT capture_id FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL) s" 60 \
     "every lane has a job in flight"
 expect_eq "$(q -c "$lane_locks")" "2 workers hold $LANES lane locks" "the lanes are split between the two workers"
 expect_eq "$(q -c "SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = x'5A1E5A1E'::int::oid

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Connecteam sales go into flight as leased staged rows (0.8): the claim sets
+# the rows' lease_until, and the record deletes them and inserts each sale's
+# item in its final state.  What a lease meets besides a plain record:
+#   1. a POS transaction holds a leased row (it updated a sale of it and
+#      stays open) when the post's answer comes: the worker does not wait for
+#      it (other lanes go on), and records the job once the transaction ends;
+#   2. the worker is killed while a leased sale's post is at the vendor: the
+#      lease runs out, the row's sale becomes an item in flight, which
+#      expires as any item in flight does (its post may have been stored),
+#      and the vendor ends with the sale once.
+. "$(dirname "$0")/../lib/scenario.sh"
+. "$(dirname "$0")/../faults/lib.sh"
+fs_setup
+trap 'mockctl release >/dev/null 2>&1 || true; q -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
+POSTS='/connecteam/sales/v1/transactions$'
+
+# --- 1. a POS transaction holds the leased row when the answer comes
+mockctl fault hold --path "$POSTS" --method POST --count 1 >/dev/null
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00)"
+sale=$(q -c "SELECT max(id) FROM pos_sales")
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")" 1 "the sale's staged row leased"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post'")" 0 "no post item while it is in flight"
+expect_eq "$(in_flight_count)" 1 "outbox_status counts it in flight"
+expect_eq "$(q -c "SELECT in_flight || ' ' || staged FROM sales_api.lane_status WHERE server_name = 'connecteam'")" "1 0" \
+    "lane_status too, not as staged"
+# the UPDATE makes the leased sale an item in flight and stays open, its row locked
+session_open holder
+session_run holder "BEGIN;" "UPDATE pos_sales SET net = 11.00 WHERE id = $sale;"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post'")" 0 "the open transaction's items are not seen"
+mapal0=$(mockctl count --path /real-time-sales --method POST)
+mockctl release >/dev/null
+# the worker records nothing of that job yet, and is not blocked: it sends
+# a later sale's Mapal totals while the transaction stays open
+wait_until '[ "$(mockctl inflight)" = 0 ]' 60 "the held post to be answered"
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-20 11:00:00+00', 'SALE', 5.00, 0.50)"
+wait_until '[ "$(mockctl count --path /real-time-sales --method POST)" -gt "$mapal0" ]' 60 \
+    "the later sale's Mapal totals to be sent while the transaction is open"
+expect_eq "$(q -c "SELECT wait_event_type IS DISTINCT FROM 'Lock' FROM pg_stat_activity WHERE backend_type = 'sales_api worker'")" t \
+    "the worker waits on no lock"
+expect_eq "$(q -c "SELECT state FROM pg_stat_activity WHERE application_name = 'sa_holder'")" "idle in transaction" \
+    "the transaction holding the leased row is still open"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")" 1 "the job not recorded: its row still leased"
+session_run holder "COMMIT;"
+session_close holder
+wait_for "$(drained)" 60 "the job's record and the update"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_lease_items")" 0 "the record read the items the UPDATE made"
+expect_eq "$(q -c "SELECT string_agg(kind || ':' || state || ':' || attempts || ':' || (vendor_ref IS NOT NULL), ',' ORDER BY id)
+                     FROM sales_api.outbox WHERE kind LIKE 'ct%' AND sale_key = '$sale'")" \
+    "ct_post:sent:1:true,ct_delete:sent:1:true,ct_post:sent:1:true" "the first post recorded sent once, then its delete and the new version"
+python3 "$(dirname "$0")/../lib/compare.py" lease-held-by-pos
+
+# --- 2. the worker killed while a leased sale's post is at the vendor
+fs_set lease_time 6s
+mockctl fault hold --path "$POSTS" --method POST --count 1 >/dev/null
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (3, '2026-11-20 12:00:00+00', 'SALE', 7.00, 0.70)"
+sale=$(q -c "SELECT max(id) FROM pos_sales")
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
+expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")" 1 "the sale's staged row leased"
+pid=$(worker_pid)
+kill -9 "$pid"
+fs_wait_new_worker "$pid" 60
+# the vendor stores the post the killed worker never saw answered
+mockctl release >/dev/null
+# the lease runs out: the sale becomes an item in flight, expired as such
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)
+            AND EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale')" 60 \
+    "the expired lease's sale to become an item"
+wait_for "$(drained)" 90 "the expired post to be settled"
+expect_eq "$(q -c "SELECT string_agg(state, ',') FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale'")" \
+    "sent" "the expired post settled sent (by the replaced window)"
+python3 "$(dirname "$0")/../lib/compare.py" lease-expired
+echo "lease scenario passed"
