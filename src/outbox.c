@@ -138,14 +138,18 @@ static OutboxStmt record_stmt = {
 
 /*
  * Leased staged rows (outbox_connecteam.c): $1 the rows, $2 their lease.
- * How many are still there, and how many of those this transaction could
- * lock: a POS transaction making one items (an UPDATE or DELETE of its
- * sales) holds it, and the record waits for it to end rather than block.
+ * How many are still there, and those of them this transaction could lock,
+ * each with its capture and first sale: a POS transaction making one items
+ * (an UPDATE or DELETE of its sales) holds it, and the record waits for it
+ * to end rather than block.  A row is known by its ctid from the claim to
+ * the record, which a rewrite of the table (VACUUM FULL) changes: a row
+ * found there is the lease's only if it holds the lease's first sale.
  */
 static OutboxStmt lease_lock_stmt = {
 	.sql = "SELECT (SELECT count(*) FROM sales_api.outbox_stage x WHERE x.ctid = ANY ($1) AND x.lease_until = $2),"
-	" (SELECT count(*) FROM (SELECT 1 FROM sales_api.outbox_stage y WHERE y.ctid = ANY ($1) AND y.lease_until = $2"
-	"   FOR UPDATE SKIP LOCKED) z)",
+	" z.tids, z.caps, z.keys FROM (SELECT array_agg(y.ctid) AS tids, array_agg(y.capture_id) AS caps,"
+	"   array_agg(coalesce(y.sale_keys[1], y.sale_key)) AS keys FROM (SELECT w.ctid, w.capture_id, w.sale_keys, w.sale_key"
+	"   FROM sales_api.outbox_stage w WHERE w.ctid = ANY ($1) AND w.lease_until = $2 FOR UPDATE SKIP LOCKED) y) z",
 	.nargs = 2, .types = {TIDARRAYOID, TIMESTAMPTZOID}
 };
 
@@ -178,11 +182,17 @@ static OutboxStmt lease_record_stmt = {
 	TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}
 };
 
-/* ... rows made items while leased: the ids of their sales' items; $1 the rows, $2 the lease */
+/*
+ * ... rows made items while leased: the ids of their sales' items; $1 the
+ * rows, $2 the lease, $3 and $4 each row's capture and first sale (its
+ * first item must be that sale: see lease_lock_stmt)
+ */
 static OutboxStmt lease_items_stmt = {
-	.sql = "DELETE FROM sales_api.outbox_lease_items WHERE stage_tid = ANY ($1) AND lease_until = $2"
-	" RETURNING stage_tid, item_ids",
-	.nargs = 2, .types = {TIDARRAYOID, TIMESTAMPTZOID}
+	.sql = "DELETE FROM sales_api.outbox_lease_items m USING unnest($1, $3, $4) AS u(tid, cap, k)"
+	" WHERE m.stage_tid = u.tid AND m.lease_until = $2 AND m.capture_id = u.cap"
+	"   AND EXISTS (SELECT 1 FROM sales_api.outbox o WHERE o.id = m.item_ids[1] AND o.sale_key IS NOT DISTINCT FROM u.k)"
+	" RETURNING m.stage_tid, m.item_ids",
+	.nargs = 4, .types = {TIDARRAYOID, TIMESTAMPTZOID, INT4ARRAYOID, TEXTARRAYOID}
 };
 
 /*
@@ -291,6 +301,45 @@ outbox_capture(OutboxCycle *c, int id)
 			return cap;
 	}
 	return NULL;
+}
+
+static List *jobs;
+
+/*
+ * The sales this worker has in flight under a lease, in its jobs and in the
+ * claim c being made: their captures (int4[]) and keys (text[]), for the
+ * claim of a lane's second job, which skips a sale with a post in flight.
+ */
+void
+outbox_leased_keys(OutboxCycle *c, Datum *captures, Datum *keys)
+{
+	int			max = c->nitems + 1;
+	int			n = 0;
+	Datum	   *cs;
+	Datum	   *ks;
+	ListCell   *lc;
+
+	foreach(lc, jobs)
+		max += ((OutboxJob *) lfirst(lc))->c->nitems;
+	cs = palloc(sizeof(Datum) * max);
+	ks = palloc(sizeof(Datum) * max);
+	for (int pass = 0; pass <= list_length(jobs); pass++)
+	{
+		OutboxCycle *jc = (pass == 0) ? c : ((OutboxJob *) list_nth(jobs, pass - 1))->c;
+
+		for (int i = 0; i < jc->nitems; i++)
+		{
+			OutboxItem *it = &jc->items[i];
+
+			if (!it->leased || it->sale_key == NULL || it->cap == NULL)
+				continue;
+			cs[n] = Int32GetDatum(it->cap->id);
+			ks[n] = CStringGetTextDatum(it->sale_key);
+			n++;
+		}
+	}
+	*captures = PointerGetDatum(construct_array(cs, n, INT4OID, 4, true, TYPALIGN_INT));
+	*keys = PointerGetDatum(construct_array(ks, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /* n more items at the end of the cycle's, zeroed, nothing tried yet */
@@ -1197,8 +1246,12 @@ leases_lockable(OutboxCycle *c)
 		int			n = 0;
 		Datum		vals[2];
 		bool		isnull;
-		int64		there,
-					locked;
+		int64		there;
+		Datum	   *rows = NULL,
+				   *caps = NULL,
+				   *keys = NULL;
+		bool	   *keynulls = NULL;
+		int			nrows = 0;
 
 		if (!c->items[i].leased || done[i])
 			continue;
@@ -1216,9 +1269,58 @@ leases_lockable(OutboxCycle *c)
 		if (outbox_execute(&lease_lock_stmt, vals, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not lock leased staged sales");
 		there = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		locked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		if (locked < there)
+		vals[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+		{
+			deconstruct_array(DatumGetArrayTypeP(vals[0]), TIDOID, sizeof(ItemPointerData), false,
+							  TYPALIGN_SHORT, &rows, NULL, &nrows);
+			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)),
+							  INT4OID, 4, true, TYPALIGN_INT, &caps, NULL, &nrows);
+			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)),
+							  TEXTOID, -1, false, TYPALIGN_INT, &keys, &keynulls, &nrows);
+		}
+		if (nrows < there)
 			return false;
+
+		/*
+		 * A row at a leased ctid that does not hold the lease's first sale
+		 * is another (the table was rewritten): the lease's sales are left
+		 * to expire, whatever was answered (their posts may be stored), and
+		 * that row is not touched.
+		 */
+		for (int r = 0; r < nrows; r++)
+		{
+			ItemPointer t = OutboxDatumGetTid(rows[r]);
+			bool		same = false;
+
+			for (int j = i; j < c->nitems; j++)
+			{
+				OutboxItem *it = &c->items[j];
+
+				if (it->leased && it->lease_until == lease && it->lease_ord == 1 &&
+					ItemPointerEquals(&it->lease_tid, t))
+				{
+					same = (it->cap != NULL && it->cap->id == DatumGetInt32(caps[r]) &&
+							(keynulls[r] ? it->sale_key == NULL :
+							 (it->sale_key != NULL && strcmp(it->sale_key, TextDatumGetCString(keys[r])) == 0)));
+					break;
+				}
+			}
+			if (same)
+				continue;
+			for (int j = i; j < c->nitems; j++)
+			{
+				OutboxItem *it = &c->items[j];
+
+				if (it->leased && it->lease_until == lease && ItemPointerEquals(&it->lease_tid, t))
+					it->lease_lost = true;
+			}
+			ereport(WARNING,
+					(errmsg("sales_api worker: a staged row leased by this worker is no longer where its claim found it"),
+					 errdetail("sales_api.outbox_stage was rewritten (VACUUM FULL?) while its sales were in flight."),
+					 errhint("Its sales are made items when the lease runs out and settled as posts that may have been stored.")));
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
 	return true;
 }
@@ -1258,14 +1360,14 @@ record_leases(OutboxCycle *c, Datum *ids, Datum *states, Datum *statuses, bool *
 		Datum		vals[10];
 		bool	   *gone;
 
-		if (!c->items[i].leased || done[i])
+		if (!c->items[i].leased || c->items[i].lease_lost || done[i])
 			continue;
 		lease = c->items[i].lease_until;
 		for (int j = i; j < c->nitems; j++)
 		{
 			OutboxItem *it = &c->items[j];
 
-			if (!it->leased || done[j] || it->lease_until != lease)
+			if (!it->leased || it->lease_lost || done[j] || it->lease_until != lease)
 				continue;
 			done[j] = true;
 			idx[n] = j;
@@ -1308,19 +1410,38 @@ record_leases(OutboxCycle *c, Datum *ids, Datum *states, Datum *statuses, bool *
 
 			for (int k = 0; k < n; k++)
 				if (ItemPointerEquals(t, &tids[k]))
+				{
 					gone[k] = true;
+					c->items[idx[k]].lease_done = true;
+				}
 		}
 		SPI_freetuptable(SPI_tuptable);
 		{
 			int			m = 0;
+			Datum	   *caps = palloc(sizeof(Datum) * (n + 1));
+			Datum	   *keys = palloc(sizeof(Datum) * (n + 1));
+			bool	   *keynulls = palloc(sizeof(bool) * (n + 1));
+			int			kdims[1];
 
+			/* the others were made items while leased: their ids, a row by its first sale */
 			for (int k = 0; k < n; k++)
-				if (!gone[k])
-					tidd[m++] = OutboxTidGetDatum(&tids[k]);
+			{
+				OutboxItem *it = &c->items[idx[k]];
+
+				if (gone[k] || it->lease_ord != 1)
+					continue;
+				tidd[m] = OutboxTidGetDatum(&tids[k]);
+				caps[m] = Int32GetDatum(it->cap ? it->cap->id : 0);
+				keynulls[m] = (it->sale_key == NULL);
+				keys[m] = it->sale_key ? CStringGetTextDatum(it->sale_key) : (Datum) 0;
+				m++;
+			}
 			if (m == 0)
 				continue;
-			/* the others were made items while leased: their ids */
+			kdims[0] = m;
 			vals[0] = PointerGetDatum(construct_array(tidd, m, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+			vals[2] = PointerGetDatum(construct_array(caps, m, INT4OID, 4, true, TYPALIGN_INT));
+			vals[3] = PointerGetDatum(construct_md_array(keys, keynulls, 1, kdims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 			if (outbox_execute(&lease_items_stmt, vals, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 				elog(ERROR, "could not read the items of leased staged sales");
 			for (uint64 r = 0; r < SPI_processed; r++)
@@ -1348,6 +1469,20 @@ record_leases(OutboxCycle *c, Datum *ids, Datum *states, Datum *statuses, bool *
 			SPI_freetuptable(SPI_tuptable);
 		}
 	}
+
+	/* neither: the row gone with no items left of it */
+	{
+		int			lost = 0;
+
+		for (int i = 0; i < c->nitems; i++)
+			if (c->items[i].leased && !c->items[i].lease_lost && !c->items[i].lease_done && c->items[i].id == 0)
+				lost++;
+		if (lost > 0)
+			ereport(WARNING,
+					(errmsg("sales_api worker: %d sales in flight under a lease could not be recorded", lost),
+					 errdetail("Their staged rows are no longer where the claim leased them, and no items were made of them: sales_api.outbox_stage was rewritten (VACUUM FULL?), or their capture was deleted."),
+					 errhint("A row still staged is made items when its lease runs out, and its sales are settled as posts that may have been stored.")));
+	}
 }
 
 /* Every item's next state, in one statement; the worker's figures. */
@@ -1372,17 +1507,14 @@ record_states(OutboxCycle *c)
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	Datum		vals[8];
+	OutboxState *next_state = palloc(sizeof(OutboxState) * (n + 1));
 
 	for (int i = 0; i < n; i++)
 	{
 		OutboxItem *it = &c->items[i];
 		OutboxNext	next = outbox_decide(it->kind, it->attempts, &it->out);
 
-		/* held for the budget: waiting, not failed */
-		if (it->out.result == OUTBOX_HELD)
-			held++;
-		else
-			count[next.state]++;
+		next_state[i] = next.state;
 		ids[i] = Int64GetDatum(it->id);
 		states[i] = CStringGetTextDatum(outbox_state_names[next.state].name);
 		statuses[i] = Int32GetDatum(it->out.http_status);
@@ -1403,12 +1535,29 @@ record_states(OutboxCycle *c)
 			nleased++;
 	}
 	if (nleased > 0)
-	{
-		int			m = 0;
-
 		/* leased sales: inserted as items, or given the ids a POS transaction made */
 		record_leases(c, ids, states, statuses, status_nulls, refs, ref_nulls, errors, error_nulls,
 					  delays, giveback, ambig);
+
+	/*
+	 * The worker's figures: every item recorded, not a leased sale left to
+	 * expire (its row not found, nor its items)
+	 */
+	for (int i = 0; i < n; i++)
+	{
+		OutboxItem *it = &c->items[i];
+
+		if (it->id == 0 && !it->lease_done)
+			continue;
+		if (it->out.result == OUTBOX_HELD)
+			held++;				/* held for the budget: waiting, not failed */
+		else
+			count[next_state[i]]++;
+	}
+	if (nleased > 0)
+	{
+		int			m = 0;
+
 		/* record_stmt updates the items that have an id */
 		for (int i = 0; i < n; i++)
 		{

@@ -69,6 +69,8 @@ typedef struct OutboxItem
 	ItemPointerData lease_tid;	/* ... the row, as leased */
 	int			lease_ord;		/* ... the sale's place in it, from 1 */
 	TimestampTz lease_until;	/* ... its lease */
+	bool		lease_lost;		/* ... not found where it was leased: left to expire */
+	bool		lease_done;		/* ... recorded: its item inserted from the row */
 	OutboxKind	kind;
 	OutboxCapture *cap;
 	int			claim_pos;		/* its place in the claim */
@@ -163,6 +165,7 @@ extern int	outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls,
 						   bool read_only, long count);
 extern OutboxItem *outbox_add_items(OutboxCycle *c, uint64 n);
 extern OutboxCapture *outbox_capture(OutboxCycle *c, int id);
+extern void outbox_leased_keys(OutboxCycle *c, Datum *captures, Datum *keys);
 extern bool outbox_read_pos(OutboxCycle *c, OutboxCapture *cap, MappingStmt stmt, int nargs,
 							Oid *types, Datum *values, char **error);
 extern char *outbox_spi_str(HeapTuple tup, TupleDesc td, int col, MemoryContext cxt);

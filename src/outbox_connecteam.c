@@ -53,13 +53,16 @@
 	OUTBOX_SQL(OUTBOX_FAILED) ", " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
 
 /*
- * The sales in flight in leased staged rows of the captures $cap (int4[]):
- * a set of (capture, key), read once per statement (a hashed subplan)
+ * A sale of capture cap with key k is in flight in a staged row this worker
+ * leased: the arrays c and ks (captures and keys) are the sales of its
+ * leases in flight and of this claim's (outbox_leased_keys()); a lane's
+ * leases are its worker's, as the lane is.  A semi- or anti-join.  (A
+ * stopped worker's leases, until they run out, are not seen: an UPDATE or
+ * DELETE makes a leased sale an item, which is; a key staged again by a
+ * second INSERT is another sale to the vendor anyway.)
  */
-#define LEASED_KEYS(cap) \
-	"SELECT lx.capture_id, lk.k FROM sales_api.outbox_stage lx," \
-	" unnest(coalesce(lx.sale_keys, ARRAY[lx.sale_key])) AS lk(k)" \
-	" WHERE lx.lease_until IS NOT NULL AND lx.capture_id = ANY (" cap ") AND lk.k IS NOT NULL"
+#define LEASED_SALE(c, ks, cap, k) \
+	"EXISTS (SELECT 1 FROM unnest(" c "::int4[], " ks "::text[]) AS lk(c, k) WHERE lk.c = " cap " AND lk.k = " k ")"
 
 /* Items a lane claims per statement (outbox_ct_claim()) */
 #define CT_CLAIM_CHUNK 500
@@ -92,7 +95,7 @@ static OutboxStmt claim_stmt = {
 	"   AND (NOT l.extra OR (o.kind = " OUTBOX_SQL(OUTBOX_CT_POST) " AND NOT o.ambiguous"
 	"        AND NOT EXISTS (SELECT 1 FROM sales_api.outbox f WHERE f.capture_id = o.capture_id"
 	"        AND f.sale_key = o.sale_key AND f.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
-	"        AND (o.capture_id, o.sale_key) NOT IN (" LEASED_KEYS("$2") ")))"
+	"        AND NOT " LEASED_SALE("$5", "$6", "o.capture_id", "o.sale_key") "))"
 	"   ORDER BY o.id LIMIT l.lim FOR UPDATE OF o SKIP LOCKED) x)"
 	" UPDATE sales_api.outbox o SET state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ", attempts = o.attempts + 1,"
 	"   lease_until = now() + $1 * interval '1 ms',"
@@ -113,7 +116,8 @@ static OutboxStmt claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref,"
 	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
-	.nargs = 4, .types = {INT4OID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID}, .generic = true
+	.nargs = 6, .types = {INT4OID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID},
+	.generic = true
 };
 
 /*
@@ -151,7 +155,7 @@ static OutboxStmt stage_claim_stmt = {
 	" f AS (SELECT u.*, u.n <= $2 AND (NOT $4 OR (NOT EXISTS (SELECT 1 FROM sales_api.outbox p"
 	"         WHERE p.capture_id = u.capture_id AND p.sale_key = u.k"
 	"           AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
-	"         AND (u.capture_id, u.k) NOT IN (" LEASED_KEYS("ARRAY[$5]") "))) AS go FROM u),"
+	"         AND NOT " LEASED_SALE("$5", "$6", "u.capture_id", "u.k") ")) AS go FROM u),"
 	" i AS (INSERT INTO sales_api.outbox AS o (capture_id, kind, sale_key, location_id, sale_type, created_at,"
 	"                               final_sale_amount, tax_amount, currency, enqueued_at, next_attempt_at,"
 	"                               state, attempts, lease_until)"
@@ -164,7 +168,7 @@ static OutboxStmt stage_claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref, NULL::bigint, NULL::bigint, o.state)"
 	" SELECT * FROM i WHERE i.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " ORDER BY i.id",
-	.nargs = 5, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID, INT4OID}, .generic = true
+	.nargs = 6, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID, INT4ARRAYOID, TEXTARRAYOID}, .generic = true
 };
 
 /*
@@ -179,15 +183,16 @@ static OutboxStmt stage_lease_stmt;
 
 /*
  * A second job leases rows only if none of their sales has a post in
- * flight (an item, or a sale of a leased row): $1 the rows, $2 the capture
+ * flight (an item, or a sale of a leased row): $1 the rows, $2 and $3 as
+ * LEASED_SALE's
  */
 static OutboxStmt stage_in_flight_stmt = {
 	.sql = "SELECT EXISTS (SELECT 1 FROM sales_api.outbox_stage st,"
 	"   unnest(coalesce(st.sale_keys, ARRAY[st.sale_key])) AS sk(k)"
 	"  WHERE st.ctid = ANY ($1) AND (EXISTS (SELECT 1 FROM sales_api.outbox p"
 	"         WHERE p.capture_id = st.capture_id AND p.sale_key = sk.k AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
-	"       OR (st.capture_id, sk.k) IN (" LEASED_KEYS("ARRAY[$2]") ")))",
-	.nargs = 2, .types = {TIDARRAYOID, INT4OID}, .generic = true
+	"       OR " LEASED_SALE("$2", "$3", "st.capture_id", "sk.k") "))",
+	.nargs = 3, .types = {TIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID}, .generic = true
 };
 
 static OutboxStmt stage_lease_stmt = {
@@ -428,8 +433,9 @@ outbox_ct_claim(OutboxCycle *c)
 static uint64
 ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 {
-	Datum		vals[4];
+	Datum		vals[6];
 
+	outbox_leased_keys(c, &vals[4], &vals[5]);
 	vals[0] = Int32GetDatum(sales_api_lease_ms);
 	vals[1] = PointerGetDatum(construct_array(cap, k, INT4OID, 4, true, TYPALIGN_INT));
 	vals[2] = PointerGetDatum(construct_array(lim, k, INT4OID, 4, true, TYPALIGN_INT));
@@ -446,7 +452,7 @@ ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 static int
 ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 {
-	Datum		vals[5];
+	Datum		vals[6];
 	bool		isnull;
 	int64		nsales;
 
@@ -468,7 +474,7 @@ ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 	 */
 	if (nsales <= want && DatumGetBool(extra))
 	{
-		vals[1] = cap;
+		outbox_leased_keys(c, &vals[1], &vals[2]);
 		if (outbox_execute(&stage_in_flight_stmt, vals, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not look for staged Connecteam sales in flight");
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
@@ -484,7 +490,7 @@ ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 	vals[1] = Int32GetDatum(want);
 	vals[2] = Int32GetDatum(sales_api_lease_ms);
 	vals[3] = extra;
-	vals[4] = cap;
+	outbox_leased_keys(c, &vals[4], &vals[5]);
 	if (outbox_execute(&stage_claim_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not make staged Connecteam sales outbox items");
 	return (int) ct_claimed_items(c, false);

@@ -149,9 +149,9 @@ static OutboxStmt lease_expired_stmt = {
 };
 
 /*
- * ... and what no record will read: a worker records its jobs well within
- * their lease (a lease runs out when its worker stopped), and one past it
- * finds its sales made items, expired, and leaves them so.  An hour on.
+ * ... and what no record will read, an hour on: a lease runs out only when
+ * its worker stopped (a lane in flight is in every worker's busy list, so
+ * its leases are never expired under it), and no worker then records it.
  */
 static OutboxStmt lease_items_expired_stmt = {
 	.sql = "DELETE FROM sales_api.outbox_lease_items WHERE lease_until < now() - interval '1 hour'",

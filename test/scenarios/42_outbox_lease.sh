@@ -8,7 +8,10 @@
 #   2. the worker is killed while a leased sale's post is at the vendor: the
 #      lease runs out, the row's sale becomes an item in flight, which
 #      expires as any item in flight does (its post may have been stored),
-#      and the vendor ends with the sale once.
+#      and the vendor ends with the sale once;
+#   3. the stage is rewritten (VACUUM FULL) while a leased sale's post is at
+#      the vendor: the record no longer finds the row where the claim leased
+#      it, says so, and leaves the sale to its lease's expiry, as in 2.
 . "$(dirname "$0")/../lib/scenario.sh"
 . "$(dirname "$0")/../faults/lib.sh"
 fs_setup
@@ -71,4 +74,26 @@ wait_for "$(drained)" 90 "the expired post to be settled"
 expect_eq "$(q -c "SELECT string_agg(state, ',') FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale'")" \
     "sent" "the expired post settled sent (by the replaced window)"
 python3 "$(dirname "$0")/../lib/compare.py" lease-expired
+
+# --- 3. the stage rewritten while a leased sale's post is at the vendor
+mockctl fault hold --path "$POSTS" --method POST --count 1 >/dev/null
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 13:00:00+00', 'SALE', 8.00, 0.80)"
+sale=$(q -c "SELECT max(id) FROM pos_sales")
+wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
+tid0=$(q -c "SELECT ctid FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")
+q -c "VACUUM FULL sales_api.outbox_stage"
+tid1=$(q -c "SELECT ctid FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")
+[ "$tid1" != "$tid0" ] || fail "the leased row did not move: $tid0"
+pass "the leased row moved from $tid0 to $tid1"
+log0=$(wc -c < "$SA_PGLOG")
+mockctl release >/dev/null
+wait_until 'tail -c +$((log0 + 1)) "$SA_PGLOG" | grep -q "sales in flight under a lease could not be recorded"' 60 \
+    "the worker to say it could not record the moved lease"
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)
+            AND EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale')" 60 \
+    "the moved lease's sale to become an item when the lease runs out"
+wait_for "$(drained)" 90 "the moved lease's post to be settled"
+expect_eq "$(q -c "SELECT string_agg(state, ',') FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale'")" \
+    "sent" "the moved lease's post settled sent (by the replaced window)"
+python3 "$(dirname "$0")/../lib/compare.py" lease-rewritten
 echo "lease scenario passed"
