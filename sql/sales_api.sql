@@ -608,8 +608,9 @@ REVOKE ALL ON FUNCTION sales_api._stage_expand(integer, boolean, text[], integer
 --   unknown     ambiguous outcome parked for an operator (ambiguous_policy = 'park')
 --   superseded  replaced by a later version of the same sale before it was sent
 -- The worker claims items in one transaction (pending -> in_flight with a
--- lease), sends them with no transaction open, and records every outcome in
--- another.  The names of the states and kinds are defined once, in C
+-- lease; a Connecteam lane's staged sales are leased where they are staged,
+-- and become items only when recorded), sends them with no transaction open,
+-- and records every outcome in another.  The names of the states and kinds are defined once, in C
 -- (src/outbox_states.h, returned by _outbox_states()); the regression test
 -- 41_outbox_states holds the constraints, indexes, views and functions of
 -- this schema to them.
