@@ -1679,6 +1679,11 @@ def write_results(path, mode, cfg, res, m, started, elapsed, argv):
         notes_path = os.path.join(HERE, "NOTES.md")
         if os.path.exists(notes_path):
             f.write("\n" + open(notes_path).read().strip() + "\n")
+        # figures of the lanes' own commands (test/scale/97_many_lanes.sh, 93_lanes.sh),
+        # run apart and kept by hand: a full run no longer drops them
+        lanes_path = os.path.join(HERE, "LANES.md")
+        if os.path.exists(lanes_path):
+            f.write("\n" + open(lanes_path).read().strip() + "\n")
 
 
 def main():

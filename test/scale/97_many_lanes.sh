@@ -4,10 +4,11 @@
 # (the issue's 5 requests a minute, about 3 minutes; the default window of
 # 20 s takes about 1.5 minutes).  On a quiet machine the worker uses 100% of
 # every account's window and sends only full posts, with no 429.  Its first
-# posts start 10-21 s after the 200,000-sale commit (the first claim makes
-# every staged sale an item and claims every lane): with 60 s windows the
-# oldest item waits about 85 s against the two-window target of 120 s; with
-# the default 20 s windows 40-45 s against 40 s, a miss that fixed cost makes.
+# posts start 2-7 s after the 200,000-sale commit (the first claims lease
+# every lane's staged parts; until 0.8 they made every staged sale an item
+# first, 10-21 s): with 60 s windows the oldest item waits about 70 s against
+# the two-window target of 120 s; with the default 20 s windows 24-31 s
+# against 40 s (40-45 s before the leases).
 # Many lanes in one database (the issue: "200 Connecteam accounts at
 # 5/minute each plus 200 Mapal units, one database: total requests per
 # minute at least 90% of the sum of the budgets, and no lane's oldest item
