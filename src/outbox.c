@@ -1050,6 +1050,31 @@ jobs_from_claim(OutboxCycle *c, OutboxClaim *cl)
 }
 
 /*
+ * The requests in flight of the other jobs of a job's lane (its second job,
+ * or its first): sales_api.max_concurrency holds for the lane, not for each
+ * job (ratelimit.c's rl_wave_feed()).
+ */
+static int
+lane_others_active(void *arg)
+{
+	OutboxJob  *job = arg;
+	int			n = 0;
+	ListCell   *lc;
+
+	if (job->cap == NULL)
+		return 0;
+	foreach(lc, jobs)
+	{
+		OutboxJob  *o = lfirst(lc);
+
+		if (o != job && o->cap != NULL && o->cap->id == job->cap->id &&
+			o->next < list_length(o->phases))
+			n += ratelimit_run_active(((OutboxPhase *) list_nth(o->phases, o->next))->run);
+	}
+	return n;
+}
+
+/*
  * Move a job on: start its phase, settle it when answered, go to the next.
  * Returns true when its last phase is done.
  */
@@ -1072,6 +1097,9 @@ job_advance(OutboxJob *job)
 		if (ph->run == NULL)
 		{
 			ph->run = ratelimit_run_start(job->cap->srv, ph->reqs, ph->n, ph->flags);
+			/* a lane's two jobs share its max_concurrency */
+			ph->run->others_active = lane_others_active;
+			ph->run->others_arg = job;
 			/* a job that could not get a token asks once: its later phases go without */
 			ph->run->auth_fail = job->auth_failed;
 		}
@@ -1326,11 +1354,138 @@ leases_lockable(OutboxCycle *c)
 }
 
 /*
+ * One statement of record_leases(): the sales idx[0..n) of the lease,
+ * whole rows.
+ */
+static void
+record_lease_part(OutboxCycle *c, TimestampTz lease, int *idx, int n, Datum *ids, Datum *states,
+				  Datum *statuses, bool *status_nulls, Datum *refs, bool *ref_nulls, Datum *errors,
+				  bool *error_nulls, Datum *delays, Datum *giveback, Datum *ambig)
+{
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * (n + 1));
+	Datum	   *tidd = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *ords = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *a[7];
+	bool	   *an[7];
+	bool	   *gone = palloc0(sizeof(bool) * (n + 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	Datum		vals[10];
+	int			m = 0;
+	Datum	   *caps;
+	Datum	   *keys;
+	bool	   *keynulls;
+	int			kdims[1];
+
+	for (int k = 0; k < 7; k++)
+	{
+		a[k] = palloc(sizeof(Datum) * (n + 1));
+		an[k] = palloc0(sizeof(bool) * (n + 1));
+	}
+	for (int k = 0; k < n; k++)
+	{
+		int			j = idx[k];
+
+		tids[k] = c->items[j].lease_tid;
+		tidd[k] = OutboxTidGetDatum(&tids[k]);
+		ords[k] = Int32GetDatum(c->items[j].lease_ord);
+		a[0][k] = states[j];
+		a[1][k] = statuses[j];
+		an[1][k] = status_nulls[j];
+		a[2][k] = refs[j];
+		an[2][k] = ref_nulls[j];
+		a[3][k] = errors[j];
+		an[3][k] = error_nulls[j];
+		a[4][k] = delays[j];
+		a[5][k] = giveback[j];
+		a[6][k] = ambig[j];
+	}
+	vals[0] = PointerGetDatum(construct_array(tidd, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+	vals[1] = TimestampTzGetDatum(lease);
+	vals[2] = PointerGetDatum(construct_array(ords, n, INT4OID, 4, true, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_array(a[0], n, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[4] = PointerGetDatum(construct_md_array(a[1], an[1], 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+	vals[5] = PointerGetDatum(construct_md_array(a[2], an[2], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[6] = PointerGetDatum(construct_md_array(a[3], an[3], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[7] = PointerGetDatum(construct_array(a[4], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[8] = PointerGetDatum(construct_array(a[5], n, INT4OID, 4, true, TYPALIGN_INT));
+	vals[9] = PointerGetDatum(construct_array(a[6], n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	if (outbox_execute(&lease_record_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not record leased staged sales");
+
+	/* the rows deleted: their sales are recorded */
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		ItemPointer t = OutboxDatumGetTid(SPI_getbinval(SPI_tuptable->vals[r],
+														SPI_tuptable->tupdesc, 1, &isnull));
+
+		for (int k = 0; k < n; k++)
+			if (ItemPointerEquals(t, &tids[k]))
+			{
+				gone[k] = true;
+				c->items[idx[k]].lease_done = true;
+			}
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* the others were made items while leased: their ids, a row by its first sale */
+	caps = palloc(sizeof(Datum) * (n + 1));
+	keys = palloc(sizeof(Datum) * (n + 1));
+	keynulls = palloc(sizeof(bool) * (n + 1));
+	for (int k = 0; k < n; k++)
+	{
+		OutboxItem *it = &c->items[idx[k]];
+
+		if (gone[k] || it->lease_ord != 1)
+			continue;
+		tidd[m] = OutboxTidGetDatum(&tids[k]);
+		caps[m] = Int32GetDatum(it->cap ? it->cap->id : 0);
+		keynulls[m] = (it->sale_key == NULL);
+		keys[m] = it->sale_key ? CStringGetTextDatum(it->sale_key) : (Datum) 0;
+		m++;
+	}
+	if (m == 0)
+		return;
+	kdims[0] = m;
+	vals[0] = PointerGetDatum(construct_array(tidd, m, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+	vals[2] = PointerGetDatum(construct_array(caps, m, INT4OID, 4, true, TYPALIGN_INT));
+	vals[3] = PointerGetDatum(construct_md_array(keys, keynulls, 1, kdims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	if (outbox_execute(&lease_items_stmt, vals, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not read the items of leased staged sales");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		isnull;
+		ItemPointer t = OutboxDatumGetTid(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		ArrayType  *arr = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		Datum	   *elems;
+		int			nelems;
+
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &nelems);
+		for (int k = 0; k < n; k++)
+		{
+			OutboxItem *it = &c->items[idx[k]];
+
+			if (!gone[k] && ItemPointerEquals(t, &tids[k]) &&
+				it->lease_ord >= 1 && it->lease_ord <= nelems)
+			{
+				it->id = DatumGetInt64(elems[it->lease_ord - 1]);
+				ids[idx[k]] = Int64GetDatum(it->id);
+			}
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
  * The leased sales' next states (ids[] and the rest as record_states()
  * made them): per lease, the rows still staged are deleted and their
  * items inserted; the items a POS transaction made of the others get
  * their ids, and ids[] with them, for record_stmt.  A sale neither way
  * (its row gone and nothing left of it: its capture deleted) is left.
+ * In statements of about RECORD_CHUNK sales, whole rows each, so that
+ * jobs_progress() starts the requests that wait between them.
  */
 static void
 record_leases(OutboxCycle *c, Datum *ids, Datum *states, Datum *statuses, bool *status_nulls,
@@ -1339,26 +1494,12 @@ record_leases(OutboxCycle *c, Datum *ids, Datum *states, Datum *statuses, bool *
 {
 	int			nn = c->nitems + 1;
 	bool	   *done = palloc0(sizeof(bool) * nn);
-	int		   *idx = palloc(sizeof(int) * nn);
-	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * nn);
-	Datum	   *tidd = palloc(sizeof(Datum) * nn);
-	Datum	   *ords = palloc(sizeof(Datum) * nn);
-	Datum	   *a[8];
-	bool	   *an[8];
-	int			dims[1];
-	int			lbs[1] = {1};
+	int		   *all = palloc(sizeof(int) * nn);
 
-	for (int k = 0; k < 8; k++)
-	{
-		a[k] = palloc(sizeof(Datum) * nn);
-		an[k] = palloc0(sizeof(bool) * nn);
-	}
 	for (int i = 0; i < c->nitems; i++)
 	{
 		TimestampTz lease;
-		int			n = 0;
-		Datum		vals[10];
-		bool	   *gone;
+		int			nall = 0;
 
 		if (!c->items[i].leased || c->items[i].lease_lost || done[i])
 			continue;
@@ -1370,103 +1511,19 @@ record_leases(OutboxCycle *c, Datum *ids, Datum *states, Datum *statuses, bool *
 			if (!it->leased || it->lease_lost || done[j] || it->lease_until != lease)
 				continue;
 			done[j] = true;
-			idx[n] = j;
-			tids[n] = it->lease_tid;
-			tidd[n] = OutboxTidGetDatum(&tids[n]);
-			ords[n] = Int32GetDatum(it->lease_ord);
-			a[0][n] = states[j];
-			a[1][n] = statuses[j];
-			an[1][n] = status_nulls[j];
-			a[2][n] = refs[j];
-			an[2][n] = ref_nulls[j];
-			a[3][n] = errors[j];
-			an[3][n] = error_nulls[j];
-			a[4][n] = delays[j];
-			a[5][n] = giveback[j];
-			a[6][n] = ambig[j];
-			n++;
+			all[nall++] = j;
 		}
-		dims[0] = n;
-		vals[0] = PointerGetDatum(construct_array(tidd, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
-		vals[1] = TimestampTzGetDatum(lease);
-		vals[2] = PointerGetDatum(construct_array(ords, n, INT4OID, 4, true, TYPALIGN_INT));
-		vals[3] = PointerGetDatum(construct_array(a[0], n, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[4] = PointerGetDatum(construct_md_array(a[1], an[1], 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
-		vals[5] = PointerGetDatum(construct_md_array(a[2], an[2], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[6] = PointerGetDatum(construct_md_array(a[3], an[3], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[7] = PointerGetDatum(construct_array(a[4], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		vals[8] = PointerGetDatum(construct_array(a[5], n, INT4OID, 4, true, TYPALIGN_INT));
-		vals[9] = PointerGetDatum(construct_array(a[6], n, BOOLOID, 1, true, TYPALIGN_CHAR));
-		if (outbox_execute(&lease_record_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not record leased staged sales");
-
-		/* the rows deleted: their sales are recorded */
-		gone = palloc0(sizeof(bool) * (n + 1));
-		for (uint64 r = 0; r < SPI_processed; r++)
+		for (int from = 0; from < nall;)
 		{
-			bool		isnull;
-			ItemPointer t = OutboxDatumGetTid(SPI_getbinval(SPI_tuptable->vals[r],
-															  SPI_tuptable->tupdesc, 1, &isnull));
+			int			to = Min(from + RECORD_CHUNK, nall);
 
-			for (int k = 0; k < n; k++)
-				if (ItemPointerEquals(t, &tids[k]))
-				{
-					gone[k] = true;
-					c->items[idx[k]].lease_done = true;
-				}
-		}
-		SPI_freetuptable(SPI_tuptable);
-		{
-			int			m = 0;
-			Datum	   *caps = palloc(sizeof(Datum) * (n + 1));
-			Datum	   *keys = palloc(sizeof(Datum) * (n + 1));
-			bool	   *keynulls = palloc(sizeof(bool) * (n + 1));
-			int			kdims[1];
-
-			/* the others were made items while leased: their ids, a row by its first sale */
-			for (int k = 0; k < n; k++)
-			{
-				OutboxItem *it = &c->items[idx[k]];
-
-				if (gone[k] || it->lease_ord != 1)
-					continue;
-				tidd[m] = OutboxTidGetDatum(&tids[k]);
-				caps[m] = Int32GetDatum(it->cap ? it->cap->id : 0);
-				keynulls[m] = (it->sale_key == NULL);
-				keys[m] = it->sale_key ? CStringGetTextDatum(it->sale_key) : (Datum) 0;
-				m++;
-			}
-			if (m == 0)
-				continue;
-			kdims[0] = m;
-			vals[0] = PointerGetDatum(construct_array(tidd, m, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
-			vals[2] = PointerGetDatum(construct_array(caps, m, INT4OID, 4, true, TYPALIGN_INT));
-			vals[3] = PointerGetDatum(construct_md_array(keys, keynulls, 1, kdims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-			if (outbox_execute(&lease_items_stmt, vals, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-				elog(ERROR, "could not read the items of leased staged sales");
-			for (uint64 r = 0; r < SPI_processed; r++)
-			{
-				HeapTuple	tup = SPI_tuptable->vals[r];
-				bool		isnull;
-				ItemPointer t = OutboxDatumGetTid(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-				ArrayType  *arr = DatumGetArrayTypeP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-				Datum	   *elems;
-				int			nelems;
-
-				deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &nelems);
-				for (int k = 0; k < n; k++)
-				{
-					OutboxItem *it = &c->items[idx[k]];
-
-					if (!gone[k] && ItemPointerEquals(t, &tids[k]) &&
-						it->lease_ord >= 1 && it->lease_ord <= nelems)
-					{
-						it->id = DatumGetInt64(elems[it->lease_ord - 1]);
-						ids[idx[k]] = Int64GetDatum(it->id);
-					}
-				}
-			}
-			SPI_freetuptable(SPI_tuptable);
+			/* whole rows: a row's sales are together in the claim's order */
+			while (to < nall && ItemPointerEquals(&c->items[all[to]].lease_tid,
+												   &c->items[all[to - 1]].lease_tid))
+				to++;
+			record_lease_part(c, lease, all + from, to - from, ids, states, statuses, status_nulls,
+							  refs, ref_nulls, errors, error_nulls, delays, giveback, ambig);
+			from = to;
 		}
 	}
 

@@ -64,6 +64,9 @@
 #define LEASED_SALE(c, ks, cap, k) \
 	"EXISTS (SELECT 1 FROM unnest(" c "::int4[], " ks "::text[]) AS lk(c, k) WHERE lk.c = " cap " AND lk.k = " k ")"
 
+/* transactionIds recorded per statement (remember_flush()) */
+#define REMEMBER_CHUNK 500
+
 /* Items a lane claims per statement (outbox_ct_claim()) */
 #define CT_CLAIM_CHUNK 500
 
@@ -1233,25 +1236,35 @@ array_with_nulls(Datum *elems, bool *nulls, int n, Oid type, int len, bool byval
 static void
 remember_flush(Remember *r, bool covered)
 {
-	Datum		vals[9];
+	/*
+	 * A post's ids in statements of REMEMBER_CHUNK, so that jobs_progress()
+	 * starts the requests that wait between them; a key given again in a
+	 * later statement keeps its last there too.  A window's in one.
+	 */
+	int			chunk = covered ? Max(r->n, 1) : REMEMBER_CHUNK;
 
-	if (r->n == 0)
-		return;
-	vals[0] = PointerGetDatum(construct_array(r->caps, r->n, INT4OID, 4, true, TYPALIGN_INT));
-	vals[1] = PointerGetDatum(construct_array(r->keys, r->n, TEXTOID, -1, false, TYPALIGN_INT));
-	vals[2] = PointerGetDatum(construct_array(r->tids, r->n, TEXTOID, -1, false, TYPALIGN_INT));
-	vals[3] = PointerGetDatum(construct_array(r->locs, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	vals[4] = PointerGetDatum(construct_array(r->times, r->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	vals[5] = PointerGetDatum(construct_array(r->amounts, r->n, NUMERICOID, -1, false, TYPALIGN_INT));
-	vals[6] = PointerGetDatum(construct_array(r->types, r->n, TEXTOID, -1, false, TYPALIGN_INT));
-	vals[7] = array_with_nulls(r->taxes, r->tax_nulls, r->n, NUMERICOID, -1, false, TYPALIGN_INT);
-	vals[8] = array_with_nulls(r->currencies, r->currency_nulls, r->n, TEXTOID, -1, false, TYPALIGN_INT);
-	if (outbox_execute(&remember_stmt, vals, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record Connecteam transactionIds");
-	if (covered && outbox_execute(&covered_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record the posts a replaced window carried");
-	if (covered && outbox_execute(&reposted_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record the posts a replaced window posted again");
+	for (int from = 0; from < r->n; from += chunk)
+	{
+		int			k = Min(chunk, r->n - from);
+		Datum		vals[9];
+
+		vals[0] = PointerGetDatum(construct_array(r->caps + from, k, INT4OID, 4, true, TYPALIGN_INT));
+		vals[1] = PointerGetDatum(construct_array(r->keys + from, k, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[2] = PointerGetDatum(construct_array(r->tids + from, k, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[3] = PointerGetDatum(construct_array(r->locs + from, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		vals[4] = PointerGetDatum(construct_array(r->times + from, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		vals[5] = PointerGetDatum(construct_array(r->amounts + from, k, NUMERICOID, -1, false, TYPALIGN_INT));
+		vals[6] = PointerGetDatum(construct_array(r->types + from, k, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[7] = array_with_nulls(r->taxes + from, r->tax_nulls + from, k, NUMERICOID, -1, false, TYPALIGN_INT);
+		vals[8] = array_with_nulls(r->currencies + from, r->currency_nulls + from, k, TEXTOID, -1, false,
+								   TYPALIGN_INT);
+		if (outbox_execute(&remember_stmt, vals, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record Connecteam transactionIds");
+		if (covered && outbox_execute(&covered_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the posts a replaced window carried");
+		if (covered && outbox_execute(&reposted_stmt, vals, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the posts a replaced window posted again");
+	}
 	r->n = 0;
 }
 

@@ -671,32 +671,47 @@ int_cmp(const void *a, const void *b)
 }
 
 /*
- * Start more of the wave, up to the run's concurrency and the backend's
- * sales_api.max_in_flight (all lanes together).  Returns whether some of the
+ * Start more of the wave, up to the run's concurrency (less what the runs
+ * sharing it have in flight: a lane's two jobs share its
+ * sales_api.max_concurrency) and the backend's sales_api.max_in_flight
+ * (all lanes together).  Returns whether some of the
  * wave is still in flight or waiting to start.
  */
 static bool
 rl_wave_feed(RateLimitRun *run)
 {
-	int			active = 0;
+	int			active = ratelimit_run_active(run);
+	int			others = run->others_active ? run->others_active(run->others_arg) : 0;
 
-	for (int j = 0; j < run->wave_started; j++)
-		if (!run->reqs[run->wave[j]]->completed)
-			active++;
-	while (active < run->concurrency && run->wave_started < run->nwave &&
+	while (active + others < run->concurrency && run->wave_started < run->nwave &&
 		   http_in_flight() < sales_api_max_in_flight)
 	{
 		http_start(run->reqs[run->wave[run->wave_started++]]);
 		active++;
 	}
 	/* then the wave's requests that go again with a new token, as many at once */
-	while (active < run->concurrency && run->again_started < run->nagain &&
+	while (active + others < run->concurrency && run->again_started < run->nagain &&
 		   http_in_flight() < sales_api_max_in_flight)
 	{
 		http_start(run->reqs[run->again[run->again_started++]]);
 		active++;
 	}
 	return active > 0 || run->wave_started < run->nwave || run->again_started < run->nagain;
+}
+
+/* How many of the run's requests are in flight now? */
+int
+ratelimit_run_active(RateLimitRun *run)
+{
+	int			active = 0;
+
+	if (run == NULL)
+		return 0;
+	/* a request sent again with a new token is one of the wave's */
+	for (int j = 0; j < run->wave_started; j++)
+		if (!run->reqs[run->wave[j]]->completed)
+			active++;
+	return active;
 }
 
 /*

@@ -86,6 +86,9 @@ typedef struct RateLimitRun
 	bool		nowait;
 	bool		follow;			/* may wait for another run's token fetch (RL_FOLLOW) */
 	int			concurrency;
+	/* the requests in flight of the other runs sharing this run's concurrency (a lane's other job) */
+	int			(*others_active) (void *arg);
+	void	   *others_arg;
 	int		   *queue;			/* not sent yet, in input order */
 	int			qlen;
 	int		   *wave;			/* being sent now */
@@ -129,6 +132,7 @@ extern RateLimitRun *ratelimit_perform_all(SalesApiServer *srv, HttpRequest **re
 /* with credentials, unpaced: a refused token is fetched again once (ratelimit.c) */
 extern void vendor_perform_all(SalesApiServer *srv, HttpRequest **reqs, int n,
 							   int concurrency);
+extern int	ratelimit_run_active(RateLimitRun *run);
 extern void vendor_perform(SalesApiServer *srv, HttpRequest *req);
 extern char *ratelimit_describe(const SalesApiServer *srv, const RateLimitRun *run);
 extern void ratelimit_report(const SalesApiServer *srv, const RateLimitRun *run,

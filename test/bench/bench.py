@@ -73,14 +73,15 @@ UNITS = 50
 
 MODES = {
     # a bounded pass, 4-7 minutes on a 2-core machine shared with other work
-    "quick": dict(pgbench_seconds=2, rounds=4, bulk_rounds=2, bulk_rows=100000, drain_sales=100000,
+    "quick": dict(pgbench_seconds=2, rounds=4, bulk_rounds=2, bulk_rows=100000, drain_sales=100000, scale_sales=20000,
                   baseline_sales=300, rl_limit=20, rl_window=10, rl_windows=2,
                   latency_sales=500, latency_after_sales=50, client_sales=200, client_kept=1000000,
                   memory_total=200000, chunk=100000,
                   pgq_tick_ms=50, pgq_poll_ms=50, pgq_concurrency=4,
                   lanes_backlog=2000, lanes_limit=5, lanes_window=10, lanes_timeout=5, lanes_seconds=10),
     # the figures: 1,000,000 sales for memory, a real 120-per-minute limit
-    "full": dict(pgbench_seconds=5, rounds=12, bulk_rounds=5, bulk_rows=100000, drain_sales=100000,
+    # scale_sales: the Connecteam-only drain again at max_concurrency 1, 2 and 8
+    "full": dict(pgbench_seconds=5, rounds=12, bulk_rounds=5, bulk_rows=100000, drain_sales=100000, scale_sales=50000,
                  baseline_sales=2000, rl_limit=120, rl_window=60, rl_windows=3,
                  latency_sales=500, latency_after_sales=200, memory_total=1000000,
                  # 4c: sales measured from the client's side per phase; sent items kept in the second
@@ -828,6 +829,27 @@ def bench_drain(cfg, res, state, peer=None):
     res.note("2 baseline: %d sales posted one per request, sequentially, over one kept-alive HTTPS "
              "connection (Python http.client) to the same mock answering after the same 20 ms: %.1f sales/s"
              % (cfg["baseline_sales"], base))
+
+    # does the rate follow max_concurrency? the same drain, Connecteam only, at 1, 2 and 8
+    # (the SIGHUP of pg_reload_conf() wakes the idle worker, which reads its settings before
+    # setup_pos() has made the fresh extension; "posts at the mock at once" shows what it used)
+    m = cfg["scale_sales"]
+    log("2. drain, Connecteam only, %s sales at max_concurrency 1, 2 and 8" % fmt_int(m))
+    scaled = {4: c}
+    try:
+        for mc in (1, 2, 8):
+            psql("ALTER SYSTEM SET sales_api.max_concurrency = %d;\nSELECT pg_reload_conf();" % mc, db="postgres")
+            scaled[mc] = drain_sales_api(m, ("connecteam",))
+            state["sales"] += m
+    finally:
+        psql("ALTER SYSTEM RESET sales_api.max_concurrency;\nSELECT pg_reload_conf();", db="postgres")
+    for mc in (1, 2, 4, 8):
+        x = scaled[mc]
+        allowed_mc = mc * 100 / 0.020
+        res.add("2", "Connecteam only, max_concurrency %d: sales/s, and share of what it allows (%s/s)" % (
+            mc, fmt_int(allowed_mc)), "%s (%.0f%%)" % (fmt_int(x["rate"]), 100 * x["rate"] / allowed_mc),
+            "posts at the mock at once %.2f, worker on CPU %.0f%%" % (
+                x["at_mock"][0], 100 * x["wcpu"] / (x["t_wall"] - x["t0"])), "")
 
 
 def bench_memory_fill(cfg, res, state):
