@@ -18,11 +18,26 @@ fs_setup
 trap 'mockctl release >/dev/null 2>&1 || true; q -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 POSTS='/connecteam/sales/v1/transactions$'
 
+# a sale of store $1 at $2 with amount $3, its post held at the vendor; sets $sale
+sale_held() {
+    mockctl fault hold --path "$POSTS" --method POST --count 1 >/dev/null
+    q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES ($1, '$2', 'SALE', $3, $3 / 10)"
+    sale=$(q -c "SELECT max(id) FROM pos_sales")
+    wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
+}
+# $sale's lease runs out: its sale becomes an item in flight, expired as such
+# and settled as a post that may have been stored; $1 names the case
+settled_after_expiry() {
+    wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)
+                AND EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale')" 60 \
+        "the $1 lease's sale to become an item when the lease runs out"
+    wait_for "$(drained)" 90 "the $1 lease's post to be settled"
+    expect_eq "$(q -c "SELECT string_agg(state, ',') FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale'")" \
+        "sent" "the $1 lease's post settled sent (by the replaced window)"
+}
+
 # --- 1. a POS transaction holds the leased row when the answer comes
-mockctl fault hold --path "$POSTS" --method POST --count 1 >/dev/null
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 10:00:00+00', 'SALE', 10.00, 1.00)"
-sale=$(q -c "SELECT max(id) FROM pos_sales")
-wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
+sale_held 1 '2026-11-20 10:00:00+00' 10.00
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")" 1 "the sale's staged row leased"
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE kind = 'ct_post'")" 0 "no post item while it is in flight"
 expect_eq "$(in_flight_count)" 1 "outbox_status counts it in flight"
@@ -56,30 +71,18 @@ python3 "$(dirname "$0")/../lib/compare.py" lease-held-by-pos
 
 # --- 2. the worker killed while a leased sale's post is at the vendor
 fs_set lease_time 6s
-mockctl fault hold --path "$POSTS" --method POST --count 1 >/dev/null
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (3, '2026-11-20 12:00:00+00', 'SALE', 7.00, 0.70)"
-sale=$(q -c "SELECT max(id) FROM pos_sales")
-wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
+sale_held 3 '2026-11-20 12:00:00+00' 7.00
 expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")" 1 "the sale's staged row leased"
 pid=$(worker_pid)
 kill -9 "$pid"
 fs_wait_new_worker "$pid" 60
 # the vendor stores the post the killed worker never saw answered
 mockctl release >/dev/null
-# the lease runs out: the sale becomes an item in flight, expired as such
-wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)
-            AND EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale')" 60 \
-    "the expired lease's sale to become an item"
-wait_for "$(drained)" 90 "the expired post to be settled"
-expect_eq "$(q -c "SELECT string_agg(state, ',') FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale'")" \
-    "sent" "the expired post settled sent (by the replaced window)"
+settled_after_expiry expired
 python3 "$(dirname "$0")/../lib/compare.py" lease-expired
 
 # --- 3. the stage rewritten while a leased sale's post is at the vendor
-mockctl fault hold --path "$POSTS" --method POST --count 1 >/dev/null
-q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-20 13:00:00+00', 'SALE', 8.00, 0.80)"
-sale=$(q -c "SELECT max(id) FROM pos_sales")
-wait_until '[ "$(mockctl held)" = 1 ]' 60 "the post to reach the vendor"
+sale_held 1 '2026-11-20 13:00:00+00' 8.00
 tid0=$(q -c "SELECT ctid FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")
 q -c "VACUUM FULL sales_api.outbox_stage"
 tid1=$(q -c "SELECT ctid FROM sales_api.outbox_stage WHERE lease_until IS NOT NULL")
@@ -89,11 +92,6 @@ log0=$(wc -c < "$SA_PGLOG")
 mockctl release >/dev/null
 wait_until 'tail -c +$((log0 + 1)) "$SA_PGLOG" | grep -q "sales in flight under a lease could not be recorded"' 60 \
     "the worker to say it could not record the moved lease"
-wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox_stage)
-            AND EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale')" 60 \
-    "the moved lease's sale to become an item when the lease runs out"
-wait_for "$(drained)" 90 "the moved lease's post to be settled"
-expect_eq "$(q -c "SELECT string_agg(state, ',') FROM sales_api.outbox WHERE kind = 'ct_post' AND sale_key = '$sale'")" \
-    "sent" "the moved lease's post settled sent (by the replaced window)"
+settled_after_expiry moved
 python3 "$(dirname "$0")/../lib/compare.py" lease-rewritten
 echo "lease scenario passed"
