@@ -109,6 +109,17 @@ SELECT location_id, sale_type, final_sale_amount FROM sales_api.outbox_stage ORD
 SELECT unit_ids, sales_type_ids, slot_starts FROM sales_api.mapal_stage
  WHERE capture_id = (SELECT id FROM sales_api.capture WHERE relid = 'pos_pct'::regclass AND vendor = 'mapal');
 SELECT sales_api._stage_expand(NULL, false) AS items_made;
+-- a statement's Mapal slots, each once in the order first met: six rows, three slots
+INSERT INTO pos_pct (shop, at, total, code) VALUES
+  (105, '2026-11-20 12:01+01', 1, 'R3'), (305, '2026-11-20 12:14+01', 2, 'R4'), (105, '2026-11-20 12:15+01', 3, 'T5'),
+  (6, '2026-11-20 12:02+01', 4, 'R6'), (105, '2026-11-20 12:29+01', 5, 'T7'), (106, '2026-11-20 12:03+01', 6, 'R8');
+-- and an UPDATE's: the old rows' slots (one), then the new rows' (two)
+UPDATE pos_pct SET at = at + CASE WHEN code = 'R4' THEN interval '1 hour' ELSE interval '0' END
+ WHERE code IN ('R3', 'R4');
+SELECT unit_ids, sales_type_ids, slot_starts FROM sales_api.mapal_stage
+ WHERE capture_id = (SELECT id FROM sales_api.capture WHERE relid = 'pos_pct'::regclass AND vendor = 'mapal')
+ ORDER BY staged_at, cardinality(unit_ids);
+SELECT sales_api._stage_expand(NULL, false) > 0 AS items_made;
 SELECT sales_api.detach('pos_pct', 'o_ct');
 SELECT sales_api.detach('pos_pct', 'o_mapal');
 DROP TABLE pos_pct;

@@ -443,18 +443,18 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 		case MS_MAPAL_OLD_ROW_SLOTS:
 			{
 				/*
-				 * Each slot once, its time computed once a row (OFFSET 0
-				 * keeps the subquery from being flattened into the
-				 * DISTINCT's keys).  No ORDER BY: the worker sorts when it
-				 * makes the markers (outbox_stage.c); sorting 10,000 slots
-				 * by text keys here would cost a bulk POS statement more
-				 * than finding them.  The statement for one row has no
-				 * DISTINCT to set up, and its subquery is flattened.
+				 * A row's slot, its time computed once a row (OFFSET 0
+				 * keeps the subquery from being flattened, which would
+				 * compute it twice).  The trigger keeps each slot once
+				 * (capture.c, arrays_first_seen()): a DISTINCT here cost
+				 * a bulk statement twice as much.  No ORDER BY: the
+				 * worker sorts when it makes the markers
+				 * (outbox_stage.c).  The statement for one row has its
+				 * subquery flattened.
 				 */
 				bool		distinct = stmt == MS_MAPAL_NEW_SLOTS || stmt == MS_MAPAL_OLD_SLOTS;
 
-				appendStringInfo(&b, "SELECT %su, coalesce(bd, sl::date), c, t, sl FROM (SELECT ",
-								 distinct ? "DISTINCT " : "");
+				appendStringInfoString(&b, "SELECT u, coalesce(bd, sl::date), c, t, sl FROM (SELECT ");
 				append_field(&b, def, MF_UNIT_ID);
 				appendStringInfo(&b, " AS u, %s::date AS bd, ", def->expr[MF_BUSINESS_DAY]);
 				append_field(&b, def, MF_CURRENCY_ID);

@@ -73,8 +73,8 @@ typedef enum MappingStmt
 	/* capture trigger, over the transition tables */
 	MS_CT_ROWS,					/* a row per new sale */
 	MS_CT_OLD_KEYS,				/* the keys of the old versions, as text[] */
-	MS_MAPAL_NEW_SLOTS,			/* the slots of the new rows, each once */
-	MS_MAPAL_OLD_SLOTS,			/* the slots of the old rows, each once */
+	MS_MAPAL_NEW_SLOTS,			/* the slot of each new row (the trigger keeps each once) */
+	MS_MAPAL_OLD_SLOTS,			/* the slot of each old row (likewise) */
 	MS_MAPAL_NEW_ROW_SLOTS,		/* the slot of the new row of a one-row statement */
 	MS_MAPAL_OLD_ROW_SLOTS,		/* the slot of the old row of one */
 	/* the worker and the operator functions, over the table itself */
