@@ -120,6 +120,28 @@ SELECT unit_ids, sales_type_ids, slot_starts FROM sales_api.mapal_stage
  WHERE capture_id = (SELECT id FROM sales_api.capture WHERE relid = 'pos_pct'::regclass AND vendor = 'mapal')
  ORDER BY staged_at, cardinality(unit_ids);
 SELECT sales_api._stage_expand(NULL, false) > 0 AS items_made;
+-- a statement of 1,200 rows, staged in parts of 500 as it runs: each part's
+-- arrays equal array_agg() of the mapped values, nulls and long texts too
+CREATE TABLE pos_parts (id int PRIMARY KEY, shop int, at timestamptz, total numeric(10,2), vat numeric, code text);
+SELECT sales_api.attach('pos_parts', 'o_ct', '{"location_id": "shop", "sale_type": "code", "created_at": "at",
+  "final_sale_amount": "total", "tax_amount": "vat", "currency": "CASE WHEN id % 3 = 0 THEN NULL ELSE ''EUR'' END"}') > 0 AS attached_parts;
+INSERT INTO pos_parts SELECT i, i % 7, '2026-11-20 12:00+01'::timestamptz + i * interval '1 min', i / 100.0,
+       CASE WHEN i % 5 = 0 THEN NULL ELSE i / 1000.0 END, CASE WHEN i % 11 = 0 THEN NULL ELSE repeat('S', i % 300) END
+  FROM generate_series(1, 1200) i;
+WITH p AS (SELECT s.*, row_number() OVER (ORDER BY s.staged_at) - 1 AS part FROM sales_api.outbox_stage s
+            WHERE s.capture_id = (SELECT id FROM sales_api.capture WHERE relid = 'pos_parts'::regclass)),
+     t AS (SELECT (id - 1) / 500 AS part, array_agg(id::text ORDER BY id) AS k, array_agg(shop::bigint ORDER BY id) AS l,
+                  array_agg(code ORDER BY id) AS ty, array_agg(at ORDER BY id) AS ca, array_agg(total::numeric ORDER BY id) AS n,
+                  array_agg(vat ORDER BY id) AS tx, array_agg(CASE WHEN id % 3 = 0 THEN NULL ELSE 'EUR' END ORDER BY id) AS cur
+             FROM pos_parts GROUP BY 1)
+SELECT p.part, cardinality(p.sale_keys) AS sales,
+       array_send(p.sale_keys) = array_send(t.k) AND array_send(p.location_ids) = array_send(t.l)
+       AND array_send(p.sale_types) = array_send(t.ty) AND array_send(p.created_ats) = array_send(t.ca)
+       AND array_send(p.final_sale_amounts) = array_send(t.n) AND array_send(p.tax_amounts) = array_send(t.tx)
+       AND array_send(p.currencies) = array_send(t.cur) AS equal
+  FROM p JOIN t USING (part) ORDER BY p.part;
+SELECT sales_api.detach('pos_parts', 'o_ct');
+DROP TABLE pos_parts;
 SELECT sales_api.detach('pos_pct', 'o_ct');
 SELECT sales_api.detach('pos_pct', 'o_mapal');
 DROP TABLE pos_pct;

@@ -686,11 +686,23 @@ typedef struct ArraysReceiver
 	MemoryContext cxt;
 	seen_hash  *seen;			/* distinct rows only: those kept so far */
 	StringInfoData key;			/* the row at hand as a RowKey */
-	/* in parts (arrays_parts()): each part_size rows staged, then forgotten */
+	/*
+	 * In parts (arrays_parts()): each part_size rows staged, then
+	 * forgotten.  A column's values go straight into the bytes its array
+	 * will hold (pdata: each element as construct_md_array() lays it out,
+	 * a varlena with a 4-byte header, aligned), with a null flag each.
+	 */
 	Relation	part_rel;
 	int			part_size;
 	int			capture_id;
 	int			parts;
+	int			pn;				/* rows in the part so far */
+	StringInfoData pdata[ARRAYS_MAX_COLS];
+	bool	   *pnull[ARRAYS_MAX_COLS];
+	bool		phasnull[ARRAYS_MAX_COLS];
+	int16		typlen[ARRAYS_MAX_COLS];
+	bool		typbyval[ARRAYS_MAX_COLS];
+	char		typalign[ARRAYS_MAX_COLS];
 } ArraysReceiver;
 
 static void stage_put(Relation rel, BkStmt which, Datum *vals, const char *nulls, int after_us);
@@ -767,20 +779,98 @@ arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
 	return true;
 }
 
+/* parts: a row's values appended to their columns' element bytes */
+static void
+parts_add(ArraysReceiver *r, TupleTableSlot *slot)
+{
+	for (int c = 0; c < r->ncols; c++)
+	{
+		StringInfo	b = &r->pdata[c];
+		int			end;
+
+		r->pnull[c][r->pn] = slot->tts_isnull[c];
+		if (slot->tts_isnull[c])
+		{
+			r->phasnull[c] = true;
+			continue;
+		}
+		if (r->typbyval[c])
+		{
+			enlargeStringInfo(b, r->typlen[c] + MAXIMUM_ALIGNOF);
+			store_att_byval(b->data + b->len, slot->tts_values[c], r->typlen[c]);
+			b->len += r->typlen[c];
+		}
+		else
+		{
+			struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(slot->tts_values[c]));
+			int			n = (int) VARSIZE_ANY_EXHDR(v);
+
+			enlargeStringInfo(b, VARHDRSZ + n + MAXIMUM_ALIGNOF);
+			SET_VARSIZE(b->data + b->len, VARHDRSZ + n);
+			memcpy(b->data + b->len + VARHDRSZ, VARDATA_ANY(v), n);
+			b->len += VARHDRSZ + n;
+			if ((Pointer) v != DatumGetPointer(slot->tts_values[c]))
+				pfree(v);
+		}
+		end = att_align_nominal(b->len, r->typalign[c]);
+		memset(b->data + b->len, 0, end - b->len);
+		b->len = end;
+	}
+	r->pn++;
+	r->rows++;
+	if (r->pn >= r->part_size)
+		arrays_stage_part(r);
+}
+
+/* parts: column c of the part as an array, laid out as construct_md_array() does */
+static Datum
+parts_array(ArraysReceiver *r, int c)
+{
+	int			n = r->pn;
+	int32		dataoffset = r->phasnull[c] ? ARR_OVERHEAD_WITHNULLS(1, n) : 0;
+	Size		nbytes = (r->phasnull[c] ? (Size) dataoffset : ARR_OVERHEAD_NONULLS(1)) + r->pdata[c].len;
+	ArrayType  *a;
+
+	if (!AllocSizeIsValid(nbytes))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("array size exceeds the maximum allowed (%d)", (int) MaxAllocSize)));
+	a = (ArrayType *) palloc0(nbytes);
+	SET_VARSIZE(a, nbytes);
+	a->ndim = 1;
+	a->dataoffset = dataoffset;
+	a->elemtype = r->types[c];
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	memcpy(ARR_DATA_PTR(a), r->pdata[c].data, r->pdata[c].len);
+	if (r->phasnull[c])
+	{
+		bits8	   *bitmap = ARR_NULLBITMAP(a);
+
+		for (int i = 0; i < n; i++)
+			if (!r->pnull[c][i])
+				bitmap[i / 8] |= 1 << (i % 8);
+	}
+	return PointerGetDatum(a);
+}
+
 static bool
 arrays_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	ArraysReceiver *r = (ArraysReceiver *) self;
 
 	slot_getallattrs(slot);
+	if (r->part_rel != NULL)
+	{
+		parts_add(r, slot);
+		return true;
+	}
 	if (r->seen != NULL && !arrays_first_seen(r, slot))
 		return true;
 	for (int c = 0; c < r->ncols; c++)
 		r->abs[c] = accumArrayResult(r->abs[c], slot->tts_values[c], slot->tts_isnull[c],
 									 r->types[c], r->cxt);
 	r->rows++;
-	if (r->part_rel != NULL && r->abs[0]->nelems >= r->part_size)
-		arrays_stage_part(r);
 	return true;
 }
 
@@ -827,10 +917,15 @@ arrays_init(ArraysReceiver *r, int ncols, const Oid *types, bool distinct)
 static void
 arrays_parts(ArraysReceiver *r, Relation rel, int capture_id, int part_size)
 {
+	for (int c = 0; c < r->ncols; c++)
+	{
+		initStringInfo(&r->pdata[c]);
+		r->pnull[c] = palloc(part_size * sizeof(bool));
+		get_typlenbyvalalign(r->types[c], &r->typlen[c], &r->typbyval[c], &r->typalign[c]);
+	}
+	/* what staging a part allocates, freed after each */
 	r->cxt = AllocSetContextCreate(CurrentMemoryContext, "sales_api capture part",
 								   ALLOCSET_DEFAULT_SIZES);
-	for (int c = 0; c < r->ncols; c++)
-		r->abs[c] = initArrayResult(r->types[c], r->cxt, false);
 	r->part_rel = rel;
 	r->part_size = part_size;
 	r->capture_id = capture_id;
@@ -844,20 +939,24 @@ arrays_stage_part(ArraysReceiver *r)
 	char		nulls[ARRAYS_MAX_COLS + 2];
 	MemoryContext old;
 
-	if (r->abs[0]->nelems == 0)
+	if (r->pn == 0)
 		return;
 	old = MemoryContextSwitchTo(r->cxt);
 	memset(nulls, ' ', sizeof(nulls));
 	vals[0] = Int32GetDatum(r->capture_id);
 	for (int c = 0; c < r->ncols; c++)
-		vals[c + 1] = makeArrayResult(r->abs[c], r->cxt);
+		vals[c + 1] = parts_array(r, c);
 	vals[r->ncols + 1] = Int32GetDatum(r->parts);
 	stage_put(r->part_rel, BK_CT_STAGE_ARRAYS, vals, nulls, r->parts);
 	r->parts++;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(r->cxt);
 	for (int c = 0; c < r->ncols; c++)
-		r->abs[c] = initArrayResult(r->types[c], r->cxt, false);
+	{
+		resetStringInfo(&r->pdata[c]);
+		r->phasnull[c] = false;
+	}
+	r->pn = 0;
 }
 
 /* column c of the rows received, as an array */
