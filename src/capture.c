@@ -642,13 +642,15 @@ owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *
 
 /*
  * A row's values as bytes, for the distinct rows of the Mapal slots: each
- * column a null flag, then a pass-by-value datum as it is or a varlena's
- * length and bytes.  Two rows are one slot when their bytes are equal,
- * which for these columns (bigint, date, timestamp, and text compared by
- * a deterministic collation) is SQL's DISTINCT; were a text column's
- * collation nondeterministic, rows it calls equal would stay two slots
- * here, which costs the worker one more DISTINCT ON key, nothing else
- * (outbox_stage.c).
+ * column a null flag, then a pass-by-value datum as it is, a fixed-length
+ * one's bytes, or a varlena's length and bytes.  Two rows are one slot
+ * when their bytes are equal, which for these columns (bigint, date,
+ * timestamp, and text compared by a deterministic collation) is SQL's
+ * DISTINCT.  Under a nondeterministic collation (a case-insensitive ICU
+ * one on the POS column, say) 'TAKE' and 'take' stay two slots here, as
+ * they already did when two statements staged them: the worker's DISTINCT
+ * ON (outbox_stage.c) compares the stage's text[] by the default
+ * collation.
  */
 typedef struct RowKey
 {
@@ -740,6 +742,8 @@ arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
 			continue;
 		if (r->abs[c]->typbyval)
 			len += sizeof(Datum);
+		else if (r->abs[c]->typlen > 0)
+			len += r->abs[c]->typlen;	/* int8, timestamp where not by value */
 		else
 		{
 			text[c] = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(slot->tts_values[c]));
@@ -757,6 +761,11 @@ arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
 		{
 			memcpy(p, &slot->tts_values[c], sizeof(Datum));
 			p += sizeof(Datum);
+		}
+		else if (r->abs[c]->typlen > 0)
+		{
+			memcpy(p, DatumGetPointer(slot->tts_values[c]), r->abs[c]->typlen);
+			p += r->abs[c]->typlen;
 		}
 		else
 		{
@@ -798,6 +807,13 @@ parts_add(ArraysReceiver *r, TupleTableSlot *slot)
 		{
 			enlargeStringInfo(b, r->typlen[c] + MAXIMUM_ALIGNOF);
 			store_att_byval(b->data + b->len, slot->tts_values[c], r->typlen[c]);
+			b->len += r->typlen[c];
+		}
+		else if (r->typlen[c] > 0)
+		{
+			/* int8 and timestamptz where they are not by value */
+			enlargeStringInfo(b, r->typlen[c] + MAXIMUM_ALIGNOF);
+			memcpy(b->data + b->len, DatumGetPointer(slot->tts_values[c]), r->typlen[c]);
 			b->len += r->typlen[c];
 		}
 		else
@@ -895,7 +911,9 @@ arrays_init(ArraysReceiver *r, int ncols, const Oid *types, bool distinct)
 	for (int c = 0; c < ncols; c++)
 	{
 		r->abs[c] = initArrayResult(types[c], r->cxt, false);
-		Assert(r->abs[c]->typbyval ? r->abs[c]->typlen <= (int) sizeof(Datum) : r->abs[c]->typlen == -1);
+		if (!r->abs[c]->typbyval && r->abs[c]->typlen < 0 && r->abs[c]->typlen != -1)
+			elog(ERROR, "sales_api capture: a column of type %u is neither fixed-length nor a varlena",
+				 types[c]);
 	}
 	if (distinct)
 	{
@@ -911,8 +929,12 @@ arrays_init(ArraysReceiver *r, int ncols, const Oid *types, bool distinct)
  * values are copied once (not into arrays of the whole statement first,
  * then into each part's).  The rows are written by heap_insert() alone
  * (stage_put()), which runs no SQL and checks no privilege, so doing it
- * inside the owner's statement gives the owner nothing; the owner's
- * statement, whose snapshot was taken before, does not see them.
+ * inside the owner's statement gives the owner nothing: the statement's
+ * snapshot does not see them (same command id), and a function of the
+ * mapping that takes snapshots of its own still may not read sales_api's
+ * tables.  Such a function that also writes to a captured table fires
+ * that capture inside this one, which then finds the parts staged so far
+ * and not the rest; a mapping is meant to read its row, not to write.
  */
 static void
 arrays_parts(ArraysReceiver *r, Relation rel, int capture_id, int part_size)
