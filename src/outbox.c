@@ -305,13 +305,25 @@ outbox_capture(OutboxCycle *c, int id)
 
 static List *jobs;
 
+/* A one-dimensional array that may hold NULLs. */
+Datum
+outbox_array_with_nulls(Datum *elems, bool *nulls, int n, Oid type, int len, bool byval, char align)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
+}
+
 /*
  * The sales this worker has in flight under a lease, in its jobs and in the
  * claim c being made: their captures (int4[]) and keys (text[]), for the
  * claim of a lane's second job, which skips a sale with a post in flight.
+ * Empty arrays when no second job claims (wanted false): the statement
+ * does not read them then.
  */
 void
-outbox_leased_keys(OutboxCycle *c, Datum *captures, Datum *keys)
+outbox_leased_keys(OutboxCycle *c, bool wanted, Datum *captures, Datum *keys)
 {
 	int			max = c->nitems + 1;
 	int			n = 0;
@@ -319,6 +331,12 @@ outbox_leased_keys(OutboxCycle *c, Datum *captures, Datum *keys)
 	Datum	   *ks;
 	ListCell   *lc;
 
+	if (!wanted)
+	{
+		*captures = PointerGetDatum(construct_empty_array(INT4OID));
+		*keys = PointerGetDatum(construct_empty_array(TEXTOID));
+		return;
+	}
 	foreach(lc, jobs)
 		max += ((OutboxJob *) lfirst(lc))->c->nitems;
 	cs = palloc(sizeof(Datum) * max);
@@ -1061,8 +1079,6 @@ lane_others_active(void *arg)
 	int			n = 0;
 	ListCell   *lc;
 
-	if (job->cap == NULL)
-		return 0;
 	foreach(lc, jobs)
 	{
 		OutboxJob  *o = lfirst(lc);
@@ -1368,14 +1384,11 @@ record_lease_part(OutboxCycle *c, TimestampTz lease, int *idx, int n, Datum *ids
 	Datum	   *a[7];
 	bool	   *an[7];
 	bool	   *gone = palloc0(sizeof(bool) * (n + 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	Datum		vals[10];
 	int			m = 0;
 	Datum	   *caps;
 	Datum	   *keys;
 	bool	   *keynulls;
-	int			kdims[1];
 
 	for (int k = 0; k < 7; k++)
 	{
@@ -1404,9 +1417,9 @@ record_lease_part(OutboxCycle *c, TimestampTz lease, int *idx, int n, Datum *ids
 	vals[1] = TimestampTzGetDatum(lease);
 	vals[2] = PointerGetDatum(construct_array(ords, n, INT4OID, 4, true, TYPALIGN_INT));
 	vals[3] = PointerGetDatum(construct_array(a[0], n, TEXTOID, -1, false, TYPALIGN_INT));
-	vals[4] = PointerGetDatum(construct_md_array(a[1], an[1], 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
-	vals[5] = PointerGetDatum(construct_md_array(a[2], an[2], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	vals[6] = PointerGetDatum(construct_md_array(a[3], an[3], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[4] = outbox_array_with_nulls(a[1], an[1], n, INT4OID, 4, true, TYPALIGN_INT);
+	vals[5] = outbox_array_with_nulls(a[2], an[2], n, TEXTOID, -1, false, TYPALIGN_INT);
+	vals[6] = outbox_array_with_nulls(a[3], an[3], n, TEXTOID, -1, false, TYPALIGN_INT);
 	vals[7] = PointerGetDatum(construct_array(a[4], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	vals[8] = PointerGetDatum(construct_array(a[5], n, INT4OID, 4, true, TYPALIGN_INT));
 	vals[9] = PointerGetDatum(construct_array(a[6], n, BOOLOID, 1, true, TYPALIGN_CHAR));
@@ -1447,10 +1460,9 @@ record_lease_part(OutboxCycle *c, TimestampTz lease, int *idx, int n, Datum *ids
 	}
 	if (m == 0)
 		return;
-	kdims[0] = m;
 	vals[0] = PointerGetDatum(construct_array(tidd, m, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
 	vals[2] = PointerGetDatum(construct_array(caps, m, INT4OID, 4, true, TYPALIGN_INT));
-	vals[3] = PointerGetDatum(construct_md_array(keys, keynulls, 1, kdims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	vals[3] = outbox_array_with_nulls(keys, keynulls, m, TEXTOID, -1, false, TYPALIGN_INT);
 	if (outbox_execute(&lease_items_stmt, vals, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not read the items of leased staged sales");
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -1561,8 +1573,6 @@ record_states(OutboxCycle *c)
 	uint64		count[OS_N] = {0};
 	uint64		held = 0;
 	int			nleased = 0;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	Datum		vals[8];
 	OutboxState *next_state = palloc(sizeof(OutboxState) * (n + 1));
 
@@ -1640,12 +1650,11 @@ record_states(OutboxCycle *c)
 	{
 		int			k = Min(RECORD_CHUNK, n - from);
 
-		dims[0] = k;
 		vals[0] = PointerGetDatum(construct_array(ids + from, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		vals[1] = PointerGetDatum(construct_array(states + from, k, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[2] = PointerGetDatum(construct_md_array(statuses + from, status_nulls + from, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
-		vals[3] = PointerGetDatum(construct_md_array(refs + from, ref_nulls + from, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[4] = PointerGetDatum(construct_md_array(errors + from, error_nulls + from, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[2] = outbox_array_with_nulls(statuses + from, status_nulls + from, k, INT4OID, 4, true, TYPALIGN_INT);
+		vals[3] = outbox_array_with_nulls(refs + from, ref_nulls + from, k, TEXTOID, -1, false, TYPALIGN_INT);
+		vals[4] = outbox_array_with_nulls(errors + from, error_nulls + from, k, TEXTOID, -1, false, TYPALIGN_INT);
 		vals[5] = PointerGetDatum(construct_array(delays + from, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		vals[6] = PointerGetDatum(construct_array(giveback + from, k, INT4OID, 4, true, TYPALIGN_INT));
 		vals[7] = PointerGetDatum(construct_array(ambig + from, k, BOOLOID, 1, true, TYPALIGN_CHAR));

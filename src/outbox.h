@@ -165,7 +165,9 @@ extern int	outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls,
 						   bool read_only, long count);
 extern OutboxItem *outbox_add_items(OutboxCycle *c, uint64 n);
 extern OutboxCapture *outbox_capture(OutboxCycle *c, int id);
-extern void outbox_leased_keys(OutboxCycle *c, Datum *captures, Datum *keys);
+extern void outbox_leased_keys(OutboxCycle *c, bool wanted, Datum *captures, Datum *keys);
+extern Datum outbox_array_with_nulls(Datum *elems, bool *nulls, int n, Oid type, int len,
+									 bool byval, char align);
 extern bool outbox_read_pos(OutboxCycle *c, OutboxCapture *cap, MappingStmt stmt, int nargs,
 							Oid *types, Datum *values, char **error);
 extern char *outbox_spi_str(HeapTuple tup, TupleDesc td, int col, MemoryContext cxt);

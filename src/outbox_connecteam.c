@@ -437,8 +437,11 @@ static uint64
 ct_claim_chunk(OutboxCycle *c, Datum *cap, Datum *lim, Datum *extra, int k)
 {
 	Datum		vals[6];
+	bool		any_extra = false;
 
-	outbox_leased_keys(c, &vals[4], &vals[5]);
+	for (int i = 0; i < k; i++)
+		any_extra |= DatumGetBool(extra[i]);
+	outbox_leased_keys(c, any_extra, &vals[4], &vals[5]);
 	vals[0] = Int32GetDatum(sales_api_lease_ms);
 	vals[1] = PointerGetDatum(construct_array(cap, k, INT4OID, 4, true, TYPALIGN_INT));
 	vals[2] = PointerGetDatum(construct_array(lim, k, INT4OID, 4, true, TYPALIGN_INT));
@@ -477,7 +480,7 @@ ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 	 */
 	if (nsales <= want && DatumGetBool(extra))
 	{
-		outbox_leased_keys(c, &vals[1], &vals[2]);
+		outbox_leased_keys(c, true, &vals[1], &vals[2]);
 		if (outbox_execute(&stage_in_flight_stmt, vals, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not look for staged Connecteam sales in flight");
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
@@ -493,7 +496,7 @@ ct_claim_staged(OutboxCycle *c, Datum cap, int want, Datum extra)
 	vals[1] = Int32GetDatum(want);
 	vals[2] = Int32GetDatum(sales_api_lease_ms);
 	vals[3] = extra;
-	outbox_leased_keys(c, &vals[4], &vals[5]);
+	outbox_leased_keys(c, DatumGetBool(extra), &vals[4], &vals[5]);
 	if (outbox_execute(&stage_claim_stmt, vals, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not make staged Connecteam sales outbox items");
 	return (int) ct_claimed_items(c, false);
@@ -1218,16 +1221,6 @@ remember_add(Remember *r, int capture_id, const char *sale_key, const char *tran
 	r->n++;
 }
 
-/* A one-dimensional array that may hold NULLs. */
-static Datum
-array_with_nulls(Datum *elems, bool *nulls, int n, Oid type, int len, bool byval, char align)
-{
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
-}
-
 /*
  * Write what was gathered: the transactionIds to connecteam_sent and, for a
  * replaced window (covered), the waiting posts of the very versions the
@@ -1255,8 +1248,8 @@ remember_flush(Remember *r, bool covered)
 		vals[4] = PointerGetDatum(construct_array(r->times + from, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		vals[5] = PointerGetDatum(construct_array(r->amounts + from, k, NUMERICOID, -1, false, TYPALIGN_INT));
 		vals[6] = PointerGetDatum(construct_array(r->types + from, k, TEXTOID, -1, false, TYPALIGN_INT));
-		vals[7] = array_with_nulls(r->taxes + from, r->tax_nulls + from, k, NUMERICOID, -1, false, TYPALIGN_INT);
-		vals[8] = array_with_nulls(r->currencies + from, r->currency_nulls + from, k, TEXTOID, -1, false,
+		vals[7] = outbox_array_with_nulls(r->taxes + from, r->tax_nulls + from, k, NUMERICOID, -1, false, TYPALIGN_INT);
+		vals[8] = outbox_array_with_nulls(r->currencies + from, r->currency_nulls + from, k, TEXTOID, -1, false,
 								   TYPALIGN_INT);
 		if (outbox_execute(&remember_stmt, vals, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record Connecteam transactionIds");
