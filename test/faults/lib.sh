@@ -124,19 +124,20 @@ fs_fault_summary() {
     qs -c "SELECT requests, items_sent, items_failed, retries, rate_limited, ambiguous FROM sales_api.worker_stats()"
 }
 
-# The worker's memory: anonymous resident memory (kB) and the grand total of
-# its memory contexts (bytes, from pg_log_backend_memory_contexts in the log).
-# The resident size is read after malloc_trim(0) in the worker (through gdb,
-# when it is installed), so that memory glibc keeps for reuse after a large
-# batch is not taken for growth.
+# The worker's memory: anonymous resident memory (kB), the grand total of
+# its memory contexts (bytes, from pg_log_backend_memory_contexts in the log),
+# and of that total the part of the plan cache the log lists (bytes of the
+# CachedPlanSource, CachedPlanQuery and CachedPlan contexts) and the number
+# of plan sources it lists.  The resident size is read after malloc_trim(0)
+# in the worker (through gdb, when it is installed), so that memory glibc
+# keeps for reuse after a large batch is not taken for growth.
 fs_worker_memory() {
-    local pid rss total i
+    local pid rss total i dump before
     pid=$(worker_pid)
     if command -v gdb >/dev/null; then
         timeout 30 gdb -p "$pid" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
     fi
     rss=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status")
-    local before
     before=$(wc -l < "$SA_PGLOG")
     q -d postgres -c "SELECT pg_log_backend_memory_contexts($pid)" >/dev/null
     # the worker logs them at its next interrupt check: within moments, or
@@ -147,5 +148,10 @@ fs_worker_memory() {
         sleep 0.1
     done
     [ -n "$total" ] || { echo "the worker $pid did not log its memory contexts in 60 s" >&2; return 1; }
-    echo "$pid $rss $total"
+    dump=$(tail -n +"$before" "$SA_PGLOG" | grep "\[$pid\]" |
+        awk '/logging memory contexts/ {p = 0; n = 0}
+             /level: [0-9]+; CachedPlan(Source|Query)?: [0-9]+ total/ {
+                 sub(/.*level: [0-9]+; /, ""); split($0, f, /[: ]+/); p += f[2]; if (f[1] == "CachedPlanSource") n++ }
+             /Grand total/ {print p, n}' | tail -1)
+    echo "$pid $rss $total $dump"
 }
