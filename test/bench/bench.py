@@ -924,27 +924,38 @@ def bench_memory_fill(cfg, res, state):
 
 
 def memory_point(sales):
-    """(sales, the worker's /proc status, the same after malloc_trim(0) or None)"""
+    """(sales, the worker's /proc status, the same after malloc_trim(0) or None,
+    its memory contexts as context_total() reads them or None)"""
     pid = worker_pid()
     raw = proc_status(pid)
-    return (sales, raw, malloc_trim(pid))
+    return (sales, raw, malloc_trim(pid), context_total(pid))
 
 
 def context_total(pid):
-    """PostgreSQL's memory contexts of a backend: the 'Grand total' of pg_log_backend_memory_contexts."""
+    """PostgreSQL's memory contexts of a backend, from pg_log_backend_memory_contexts:
+    (the 'Grand total', of it the plan cache's contexts the log lists (CachedPlanSource,
+    CachedPlanQuery, CachedPlan), the number of plan sources listed), or None."""
     logf = os.environ.get("SA_PGLOG")
     if not logf or not pid:
         return None
     off = os.path.getsize(logf)
     psql("SELECT pg_log_backend_memory_contexts(%d)" % pid, db="postgres")
     t0 = time.time()
+    tag = "[%d]" % pid
     while time.time() - t0 < 15:
+        plans = nplans = 0
         with open(logf, errors="replace") as f:
             f.seek(off)
             for line in f:
-                if "[%d]" % pid in line and "Grand total:" in line:
-                    m = re.search(r"Grand total: (\d+) bytes", line)
-                    return int(m.group(1)) if m else None
+                if tag not in line:
+                    continue
+                m = re.search(r"level: \d+; (CachedPlan(?:Source|Query)?): (\d+) total", line)
+                if m:
+                    plans += int(m.group(2))
+                    nplans += m.group(1) == "CachedPlanSource"
+                m = re.search(r"Grand total: (\d+) bytes", line)
+                if m:
+                    return (int(m.group(1)), plans, nplans)
         time.sleep(0.3)
     return None
 
@@ -957,7 +968,7 @@ def report_memory(res, state):
     shown = [rss[0]] + [x for x in rss[1:] if x[0] == 100000 or x is rss[-1]]
     # the PgQ consumer's private memory after its start and after its drain (pgqd's beside it)
     pgq_rss = state.get("pgq_rss", [])
-    for k, (sales, st, _) in enumerate(shown):
+    for k, (sales, st, _, _) in enumerate(shown):
         label = "after start" if sales == 0 else "after %s sales" % fmt_int(sales)
         grow = (st["RssAnon"] - start["RssAnon"]) / 1024.0
         pgq = None
@@ -977,10 +988,14 @@ def report_memory(res, state):
             fmt_int(rss[1][0]), fmt_int(rss[-1][0])),
             "%.1f / %.1f / %.1f MiB" % (t0["RssAnon"] / 1024.0, t1["RssAnon"] / 1024.0, tl["RssAnon"] / 1024.0),
             "growth %.1f MiB: memory in use" % ((tl["RssAnon"] - t0["RssAnon"]) / 1024.0), "", None)
-    ctx = context_total(worker_pid())
-    if ctx is not None:
-        res.add("5", "PostgreSQL memory contexts of the worker at the end", "%.1f MiB" % (ctx / 1048576.0),
-                "pg_log_backend_memory_contexts()", "", None)
+    if all(x[3] for x in rss):
+        c0, c1, cl = rss[0][3], rss[1][3], rss[-1][3]
+        res.add("5", "PostgreSQL memory contexts of the worker: after start / %s / %s sales" % (
+            fmt_int(rss[1][0]), fmt_int(rss[-1][0])),
+            "%.1f / %.1f / %.1f MiB" % (c0[0] / 1048576.0, c1[0] / 1048576.0, cl[0] / 1048576.0),
+            "of which the plan cache %.1f / %.1f / %.1f MiB (%d / %d / %d statements); "
+            "pg_log_backend_memory_contexts()" % (
+                c0[1] / 1048576.0, c1[1] / 1048576.0, cl[1] / 1048576.0, c0[2], c1[2], cl[2]), "", None)
     res.note("5 memory: RssAnon is the worker's private memory; VmRSS also counts the shared buffers it has "
              "touched and mapped files, which grow with the data, not with a leak. At each point the worker's "
              "/proc status is read, then malloc_trim(0) is called in it with gdb and it is read again: what "
@@ -988,7 +1003,7 @@ def report_memory(res, state):
              "Points: %s" % "; ".join(
                  "%s sales: RssAnon %d kB (%s kB after malloc_trim), VmRSS %d kB, RssShmem %d kB, VmHWM %d kB" % (
                      fmt_int(s_), st["RssAnon"], tr["RssAnon"] if tr else "?", st["VmRSS"], st["RssShmem"],
-                     st["VmHWM"]) for s_, st, tr in rss))
+                     st["VmHWM"]) for s_, st, tr, _ in rss))
 
 
 def malloc_trim(pid):
