@@ -597,6 +597,10 @@ class App:
                      "path": req.path, "query": req.query, "headers": hdrs,
                      "auth": auth_kind(req), "body": body, "status": None,
                      "dropped": False, "fault": None, "scheme": req.scheme, "ms": None,
+                     # when the request was done (wall clock): "ts" is taken
+                     # once its body was read, "ms" counts from before that,
+                     # so "end" - "ms" is when it came
+                     "end": None,
                      # Connecteam: the rate-limit account charged (never the key
                      # itself: "key#N" is its index in connecteam_api_keys) and
                      # the start of the window the request fell in, and that
@@ -613,6 +617,7 @@ class App:
             entry["status"] = status
             entry["dropped"] = dropped
             entry["ms"] = round((time.monotonic() - t0) * 1000.0, 1)
+            entry["end"] = round(time.time(), 6)
 
     # ---- faults ----------------------------------------------------------
     def take_fault(self, method, path):

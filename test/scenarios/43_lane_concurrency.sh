@@ -20,13 +20,14 @@ fs_insert 0 6000 1500
 mockctl mark >/dev/null
 q -c "SELECT sales_api.resume('connecteam')" >/dev/null
 wait_for "$(drained)" 120 "the 6,000-sale backlog"
-mockctl log --since-mark --fields method,path,ts,ms | python3 -c '
+mockctl log --since-mark --fields method,path,end,ms | python3 -c '
 import sys
 posts = []
+# a post from when it came (before its body was read) to when it was done
 for line in sys.stdin:
-    method, path, ts, ms = line.rstrip("\n").split("\t")
+    method, path, end, ms = line.rstrip("\n").split("\t")
     if method == "POST" and path == "/connecteam/sales/v1/transactions" and ms not in ("", "None", "-"):
-        posts.append((float(ts), float(ts) + float(ms) / 1000.0))
+        posts.append((float(end) - float(ms) / 1000.0, float(end)))
 posts.sort()
 # at each arrival, the posts the mock was still answering (2 ms of slack for
 # its log: it notes a request done just after sending the answer)

@@ -25,7 +25,10 @@ expect_eq "$(q -c "SELECT count(*) FROM sales_api.outbox WHERE kind = 'mapal_slo
 expect_eq "$(q -c "SELECT count(*) FROM (SELECT id FROM sales_api.outbox WHERE kind = 'mapal_slot' FOR UPDATE NOWAIT) x")" 1 \
     "the open sale locks no marker (another till would not wait for it)"
 q -c "SELECT sales_api.resume('mapal')" >/dev/null
-worker_cycles 2   # whole worker cycles run, after the resume, while the till's transaction is open
+# the worker sends the marker while the till's transaction is open (a cycle
+# counts claims, not finished sends: wait for the marker itself)
+wait_for "SELECT string_agg(state, ',') = 'sent' FROM sales_api.outbox WHERE kind = 'mapal_slot'" 60 \
+    "the marker to be sent while the till's transaction is open"
 echo "while the till's transaction is open:"
 qs -c "SELECT id, state, attempts FROM sales_api.outbox ORDER BY id"
 mockctl mapal-sales --unit 1001

@@ -62,7 +62,12 @@ PY
 )
 read -r n windows per <<<"$used"
 echo "requests $n over $windows windows of $LIMIT: $per"
-[ "$n" -ge $((LIMIT * windows * 9 / 10)) ] \
-    || fail "only $n requests in $windows windows of $LIMIT: less than 90% of the allowed rate"
-pass "at least 90% of the allowed rate used ($n of $((LIMIT * windows)))"
+# the rate is judged while there is a backlog: over every window but the
+# last, where the backlog ends (a claim slowed by a loaded machine may leave
+# a few requests for a fourth window: 20,20,18,2 used 97% of the first three)
+[ "$windows" -ge 2 ] || fail "the 60 requests fitted in one window of $LIMIT"
+full=$(( n - ${per##*,} ))
+[ "$full" -ge $((LIMIT * (windows - 1) * 9 / 10)) ] \
+    || fail "only $full requests in the $((windows - 1)) windows of $LIMIT before the last: less than 90% of the allowed rate"
+pass "at least 90% of the allowed rate used while the backlog lasted ($full of $((LIMIT * (windows - 1))))"
 echo "shared budget scenario passed"

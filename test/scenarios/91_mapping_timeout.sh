@@ -9,7 +9,9 @@
 scenario_setup
 make_locations 2
 trap 'q -c "ALTER SYSTEM RESET sales_api.worker_mapping_timeout" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
-q -c "ALTER SYSTEM SET sales_api.worker_mapping_timeout = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+q -c "ALTER SYSTEM SET sales_api.worker_mapping_timeout = '1s'" >/dev/null
+reload_conf
+worker_cycles 2   # the worker runs with the 1 s limit before the slow sale comes
 q <<'SQL' >/dev/null
 DROP SCHEMA IF EXISTS slow CASCADE;
 CREATE SCHEMA slow;

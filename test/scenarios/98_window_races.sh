@@ -36,7 +36,11 @@ fs_set ambiguous_settle_time 1h lease_time 6s
 trap 'q -c "ALTER SYSTEM RESET sales_api.ambiguous_settle_time" -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 
 POSTS='/connecteam/sales/v1/transactions$'
-post_of() {   # the latest post of a sale, by its net amount
+# the latest post of a sale, by its net amount.  A sale staged and leased
+# has no outbox item until the worker records its post: wait for one.
+post_of() {
+    wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox o WHERE o.kind = 'ct_post' AND o.final_sale_amount = $1)" 60 \
+        "an outbox item for the post of the sale of $1" || return 1
     q -c "SELECT o.id FROM sales_api.outbox o WHERE o.kind = 'ct_post' AND o.final_sale_amount = $1 ORDER BY o.id DESC LIMIT 1"
 }
 ambiguous() { echo "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE id = $1 AND state = 'failed' AND ambiguous)"; }
