@@ -42,9 +42,9 @@ typedef struct OutboxStmt
 	 * each call because a custom plan looks cheaper.  OUTBOX_PLAN_CUSTOM:
 	 * always a plan for the call's parameters, for a statement whose
 	 * generic plan loses to them (a claim's LIMIT and lanes): left to
-	 * itself the plan cache builds a generic plan at the sixth call and
-	 * after every invalidation only to compare its cost, and keeps it for
-	 * the backend's life (66 kB for the Mapal claim).
+	 * itself the plan cache builds a generic plan at the sixth call only to
+	 * compare its cost, and keeps it until the statement is next
+	 * invalidated (66 kB for the Mapal claim).
 	 */
 	enum
 	{

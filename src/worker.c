@@ -611,6 +611,14 @@ sales_api_worker_main(Datum main_arg)
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
+	 * The worker's fixed statements choose their planning themselves
+	 * (OutboxStmt.planning); a server-wide plan_cache_mode would override
+	 * it (a claim planned at every call, or one kept on a plan made for no
+	 * parameters), so the worker keeps the default.
+	 */
+	SetConfigOption("plan_cache_mode", "auto", PGC_USERSET, PGC_S_OVERRIDE);
+
+	/*
 	 * A long-running process whose cycles peak at a few MB (a batch, its SPI
 	 * results, request bodies) and then free it all.  glibc's default raises
 	 * its mmap threshold after the first large free, so later large blocks

@@ -127,8 +127,8 @@ fs_fault_summary() {
 # The worker's memory: anonymous resident memory (kB), the grand total of
 # its memory contexts (bytes, from pg_log_backend_memory_contexts in the log),
 # and of that total the part of the plan cache the log lists (bytes of the
-# CachedPlanSource, CachedPlanQuery and CachedPlan contexts) and the number
-# of plan sources it lists.  The resident size is read after malloc_trim(0)
+# CachedPlanSource, CachedPlanQuery and CachedPlan contexts), the number of
+# plan sources and the number of plans it lists.  The resident size is read after malloc_trim(0)
 # in the worker (through gdb, when it is installed), so that memory glibc
 # keeps for reuse after a large batch is not taken for growth.
 fs_worker_memory() {
@@ -149,9 +149,10 @@ fs_worker_memory() {
     done
     [ -n "$total" ] || { echo "the worker $pid did not log its memory contexts in 60 s" >&2; return 1; }
     dump=$(tail -n +"$before" "$SA_PGLOG" | grep "\[$pid\]" |
-        awk '/logging memory contexts/ {p = 0; n = 0}
+        awk '/logging memory contexts/ {p = 0; n = 0; g = 0}
              /level: [0-9]+; CachedPlan(Source|Query)?: [0-9]+ total/ {
-                 sub(/.*level: [0-9]+; /, ""); split($0, f, /[: ]+/); p += f[2]; if (f[1] == "CachedPlanSource") n++ }
-             /Grand total/ {print p, n}' | tail -1)
+                 sub(/.*level: [0-9]+; /, ""); split($0, f, /[: ]+/); p += f[2]
+                 if (f[1] == "CachedPlanSource") n++; if (f[1] == "CachedPlan") g++ }
+             /Grand total/ {print p, n, g}' | tail -1)
     echo "$pid $rss $total $dump"
 }
