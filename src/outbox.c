@@ -304,7 +304,8 @@ outbox_capture(OutboxCycle *c, int id)
 	return NULL;
 }
 
-static List *jobs;
+/* OutboxJob *, in flight (a list in TopMemoryContext); their lanes are further down */
+static List *jobs = NIL;
 
 /* A one-dimensional array that may hold NULLs. */
 Datum
@@ -686,7 +687,6 @@ typedef struct OutboxLane
 static OutboxLane *lanes = NULL;
 static int	nlanes = 0;
 static int	maxlanes = 0;
-static List *jobs = NIL;		/* OutboxJob *, in flight (list in TopMemoryContext) */
 static bool record_deferred = false;	/* a finished job waits for a POS transaction */
 static bool claim_wanted = true;
 static TimestampTz next_claim_at = 0;
