@@ -107,7 +107,7 @@ static OutboxStmt expire_stmt = {
 	" WHERE o.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " AND o.lease_until < now()"
 	" AND o.capture_id <> ALL($6)",
 	.nargs = 6, .types = {TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-	INT4ARRAYOID}, .planning = OUTBOX_PLAN_CUSTOM
+	INT4ARRAYOID}
 };
 
 /* old history, $1 its age in ms; both halves use a partial index, no scan of the history */
@@ -203,7 +203,7 @@ static OutboxStmt next_due_stmt = {
 	.sql = "SELECT min(next_attempt_at) FROM sales_api.outbox"
 	" WHERE state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")"
 	" AND capture_id = ANY($1)",
-	.nargs = 1, .types = {INT4ARRAYOID}, .planning = OUTBOX_PLAN_CUSTOM
+	.nargs = 1, .types = {INT4ARRAYOID}
 };
 
 /* ------------------------------------------------------------------------
@@ -233,8 +233,7 @@ outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_onl
 	if (stmt->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->types,
-											  stmt->planning == OUTBOX_PLAN_GENERIC ? CURSOR_OPT_GENERIC_PLAN :
-											  stmt->planning == OUTBOX_PLAN_CUSTOM ? CURSOR_OPT_CUSTOM_PLAN : 0);
+											  stmt->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "sales_api: could not prepare an outbox statement: %s",

@@ -36,22 +36,12 @@ typedef struct OutboxStmt
 	int			nargs;
 	Oid			types[OUTBOX_STMT_MAX_ARGS];
 	/*
-	 * How the plan cache plans it.  OUTBOX_PLAN_GENERIC: always the generic
-	 * plan, for a statement run at every claim whose parameters (arrays, a
-	 * limit) change nothing in its plan, so that it is not planned again at
-	 * each call because a custom plan looks cheaper.  OUTBOX_PLAN_CUSTOM:
-	 * always a plan for the call's parameters, for a statement whose
-	 * generic plan loses to them (a claim's LIMIT and lanes): left to
-	 * itself the plan cache builds a generic plan at the sixth call only to
-	 * compare its cost, and keeps it until the statement is next
-	 * invalidated (66 kB for the Mapal claim).
+	 * Always the generic plan: for a statement run at every claim whose
+	 * parameters (arrays, a limit) change nothing in its plan, so that the
+	 * plan cache does not plan it again at each call because a custom plan
+	 * looks cheaper than the generic one.
 	 */
-	enum
-	{
-		OUTBOX_PLAN_AUTO = 0,
-		OUTBOX_PLAN_GENERIC,
-		OUTBOX_PLAN_CUSTOM
-	}			planning;
+	bool		generic;
 	SPIPlanPtr	plan;
 } OutboxStmt;
 

@@ -120,7 +120,7 @@ static OutboxStmt claim_stmt = {
 	"   o.vendor_ref,"
 	"   extract(epoch FROM o.window_start)::bigint, extract(epoch FROM o.window_end)::bigint",
 	.nargs = 6, .types = {INT4OID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID, INT4ARRAYOID, TEXTARRAYOID},
-	.planning = OUTBOX_PLAN_GENERIC
+	.generic = true
 };
 
 /*
@@ -171,7 +171,7 @@ static OutboxStmt stage_claim_stmt = {
 	"   o.sale_type, o.created_at, o.final_sale_amount, o.tax_amount, o.currency,"
 	"   o.vendor_ref, NULL::bigint, NULL::bigint, o.state)"
 	" SELECT * FROM i WHERE i.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) " ORDER BY i.id",
-	.nargs = 6, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID, INT4ARRAYOID, TEXTARRAYOID}, .planning = OUTBOX_PLAN_GENERIC
+	.nargs = 6, .types = {TIDARRAYOID, INT4OID, INT4OID, BOOLOID, INT4ARRAYOID, TEXTARRAYOID}, .generic = true
 };
 
 /*
@@ -195,7 +195,7 @@ static OutboxStmt stage_in_flight_stmt = {
 	"  WHERE st.ctid = ANY ($1) AND (EXISTS (SELECT 1 FROM sales_api.outbox p"
 	"         WHERE p.capture_id = st.capture_id AND p.sale_key = sk.k AND p.state = " OUTBOX_SQL(OUTBOX_IN_FLIGHT) ")"
 	"       OR " LEASED_SALE("$2", "$3", "st.capture_id", "sk.k") "))",
-	.nargs = 3, .types = {TIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID}, .planning = OUTBOX_PLAN_GENERIC
+	.nargs = 3, .types = {TIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID}, .generic = true
 };
 
 static OutboxStmt stage_lease_stmt = {
@@ -205,7 +205,7 @@ static OutboxStmt stage_lease_stmt = {
 	"        x.ts, x.amt, x.tax, x.cur, NULL::text, NULL::bigint, NULL::bigint, s.tid, x.ord::int4, s.lease_until"
 	"   FROM s, " STAGE_SALES_OF_S("x")
 	"  ORDER BY s.staged_at, x.ord",
-	.nargs = 2, .types = {TIDARRAYOID, INT4OID}, .planning = OUTBOX_PLAN_GENERIC
+	.nargs = 2, .types = {TIDARRAYOID, INT4OID}, .generic = true
 };
 
 #define REMEMBERED_TYPES {INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}

@@ -44,7 +44,7 @@ static OutboxStmt claim_slots = {
 	" AND o.kind = " OUTBOX_SQL(OUTBOX_MAPAL_SLOT) " AND o.capture_id = ANY($4)"
 	" ORDER BY o.capture_id, o.unit_id, o.business_day, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
 	MAPAL_CLAIMED,
-	.nargs = 4, .types = {INT4OID, INT4OID, INT4ARRAYOID, INT4ARRAYOID}, .planning = OUTBOX_PLAN_CUSTOM
+	.nargs = 4, .types = {INT4OID, INT4OID, INT4ARRAYOID, INT4ARRAYOID}
 };
 
 /* the rest of a unit-day the batch cut: $3 capture, $4 unit, $5 day */

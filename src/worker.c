@@ -611,9 +611,10 @@ sales_api_worker_main(Datum main_arg)
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
-	 * The worker's fixed statements choose their planning themselves
-	 * (OutboxStmt.planning); a server-wide plan_cache_mode would override
-	 * it (a claim planned at every call, or one kept on a plan made for no
+	 * Some of the worker's fixed statements are prepared for the generic
+	 * plan (OutboxStmt.generic), the others left to the plan cache's
+	 * choice; a server-wide plan_cache_mode would override both (a claim
+	 * planned at every call, or one kept on a plan made for no
 	 * parameters), so the worker keeps the default.
 	 */
 	SetConfigOption("plan_cache_mode", "auto", PGC_USERSET, PGC_S_OVERRIDE);
