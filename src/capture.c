@@ -64,6 +64,7 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
+#include "mapal_wire.h"
 #include "mapping.h"
 #include "outbox_stage.h"
 #include "outbox_states.h"
@@ -410,6 +411,7 @@ typedef struct CaptureEntry
 	SalesApiVendor vendor;
 	char	   *sql[CAPTURE_NSTMTS];
 	SPIPlanPtr	plan[CAPTURE_NSTMTS];	/* kept, for statements of few rows */
+	SlotClock	clock;			/* Mapal: the units' slots */
 } CaptureEntry;
 
 static HTAB *capture_cache = NULL;
@@ -463,7 +465,27 @@ capture_load(CaptureEntry *e)
 
 	/* an invalidation while loading leaves it invalid for the next call */
 	e->valid = true;
-	def = mapping_load(e->id, true);
+	PG_TRY();
+	{
+		def = mapping_load(e->id, true);
+		if (def != NULL && def->vendor == VENDOR_MAPAL)
+		{
+			SlotClock	clock;
+
+			MemoryContextSwitchTo(capture_cxt);
+			slot_clock_init(&clock, def->timezone, def->slot_minutes);
+			MemoryContextSwitchTo(tmp);
+			if (e->clock.name != NULL)
+				pfree(e->clock.name);
+			e->clock = clock;
+		}
+	}
+	PG_CATCH();
+	{
+		e->valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	e->exists = (def != NULL);
 	if (def != NULL)
 	{
@@ -641,6 +663,16 @@ owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *
 #define ARRAYS_MAX_COLS 7
 
 /*
+ * A Mapal statement's row: the unit, the business day when one is mapped
+ * (else NULL), currency, sales type and the sale's time; the receiver
+ * makes the time its slot and a missing day the slot's date (SlotClock).
+ */
+#define MAPAL_NCOLS 5
+#define MAPAL_COL_DAY 1
+#define MAPAL_COL_SLOT 4
+static const Oid mapal_stmt_types[MAPAL_NCOLS] = {INT8OID, DATEOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+
+/*
  * A row's values as bytes, for the distinct rows of the Mapal slots: each
  * column a null flag, then a pass-by-value datum as it is, a fixed-length
  * one's bytes, or a varlena's length and bytes.  Two rows are one slot
@@ -687,6 +719,7 @@ typedef struct ArraysReceiver
 	uint64		rows;
 	MemoryContext cxt;
 	seen_hash  *seen;			/* distinct rows only: those kept so far */
+	SlotClock  *clock;			/* Mapal rows: their time made a slot */
 	StringInfoData key;			/* the row at hand as a RowKey */
 	/*
 	 * In parts (arrays_parts()): each part_size rows staged, then
@@ -719,14 +752,14 @@ arrays_startup(DestReceiver *self, int operation pg_attribute_unused(), TupleDes
 		elog(ERROR, "sales_api capture: a mapping statement returned %d columns, not %d",
 			 typeinfo->natts, r->ncols);
 	for (int c = 0; c < r->ncols; c++)
-		if (TupleDescAttr(typeinfo, c)->atttypid != r->types[c])
+		if (TupleDescAttr(typeinfo, c)->atttypid != (r->clock ? mapal_stmt_types : r->types)[c])
 			elog(ERROR, "sales_api capture: column %d of a mapping statement has type %u, not %u",
 				 c + 1, TupleDescAttr(typeinfo, c)->atttypid, r->types[c]);
 }
 
 /* distinct rows: is this row's value new?  Keeps its bytes if so. */
 static bool
-arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
+arrays_first_seen(ArraysReceiver *r, const Datum *values, const bool *isnull)
 {
 	struct varlena *text[ARRAYS_MAX_COLS];
 	uint32		len = 0;
@@ -738,7 +771,7 @@ arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
 	for (int c = 0; c < r->ncols; c++)
 	{
 		len += 1;
-		if (slot->tts_isnull[c])
+		if (isnull[c])
 			continue;
 		if (r->abs[c]->typbyval)
 			len += sizeof(Datum);
@@ -746,7 +779,7 @@ arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
 			len += r->abs[c]->typlen;	/* int8, timestamp where not by value */
 		else
 		{
-			text[c] = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(slot->tts_values[c]));
+			text[c] = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[c]));
 			len += sizeof(uint32) + VARSIZE_ANY_EXHDR(text[c]);
 		}
 	}
@@ -754,17 +787,17 @@ arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
 	p = r->key.data;
 	for (int c = 0; c < r->ncols; c++)
 	{
-		*p++ = slot->tts_isnull[c] ? 1 : 0;
-		if (slot->tts_isnull[c])
+		*p++ = isnull[c] ? 1 : 0;
+		if (isnull[c])
 			continue;
 		if (r->abs[c]->typbyval)
 		{
-			memcpy(p, &slot->tts_values[c], sizeof(Datum));
+			memcpy(p, &values[c], sizeof(Datum));
 			p += sizeof(Datum);
 		}
 		else if (r->abs[c]->typlen > 0)
 		{
-			memcpy(p, DatumGetPointer(slot->tts_values[c]), r->abs[c]->typlen);
+			memcpy(p, DatumGetPointer(values[c]), r->abs[c]->typlen);
 			p += r->abs[c]->typlen;
 		}
 		else
@@ -774,7 +807,7 @@ arrays_first_seen(ArraysReceiver *r, TupleTableSlot *slot)
 			memcpy(p, &n, sizeof(n));
 			memcpy(p + sizeof(n), VARDATA_ANY(text[c]), n);
 			p += sizeof(n) + n;
-			if ((Pointer) text[c] != DatumGetPointer(slot->tts_values[c]))
+			if ((Pointer) text[c] != DatumGetPointer(values[c]))
 				pfree(text[c]);
 		}
 	}
@@ -874,6 +907,10 @@ static bool
 arrays_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	ArraysReceiver *r = (ArraysReceiver *) self;
+	Datum	   *values;
+	bool	   *isnull;
+	Datum		mv[MAPAL_NCOLS];
+	bool		mn[MAPAL_NCOLS];
 
 	slot_getallattrs(slot);
 	if (r->part_rel != NULL)
@@ -881,11 +918,29 @@ arrays_receive(TupleTableSlot *slot, DestReceiver *self)
 		parts_add(r, slot);
 		return true;
 	}
-	if (r->seen != NULL && !arrays_first_seen(r, slot))
+	values = slot->tts_values;
+	isnull = slot->tts_isnull;
+	if (r->clock != NULL)
+	{
+		/* a Mapal row: (unit, business day or NULL, currency, type, time) */
+		memcpy(mv, values, sizeof(mv));
+		memcpy(mn, isnull, sizeof(mn));
+		if (!mn[MAPAL_COL_SLOT])
+			mv[MAPAL_COL_SLOT] = TimestampGetDatum(slot_clock_slot(r->clock,
+																   DatumGetTimestampTz(mv[MAPAL_COL_SLOT])));
+		if (mn[MAPAL_COL_DAY] && !mn[MAPAL_COL_SLOT])
+		{
+			/* no business day mapped: the slot's date */
+			mv[MAPAL_COL_DAY] = DirectFunctionCall1(timestamp_date, mv[MAPAL_COL_SLOT]);
+			mn[MAPAL_COL_DAY] = false;
+		}
+		values = mv;
+		isnull = mn;
+	}
+	if (r->seen != NULL && !arrays_first_seen(r, values, isnull))
 		return true;
 	for (int c = 0; c < r->ncols; c++)
-		r->abs[c] = accumArrayResult(r->abs[c], slot->tts_values[c], slot->tts_isnull[c],
-									 r->types[c], r->cxt);
+		r->abs[c] = accumArrayResult(r->abs[c], values[c], isnull[c], r->types[c], r->cxt);
 	r->rows++;
 	return true;
 }
@@ -1002,7 +1057,7 @@ arrays_slice(ArraysReceiver *r, int c, uint64 first, int n)
 
 static const Oid ct_elem_types[7] = {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, NUMERICOID,
 NUMERICOID, TEXTOID};
-static const Oid mapal_elem_types[5] = {INT8OID, DATEOID, TEXTOID, TEXTOID, TIMESTAMPOID};
+static const Oid mapal_elem_types[MAPAL_NCOLS] = {INT8OID, DATEOID, TEXTOID, TEXTOID, TIMESTAMPOID};
 
 /* The keys of the old versions: their staged rows expanded, then superseded. */
 static void
@@ -1118,13 +1173,14 @@ mapal_slots(CaptureEntry *e, Oid owner, bool old, int64 nrows)
 	Datum		vals[6];
 	char		nulls[6];
 
-	arrays_init(&r, 5, mapal_elem_types, nrows > 1);
+	arrays_init(&r, MAPAL_NCOLS, mapal_elem_types, nrows > 1);
+	r.clock = &e->clock;
 	owner_run(e, k, owner, nrows, &r.pub);
 	if (r.rows == 0)
 		return;
 	memset(nulls, ' ', sizeof(nulls));
 	vals[0] = Int32GetDatum(e->id);
-	for (int c = 0; c < 5; c++)
+	for (int c = 0; c < MAPAL_NCOLS; c++)
 		vals[c + 1] = arrays_result(&r, c);
 	stage_row(BK_MAPAL_STAGE, vals, nulls);
 }

@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "json_util.h"
+#include "parser/scansup.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -23,6 +24,10 @@
  * Time zones and slots
  * ------------------------------------------------------------------------
  */
+
+/* 1970-01-01 00:00 UTC as a TimestampTz, and the end of a span with no end */
+#define PG_EPOCH_OFFSET ((int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY)
+#define SPAN_END ((pg_time_t) (PG_INT64_MAX / USECS_PER_SEC / 2))
 
 /* The zone named by a server's timezone option, or the session's zone. */
 pg_tz *
@@ -70,6 +75,98 @@ mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz)
 	rem = local % step;
 	if (rem < 0)
 		rem += step;
+	return local - rem;
+}
+
+/*
+ * A capture's slot clock.  Its statements wrote date_bin(slot, ts AT TIME
+ * ZONE name, origin); for 100,000 rows of a zone such as Europe/Madrid
+ * timezone() alone cost a bulk statement about 12 ms: each call lowercases
+ * the name, looks it up among the abbreviations, then among the zones, and
+ * breaks the time into fields and back.  Here the name is resolved once,
+ * as timezone() resolves it (an abbreviation first, then a zone).  A
+ * fixed-offset abbreviation (UTC, EST) is that offset; a zone's UTC offset
+ * is kept with the span of time it holds for (pg_next_dst_boundary(), as
+ * DetermineTimeZoneOffset() uses it), so a row costs a comparison and two
+ * additions.  An abbreviation whose offset changed over time (DYNTZ) calls
+ * timezone() itself, so the result is timezone()'s in every case; regress
+ * test 42 compares the two.
+ */
+void
+slot_clock_init(SlotClock *c, const char *tzname, int slot_minutes)
+{
+	char	   *low = downcase_truncate_identifier(tzname, strlen(tzname), false);
+	int			val;
+	pg_tz	   *abbrev_tz;
+	int			type = DecodeTimezoneAbbrev(0, low, &val, &abbrev_tz);
+
+	memset(c, 0, sizeof(*c));
+	c->step = (int64) slot_minutes * USECS_PER_MINUTE;
+	if (type == TZ || type == DTZ || type == DYNTZ)
+	{
+		c->name = cstring_to_text(tzname);
+		/* timezone(): dt2local(ts, -val) */
+		c->fixed = type != DYNTZ;
+		c->off = (int64) val * USECS_PER_SEC;
+	}
+	else
+		c->tz = mapal_timezone(tzname);
+	pfree(low);
+}
+
+Timestamp
+slot_clock_slot(SlotClock *c, TimestampTz ts)
+{
+	Timestamp	local;
+	int64		rem;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return ts;
+	if (c->tz != NULL && (!c->cached || ts < c->lo * USECS_PER_SEC + PG_EPOCH_OFFSET ||
+						  ts >= c->hi * USECS_PER_SEC + PG_EPOCH_OFFSET))
+	{
+		/* the whole seconds since 1970 that timestamp2tm() asks the zone about */
+		int64		secs = ts / USECS_PER_SEC - (ts % USECS_PER_SEC < 0 ? 1 : 0);
+		pg_time_t	t = (pg_time_t) (secs + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
+		long		before,
+					after;
+		int			before_dst,
+					after_dst;
+		pg_time_t	boundary;
+		int			r = pg_next_dst_boundary(&t, &before, &before_dst, &boundary,
+											 &after, &after_dst, c->tz);
+
+		if (r < 0)
+			return mapal_slot_start(ts, (int) (c->step / USECS_PER_MINUTE), c->tz);
+		/* the span kept, reached from earlier: widen it */
+		if (c->cached && r == 1 && boundary == c->hi && before * USECS_PER_SEC == c->off)
+			c->lo = t;
+		else
+		{
+			c->lo = t;
+			c->hi = r == 1 ? boundary : SPAN_END;
+			c->off = (int64) before * USECS_PER_SEC;
+			c->cached = true;
+		}
+	}
+	if (c->tz == NULL && !c->fixed)
+		local = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, PointerGetDatum(c->name),
+													  TimestampTzGetDatum(ts)));
+	else
+	{
+		local = ts + c->off;
+		if (!IS_VALID_TIMESTAMP(local))
+		{
+			/* the error timezone() or timestamp2tm() gives */
+			if (c->tz != NULL)
+				return mapal_slot_start(ts, (int) (c->step / USECS_PER_MINUTE), c->tz);
+			local = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, PointerGetDatum(c->name),
+														  TimestampTzGetDatum(ts)));
+		}
+	}
+	rem = local % c->step;
+	if (rem < 0)
+		rem += c->step;
 	return local - rem;
 }
 

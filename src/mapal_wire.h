@@ -49,4 +49,24 @@ extern pg_tz *mapal_timezone(const char *tzname);
 /* Start of the slot holding ts, in local time of tz. */
 extern Timestamp mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz);
 
+/*
+ * A capture's slots computed in C, as its statements compute them in SQL:
+ * date_bin(slot, ts AT TIME ZONE name, '2000-01-01'), the same result for
+ * every ts, at a fraction of the cost (mapal_wire.c).
+ */
+typedef struct SlotClock
+{
+	int64		step;			/* the slot's length, in microseconds */
+	pg_tz	   *tz;				/* a zone name: its offsets, cached below */
+	text	   *name;			/* else an abbreviation, for timezone() */
+	bool		fixed;			/* a fixed-offset one: off, always */
+	bool		cached;
+	pg_time_t	lo;				/* a zone's offset is off from lo to before hi */
+	pg_time_t	hi;
+	int64		off;			/* in microseconds */
+} SlotClock;
+
+extern void slot_clock_init(SlotClock *c, const char *tzname, int slot_minutes);
+extern Timestamp slot_clock_slot(SlotClock *c, TimestampTz ts);
+
 #endif							/* SALES_API_MAPAL_WIRE_H */

@@ -24,10 +24,14 @@
  * change the statement around it, has already failed that check.
  * Everything it could still do, it does with the owner's rights.
  *
- * The slot of a Mapal sale is computed with date_bin() in the owner's
- * statement: the owner needs no right on schema sales_api.  Slot lengths
- * divide a day and 2000-01-01 00:00 is a midnight, so this is the same
- * slot as sales_api.time_slot() gives.
+ * The slot of a Mapal sale is computed with date_bin() in the worker's
+ * statements, which run as the capture's run_as role: it needs no right on
+ * schema sales_api.  The trigger's statements return the sale's time, and
+ * the trigger computes the same slot in C (SlotClock, mapal_wire.c), which
+ * runs no SQL.  Slot lengths divide a day and 2000-01-01 00:00 is a
+ * midnight, so for a zone name this is the slot sales_api.time_slot()
+ * gives; a name that is also an abbreviation (CET, EST) is the
+ * abbreviation, as AT TIME ZONE takes it.
  *
  *-------------------------------------------------------------------------
  */
@@ -396,15 +400,6 @@ append_slot(StringInfo buf, const CaptureDef *def)
 					 def->slot_minutes, def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone));
 }
 
-/* the business day: the mapped one, else the slot's date */
-static void
-append_business_day(StringInfo buf, const CaptureDef *def)
-{
-	appendStringInfo(buf, "coalesce(%s::date, (", def->expr[MF_BUSINESS_DAY]);
-	append_slot(buf, def);
-	appendStringInfoString(buf, ")::date)");
-}
-
 static void
 append_ct_fields(StringInfo buf, const CaptureDef *def)
 {
@@ -441,70 +436,72 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 		case MS_MAPAL_OLD_SLOTS:
 		case MS_MAPAL_NEW_ROW_SLOTS:
 		case MS_MAPAL_OLD_ROW_SLOTS:
+			/*
+			 * A row's unit, business day when one is mapped (else NULL),
+			 * currency, sales type and time.  The trigger makes the time the
+			 * slot and a missing day the slot's date in C (SlotClock,
+			 * mapal_wire.c: what append_slot() computes, at a tenth of the
+			 * cost), and keeps each slot once (capture.c,
+			 * arrays_first_seen()): a DISTINCT here cost a bulk statement
+			 * twice as much.  No ORDER BY: the worker sorts when it makes
+			 * the markers (outbox_stage.c).
+			 */
+			appendStringInfoString(&b, "SELECT ");
+			append_field(&b, def, MF_UNIT_ID);
+			appendStringInfo(&b, ", %s::date, ", def->expr[MF_BUSINESS_DAY]);
+			append_field(&b, def, MF_CURRENCY_ID);
+			appendStringInfoString(&b, ", ");
+			append_field(&b, def, MF_SALES_TYPE_ID);
+			appendStringInfo(&b, ", %s::timestamptz FROM %s AS s", def->expr[MF_SOLD_AT], src);
+			break;
+		case MS_MAPAL_TOTALS:
+		case MS_MAPAL_UNITS_TOTALS:
 			{
 				/*
-				 * A row's slot, its time computed once a row (OFFSET 0
-				 * keeps the subquery from being flattened, which would
-				 * compute it twice).  The trigger keeps each slot once
-				 * (capture.c, arrays_first_seen()): a DISTINCT here cost
-				 * a bulk statement twice as much.  No ORDER BY: the
-				 * worker sorts when it makes the markers
-				 * (outbox_stage.c).  The statement for one row has its
-				 * subquery flattened.
+				 * Totals of the slots of one unit and business day, or of
+				 * several units of one business day (the worker: one scan of
+				 * the day for a claim's units, with the unit first in each
+				 * row).  The bounds of the scan are computed once (each a
+				 * subquery: with a parameter, an expression in the WHERE
+				 * clause is evaluated for every row, and timezone() looks the
+				 * zone's name up each time), and a row's slot once (OFFSET
+				 * 0: flattened, the business day's WHERE clause would compute
+				 * it a second time).
 				 */
-				bool		distinct = stmt == MS_MAPAL_NEW_SLOTS || stmt == MS_MAPAL_OLD_SLOTS;
+				const char *u = stmt == MS_MAPAL_UNITS_TOTALS ? "u, " : "";
+				const char *tz = quote_literal_cstr(def->timezone);
 
-				appendStringInfoString(&b, "SELECT u, coalesce(bd, sl::date), c, t, sl FROM (SELECT ");
-				append_field(&b, def, MF_UNIT_ID);
-				appendStringInfo(&b, " AS u, %s::date AS bd, ", def->expr[MF_BUSINESS_DAY]);
+				appendStringInfo(&b, "SELECT %sc, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
+								 " sum(guests)::bigint FROM (SELECT %sc, t, sl, coalesce(bd, sl::date) AS bd,"
+								 " net, gross, checks, guests FROM (SELECT ", u, u);
+				if (stmt == MS_MAPAL_UNITS_TOTALS)
+				{
+					append_field(&b, def, MF_UNIT_ID);
+					appendStringInfoString(&b, " AS u, ");
+				}
 				append_field(&b, def, MF_CURRENCY_ID);
 				appendStringInfoString(&b, " AS c, ");
 				append_field(&b, def, MF_SALES_TYPE_ID);
 				appendStringInfoString(&b, " AS t, ");
 				append_slot(&b, def);
-				appendStringInfo(&b, " AS sl FROM %s AS s%s) x", src, distinct ? " OFFSET 0" : "");
+				appendStringInfo(&b, " AS sl, %s::date AS bd, ", def->expr[MF_BUSINESS_DAY]);
+				append_field(&b, def, MF_NET_SALES);
+				appendStringInfoString(&b, " AS net, ");
+				append_field(&b, def, MF_GROSS_SALES);
+				appendStringInfoString(&b, " AS gross, ");
+				append_field(&b, def, MF_NUM_CHECKS);
+				appendStringInfoString(&b, " AS checks, ");
+				append_field(&b, def, MF_NUM_GUESTS);
+				appendStringInfo(&b, " AS guests FROM %s AS s WHERE ", src);
+				append_field(&b, def, MF_UNIT_ID);
+				/* a business day's sales lie within a day of it, in local time */
+				appendStringInfo(&b, " %s AND %s::timestamptz >= (SELECT ($2::timestamp - interval '1 day') AT TIME ZONE %s)"
+								 " AND %s::timestamptz < (SELECT ($2::timestamp + interval '2 days') AT TIME ZONE %s)"
+								 " OFFSET 0) y) x WHERE bd = $2 GROUP BY %sc, t, sl",
+								 stmt == MS_MAPAL_UNITS_TOTALS ? "= ANY ($1)" : "= $1",
+								 def->expr[MF_SOLD_AT], tz, def->expr[MF_SOLD_AT], tz, u);
 				break;
 			}
-		case MS_MAPAL_TOTALS:
-		case MS_MAPAL_UNITS_TOTALS:
-			/*
-			 * Totals of the slots of one unit and business day, or of several
-			 * units of one business day (the worker: one scan of the day for
-			 * a claim's units, with the unit first in each row).
-			 */
-			appendStringInfo(&b, "SELECT %sc, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
-							 " sum(guests)::bigint FROM (SELECT ", stmt == MS_MAPAL_UNITS_TOTALS ? "u, " : "");
-			if (stmt == MS_MAPAL_UNITS_TOTALS)
-			{
-				append_field(&b, def, MF_UNIT_ID);
-				appendStringInfoString(&b, " AS u, ");
-			}
-			append_field(&b, def, MF_CURRENCY_ID);
-			appendStringInfoString(&b, " AS c, ");
-			append_field(&b, def, MF_SALES_TYPE_ID);
-			appendStringInfoString(&b, " AS t, ");
-			append_slot(&b, def);
-			appendStringInfoString(&b, " AS sl, ");
-			append_business_day(&b, def);
-			appendStringInfoString(&b, " AS bd, ");
-			append_field(&b, def, MF_NET_SALES);
-			appendStringInfoString(&b, " AS net, ");
-			append_field(&b, def, MF_GROSS_SALES);
-			appendStringInfoString(&b, " AS gross, ");
-			append_field(&b, def, MF_NUM_CHECKS);
-			appendStringInfoString(&b, " AS checks, ");
-			append_field(&b, def, MF_NUM_GUESTS);
-			appendStringInfo(&b, " AS guests FROM %s AS s WHERE ", src);
-			append_field(&b, def, MF_UNIT_ID);
-			/* a business day's sales lie within a day of it, in local time */
-			appendStringInfo(&b, " %s AND %s::timestamptz >= ($2::timestamp - interval '1 day') AT TIME ZONE %s"
-							 " AND %s::timestamptz < ($2::timestamp + interval '2 days') AT TIME ZONE %s) x"
-							 " WHERE bd = $2 GROUP BY %sc, t, sl",
-							 stmt == MS_MAPAL_UNITS_TOTALS ? "= ANY ($1)" : "= $1",
-							 def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone),
-							 def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone),
-							 stmt == MS_MAPAL_UNITS_TOTALS ? "u, " : "");
-			break;
 		case MS_CT_WINDOW:
 		case MS_CT_WINDOW_LOCK:
 			/*
