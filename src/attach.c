@@ -46,6 +46,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "mapal_wire.h"
 #include "mapping.h"
 #include "worker.h"
 #include "server.h"
@@ -357,8 +358,18 @@ sales_api_attach(PG_FUNCTION_ARGS)
 		slot_minutes = s ? atoi(s) : 15;
 		/* the units' zone: the server's, else this session's, kept with the capture */
 		tz = server_option(fs, "timezone");
-		if (tz == NULL)
+		if (tz != NULL)
+			mapal_check_timezone_name(tz, ERROR,
+									  "Set the server's timezone option to a region name from pg_timezone_names,"
+									  " such as Europe/Paris: ALTER SERVER ... OPTIONS (SET timezone 'Europe/Paris').");
+		else
+		{
 			tz = pstrdup(GetConfigOption("TimeZone", false, false));
+			mapal_check_timezone_name(tz, ERROR,
+									  "The server has no timezone option, so this session's TimeZone was taken:"
+									  " set the option to a region name, such as"
+									  " ALTER SERVER ... OPTIONS (ADD timezone 'Europe/Paris').");
+		}
 	}
 
 	{

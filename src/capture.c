@@ -468,45 +468,47 @@ capture_load(CaptureEntry *e)
 	PG_TRY();
 	{
 		def = mapping_load(e->id, true);
-		if (def != NULL && def->vendor == VENDOR_MAPAL)
+		e->exists = (def != NULL);
+		if (def != NULL)
 		{
-			SlotClock	clock;
+			e->live = def->live;
+			e->legacy = def->legacy;
+			e->relid = def->relid;
+			e->vendor = def->vendor;
+			if (def->vendor == VENDOR_MAPAL)
+			{
+				SlotClock	clock;
 
-			MemoryContextSwitchTo(capture_cxt);
-			slot_clock_init(&clock, def->timezone, def->slot_minutes);
-			MemoryContextSwitchTo(tmp);
-			if (e->clock.name != NULL)
-				pfree(e->clock.name);
-			e->clock = clock;
+				MemoryContextSwitchTo(capture_cxt);
+				slot_clock_init(&clock, def->timezone, def->slot_minutes);
+				MemoryContextSwitchTo(tmp);
+				if (e->clock.name != NULL)
+					pfree(e->clock.name);
+				e->clock = clock;
+			}
+			for (int k = 0; k < CAPTURE_NSTMTS; k++)
+			{
+				char	   *sql;
+
+				if ((def->vendor == VENDOR_MAPAL) != MAPAL_STMT(k))
+					continue;
+				sql = mapping_sql(def, (MappingStmt) k,
+								  OLD_STMT(k) ? OLD_TABLE : NEW_TABLE);
+				if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
+					continue;
+				e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
+				e->plan[k] = NULL;
+			}
 		}
 	}
 	PG_CATCH();
 	{
+		/* loaded again at the next call */
 		e->valid = false;
+		MemoryContextSwitchTo(old);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	e->exists = (def != NULL);
-	if (def != NULL)
-	{
-		e->live = def->live;
-		e->legacy = def->legacy;
-		e->relid = def->relid;
-		e->vendor = def->vendor;
-		for (int k = 0; k < CAPTURE_NSTMTS; k++)
-		{
-			char	   *sql;
-
-			if ((def->vendor == VENDOR_MAPAL) != MAPAL_STMT(k))
-				continue;
-			sql = mapping_sql(def, (MappingStmt) k,
-							  OLD_STMT(k) ? OLD_TABLE : NEW_TABLE);
-			if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
-				continue;
-			e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
-			e->plan[k] = NULL;
-		}
-	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 }
@@ -754,7 +756,7 @@ arrays_startup(DestReceiver *self, int operation pg_attribute_unused(), TupleDes
 	for (int c = 0; c < r->ncols; c++)
 		if (TupleDescAttr(typeinfo, c)->atttypid != (r->clock ? mapal_stmt_types : r->types)[c])
 			elog(ERROR, "sales_api capture: column %d of a mapping statement has type %u, not %u",
-				 c + 1, TupleDescAttr(typeinfo, c)->atttypid, r->types[c]);
+				 c + 1, TupleDescAttr(typeinfo, c)->atttypid, (r->clock ? mapal_stmt_types : r->types)[c]);
 }
 
 /* distinct rows: is this row's value new?  Keeps its bytes if so. */

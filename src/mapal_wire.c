@@ -25,10 +25,6 @@
  * ------------------------------------------------------------------------
  */
 
-/* 1970-01-01 00:00 UTC as a TimestampTz, and the end of a span with no end */
-#define PG_EPOCH_OFFSET ((int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY)
-#define SPAN_END ((pg_time_t) (PG_INT64_MAX / USECS_PER_SEC / 2))
-
 /* The zone named by a server's timezone option, or the session's zone. */
 pg_tz *
 mapal_timezone(const char *tzname)
@@ -44,6 +40,44 @@ mapal_timezone(const char *tzname)
 				 errmsg("time zone \"%s\" is not recognized", tzname),
 				 errhint("Use a name from pg_timezone_names, for example Europe/Madrid.")));
 	return tz;
+}
+
+/*
+ * A few zone names are also time zone abbreviations: CET, EET, WET, MET,
+ * and with some time zone data EST, MST, HST.  Where PostgreSQL reads a
+ * name as either, it takes the abbreviation first (timestamp input, AT TIME
+ * ZONE), a fixed offset, while pg_tzset() and the TimeZone setting take the
+ * zone, whose offset changes with daylight-saving time.  The worker's
+ * statements compute slots with AT TIME ZONE and mapal_slot() and Cashrec
+ * with the zone, so for such a name half a year's slots would be an hour
+ * apart.  Such a name is reported unless both readings are the same fixed
+ * offset (UTC, GMT): attach() refuses it; CREATE and ALTER SERVER warn, so
+ * that a dump of a server made before 0.8 still restores (its captures,
+ * restored with it, keep computing their slots as they did).  The
+ * abbreviations are those of the session's timezone_abbreviations.
+ */
+void
+mapal_check_timezone_name(const char *tzname, int elevel, const char *hint)
+{
+	char	   *low = downcase_truncate_identifier(tzname, strlen(tzname), false);
+	int			val;
+	pg_tz	   *abbrev_tz;
+	int			type = DecodeTimezoneAbbrev(0, low, &val, &abbrev_tz);
+	pg_tz	   *tz;
+	long		gmtoff;
+
+	pfree(low);
+	if (type != TZ && type != DTZ && type != DYNTZ)
+		return;
+	tz = pg_tzset(tzname);
+	if (type != DYNTZ && tz != NULL && pg_get_timezone_offset(tz, &gmtoff) && gmtoff == val)
+		return;
+	ereport(elevel,
+			(errcode(elevel >= ERROR ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_WARNING),
+			 errmsg("time zone name \"%s\" is also a time zone abbreviation", tzname),
+			 errdetail("AT TIME ZONE reads \"%s\" as the abbreviation, a fixed offset from UTC, "
+					   "but the time zone of that name also has other offsets.", tzname),
+			 errhint("%s", hint)));
 }
 
 /*
@@ -114,6 +148,70 @@ slot_clock_init(SlotClock *c, const char *tzname, int slot_minutes)
 	pfree(low);
 }
 
+/* seconds since 1970 <-> TimestampTz, as timestamp2tm() converts them */
+#define UNIX_EPOCH_SECS ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
+
+/*
+ * The UTC offset of c's zone at ts, and the span of time it holds for,
+ * kept in c.  False when the zone cannot say (the caller then computes
+ * the slot as timestamp2tm() does).
+ */
+static bool
+slot_clock_span(SlotClock *c, TimestampTz ts)
+{
+	/* the whole second that timestamp2tm() asks the zone about */
+	int64		secs = ts / USECS_PER_SEC - (ts % USECS_PER_SEC < 0 ? 1 : 0);
+	pg_time_t	t = (pg_time_t) (secs + UNIX_EPOCH_SECS);
+	long		before,
+				after;
+	int			before_dst,
+				after_dst;
+	pg_time_t	boundary;
+	int			r = pg_next_dst_boundary(&t, &before, &before_dst, &boundary, &after, &after_dst, c->tz);
+	struct pg_tm *tm;
+	TimestampTz hi;
+
+	if (r == 0)
+	{
+		/*
+		 * No change after t, it says; but at a zone's last listed change
+		 * (and every 400 years from it) it has not yet looked at the rule
+		 * that goes on from there: ask about the next second too.
+		 */
+		pg_time_t	t1 = t + 1;
+		long		before1;
+		int			before1_dst;
+		pg_time_t	boundary1;
+
+		if (pg_next_dst_boundary(&t1, &before1, &before1_dst, &boundary1, &after, &after_dst, c->tz) == 1)
+		{
+			r = 1;
+			boundary = boundary1;
+		}
+	}
+	if (r < 0)
+		return false;
+	/* the offset timestamp2tm() would use, to be sure */
+	tm = pg_localtime(&t, c->tz);
+	if (tm == NULL || tm->tm_gmtoff != before)
+		return false;
+	if (r == 0 || boundary - UNIX_EPOCH_SECS >= PG_INT64_MAX / USECS_PER_SEC)
+		hi = PG_INT64_MAX;
+	else
+		hi = (TimestampTz) (boundary - UNIX_EPOCH_SECS) * USECS_PER_SEC;
+	/* the span kept, reached from earlier: widen it */
+	if (c->cached && hi == c->hi && (int64) before * USECS_PER_SEC == c->off)
+		c->lo = secs * USECS_PER_SEC;
+	else
+	{
+		c->lo = secs * USECS_PER_SEC;
+		c->hi = hi;
+		c->off = (int64) before * USECS_PER_SEC;
+		c->cached = true;
+	}
+	return true;
+}
+
 Timestamp
 slot_clock_slot(SlotClock *c, TimestampTz ts)
 {
@@ -122,33 +220,8 @@ slot_clock_slot(SlotClock *c, TimestampTz ts)
 
 	if (TIMESTAMP_NOT_FINITE(ts))
 		return ts;
-	if (c->tz != NULL && (!c->cached || ts < c->lo * USECS_PER_SEC + PG_EPOCH_OFFSET ||
-						  ts >= c->hi * USECS_PER_SEC + PG_EPOCH_OFFSET))
-	{
-		/* the whole seconds since 1970 that timestamp2tm() asks the zone about */
-		int64		secs = ts / USECS_PER_SEC - (ts % USECS_PER_SEC < 0 ? 1 : 0);
-		pg_time_t	t = (pg_time_t) (secs + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
-		long		before,
-					after;
-		int			before_dst,
-					after_dst;
-		pg_time_t	boundary;
-		int			r = pg_next_dst_boundary(&t, &before, &before_dst, &boundary,
-											 &after, &after_dst, c->tz);
-
-		if (r < 0)
-			return mapal_slot_start(ts, (int) (c->step / USECS_PER_MINUTE), c->tz);
-		/* the span kept, reached from earlier: widen it */
-		if (c->cached && r == 1 && boundary == c->hi && before * USECS_PER_SEC == c->off)
-			c->lo = t;
-		else
-		{
-			c->lo = t;
-			c->hi = r == 1 ? boundary : SPAN_END;
-			c->off = (int64) before * USECS_PER_SEC;
-			c->cached = true;
-		}
-	}
+	if (c->tz != NULL && (!c->cached || ts < c->lo || ts >= c->hi) && !slot_clock_span(c, ts))
+		return mapal_slot_start(ts, (int) (c->step / USECS_PER_MINUTE), c->tz);
 	if (c->tz == NULL && !c->fixed)
 		local = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, PointerGetDatum(c->name),
 													  TimestampTzGetDatum(ts)));

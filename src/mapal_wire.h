@@ -46,6 +46,9 @@ extern bool mapal_same_slot(const MapalSale *x, const MapalSale *y);
 /* The zone named by a server's timezone option, or the session's zone. */
 extern pg_tz *mapal_timezone(const char *tzname);
 
+/* Refuse a zone name that AT TIME ZONE reads as a different abbreviation. */
+extern void mapal_check_timezone_name(const char *tzname, int elevel, const char *hint);
+
 /* Start of the slot holding ts, in local time of tz. */
 extern Timestamp mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz);
 
@@ -61,8 +64,8 @@ typedef struct SlotClock
 	text	   *name;			/* else an abbreviation, for timezone() */
 	bool		fixed;			/* a fixed-offset one: off, always */
 	bool		cached;
-	pg_time_t	lo;				/* a zone's offset is off from lo to before hi */
-	pg_time_t	hi;
+	TimestampTz lo;				/* a zone's offset is off from lo to before hi */
+	TimestampTz hi;
 	int64		off;			/* in microseconds */
 } SlotClock;
 

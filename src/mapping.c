@@ -461,19 +461,16 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 				 * Totals of the slots of one unit and business day, or of
 				 * several units of one business day (the worker: one scan of
 				 * the day for a claim's units, with the unit first in each
-				 * row).  The bounds of the scan are computed once (each a
-				 * subquery: with a parameter, an expression in the WHERE
-				 * clause is evaluated for every row, and timezone() looks the
-				 * zone's name up each time), and a row's slot once (OFFSET
-				 * 0: flattened, the business day's WHERE clause would compute
-				 * it a second time).
+				 * row).  The bounds of the scan are one-row subqueries,
+				 * computed once: with a parameter in it, an expression of the
+				 * WHERE clause is computed for every row, and timezone()
+				 * looks the zone's name up each time.
 				 */
 				const char *u = stmt == MS_MAPAL_UNITS_TOTALS ? "u, " : "";
 				const char *tz = quote_literal_cstr(def->timezone);
 
 				appendStringInfo(&b, "SELECT %sc, t, sl, sum(net), sum(gross), sum(checks)::bigint,"
-								 " sum(guests)::bigint FROM (SELECT %sc, t, sl, coalesce(bd, sl::date) AS bd,"
-								 " net, gross, checks, guests FROM (SELECT ", u, u);
+								 " sum(guests)::bigint FROM (SELECT ", u);
 				if (stmt == MS_MAPAL_UNITS_TOTALS)
 				{
 					append_field(&b, def, MF_UNIT_ID);
@@ -484,7 +481,9 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 				append_field(&b, def, MF_SALES_TYPE_ID);
 				appendStringInfoString(&b, " AS t, ");
 				append_slot(&b, def);
-				appendStringInfo(&b, " AS sl, %s::date AS bd, ", def->expr[MF_BUSINESS_DAY]);
+				appendStringInfo(&b, " AS sl, coalesce(%s::date, (", def->expr[MF_BUSINESS_DAY]);
+				append_slot(&b, def);
+				appendStringInfoString(&b, ")::date) AS bd, ");
 				append_field(&b, def, MF_NET_SALES);
 				appendStringInfoString(&b, " AS net, ");
 				append_field(&b, def, MF_GROSS_SALES);
@@ -496,8 +495,8 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 				append_field(&b, def, MF_UNIT_ID);
 				/* a business day's sales lie within a day of it, in local time */
 				appendStringInfo(&b, " %s AND %s::timestamptz >= (SELECT ($2::timestamp - interval '1 day') AT TIME ZONE %s)"
-								 " AND %s::timestamptz < (SELECT ($2::timestamp + interval '2 days') AT TIME ZONE %s)"
-								 " OFFSET 0) y) x WHERE bd = $2 GROUP BY %sc, t, sl",
+								 " AND %s::timestamptz < (SELECT ($2::timestamp + interval '2 days') AT TIME ZONE %s))"
+								 " x WHERE bd = $2 GROUP BY %sc, t, sl",
 								 stmt == MS_MAPAL_UNITS_TOTALS ? "= ANY ($1)" : "= $1",
 								 def->expr[MF_SOLD_AT], tz, def->expr[MF_SOLD_AT], tz, u);
 				break;

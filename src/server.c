@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "sales_api.h"
+#include "mapal_wire.h"
 #include "server.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -269,6 +270,9 @@ validate_value(const OptionDef *d, const char *value)
 						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 						 errmsg("option \"timezone\" names an unknown time zone"),
 						 errhint("Use a name from pg_timezone_names, for example Europe/Madrid.")));
+			mapal_check_timezone_name(value, WARNING,
+									  "sales_api.attach() refuses this server: use a region name from"
+									  " pg_timezone_names, such as Europe/Paris.");
 			break;
 		case OPT_TEXT:
 		case OPT_SECRET:
