@@ -479,9 +479,14 @@ capture_load(CaptureEntry *e)
 			{
 				SlotClock	clock;
 
-				MemoryContextSwitchTo(capture_cxt);
 				slot_clock_init(&clock, def->timezone, def->slot_minutes);
-				MemoryContextSwitchTo(tmp);
+				if (clock.name != NULL)
+				{
+					text	   *name = MemoryContextAlloc(capture_cxt, VARSIZE(clock.name));
+
+					memcpy(name, clock.name, VARSIZE(clock.name));
+					clock.name = name;
+				}
 				if (e->clock.name != NULL)
 					pfree(e->clock.name);
 				e->clock = clock;

@@ -75,8 +75,8 @@ mapal_check_timezone_name(const char *tzname, int elevel, const char *hint)
 	ereport(elevel,
 			(errcode(elevel >= ERROR ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_WARNING),
 			 errmsg("time zone name \"%s\" is also a time zone abbreviation", tzname),
-			 errdetail("AT TIME ZONE reads \"%s\" as the abbreviation, a fixed offset from UTC, "
-					   "but the time zone of that name also has other offsets.", tzname),
+			 errdetail("AT TIME ZONE reads \"%s\" as an abbreviation, not as the time zone of that name,"
+					   " whose offsets from UTC differ from the abbreviation's.", tzname),
 			 errhint("%s", hint)));
 }
 
@@ -183,7 +183,8 @@ slot_clock_span(SlotClock *c, TimestampTz ts)
 		int			before1_dst;
 		pg_time_t	boundary1;
 
-		if (pg_next_dst_boundary(&t1, &before1, &before1_dst, &boundary1, &after, &after_dst, c->tz) == 1)
+		if (pg_next_dst_boundary(&t1, &before1, &before1_dst, &boundary1, &after, &after_dst, c->tz) == 1 &&
+			before1 == before)
 		{
 			r = 1;
 			boundary = boundary1;

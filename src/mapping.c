@@ -464,7 +464,9 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 				 * row).  The bounds of the scan are one-row subqueries,
 				 * computed once: with a parameter in it, an expression of the
 				 * WHERE clause is computed for every row, and timezone()
-				 * looks the zone's name up each time.
+				 * looks the zone's name up each time.  (The planner then
+				 * guesses their range, and a table partitioned on the sale's
+				 * time is pruned when the statement runs, not when planned.)
 				 */
 				const char *u = stmt == MS_MAPAL_UNITS_TOTALS ? "u, " : "";
 				const char *tz = quote_literal_cstr(def->timezone);
