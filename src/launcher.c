@@ -214,6 +214,36 @@ database_selected(const char *name)
 }
 
 /*
+ * Does sales_api.database select the database this backend is connected
+ * to?  Asked by a capture trigger before it asks for a wake-up at commit:
+ * where no worker may ever serve the database, poking the launcher at
+ * every commit would only cost the POS a kill() and the launcher a pass
+ * over pg_database.  Remembered for the value of the setting it was
+ * computed for (a reload may change it); the trigger runs in a
+ * transaction, so the name is read from the catalog.
+ */
+bool
+launcher_this_database_selected(void)
+{
+	static char *for_setting = NULL;
+	static bool selected = false;
+	const char *setting = sales_api_database ? sales_api_database : "";
+
+	if (for_setting == NULL || strcmp(for_setting, setting) != 0)
+	{
+		char	   *name = get_database_name(MyDatabaseId);
+
+		selected = name == NULL || database_selected(name);
+		if (name != NULL)
+			pfree(name);
+		if (for_setting != NULL)
+			pfree(for_setting);
+		for_setting = MemoryContextStrdup(TopMemoryContext, setting);
+	}
+	return selected;
+}
+
+/*
  * Whether a worker serves dbid, and if not, why, in words for
  * worker_stats() and attach()'s warning.
  */

@@ -277,6 +277,9 @@ wake_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 void
 worker_wake_on_commit(void)
 {
+	/* no worker may serve this database: none to wake, none to start */
+	if (!launcher_this_database_selected())
+		return;
 	if (!wake_registered)
 	{
 		RegisterXactCallback(wake_xact_callback, NULL);

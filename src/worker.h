@@ -57,6 +57,7 @@ typedef struct WorkerShared
 extern WorkerShared *worker_shared;
 
 extern void worker_wake_on_commit(void);
+extern bool launcher_this_database_selected(void);
 extern void worker_wake_others(void);
 
 /* settings */

@@ -40,6 +40,25 @@ pass "attach() warns that no worker serves the database"
 expect_eq "$(q -d sa_every_a -c "SELECT running::text || ' / ' || note FROM sales_api.worker_stats()")" \
     "false / not served: sales_api.database is 'sa_worker'" "worker_stats() says why the database is not served"
 
+# A commit there asks no worker to wake and pokes no launcher: until 0.8 each
+# capturing commit in such a database made the launcher list pg_database
+# again (240 clock ticks of its CPU, a quarter of a core, in 10 s of
+# two-client single-row inserts here, and a kill() in every commit).
+# 40,000 one-row commits: the launcher's CPU time (/proc, clock ticks)
+# stays under 10 (about 50 with the pokes).
+launcher=$(q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'sales_api launcher'")
+[ -n "$launcher" ] || fail "no sales_api launcher in pg_stat_activity"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+echo "INSERT INTO pos_sales (store, sold_at, net) VALUES (1, now(), 1);" > "$SA_WORK/every-one-row.sql"
+t0=$(ticks "$launcher")
+"$PG_BINDIR/pgbench" -n -c 2 -t 20000 -f "$SA_WORK/every-one-row.sql" sa_every_a >"$SA_WORK/every-pgbench.out" 2>&1 \
+    || fail "pgbench failed: $(tail -3 "$SA_WORK/every-pgbench.out")"
+t1=$(ticks "$launcher")
+expect_eq "$(q -d sa_every_a -c "SELECT count(*) FROM pos_sales")" 40000 "40,000 one-row sales committed"
+[ $((t1 - t0)) -lt 10 ] || fail "the launcher used $((t1 - t0)) clock ticks during 40,000 commits in a database it does not serve"
+pass "commits in a database no worker may serve leave the launcher idle ($((t1 - t0)) ticks)"
+q -d sa_every_a -c "TRUNCATE pos_sales; TRUNCATE sales_api.outbox_stage, sales_api.outbox" >/dev/null
+
 echo "--- sales_api.database = '*': both databases served, no restart"
 q -d postgres -c "ALTER SYSTEM SET sales_api.database = '*'" -c "SELECT pg_reload_conf()" >/dev/null
 new_db sa_every_b
