@@ -721,7 +721,8 @@ typedef struct ArraysReceiver
 {
 	DestReceiver pub;
 	int			ncols;
-	const Oid  *types;
+	const Oid  *types;			/* the arrays' element types */
+	const Oid  *in_types;		/* the statement's column types (Mapal: its time) */
 	ArrayBuildState *abs[ARRAYS_MAX_COLS];
 	uint64		rows;
 	MemoryContext cxt;
@@ -759,9 +760,9 @@ arrays_startup(DestReceiver *self, int operation pg_attribute_unused(), TupleDes
 		elog(ERROR, "sales_api capture: a mapping statement returned %d columns, not %d",
 			 typeinfo->natts, r->ncols);
 	for (int c = 0; c < r->ncols; c++)
-		if (TupleDescAttr(typeinfo, c)->atttypid != (r->clock ? mapal_stmt_types : r->types)[c])
+		if (TupleDescAttr(typeinfo, c)->atttypid != r->in_types[c])
 			elog(ERROR, "sales_api capture: column %d of a mapping statement has type %u, not %u",
-				 c + 1, TupleDescAttr(typeinfo, c)->atttypid, (r->clock ? mapal_stmt_types : r->types)[c]);
+				 c + 1, TupleDescAttr(typeinfo, c)->atttypid, r->in_types[c]);
 }
 
 /* distinct rows: is this row's value new?  Keeps its bytes if so. */
@@ -969,6 +970,7 @@ arrays_init(ArraysReceiver *r, int ncols, const Oid *types, bool distinct)
 	r->pub.mydest = DestNone;
 	r->ncols = ncols;
 	r->types = types;
+	r->in_types = types;
 	r->cxt = CurrentMemoryContext;
 	for (int c = 0; c < ncols; c++)
 	{
@@ -1182,6 +1184,7 @@ mapal_slots(CaptureEntry *e, Oid owner, bool old, int64 nrows)
 
 	arrays_init(&r, MAPAL_NCOLS, mapal_elem_types, nrows > 1);
 	r.clock = &e->clock;
+	r.in_types = mapal_stmt_types;
 	owner_run(e, k, owner, nrows, &r.pub);
 	if (r.rows == 0)
 		return;

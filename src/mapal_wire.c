@@ -43,6 +43,22 @@ mapal_timezone(const char *tzname)
 }
 
 /*
+ * How timezone() reads a name first: as one of the session's time zone
+ * abbreviations (TZ or DTZ: a fixed offset, *val seconds east of UTC;
+ * DYNTZ: one whose offset changed over time), else 0 (a zone's name).
+ */
+static int
+abbreviation_type(const char *tzname, int *val)
+{
+	char	   *low = downcase_truncate_identifier(tzname, strlen(tzname), false);
+	pg_tz	   *abbrev_tz;
+	int			type = DecodeTimezoneAbbrev(0, low, val, &abbrev_tz);
+
+	pfree(low);
+	return (type == TZ || type == DTZ || type == DYNTZ) ? type : 0;
+}
+
+/*
  * A few zone names are also time zone abbreviations: CET, EET, WET, MET,
  * and with some time zone data EST, MST, HST.  Where PostgreSQL reads a
  * name as either, it takes the abbreviation first (timestamp input, AT TIME
@@ -59,15 +75,12 @@ mapal_timezone(const char *tzname)
 void
 mapal_check_timezone_name(const char *tzname, int elevel, const char *hint)
 {
-	char	   *low = downcase_truncate_identifier(tzname, strlen(tzname), false);
 	int			val;
-	pg_tz	   *abbrev_tz;
-	int			type = DecodeTimezoneAbbrev(0, low, &val, &abbrev_tz);
+	int			type = abbreviation_type(tzname, &val);
 	pg_tz	   *tz;
 	long		gmtoff;
 
-	pfree(low);
-	if (type != TZ && type != DTZ && type != DYNTZ)
+	if (type == 0)
 		return;
 	tz = pg_tzset(tzname);
 	if (type != DYNTZ && tz != NULL && pg_get_timezone_offset(tz, &gmtoff) && gmtoff == val)
@@ -129,14 +142,12 @@ mapal_slot_start(TimestampTz ts, int slot_minutes, pg_tz *tz)
 void
 slot_clock_init(SlotClock *c, const char *tzname, int slot_minutes)
 {
-	char	   *low = downcase_truncate_identifier(tzname, strlen(tzname), false);
 	int			val;
-	pg_tz	   *abbrev_tz;
-	int			type = DecodeTimezoneAbbrev(0, low, &val, &abbrev_tz);
+	int			type = abbreviation_type(tzname, &val);
 
 	memset(c, 0, sizeof(*c));
 	c->step = (int64) slot_minutes * USECS_PER_MINUTE;
-	if (type == TZ || type == DTZ || type == DYNTZ)
+	if (type != 0)
 	{
 		c->name = cstring_to_text(tzname);
 		/* timezone(): dt2local(ts, -val) */
@@ -145,7 +156,6 @@ slot_clock_init(SlotClock *c, const char *tzname, int slot_minutes)
 	}
 	else
 		c->tz = mapal_timezone(tzname);
-	pfree(low);
 }
 
 /* seconds since 1970 <-> TimestampTz, as timestamp2tm() converts them */

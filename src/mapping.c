@@ -400,6 +400,15 @@ append_slot(StringInfo buf, const CaptureDef *def)
 					 def->slot_minutes, def->expr[MF_SOLD_AT], quote_literal_cstr(def->timezone));
 }
 
+/* the business day: the mapped one, else the slot's date */
+static void
+append_business_day(StringInfo buf, const CaptureDef *def)
+{
+	appendStringInfo(buf, "coalesce(%s::date, (", def->expr[MF_BUSINESS_DAY]);
+	append_slot(buf, def);
+	appendStringInfoString(buf, ")::date)");
+}
+
 static void
 append_ct_fields(StringInfo buf, const CaptureDef *def)
 {
@@ -483,9 +492,9 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 				append_field(&b, def, MF_SALES_TYPE_ID);
 				appendStringInfoString(&b, " AS t, ");
 				append_slot(&b, def);
-				appendStringInfo(&b, " AS sl, coalesce(%s::date, (", def->expr[MF_BUSINESS_DAY]);
-				append_slot(&b, def);
-				appendStringInfoString(&b, ")::date) AS bd, ");
+				appendStringInfoString(&b, " AS sl, ");
+				append_business_day(&b, def);
+				appendStringInfoString(&b, " AS bd, ");
 				append_field(&b, def, MF_NET_SALES);
 				appendStringInfoString(&b, " AS net, ");
 				append_field(&b, def, MF_GROSS_SALES);
