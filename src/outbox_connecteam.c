@@ -869,7 +869,7 @@ deletes_done(OutboxJob *job, OutboxPhase *ph)
 		{
 			o->result = OUTBOX_HELD;
 			o->error = ratelimit_describe(job->cap->srv, ph->run);
-			o->retry_after_s = (int) Max(0, (ph->run->retry_at - GetCurrentTimestamp()) / USECS_PER_SEC);
+			o->held_until = ph->run->retry_at;
 			continue;
 		}
 		if (req->done && req->status == 404)
@@ -935,7 +935,7 @@ posts_done(OutboxJob *job, OutboxPhase *ph)
 			{
 				o->result = OUTBOX_HELD;
 				o->error = ratelimit_describe(job->cap->srv, ph->run);
-				o->retry_after_s = (int) Max(0, (ph->run->retry_at - GetCurrentTimestamp()) / USECS_PER_SEC);
+				o->held_until = ph->run->retry_at;
 				continue;
 			}
 			outbox_outcome_from_request(o, ph->reqs[r], true);

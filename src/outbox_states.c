@@ -24,10 +24,12 @@
 #include <math.h>
 #include <time.h>
 
+#include "access/xact.h"
 #include "common/pg_prng.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "outbox_states.h"
 #include "vendor.h"
@@ -114,7 +116,14 @@ outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o)
 			next.state = OS_DEAD;
 			break;
 		case OUTBOX_HELD:
-			next.delay_ms = (int64) Max(o->retry_after_s, 1) * 1000;
+			/*
+			 * Due when the budget allows again, to the millisecond (the
+			 * record adds the delay to now(), its transaction's start): until
+			 * 0.8.0 whole seconds, at least one, so a request held around a
+			 * window's reset (RL_RESET_MARGIN_MS) for tens of ms waited a
+			 * second, and one held for 2.9 s was due at 2 s, to be held again.
+			 */
+			next.delay_ms = Max((o->held_until - GetCurrentTransactionStartTimestamp() + 999) / 1000, 1);
 			next.attempt_back = true;
 			break;
 		case OUTBOX_NOT_TRIED:

@@ -101,6 +101,7 @@ typedef struct OutboxOutcome
 	OutboxResult result;
 	int			http_status;	/* 0: none */
 	int			retry_after_s;	/* the vendor's Retry-After; -1: none */
+	TimestampTz held_until;		/* OUTBOX_HELD: when the budget allows again */
 	char	   *vendor_ref;		/* Connecteam transactionId */
 	char	   *error;
 } OutboxOutcome;
