@@ -121,6 +121,7 @@ typedef struct OutboxCycle
 	TimestampTz next_due;
 	Datum		skip;			/* int4[]: captures not to claim for (busy or waiting lanes) */
 	int64		expanded;		/* items this claim made of staged sales */
+	bool		mapal;			/* a Mapal capture exists: staged slots may wait */
 	Datum		extra;			/* int4[]: captures claimed for plain posts only */
 	/* the Connecteam lanes a claim takes items of: capture, most items, plain posts only */
 	int			ct_nlanes;
@@ -181,14 +182,5 @@ extern bool outbox_sending(void);
 extern void outbox_wait(long wait_ms);
 extern void outbox_want_claim(void);
 extern void outbox_abort(void);
-
-/* Claims: the common condition of due work of servers not paused */
-#define OUTBOX_CLAIM_FROM \
-	" FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id" \
-	" LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id" \
-	" WHERE o.state IN (" OUTBOX_SQL(OUTBOX_PENDING) ", " OUTBOX_SQL(OUTBOX_FAILED) ")" \
-	" AND coalesce(o.next_attempt_at, '-infinity') <= now()" \
-	" AND NOT coalesce(s.paused, false)" \
-	" AND o.capture_id <> ALL($3)"
 
 #endif							/* SALES_API_OUTBOX_H */
