@@ -223,7 +223,7 @@ check_statements(const CaptureDef *def)
 	Oid			ct_days[4] = {DATEOID, DATEOID, INT8ARRAYOID, TEXTOID};
 	Oid			m_tot[2] = {INT8OID, DATEOID};
 	Oid			m_sales[2] = {TIMESTAMPOID, TIMESTAMPOID};
-	Oid			m_units[2] = {INT8ARRAYOID, DATEOID};
+	Oid			m_units[4] = {INT8ARRAYOID, DATEOID, INT4OID, INT4OID};
 
 	mapping_enter_owner(owner, &scope);
 	for (int i = 0; i < ntrig; i++)
@@ -245,7 +245,7 @@ check_statements(const CaptureDef *def)
 	if (def->vendor == VENDOR_MAPAL)
 	{
 		if (SPI_prepare(mapping_sql(def, MS_MAPAL_TOTALS, tbl), 2, m_tot) == NULL ||
-			SPI_prepare(mapping_sql(def, MS_MAPAL_UNITS_TOTALS, tbl), 2, m_units) == NULL ||
+			SPI_prepare(mapping_sql(def, MS_MAPAL_UNITS_TOTALS, tbl), 4, m_units) == NULL ||
 			SPI_prepare(mapping_sql(def, MS_MAPAL_SALES, tbl), 2, m_sales) == NULL)
 			elog(ERROR, "sales_api: could not prepare a Mapal statement: %s",
 				 SPI_result_code_string(SPI_result));

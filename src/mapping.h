@@ -83,7 +83,10 @@ typedef enum MappingStmt
 	MS_CT_WINDOW_LOCK,			/* the same, rows locked FOR SHARE, SKIP LOCKED */
 	MS_CT_DAY_TOTALS,			/* $1, $2 dates, $3 location ids, $4 zone */
 	MS_MAPAL_SALES,				/* $1, $2 local times: every sale between */
-	MS_MAPAL_UNITS_TOTALS,		/* $1 units (int8[]), $2 business day: per unit and slot */
+	MS_MAPAL_UNITS_TOTALS,		/* $1 units (int8[]), $2 business day, the sales of
+								 * hours $3 to $4 of the day before's local
+								 * midnight (0 to 72: the whole scan): per unit
+								 * and slot */
 	MS_N
 } MappingStmt;
 

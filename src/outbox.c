@@ -400,6 +400,8 @@ outbox_read_pos(OutboxCycle *c, OutboxCapture *cap, MappingStmt stmt, int nargs,
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool ok = true;
 
+	/* as outbox_execute(): the requests in flight are read and refilled first */
+	jobs_progress();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();

@@ -2,6 +2,7 @@
 """Compare what the POS table holds with what the mock vendors received.
 
 Usage: compare.py SCENARIO [--no-connecteam] [--no-mapal] [--mapal-also TABLE]...
+                           [--slot-minutes N] [--timezone ZONE]
 Reads the local sales with psql (database $SA_DB, default sa_worker; the
 Connecteam sales from the tables $SA_COMPARE_CT_TABLES, default pos_sales,
 comma-separated, the Mapal sales from pos_sales and each --mapal-also table) and the
@@ -15,6 +16,7 @@ finalSaleAmount, taxAmount, saleType), createdAt being the Unix second the
 sale's time falls in; the scenarios' data makes it unique.  --mapal-also
 TABLE: one more table of pos_sales' shape, captured for Mapal only (a
 Mapal-only baseline beside pos_sales): its sales count in the Mapal slots.
+--slot-minutes and --timezone: the Mapal server's options (default 15, UTC).
 """
 import collections
 import csv
@@ -33,6 +35,14 @@ do_ct = "--no-connecteam" not in sys.argv
 do_mapal = "--no-mapal" not in sys.argv
 ct_tables = [t for t in os.environ.get("SA_COMPARE_CT_TABLES", "pos_sales").split(",") if t]
 mapal_tables = ["pos_sales"] + [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--mapal-also"]
+
+
+def option(name, default):
+    return next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == name), default)
+
+
+slot_minutes = int(option("--slot-minutes", "15"))
+timezone = option("--timezone", "UTC").replace("'", "''")
 
 
 def psql_csv(sql):
@@ -72,9 +82,9 @@ slots = mismatch = 0
 if do_mapal:
     local_slots = {}
     sales = " UNION ALL ".join("SELECT store, sold_at, channel, net, tax, guests FROM %s" % t for t in mapal_tables)
-    for r in psql_csv("SELECT 1000 + store, to_char(date_bin('15 min', sold_at AT TIME ZONE 'UTC', '2000-01-01'), "
+    for r in psql_csv("SELECT 1000 + store, to_char(date_bin('%d min', sold_at AT TIME ZONE '%s', '2000-01-01'), "
                       "'YYYY-MM-DD\"T\"HH24:MI:SS'), channel, sum(net), sum(net + tax), count(*), sum(guests) "
-                      "FROM (%s) s GROUP BY 1, 2, 3" % sales):
+                      "FROM (%s) s GROUP BY 1, 2, 3" % (slot_minutes, timezone, sales)):
         local_slots[(int(r[0]), r[1], r[2])] = (Decimal(r[3]), Decimal(r[4]), int(r[5]), int(r[6]))
     remote_slots = {}
     for s in state.get("mapal_sales", []):
