@@ -4,9 +4,9 @@
  *		Staged work becomes outbox items: the rows a capture trigger wrote
  *		to sales_api.outbox_stage are deleted and their sales inserted into
  *		sales_api.outbox as ct_post items, and the rows of
- *		sales_api.mapal_stage become pending dirty markers, each in one
- *		statement, so a staged sale or slot is in exactly one of the two
- *		tables at every commit.
+ *		sales_api.mapal_stage become pending dirty markers, each row's in
+ *		one statement (a row's delete and its markers' insert), so a staged
+ *		sale or slot is in exactly one of the two tables at every commit.
  *
  * Leased rows (their sales in flight, see stage_lease_stmt in
  * outbox_connecteam.c) are made items only for the sales of an UPDATE or
@@ -230,10 +230,10 @@ outbox_stage_expire_leases(Datum busy)
  * row is taken here).  Rows a POS transaction still holds are not visible,
  * and are taken in a later cycle once it commits.
  */
-/* $1 most rows (NULL: all) */
+/* $1 most rows (NULL: all); their row ids and slot counts, in staging order */
 static OutboxStmt mapal_lock = {
-	.sql = "SELECT array_agg(c) FROM (SELECT x.ctid AS c FROM sales_api.mapal_stage x"
-	" ORDER BY x.staged_at LIMIT $1 FOR UPDATE SKIP LOCKED) l",
+	.sql = "SELECT array_agg(c), array_agg(n) FROM (SELECT x.ctid AS c, cardinality(x.slot_starts) AS n"
+	" FROM sales_api.mapal_stage x ORDER BY x.staged_at LIMIT $1 FOR UPDATE SKIP LOCKED) l",
 	.nargs = 1, .types = {INT4OID}
 };
 
@@ -255,29 +255,79 @@ static OutboxStmt mapal_move = {
 };
 
 /*
- * Make at most max_rows staged Mapal rows (0: all) dirty markers; returns
- * how many rows were taken.  Connects to SPI itself.
+ * Slots made markers per statement: the locked rows go in statements of
+ * about this many slots (whole rows, at least one), so that the worker's
+ * requests in flight are read and refilled between two (outbox_execute()).
+ * A statement makes about a hundred markers a millisecond.
+ */
+#define MAPAL_MOVE_SLOTS 1000
+
+/*
+ * Make at most max_rows staged Mapal rows (0: all) dirty markers, and of
+ * those, once max_slots slots are made (0: no limit), no more; returns how
+ * many rows were taken, and *more whether rows may be left (the row limit
+ * was met or the slot limit cut it: the worker goes on at its next step).
+ * Connects to SPI itself.
  */
 int64
-outbox_stage_expand_mapal(int max_rows)
+outbox_stage_expand_mapal(int max_rows, int max_slots, bool *more)
 {
 	int64		n = 0;
-	bool		isnull;
+	int64		made = 0;
+	bool		isnull,
+				nnull;
 	Datum		arg = Int32GetDatum(max_rows);
-	Datum		rows;
+	Datum		rows,
+				counts;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "sales_api: SPI_connect failed");
+	*more = false;
 	if (outbox_execute(&mapal_lock, &arg, max_rows > 0 ? " " : "n", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "sales_api: could not lock staged Mapal slots");
 	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
+	counts = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &nnull);
+	if (!isnull && !nnull)
 	{
-		ArrayType  *a = DatumGetArrayTypeP(rows);
+		Datum	   *tids;
+		Datum	   *slots;
+		bool	   *slot_nulls;
+		int			ntids,
+					nslots;
 
-		n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-		if (outbox_execute(&mapal_move, &rows, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "sales_api: could not make staged Mapal slots dirty markers");
+		deconstruct_array(DatumGetArrayTypeP(rows), TIDOID, sizeof(ItemPointerData), false,
+						  TYPALIGN_SHORT, &tids, NULL, &ntids);
+		deconstruct_array(DatumGetArrayTypeP(counts), INT4OID, 4, true, TYPALIGN_INT,
+						  &slots, &slot_nulls, &nslots);
+		Assert(nslots == ntids);
+		*more = max_rows > 0 && ntids >= max_rows;
+		for (int first = 0; first < ntids;)
+		{
+			int			last = first;
+			int64		sum = 0;
+			Datum		part;
+
+			if (max_slots > 0 && made >= max_slots)
+			{
+				/* the rest stay staged, locked until this transaction ends */
+				*more = true;
+				break;
+			}
+			/* whole rows, at least one, up to about MAPAL_MOVE_SLOTS slots */
+			do
+			{
+				sum += slot_nulls[last] ? 0 : DatumGetInt32(slots[last]);
+				last++;
+			} while (last < ntids && sum + (slot_nulls[last] ? 0 : DatumGetInt32(slots[last])) <= MAPAL_MOVE_SLOTS);
+			part = PointerGetDatum(construct_array(tids + first, last - first, TIDOID,
+												   sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+			if (outbox_execute(&mapal_move, &part, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "sales_api: could not make staged Mapal slots dirty markers");
+			pfree(DatumGetPointer(part));
+			n += last - first;
+			made += sum;
+			first = last;
+		}
 	}
 	SPI_finish();
 	return n;
@@ -302,6 +352,10 @@ sales_api_stage_expand(PG_FUNCTION_ARGS)
 	}
 	/* every capture and sale, as the worker's claim: the Mapal slots too */
 	if (PG_ARGISNULL(0) && PG_ARGISNULL(2))
-		(void) outbox_stage_expand_mapal(PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3));
+	{
+		bool		more;
+
+		(void) outbox_stage_expand_mapal(PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3), 0, &more);
+	}
 	PG_RETURN_INT64(outbox_stage_expand(!PG_ARGISNULL(1) && PG_GETARG_BOOL(1), args, nulls));
 }

@@ -29,7 +29,7 @@
  * captures of a worker's claim (int4[]); 'n' in nulls: any
  */
 extern int64 outbox_stage_expand(bool wait, Datum *args, const char *nulls);
-extern int64 outbox_stage_expand_mapal(int max_rows);
+extern int64 outbox_stage_expand_mapal(int max_rows, int max_slots, bool *more);
 extern int64 outbox_stage_expire_leases(Datum busy);
 extern bool outbox_stage_has_leases(void);
 
