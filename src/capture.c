@@ -1172,8 +1172,8 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
  * tuples and its per-column hashing and comparisons through fmgr).  A
  * statement of one row has one slot and skips even that.  A statement of
  * more than MAPAL_STAGE_PART_SLOTS slots stages them in parts of that many,
- * as the Connecteam sales: the worker makes markers of a few parts a
- * statement, and its requests in flight are read and refilled between two
+ * as the Connecteam sales: the worker makes markers of a part a statement,
+ * and its requests in flight are read and refilled between two
  * (outbox_stage.c), where one statement for a day's 14,400 slots kept them
  * waiting 130 ms.
  */

@@ -9,17 +9,18 @@
  * account) with at most one job in flight, and a lane that must wait never
  * holds back another:
  *
- *   1. claim (one transaction, for every lane neither busy nor waiting):
- *      staged Mapal slots become markers (outbox_stage.c); expired leases
- *      of idle lanes are taken back; a batch of due items is moved to
- *      in_flight with a lease (FOR UPDATE SKIP LOCKED, so an operator's
- *      manual statements or a second worker never block on it), and a
- *      Connecteam lane's staged sales are made items in flight
- *      (outbox_connecteam.c; a paused server's become pending items,
- *      outbox_stage.c); Mapal slot totals
- *      are recomputed from the POS table; the captures' credentials are
- *      resolved as their run_as roles; the Connecteam windows to replace
- *      are read.  The items are grouped into one job per capture.
+ *   1. claim (for every lane neither busy nor waiting; claim_jobs()), in
+ *      three transactions: the Connecteam pass (expired leases of idle
+ *      lanes are taken back; a batch of due items is moved to in_flight
+ *      with a lease, FOR UPDATE SKIP LOCKED, so an operator's manual
+ *      statements or a second worker never block on it, and a lane's
+ *      staged sales are made items in flight, outbox_connecteam.c; a
+ *      paused server's become pending items, outbox_stage.c; the windows
+ *      to replace are read), whose jobs then start; staged Mapal slots
+ *      made markers (outbox_stage.c); the Mapal pass (a batch of dirty
+ *      slots in flight, their totals recomputed from the POS table).  The
+ *      captures' credentials are resolved as their run_as roles, and the
+ *      items of a pass grouped into one job per capture.
  *   2. send (no transaction): a job is a sequence of phases (a window's
  *      delete, then its reposts; deletes; posts; Mapal's requests), each
  *      run by the rate-limit engine (ratelimit.c) without ever waiting for a
@@ -38,8 +39,9 @@
  * few hundred items, and between two statements jobs_progress() reads the
  * answers in and starts the requests they make room for; and a lane's
  * second job takes the first one's place when that ends, so that the lane
- * claims its next job while one is still sending (at most LANE_CHAIN_MAX
- * times in a row, then the lane goes idle for a claim of everything).
+ * claims its next job while one is still sending (every LANE_CHAIN_MAX
+ * times in a row the lane looks for an item only an idle lane's claim takes,
+ * a delete, window or retry, and goes idle once if it has one).
  *
  * The fixed statements are prepared on first use and kept for the
  * worker's life (outbox_execute()); only the statements built from a
@@ -85,6 +87,9 @@ static bool warned_missing = false;
 
 static void jobs_progress(void);
 static bool mark_staged_slots(MemoryContext cycle_cxt);
+
+/* an error went through jobs_progress() (see claim_jobs()) */
+static bool jobs_failed = false;
 
 /* the outbox as this library knows it (0.8.0: outbox_lease_items exists) */
 static OutboxStmt installed_stmt = {
@@ -858,15 +863,22 @@ lanes_take(OutboxCycle *c, ClaimPass pass)
 	ListCell   *lc;
 
 	/*
-	 * The other pass's lanes: not claimed for here, but not busy either (an
-	 * idle lane's expired leases are expired by the Connecteam pass).
+	 * The other pass's lanes are not claimed for here.  Those in flight, or
+	 * another worker's, or waiting, are busy, as this pass's (the leases of
+	 * a lane in flight are its job's, even past lease_until); an idle one's
+	 * expired leases are expired by the Connecteam pass (expire_leases()).
 	 */
 	foreach(lc, c->captures)
 	{
 		OutboxCapture *cap = lfirst(lc);
+		OutboxLane *lane;
 
-		if ((cap->vendor == VENDOR_MAPAL) != (pass == CLAIM_MAPAL))
-			ids[n++] = Int32GetDatum(cap->id);
+		if ((cap->vendor == VENDOR_MAPAL) == (pass == CLAIM_MAPAL))
+			continue;
+		lane = lane_of(cap->id);
+		if (lane->busy || lane->extra || lane->ready_at > now || !lane_mine(cap->id))
+			busy[nbusy++] = Int32GetDatum(cap->id);
+		ids[n++] = Int32GetDatum(cap->id);
 	}
 	nbusy_ids = n;
 	foreach(lc, c->captures)
@@ -1221,11 +1233,15 @@ jobs_progress(void)
 			(void) job_advance(lfirst(lc));
 		(void) http_pump(0);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		/* the jobs' state is not known now: no caller may go on with them */
 		progressing = false;
+		jobs_failed = true;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	progressing = false;
 }
 
 /* When must the job's run be stepped again though nothing of it is in flight? */
@@ -1264,8 +1280,9 @@ job_lane_done(OutboxJob *job)
 		 * so that the lane claims the next one while it sends: two jobs
 		 * claimed together also end together, and the lane would send
 		 * nothing during their record and the claim after it.  At most
-		 * LANE_CHAIN_MAX times in a row: then the lane goes idle once, for
-		 * a claim that takes deletes and windows too.
+		 * LANE_CHAIN_MAX times in a row, unless the record found no item
+		 * due (advance_jobs()): then the lane goes idle once, for a claim
+		 * that takes deletes and windows too.
 		 */
 		if (lane->extra && lane->chain < LANE_CHAIN_MAX)
 		{
@@ -1814,6 +1831,61 @@ end_txn(void)
 }
 
 /*
+ * The lanes a failed pass had locked (and the probes it had taken), for
+ * claim_jobs() to free once it has aborted the pass's transaction; the
+ * worker's handler frees every lane (outbox_abort()).
+ */
+typedef struct PassLock
+{
+	int			capture_id;
+	bool		probe;
+	Oid			server_id;
+	Oid			run_as;
+} PassLock;
+
+static PassLock *pass_failed = NULL;
+static int	npass_failed = 0;
+static int	maxpass_failed = 0;
+
+static void
+pass_failed_remember(OutboxCycle *c)
+{
+	ListCell   *lc;
+
+	npass_failed = 0;
+	foreach(lc, c->captures)
+	{
+		OutboxCapture *cap = lfirst(lc);
+
+		if (!cap->locked)
+			continue;
+		if (npass_failed == maxpass_failed)
+		{
+			maxpass_failed = Max(8, maxpass_failed * 2);
+			pass_failed = pass_failed ? repalloc(pass_failed, sizeof(PassLock) * maxpass_failed)
+				: MemoryContextAlloc(TopMemoryContext, sizeof(PassLock) * maxpass_failed);
+		}
+		pass_failed[npass_failed].capture_id = cap->id;
+		pass_failed[npass_failed].probe = cap->probe;
+		pass_failed[npass_failed].server_id = cap->server_id;
+		pass_failed[npass_failed].run_as = cap->run_as;
+		npass_failed++;
+	}
+}
+
+static void
+pass_failed_release(void)
+{
+	for (int i = 0; i < npass_failed; i++)
+	{
+		lane_unlock(pass_failed[i].capture_id);
+		if (pass_failed[i].probe)
+			lanes_probe_cancel(pass_failed[i].server_id, pass_failed[i].run_as);
+	}
+	npass_failed = 0;
+}
+
+/*
  * One pass of a claim, in a transaction of its own, and a job for each
  * capture it claimed items of.  Returns false when the extension is not
  * (yet) there; *mapal says whether a Mapal capture exists.
@@ -1856,6 +1928,7 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
 	}
 	PG_CATCH();
 	{
+		pass_failed_remember(c);
 		MemoryContextDelete(cl->cxt);
 		pfree(cl);
 		PG_RE_THROW();
@@ -1885,31 +1958,87 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
  * The worker is one process, and while it runs a statement no answer is
  * read and no request started.  The Connecteam lanes are claimed first and
  * their jobs are in flight while the rest runs: the staged Mapal slots made
- * markers (about 130 ms for a day's 14,400 slots) and the Mapal claim,
- * whose totals read the POS table (30-50 ms for a claim's units of a
- * 100,000-sale day).  Between their statements outbox_execute() reads the
- * answers and starts the requests that wait.  Until 0.8.0 one transaction
- * did it all, and a drain for both vendors started its first posts a
- * quarter of a second late and left Connecteam's requests waiting at every
- * Mapal claim.
+ * markers (about 130 ms for a day's 14,400 slots, in steps of at most
+ * MARK_SLOTS_PER_STEP) and the Mapal claim, whose totals read the POS table
+ * (30-50 ms for a claim's units of a 100,000-sale day, read in pieces).
+ * Between their statements outbox_execute() reads the answers and starts
+ * the requests that wait.  Until 0.8.0 one transaction did it all, and a
+ * drain for both vendors started its first posts a quarter of a second late
+ * and left Connecteam's requests waiting at every Mapal claim.
+ *
+ * The Connecteam pass's claim is committed and its requests may be out when
+ * the Mapal half runs, so an error there must not drop those jobs, as the
+ * worker's handler does (outbox_abort()): their sales would stay in flight
+ * until their lease ran out, then be taken for ambiguous.  It aborts its own
+ * transaction, frees the lanes it locked, is logged, and the Mapal half waits
+ * MAPAL_RETRY_MS.  An error of a job stepped meanwhile (jobs_progress()), or
+ * one after the Mapal claim committed, goes to the worker's handler.
  */
+#define MARK_STEPS_BEFORE_CLAIM 4
+#define MAPAL_RETRY_MS 5000
+
+static TimestampTz mapal_not_before = 0;
+static int	mark_steps = 0;
+
 static void
 claim_jobs(MemoryContext cycle_cxt)
 {
 	bool		mapal = false;
+	MemoryContext oldcxt = CurrentMemoryContext;
 
 	if (!claim_pass(cycle_cxt, CLAIM_CONNECTEAM, &mapal) || !mapal)
 		return;
-	/* a large stage goes a step at a time; the Mapal claim once it is done */
-	if (!mark_staged_slots(cycle_cxt))
-		(void) claim_pass(cycle_cxt, CLAIM_MAPAL, &mapal);
+	if (GetCurrentTimestamp() < mapal_not_before)
+	{
+		if (next_claim_at == 0 || mapal_not_before < next_claim_at)
+			next_claim_at = mapal_not_before;
+		return;
+	}
+	jobs_failed = false;
+	npass_failed = 0;
+	PG_TRY();
+	{
+		/*
+		 * a large stage goes a step at a time; the Mapal lanes claim once it
+		 * is done, or every MARK_STEPS_BEFORE_CLAIM steps of a stage that
+		 * keeps filling
+		 */
+		if (!mark_staged_slots(cycle_cxt) || ++mark_steps >= MARK_STEPS_BEFORE_CLAIM)
+		{
+			mark_steps = 0;
+			(void) claim_pass(cycle_cxt, CLAIM_MAPAL, &mapal);
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		if (jobs_failed || !IsTransactionState())
+			PG_RE_THROW();
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		pass_failed_release();
+		mapal_not_before = GetCurrentTimestamp() + (int64) MAPAL_RETRY_MS * 1000;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("sales_api worker: could not claim for the Mapal lanes: %s", edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 errhint("The Connecteam lanes go on; the Mapal lanes are tried again in %d s.",
+						 MAPAL_RETRY_MS / 1000)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }
 
 /*
  * Staged Mapal slots, every capture's, become dirty markers, skipping rows
  * a POS transaction is making markers of itself, in a transaction of their
  * own before the Mapal claim, in statements of about MAPAL_MOVE_SLOTS slots
- * (outbox_stage.c), at most MARK_SLOTS_PER_STEP slots a step: a day's
+ * (outbox_stage.c), about MARK_SLOTS_PER_STEP slots a step (whole rows: at
+ * most a part's 1,000 more): a day's
  * 14,400 slots took 130 ms, during which no finished job was recorded and
  * no lane claimed again.  Returns whether rows may be left; the worker then
  * goes on at its next step.
@@ -2155,6 +2284,7 @@ outbox_abort(void)
 	http_abort_all();
 	auth_fetch_abort_all();
 	record_deferred = false;
+	npass_failed = 0;			/* LockReleaseSession() frees them */
 	/* every lane lock this worker holds */
 	LockReleaseSession(USER_LOCKMETHOD);
 	foreach(lc, jobs)
