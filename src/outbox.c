@@ -1974,7 +1974,7 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
  * MAPAL_RETRY_MS.  An error of a job stepped meanwhile (jobs_progress()), or
  * one after the Mapal claim committed, goes to the worker's handler.
  */
-#define MARK_STEPS_BEFORE_CLAIM 4
+#define MARK_STEPS_BEFORE_CLAIM 32
 #define MAPAL_RETRY_MS 5000
 
 static TimestampTz mapal_not_before = 0;
@@ -1999,9 +1999,11 @@ claim_jobs(MemoryContext cycle_cxt)
 	PG_TRY();
 	{
 		/*
-		 * a large stage goes a step at a time; the Mapal lanes claim once it
-		 * is done, or every MARK_STEPS_BEFORE_CLAIM steps of a stage that
-		 * keeps filling
+		 * A large stage goes a step at a time; the Mapal lanes claim once it
+		 * is done, so that a unit-day's slots go out in one request, or every
+		 * MARK_STEPS_BEFORE_CLAIM steps (about 64,000 slots) of a stage that
+		 * keeps filling.  (At 4, a day's 14,400 slots went out in 1.26
+		 * requests per unit-day.)
 		 */
 		if (!mark_staged_slots(cycle_cxt) || ++mark_steps >= MARK_STEPS_BEFORE_CLAIM)
 		{
