@@ -510,16 +510,12 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 				 * the day before's midnight), so that no one statement
 				 * holds its requests in flight long (outbox_mapal.c).
 				 */
-				if (stmt == MS_MAPAL_UNITS_TOTALS)
-					appendStringInfo(&b, " = ANY ($1)"
-									 " AND %s::timestamptz >= (SELECT ($2::timestamp - interval '1 day' + $3 * interval '1 hour') AT TIME ZONE %s)"
-									 " AND %s::timestamptz < (SELECT ($2::timestamp - interval '1 day' + $4 * interval '1 hour') AT TIME ZONE %s))",
-									 def->expr[MF_SOLD_AT], tz, def->expr[MF_SOLD_AT], tz);
-				else
-					appendStringInfo(&b, " = $1 AND %s::timestamptz >= (SELECT ($2::timestamp - interval '1 day') AT TIME ZONE %s)"
-									 " AND %s::timestamptz < (SELECT ($2::timestamp + interval '2 days') AT TIME ZONE %s))",
-									 def->expr[MF_SOLD_AT], tz, def->expr[MF_SOLD_AT], tz);
-				appendStringInfo(&b, " x WHERE bd = $2 GROUP BY %sc, t, sl", u);
+				appendStringInfo(&b, " %s AND %s::timestamptz >= (SELECT ($2::timestamp - interval '1 day' + %s * interval '1 hour') AT TIME ZONE %s)"
+								 " AND %s::timestamptz < (SELECT ($2::timestamp - interval '1 day' + %s * interval '1 hour') AT TIME ZONE %s))"
+								 " x WHERE bd = $2 GROUP BY %sc, t, sl",
+								 stmt == MS_MAPAL_UNITS_TOTALS ? "= ANY ($1)" : "= $1",
+								 def->expr[MF_SOLD_AT], stmt == MS_MAPAL_UNITS_TOTALS ? "$3" : "0", tz,
+								 def->expr[MF_SOLD_AT], stmt == MS_MAPAL_UNITS_TOTALS ? "$4" : "72", tz, u);
 				break;
 			}
 		case MS_CT_WINDOW:

@@ -573,6 +573,8 @@ typedef enum ClaimPass
 	CLAIM_MAPAL					/* Mapal lanes: their slots' totals read */
 } ClaimPass;
 
+#define IN_PASS(cap, pass) (((cap)->vendor == VENDOR_MAPAL) == ((pass) == CLAIM_MAPAL))
+
 static Datum lanes_take(OutboxCycle *c, ClaimPass pass);
 static void claim_probes(OutboxCycle *c);
 static bool lane_mine(int capture_id);
@@ -828,6 +830,13 @@ ct_lane_add(OutboxCycle *c, OutboxCapture *cap, int lim, bool extra)
 	c->ct_nlanes++;
 }
 
+/* Is the lane this worker's, with no job in flight and not waiting? */
+static bool
+lane_may_claim(OutboxLane *lane, TimestampTz now)
+{
+	return !(lane->busy || lane->extra || lane->ready_at > now || !lane_mine(lane->capture_id));
+}
+
 /*
  * Does the rate limiter know the budget of the account of the lane's job
  * in flight?  Until the first answer it lets one request go at a time
@@ -873,10 +882,10 @@ lanes_take(OutboxCycle *c, ClaimPass pass)
 		OutboxCapture *cap = lfirst(lc);
 		OutboxLane *lane;
 
-		if ((cap->vendor == VENDOR_MAPAL) == (pass == CLAIM_MAPAL))
+		if (IN_PASS(cap, pass))
 			continue;
 		lane = lane_of(cap->id);
-		if (lane->busy || lane->extra || lane->ready_at > now || !lane_mine(cap->id))
+		if (!lane_may_claim(lane, now))
 			busy[nbusy++] = Int32GetDatum(cap->id);
 		ids[n++] = Int32GetDatum(cap->id);
 	}
@@ -888,7 +897,7 @@ lanes_take(OutboxCycle *c, ClaimPass pass)
 		bool		probe = false;
 		TimestampTz until = 0;
 
-		if ((cap->vendor == VENDOR_MAPAL) != (pass == CLAIM_MAPAL))
+		if (!IN_PASS(cap, pass))
 			continue;
 		lane = lane_of(cap->id);
 		if (!lane_mine(cap->id) || lane->ready_at > now)
@@ -1020,11 +1029,11 @@ lanes_settle(OutboxCycle *c, ClaimPass pass)
 			cap->probe = false;
 		}
 		/* the other pass's lanes are that pass's to settle */
-		if (!cap->locked && (cap->vendor == VENDOR_MAPAL) == (pass == CLAIM_MAPAL))
+		if (!cap->locked && IN_PASS(cap, pass))
 		{
 			OutboxLane *lane = lane_of(cap->id);
 
-			if (!(lane->busy || lane->extra || lane->ready_at > GetCurrentTimestamp() || !lane_mine(cap->id)))
+			if (lane_may_claim(lane, GetCurrentTimestamp()))
 				ids[n++] = Int32GetDatum(cap->id);
 		}
 	}
