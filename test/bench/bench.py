@@ -813,9 +813,17 @@ def bench_drain(cfg, res, state, peer=None):
 
     log("   baseline: %d sales, one POST each, sequential" % cfg["baseline_sales"])
     base = baseline_sender(cfg["baseline_sales"])
+    # what max_concurrency requests of 100 sales, each answered after the mock's 20 ms, allow
+    allowed = 4 * 100 / 0.020
+    # issue 15's goal: "at least 20,000 sales/s with a 20 ms vendor and max_concurrency 4 (80% or
+    # more of what that concurrency allows)": 20,000/s is that ceiling itself (every request takes
+    # its 20 ms and more), so the target is the parenthetical's share, printed beside the rate
     res.add("2", "sales delivered per second (both vendors)", fmt_int(d["rate"]),
-            "one-per-request sender: %.1f/s" % base, "at least 20,000/s", d["rate"] >= 20000,
+            "one-per-request sender: %.1f/s" % base, "", None,
             pgq="%s (Connecteam only)" % NO_PGQ if peer else None)
+    res.add("2", "both vendors: share of what max_concurrency 4 allows (4 x 100 sales per 20 ms = %s/s)"
+            % fmt_int(allowed), "%.0f%%" % (100 * d["rate"] / allowed), "", "at least 80%",
+            d["rate"] / allowed >= 0.8, pgq="%s (Connecteam only)" % NO_PGQ if peer else None)
     res.add("2", "throughput vs one-per-request sender", "%sx" % fmt_int(d["rate"] / base), "",
             "at least 100x", d["rate"] / base >= 100)
     res.add("2", "requests made for %s sales" % fmt_int(n),
@@ -824,8 +832,6 @@ def bench_drain(cfg, res, state, peer=None):
     res.add("2", "Connecteam only: sales delivered per second", fmt_int(c["rate"]),
             "one-per-request sender: %.1f/s" % base, "", None,
             pgq=fmt_int(g["rate"]) if g else None)
-    # what max_concurrency requests of 100 sales, each answered after the mock's 20 ms, allow
-    allowed = 4 * 100 / 0.020
     res.add("2", "Connecteam only: share of what max_concurrency 4 allows (4 x 100 sales per 20 ms = %s/s)"
             % fmt_int(allowed), "%.0f%%" % (100 * c["rate"] / allowed), "", "at least 80%",
             c["rate"] / allowed >= 0.8, pgq="%.0f%%" % (100 * g["rate"] / allowed) if g else None)
@@ -928,7 +934,16 @@ def memory_point(sales):
     its memory contexts as context_total() reads them or None)"""
     pid = worker_pid()
     raw = proc_status(pid)
-    return (sales, raw, malloc_trim(pid), context_total(pid))
+    trimmed = malloc_trim(pid)
+    # the mappings' resident anonymous memory, for a look at where growth is
+    # (heap, stack, a library's own mmap): kept in the work directory
+    try:
+        with open("/proc/%d/smaps" % pid) as f, \
+                open(os.path.join(os.environ["SA_WORK"], "worker-smaps-%d.txt" % sales), "w") as out:
+            out.write(f.read())
+    except OSError:
+        pass
+    return (sales, raw, trimmed, context_total(pid))
 
 
 def context_total(pid):
