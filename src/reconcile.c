@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -27,6 +28,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "datatype/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
@@ -287,7 +289,16 @@ reconcile_scheduled(void)
 	DateADT		start;
 	DateADT		end;
 	bool		isnull;
+	OverrideSearchPath path = {.schemas = NIL, .addCatalog = true, .addTemp = false};
 
+	/*
+	 * The worker runs this as the bootstrap superuser: its statements see
+	 * pg_catalog alone, as every other statement of the worker does
+	 * (outbox_execute()), so that no operator or function a role created in
+	 * a schema of the database's search_path is taken for a built-in one.
+	 * An ERROR pops it with the transaction.
+	 */
+	PushOverrideSearchPath(&path);
 	if (SPI_execute("SELECT DISTINCT server_id, server_name::text, run_as::oid FROM sales_api.capture"
 					" WHERE vendor = 'connecteam' AND detached_at IS NULL"
 					" AND to_regprocedure('sales_api._record_reconciliation(name,date,date,text,interval,bigint[],date[],numeric[],numeric[])') IS NOT NULL",
@@ -317,21 +328,23 @@ reconcile_scheduled(void)
 	}
 	for (int i = 0; i < n; i++)
 	{
-		Oid			types[9] = {TEXTOID, DATEOID, DATEOID, TEXTOID, INT8OID, INT8ARRAYOID,
+		Oid			types[9] = {TEXTOID, DATEOID, DATEOID, TEXTOID, INTERVALOID, INT8ARRAYOID,
 		DATEARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID};
 		Datum		vals[9];
 		List	   *rows = vendor_totals_as(roles[i], servers[i], start, end);
+		Interval   *grace = palloc0(sizeof(Interval));
 
 		vals[0] = CStringGetTextDatum(names[i]);
 		vals[1] = DateADTGetDatum(start);
 		vals[2] = DateADTGetDatum(end);
 		vals[3] = CStringGetTextDatum(sales_api_reconcile_timezone);
-		vals[4] = Int64GetDatum((int64) sales_api_reconcile_grace_ms);
+		grace->time = (int64) sales_api_reconcile_grace_ms * 1000;
+		vals[4] = IntervalPGetDatum(grace);
 		for (int k = 0; k < 4; k++)
 			vals[5 + k] = daily_array(rows, k);
 		if (SPI_execute_with_args("SELECT location_id, sales_date::text, difference::text, mismatch_since::text"
 								  " FROM sales_api._record_reconciliation($1::name, $2, $3, $4,"
-								  " $5 * interval '1 ms', $6, $7, $8, $9)",
+								  " $5, $6, $7, $8, $9)",
 								  9, types, vals, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not record a reconciliation");
 		for (uint64 r = 0; r < SPI_processed; r++)
@@ -351,4 +364,5 @@ reconcile_scheduled(void)
 	if (sales_api_reconcile_retention_s > 0)
 		SPI_execute(psprintf("DELETE FROM sales_api.reconciliation WHERE run_at < now() - interval '%d s'",
 							 sales_api_reconcile_retention_s), false, 0);
+	PopOverrideSearchPath();
 }

@@ -257,6 +257,11 @@ CREATE CAST (pos.amount AS numeric) WITH FUNCTION pos.amount_num(pos.amount);
 CREATE FUNCTION pos.op_fn(a numeric, b numeric) RETURNS numeric LANGUAGE plpgsql AS $f$
 BEGIN PERFORM pos.probe('operator'); RETURN a + b; END; $f$;
 CREATE OPERATOR pos.|+| (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = pos.op_fn);
+-- an operator pg_catalog lacks (bigint * interval: pg_catalog has float8 * interval only), which a
+-- statement taking its names from the search path would call for "$n * interval" of a bigint
+CREATE FUNCTION pos.hijack_mul(a bigint, b interval) RETURNS interval LANGUAGE plpgsql AS $f$
+BEGIN PERFORM pos.probe('hijack'); RETURN a::float8 * b; END; $f$;
+CREATE OPERATOR pos.* (LEFTARG = bigint, RIGHTARG = interval, FUNCTION = pos.hijack_mul);
 -- a column DEFAULT and a CHECK
 CREATE FUNCTION pos.evil_default() RETURNS text LANGUAGE plpgsql AS $f$
 BEGIN PERFORM pos.probe('default'); RETURN 'EAT_IN'; END; $f$;
@@ -753,6 +758,35 @@ def v10_scheduled_reconciliation():
     judge(label, WDB, "10", before, probs, need_worker=True)
 
 
+def v10b_search_path_hijack():
+    label = ("10b worker: with schema pos first on the database's search_path, the scheduled reconciliation's "
+             "own statements call no operator of pos (pg_catalog only)")
+    before = begin(WDB, "10b")
+    probs = []
+    t0 = must("SELECT now()", WDB)
+    # what a database owner can do (and a role that may CREATE in a schema of the path)
+    must(f"ALTER DATABASE {WDB} SET search_path = pos, public", "postgres")
+    try:
+        for k, v in (("reconcile_interval", "1s"), ("reconcile_grace", "0"), ("reconcile_days", "3")):
+            must(f"ALTER SYSTEM SET sales_api.{k} = '{v}'", "postgres")
+        must("SELECT pg_reload_conf()", "postgres")
+        # two runs after the setting: a reconciliation's worker starts with the database's settings
+        if not wait_until(lambda: int(must("SELECT count(DISTINCT run_at) FROM sales_api.reconciliation "
+                                           f"WHERE run_at >= '{t0}'::timestamptz + interval '1.5 s'", WDB)) >= 2,
+                          120):
+            probs.append("timed out (120 s) waiting for two scheduled reconciliations")
+    finally:
+        run(f"ALTER DATABASE {WDB} RESET search_path", "postgres")
+        for k in ("reconcile_interval", "reconcile_grace", "reconcile_days"):
+            run(f"ALTER SYSTEM RESET sales_api.{k}", "postgres")
+        run("SELECT pg_reload_conf()", "postgres")
+    rows = evidence(WDB, "10b", "hijack")
+    if rows:
+        probs.append("the hijacking operator ran %d time(s), as %s" % (
+            len(rows), ", ".join(sorted({r["cur_user"] for r in rows}))))
+    judge(label, WDB, "10b", before, probs, need_ran=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # vectors in the SQL-call database
 # ---------------------------------------------------------------------------------------------
@@ -975,6 +1009,7 @@ def main():
         ("1", v1_insert), ("2", v2_update), ("3", v3_delete), ("4", v4_copy), ("16", v16_superuser_insert),
         ("5", v5_mapal), ("6a", v6a_ambiguous_window), ("6b", v6b_repair_connecteam),
         ("12", v12_operator_cast), ("13", v13_default_check), ("10", v10_scheduled_reconciliation),
+        ("10b", v10b_search_path_hijack),
         ("7", v7_reconcile_connecteam), ("8", v8_reconcile_cashrec), ("9", v9_repair_mapal),
         ("11", v11_forged_triggers), ("14", v14_other_roles_table), ("14b", v14b_fold),
         ("15", v15_attach_by_owner), ("17", v17_everywhere),
