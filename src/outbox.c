@@ -758,10 +758,21 @@ lane_of(int capture_id)
  */
 #define SALES_API_LANE_LOCK 0x5A1E5A1E
 
+/*
+ * The tag's fourth field is one no SQL function makes: pg_advisory_lock()
+ * and its kin set 1 (a bigint key) or 2 (two int keys).  With 2, any role
+ * that may connect took (x'5A1E5A1E', capture id) shared with
+ * pg_advisory_lock_shared(int, int), and the lane was never claimed again
+ * while its session stayed.  pg_locks shows the lock as an advisory one,
+ * objsubid SALES_API_LANE_LOCK_KIND.
+ */
+#define SALES_API_LANE_LOCK_KIND 0x5A1E
+
 static void
 lane_locktag(LOCKTAG *tag, int capture_id)
 {
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) SALES_API_LANE_LOCK, (uint32) capture_id, 2);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) SALES_API_LANE_LOCK, (uint32) capture_id,
+						 SALES_API_LANE_LOCK_KIND);
 }
 
 static bool
