@@ -703,6 +703,7 @@ typedef struct OutboxLane
 	bool		exclusive;		/* ... which is more than plain posts, or Mapal's */
 	bool		extra;			/* a second job, of plain posts only, is in flight */
 	int			chain;			/* second jobs that took the first's place in a row */
+	TimestampTz idle_due_at;	/* when a chain must end, for its lane's expired leases */
 	TimestampTz ready_at;
 	int64		budget_left;	/* its account's requests left at its last job's end, or: */
 #define LANE_BUDGET_UNKNOWN (-1)	/* ... no answer seen yet */
@@ -743,6 +744,7 @@ lane_of(int capture_id)
 	lanes[nlanes].exclusive = false;
 	lanes[nlanes].extra = false;
 	lanes[nlanes].chain = 0;
+	lanes[nlanes].idle_due_at = 0;
 	lanes[nlanes].ready_at = 0;
 	lanes[nlanes].budget_left = LANE_BUDGET_UNKNOWN;
 	lanes[nlanes].budget_reset = 0;
@@ -1323,7 +1325,19 @@ job_lane_done(OutboxJob *job)
 		}
 	}
 	if (!lane->busy && !lane->extra)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		/*
+		 * Idle: its next claim takes back its expired leases
+		 * (expire_leases(), at most once a second: at once for a chain
+		 * that ended for them, advance_jobs())
+		 */
+		if (lane->chain > 0 && now >= lane->idle_due_at)
+			next_expire_at = 0;
 		lane->chain = 0;
+		lane->idle_due_at = now + (int64) sales_api_lease_ms * 1000;
+	}
 	foreach(lc, job->phases)
 	{
 		OutboxPhase *ph = lfirst(lc);
@@ -2128,9 +2142,14 @@ advance_jobs(MemoryContext cycle_cxt)
 			 * claim of the idle lane would take what its second job
 			 * takes, its staged sales, so the chain goes on.  Going idle
 			 * every LANE_CHAIN_MAX jobs for nothing emptied a draining
-			 * lane's requests for 40-60 ms about once a second.
+			 * lane's requests for 40-60 ms about once a second.  But at
+			 * least once a lease_time it goes idle: only a claim of the
+			 * idle lane takes back the leases a dropped job left (a
+			 * crash, an ERROR), which lane_due_stmt does not see, and a
+			 * lane fed without end would keep their sales waiting.
 			 */
 			if (lane->extra && lane->chain >= LANE_CHAIN_MAX &&
+				GetCurrentTimestamp() < lane->idle_due_at &&
 				outbox_execute(&lane_due_stmt, &cap, NULL, true, 1) == SPI_OK_SELECT &&
 				SPI_processed == 1 &&
 				!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
