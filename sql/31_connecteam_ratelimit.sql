@@ -34,6 +34,15 @@ SELECT clock_timestamp() AS t0 \gset
 SELECT * FROM sales_api.connecteam_locations('rl');
 SELECT clock_timestamp() - :'t0'::timestamptz >= interval '1 s' AS waited_retry_after;
 \! mockctl log --since-mark --fields method,status,fault
+-- Retry-After: 0 (or a date already past) is no hint: two 429s with it are
+-- waited out by the backoff, not sent again at once (until 0.8.0 they were,
+-- and a vendor answering so without end was posted to in a loop)
+\! mockctl mark
+\! mockctl fault status --status 429 --count 2 --path /locations$ --header 'Retry-After: 0'
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) >= 0 AS answered FROM sales_api.connecteam_locations('rl');
+SELECT clock_timestamp() - :'t0'::timestamptz >= interval '1 s' AS backed_off;
+\! mockctl log --since-mark --fields method,status,fault
 -- the 429s of one wave are one step of the backoff, not one each: four
 -- requests answered 429 together wait 0.5-1 s, not 4-8 s
 \! mockctl mark
@@ -129,7 +138,7 @@ SET sales_api.rate_limit_max_wait = '5min';
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(*) FROM sales_api.connecteam_locations('rl2');
 SELECT clock_timestamp() - :'t0'::timestamptz < interval '10 s' AS cancelled_promptly;
--- the only 429s of this test are the seven injected above
+-- the only 429s of this test are the nine injected above
 \! mockctl count --status 429
 
 --

@@ -458,7 +458,12 @@ ratelimit_note_429(const SalesApiServer *srv, const HttpRequest *req)
 	TimestampTz until;
 	TimestampTz reset;
 
-	if (req->retry_after_s >= 0)
+	/*
+	 * Retry-After: 0, or a date already past, says nothing to wait for: a
+	 * 429 that says so is taken as one without a hint (the backoff below),
+	 * or a vendor answering so without end would be sent to in a loop.
+	 */
+	if (req->retry_after_s > 0)
 		until = after_ms(now, (int64) req->retry_after_s * 1000);
 	else if (req->rl_day_remaining == 0 && req->rl_day_reset >= 0 &&
 			 rl_reset_time(req->rl_day_reset, now, &reset) && reset > now)
