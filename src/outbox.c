@@ -2325,7 +2325,15 @@ outbox_abort(void)
 	http_abort_all();
 	auth_fetch_abort_all();
 	record_deferred = false;
-	npass_failed = 0;			/* LockReleaseSession() frees them */
+	/*
+	 * A failed pass's lane locks go with LockReleaseSession() below; the
+	 * probes it was admitted for are in shared memory, and would keep their
+	 * half-open lanes waiting for LANES_PROBE_STALE_MS
+	 */
+	for (int i = 0; i < npass_failed; i++)
+		if (pass_failed[i].probe)
+			lanes_probe_cancel(pass_failed[i].server_id, pass_failed[i].run_as);
+	npass_failed = 0;
 	/* every lane lock this worker holds */
 	LockReleaseSession(USER_LOCKMETHOD);
 	foreach(lc, jobs)
