@@ -49,6 +49,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
@@ -635,4 +636,18 @@ mapping_check_reader(const CaptureDef *def)
 				 errdetail("The reconciliation of server \"%s\" reads that table through capture %d.",
 						   def->server_name, def->id),
 				 errhint("Grant SELECT on the table to this role, or reconcile as a role that can read it.")));
+
+	/*
+	 * The mapping runs as the table's owner, whom the table's row-level
+	 * security does not restrict (unless FORCE ROW LEVEL SECURITY): a caller
+	 * whose SELECT the policies limit would get the figures of rows it may
+	 * not see.
+	 */
+	if (check_enable_rls(def->relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("row-level security of table %s applies to this role", table_name(def->relid)),
+				 errdetail("The reconciliation of server \"%s\" reads every row of that table through capture %d, as its owner.",
+						   def->server_name, def->id),
+				 errhint("Reconcile as the table's owner or as a role with BYPASSRLS.")));
 }

@@ -164,6 +164,21 @@ def main():
                "sales_api._reconcile_connecteam(name,date,date,bigint[],text,bigint[],date[],numeric[],numeric[])"}
     check("PUBLIC may execute only the pure helpers and the table readers that check SELECT",
           st is None and public <= allowed, "PUBLIC may execute: " + ", ".join(sorted(public - allowed)))
+    # row-level security: the local-figure readers evaluate the mapping as the table's owner,
+    # whom the table's policies do not restrict; a caller they restrict is refused
+    st, out, err, _ = run("""
+        INSERT INTO sec_sales (store, sold_at, net) VALUES (1, '2026-11-20 10:00+00', 5), (2, '2026-11-20 11:00+00', 7);
+        GRANT SELECT ON sec_sales TO sec_b;
+        ALTER TABLE sec_sales ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY sec_store1 ON sec_sales FOR SELECT TO sec_b USING (store = 1);
+        SET ROLE sec_b;
+        SELECT count(*) FROM sec_sales;""")
+    check("row-level security: the policy shows sec_b one of the two sales", st is None and out == "1", err or out)
+    local = "SELECT count(*) FROM sales_api._local_connecteam_totals('connecteam', '2026-11-20', '2026-11-20', NULL, 'UTC')"
+    expect_error("a role that row-level security restricts cannot read the table's figures through the mapping",
+                 local, "42501", user="sec_b")
+    st, out, err, _ = run(local)
+    check("the table's owner reads the figures of both stores", st is None and out == "2", err or out)
     st, out, err, _ = run("SELECT has_schema_privilege('public', 'sales_api', 'USAGE')")
     check("PUBLIC has no USAGE on schema sales_api", out == "f", out)
     st, out, err, _ = run("SELECT count(*) FROM pg_foreign_server s WHERE s.srvname IN ('mapal', 'connecteam')"
