@@ -111,6 +111,35 @@ server_option(ForeignServer *fs, const char *name)
 	return NULL;
 }
 
+/*
+ * Lock the caller's table as CREATE TRIGGER will (no concurrent DDL until
+ * we commit), after checking that it is the caller's, and again once
+ * locked (its owner may have changed meanwhile).  Checked first, as
+ * PostgreSQL's own commands do in RangeVarGetRelidExtended()'s callback:
+ * a role that may call attach() or detach() must not queue a lock request
+ * on a table it does not own, pg_class say, that every later writer of
+ * the table would wait behind.
+ */
+static void
+lock_own_table(Oid relid, const char *hint)
+{
+	for (int locked = 0; locked < 2; locked++)
+	{
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table with OID %u does not exist", relid)));
+		if (!pg_class_ownercheck(relid, GetUserId()))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of table %s", qualified_name(relid)),
+					 errdetail("A capture's mapping runs with the rights of the table's owner."),
+					 errhint("%s", hint)));
+		if (!locked)
+			LockRelationOid(relid, ShareRowExclusiveLock);
+	}
+}
+
 /* The table: it must exist, be logged, and be the caller's. */
 static void
 check_table(Oid relid)
@@ -120,8 +149,7 @@ check_table(Oid relid)
 	char		relkind;
 	char		persistence;
 
-	/* as CREATE TRIGGER will: no concurrent DDL until we commit */
-	LockRelationOid(relid, ShareRowExclusiveLock);
+	lock_own_table(relid, "Ask the owner of the table, or a superuser, to attach it.");
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		ereport(ERROR,
@@ -137,12 +165,6 @@ check_table(Oid relid)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s is not a logged table", qualified_name(relid)),
 				 errhint("Captured sales must be durable: attach a permanent (logged) table.")));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of table %s", qualified_name(relid)),
-				 errdetail("A capture's mapping runs with the rights of the table's owner."),
-				 errhint("Ask the owner of the table, or a superuser, to attach it.")));
 }
 
 /* run_as: a role the caller can act as, that may use the server and read the table */
@@ -445,11 +467,7 @@ sales_api_detach(PG_FUNCTION_ARGS)
 	server = NameStr(*PG_GETARG_NAME(1));
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = PG_GETARG_DATUM(1);
-	LockRelationOid(relid, ShareRowExclusiveLock);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table with OID %u does not exist", relid)));
+	lock_own_table(relid, "Ask the owner of the table, or a superuser, to detach it.");
 	tbl = qualified_name(relid);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -461,11 +479,6 @@ sales_api_detach(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("%s is not attached to server \"%s\"", tbl, server)));
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of table %s", tbl),
-				 errhint("Ask the owner of the table, or a superuser, to detach it.")));
 	for (int i = 0; i < 3; i++)
 		ext_exec(psprintf("DROP TRIGGER IF EXISTS sales_api_capture_%d_%s ON %s", id, suffix[i], tbl),
 				 0, NULL, NULL, SPI_OK_UTILITY);

@@ -21,6 +21,7 @@ test/with-env; works in its own database (sa_security) and, for the worker,
 in sa_worker.
 """
 import os
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -179,6 +180,24 @@ def main():
                  local, "42501", user="sec_b")
     st, out, err, _ = run(local)
     check("the table's owner reads the figures of both stores", st is None and out == "2", err or out)
+    # attach() and detach() check ownership before they lock the table: a caller that does not own
+    # it must not queue a lock request that every later writer of the table waits behind
+    holder = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", DB, "-c",
+                               "BEGIN; INSERT INTO sec_sales (store, sold_at, net) VALUES (3, now(), 1); "
+                               "SELECT pg_sleep(8); ROLLBACK;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if run("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                   "WHERE c.relname = 'sec_sales' AND l.mode = 'RowExclusiveLock' AND l.granted")[1] == "1":
+                break
+            time.sleep(0.05)
+        for fn, call in (("attach", "sales_api.attach('sec_sales', 'mapal', '{}')"),
+                         ("detach", "sales_api.detach('sec_sales', 'connecteam')")):
+            expect_error(f"{fn}() of a table the caller does not own is refused before it waits for a lock",
+                         f"SET lock_timeout = '2s'; SELECT {call}", "42501", user="sec_b")
+    finally:
+        holder.kill()
+        holder.wait()
     st, out, err, _ = run("SELECT has_schema_privilege('public', 'sales_api', 'USAGE')")
     check("PUBLIC has no USAGE on schema sales_api", out == "f", out)
     st, out, err, _ = run("SELECT count(*) FROM pg_foreign_server s WHERE s.srvname IN ('mapal', 'connecteam')"
