@@ -315,6 +315,32 @@ lanes_admit(Oid server_id, Oid run_as, TimestampTz now, bool *probe, TimestampTz
 	return admit;
 }
 
+static void copy_text(char *dst, size_t size, const char *src);
+
+/*
+ * Open the lane's circuit now, for the doubling open time, with why as its
+ * last error: the worker was stopped because something of the lane's (a
+ * capture's mapping) would not end, and its claims would only start it
+ * again.  After the open time one probe job tries again.  Called from the
+ * stopped worker's exit callback.
+ */
+void
+lanes_quarantine(Oid server_id, Oid run_as, const char *why)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	char		err[LANES_ERROR_LEN];
+	Lane	   *l;
+
+	copy_text(err, sizeof(err), why);
+	l = lane_lock(server_id, run_as, now);
+	if (l == NULL)
+		return;
+	lane_open(l, now);
+	l->last_error_at = now;
+	memcpy(l->last_error, err, sizeof(err));
+	lane_unlock();
+}
+
 void
 lanes_probe_cancel(Oid server_id, Oid run_as)
 {

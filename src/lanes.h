@@ -118,6 +118,7 @@ extern bool lanes_admit(Oid server_id, Oid run_as, TimestampTz now,
 
 /* A probe lanes_admit() gave that the caller did not send after all. */
 extern void lanes_probe_cancel(Oid server_id, Oid run_as);
+extern void lanes_quarantine(Oid server_id, Oid run_as, const char *why);
 
 /* A job of nrequests requests starts (in flight until lanes_job_done()). */
 extern void lanes_job_start(Oid server_id, Oid run_as, int nrequests);

@@ -52,7 +52,10 @@
 #include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 
+#include "lanes.h"
 #include "mapping.h"
 #include "worker.h"
 #include "server.h"
@@ -577,13 +580,67 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
  * waits for a lock) must not hold up every other capture of the database:
  * it is cancelled like a statement after sales_api.worker_mapping_timeout,
  * and the items that needed it wait with the error.
+ *
+ * A cancel is an ERROR, which the owner's PL/pgSQL may catch (EXCEPTION
+ * WHEN query_canceled) and go on.  MAPPING_STOP_GRACE_MS after the cancel
+ * the worker is stopped as by pg_terminate_backend() (a FATAL, which no
+ * exception block catches), and its exit callback opens the circuit of
+ * the capture's lane, so that the worker the launcher starts again claims
+ * nothing of it until the circuit lets a probe through (the open time
+ * doubles at each stop).  The items in flight come back as a stopped
+ * worker's do, when their lease runs out.
  */
+#define MAPPING_STOP_GRACE_MS 2000
+
+static TimeoutId mapping_stop_timeout = MAX_TIMEOUTS;
+static volatile sig_atomic_t mapping_stopping = false;
+static int	running_capture = 0;
+static Oid	running_server = InvalidOid;
+static Oid	running_run_as = InvalidOid;
+
+static void
+mapping_stop_handler(void)
+{
+	mapping_stopping = true;
+	ProcDiePending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+static void
+mapping_stop_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	char	   *why;
+
+	if (!mapping_stopping || running_capture == 0)
+		return;
+	why = psprintf("the mapping of capture %d ran past sales_api.worker_mapping_timeout (%d ms) and went on "
+				   "after its cancel: the worker was stopped, this lane waits",
+				   running_capture, sales_api_mapping_timeout_ms);
+	ereport(LOG,
+			(errmsg("sales_api worker: %s", why),
+			 errdetail("A function of the mapping caught the cancel (query_canceled) and did not end."),
+			 errhint("Fix the mapping of capture %d or the functions it calls; the lane's circuit lets one probe "
+					 "through after its open time (sales_api.lane_status).", running_capture)));
+	lanes_quarantine(running_server, running_run_as, why);
+}
+
 static int
-execute_with_timeout(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+execute_with_timeout(const CaptureDef *def, const char *sql, int nargs, Oid *types, Datum *values,
+					 const char *nulls)
 {
 	volatile int ret = 0;
 
+	if (mapping_stop_timeout == MAX_TIMEOUTS)
+	{
+		mapping_stop_timeout = RegisterTimeout(USER_TIMEOUT, mapping_stop_handler);
+		on_shmem_exit(mapping_stop_exit, (Datum) 0);
+	}
+	running_capture = def->id;
+	running_server = def->server_id;
+	running_run_as = def->run_as;
 	enable_timeout_after(STATEMENT_TIMEOUT, sales_api_mapping_timeout_ms);
+	enable_timeout_after(mapping_stop_timeout, sales_api_mapping_timeout_ms + MAPPING_STOP_GRACE_MS);
 	PG_TRY();
 	{
 		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
@@ -591,6 +648,9 @@ execute_with_timeout(const char *sql, int nargs, Oid *types, Datum *values, cons
 	PG_FINALLY();
 	{
 		disable_timeout(STATEMENT_TIMEOUT, false);
+		disable_timeout(mapping_stop_timeout, false);
+		if (!mapping_stopping)
+			running_capture = 0;
 	}
 	PG_END_TRY();
 	return ret;
@@ -612,7 +672,7 @@ mapping_execute(const CaptureDef *def, MappingStmt stmt, int nargs, Oid *types,
 
 	mapping_enter_owner(mapping_table_owner(def->relid), &scope);
 	if (IsBackgroundWorker && sales_api_mapping_timeout_ms > 0)
-		ret = execute_with_timeout(sql, nargs, types, values, nulls);
+		ret = execute_with_timeout(def, sql, nargs, types, values, nulls);
 	else
 		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 	mapping_leave_owner(&scope);

@@ -4,8 +4,13 @@
 # One owner's Mapal mapping calls a function that sleeps: the worker cancels
 # that statement, the capture's slots wait with the error, and the other
 # table's sales are delivered meanwhile; once the function is fixed, the
-# waiting slots go out too.
+# waiting slots go out too.  A function that catches the cancel (EXCEPTION
+# WHEN query_canceled) and goes on gets the worker stopped (a FATAL, which
+# no exception block catches) 2 s after the cancel: the launcher starts it
+# again, the capture's lane waits with its circuit open and says why, and
+# the other lanes go on.
 . "$(dirname "$0")/../lib/scenario.sh"
+. "$(dirname "$0")/../faults/lib.sh"
 scenario_setup
 make_locations 2
 trap 'q -c "ALTER SYSTEM RESET sales_api.worker_mapping_timeout" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
@@ -40,4 +45,37 @@ pass "the worker logs it"
 q -c "UPDATE slow.stuck SET on_ = false" >/dev/null
 wait_for "$(drained)" 60 "the slot once the function is fixed"
 expect_eq "$(mockctl mapal-sales --unit 1001 | wc -l | tr -d ' ')" 1 "Mapal holds the slot"
+
+echo "--- a mapping that catches the cancel and goes on"
+q <<'SQL' >/dev/null
+DROP SCHEMA IF EXISTS stubborn CASCADE;
+CREATE SCHEMA stubborn;
+CREATE TABLE stubborn.sales (id bigserial PRIMARY KEY, store int NOT NULL, sold_at timestamptz NOT NULL, net numeric NOT NULL);
+CREATE FUNCTION stubborn.net(n numeric) RETURNS numeric LANGUAGE plpgsql AS $$
+BEGIN
+    LOOP
+        BEGIN
+            PERFORM pg_sleep(3600);
+        EXCEPTION WHEN query_canceled THEN
+            NULL;
+        END;
+    END LOOP;
+END $$;
+SELECT sales_api.attach('stubborn.sales', 'mapal', '{"unit_id": "1000 + store", "sold_at": "sold_at",
+  "currency_id": "''EUR''", "sales_type_id": "''TAKE''", "net_sales": "stubborn.net(net)", "gross_sales": "net"}');
+SQL
+pid0=$(worker_pid)
+q -c "INSERT INTO stubborn.sales (store, sold_at, net) VALUES (1, '2026-11-20 11:00+00', 10)"
+wait_log "ran past sales_api.worker_mapping_timeout \(1000 ms\) and went on after its cancel" 60
+pass "the worker is stopped once the mapping goes on after its cancel, and says why"
+fs_wait_new_worker "$pid0" 60 || fail "the launcher did not start the worker again"
+pass "the launcher starts the worker again"
+expect_eq "$(q -c "SELECT circuit || ' ' || (last_error LIKE '%capture % ran past sales_api.worker_mapping_timeout%')
+                   FROM sales_api.lane_status WHERE server_name = 'mapal'")" "open true" \
+    "the Mapal lane waits with its circuit open and says why"
+q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (2, '2026-11-20 11:05+00', 30, 3)"
+wait_for "SELECT count(*) = 2 FROM sales_api.outbox WHERE kind = 'ct_post' AND state = 'sent'" 30 \
+    "a Connecteam sale made after the stop"
+pass "the other lanes go on"
+q -c "SELECT sales_api.detach('stubborn.sales', 'mapal')" >/dev/null
 echo "mapping timeout scenario passed"
