@@ -76,6 +76,8 @@ typedef struct Lane
 	TimestampTz failing_since;	/* the first of them */
 	int			openings;		/* consecutive openings, for the doubling */
 	TimestampTz open_until;
+	TimestampTz quarantine_until;	/* lanes_quarantine(): no claim before */
+	int			quarantines;	/* ... stops in a row, for the doubling */
 	uint64		opened;			/* times opened */
 	bool		probe_held;		/* half-open: the probe was given */
 	TimestampTz probe_at;
@@ -268,7 +270,13 @@ lanes_admit(Oid server_id, Oid run_as, TimestampTz now, bool *probe, TimestampTz
 	l = lane_lock(server_id, run_as, now);
 	if (l != NULL)
 	{
-		if (sales_api_circuit_failures == 0)
+		if (now < l->quarantine_until)
+		{
+			/* stopped the worker (lanes_quarantine()): whatever the circuit's settings */
+			admit = false;
+			wait = l->quarantine_until;
+		}
+		else if (sales_api_circuit_failures == 0)
 		{
 			/* the circuit is off: whatever it was, it is closed */
 			if (l->circuit != LANE_CLOSED)
@@ -336,6 +344,14 @@ lanes_quarantine(Oid server_id, Oid run_as, const char *why)
 	if (l == NULL)
 		return;
 	lane_open(l, now);
+	/*
+	 * Kept apart from the circuit, which sales_api.circuit_failures = 0
+	 * turns off and a closing resets: doubling with each stop until a job
+	 * of the lane succeeds
+	 */
+	l->quarantines++;
+	l->quarantine_until = after_ms(now, open_time_ms(l->quarantines));
+	l->open_until = Max(l->open_until, l->quarantine_until);
 	l->last_error_at = now;
 	memcpy(l->last_error, err, sizeof(err));
 	lane_unlock();
@@ -460,7 +476,10 @@ lanes_job_done(Oid server_id, Oid run_as, const LaneJobResult *r)
 		l->last_error_at = now;
 	}
 	if (r->nok > 0)
+	{
 		l->last_success_at = now;
+		l->quarantines = 0;		/* its mappings ran: the next stop starts the doubling again */
+	}
 
 	if (sales_api_circuit_failures == 0)
 	{

@@ -594,6 +594,7 @@ mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source)
 
 static TimeoutId mapping_stop_timeout = MAX_TIMEOUTS;
 static volatile sig_atomic_t mapping_stopping = false;
+static int	mapping_depth = 0;		/* a mapping's function may reach another's */
 static int	running_capture = 0;
 static Oid	running_server = InvalidOid;
 static Oid	running_run_as = InvalidOid;
@@ -630,7 +631,16 @@ execute_with_timeout(const CaptureDef *def, const char *sql, int nargs, Oid *typ
 					 const char *nulls)
 {
 	volatile int ret = 0;
+	int64		stop_ms = (int64) sales_api_mapping_timeout_ms + MAPPING_STOP_GRACE_MS;
 
+	/*
+	 * A mapping's function that reaches another mapping (a _local_* reader
+	 * of its own table, say) runs it under the outer statement's limits:
+	 * the inner call must not disarm them when it ends, nor take the blame
+	 * for the outer capture.
+	 */
+	if (mapping_depth > 0)
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 	if (mapping_stop_timeout == MAX_TIMEOUTS)
 	{
 		mapping_stop_timeout = RegisterTimeout(USER_TIMEOUT, mapping_stop_handler);
@@ -639,8 +649,9 @@ execute_with_timeout(const CaptureDef *def, const char *sql, int nargs, Oid *typ
 	running_capture = def->id;
 	running_server = def->server_id;
 	running_run_as = def->run_as;
+	mapping_depth++;
 	enable_timeout_after(STATEMENT_TIMEOUT, sales_api_mapping_timeout_ms);
-	enable_timeout_after(mapping_stop_timeout, sales_api_mapping_timeout_ms + MAPPING_STOP_GRACE_MS);
+	enable_timeout_after(mapping_stop_timeout, (int) Min(stop_ms, (int64) INT_MAX));
 	PG_TRY();
 	{
 		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
@@ -649,6 +660,7 @@ execute_with_timeout(const CaptureDef *def, const char *sql, int nargs, Oid *typ
 	{
 		disable_timeout(STATEMENT_TIMEOUT, false);
 		disable_timeout(mapping_stop_timeout, false);
+		mapping_depth--;
 		if (!mapping_stopping)
 			running_capture = 0;
 	}
@@ -701,9 +713,11 @@ mapping_check_reader(const CaptureDef *def)
 	 * The mapping runs as the table's owner, whom the table's row-level
 	 * security does not restrict (unless FORCE ROW LEVEL SECURITY): a caller
 	 * whose SELECT the policies limit would get the figures of rows it may
-	 * not see.
+	 * not see.  The owner itself, under FORCE, sees through the mapping
+	 * what its policies let it see.
 	 */
-	if (check_enable_rls(def->relid, InvalidOid, true) == RLS_ENABLED)
+	if (check_enable_rls(def->relid, InvalidOid, true) == RLS_ENABLED &&
+		!pg_class_ownercheck(def->relid, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("row-level security of table %s applies to this role", table_name(def->relid)),

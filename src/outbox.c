@@ -961,6 +961,18 @@ lanes_take(OutboxCycle *c, ClaimPass pass)
 		}
 		cap->locked = true;
 		cap->probe = probe;
+
+		/*
+		 * An idle Connecteam lane's claim is where its expired leases come
+		 * back (expire_leases(), below in this pass): at least once a
+		 * lease_time, not at the once-a-second pace that may miss a lane
+		 * idle for a moment (a chain ended for it, advance_jobs()).
+		 */
+		if (pass == CLAIM_CONNECTEAM && now >= lane->idle_due_at)
+		{
+			next_expire_at = 0;
+			lane->idle_due_at = now + (int64) sales_api_lease_ms * 1000;
+		}
 		if (probe)
 			ids[n++] = Int32GetDatum(cap->id);
 		else if (cap->vendor == VENDOR_CONNECTEAM)
@@ -1325,19 +1337,7 @@ job_lane_done(OutboxJob *job)
 		}
 	}
 	if (!lane->busy && !lane->extra)
-	{
-		TimestampTz now = GetCurrentTimestamp();
-
-		/*
-		 * Idle: its next claim takes back its expired leases
-		 * (expire_leases(), at most once a second: at once for a chain
-		 * that ended for them, advance_jobs())
-		 */
-		if (lane->chain > 0 && now >= lane->idle_due_at)
-			next_expire_at = 0;
 		lane->chain = 0;
-		lane->idle_due_at = now + (int64) sales_api_lease_ms * 1000;
-	}
 	foreach(lc, job->phases)
 	{
 		OutboxPhase *ph = lfirst(lc);

@@ -8,12 +8,15 @@
 # WHEN query_canceled) and goes on gets the worker stopped (a FATAL, which
 # no exception block catches) 2 s after the cancel: the launcher starts it
 # again, the capture's lane waits with its circuit open and says why, and
-# the other lanes go on.
+# the other lanes go on.  The lane waits so even with the circuit breaker
+# off (sales_api.circuit_failures = 0), and a function that evaluates
+# another mapping inside its own (a _local_* reader) does not disarm the
+# outer statement's limits.
 . "$(dirname "$0")/../lib/scenario.sh"
 . "$(dirname "$0")/../faults/lib.sh"
 scenario_setup
 make_locations 2
-trap 'q -c "ALTER SYSTEM RESET sales_api.worker_mapping_timeout" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
+trap 'q -c "ALTER SYSTEM RESET sales_api.worker_mapping_timeout" -c "ALTER SYSTEM RESET sales_api.circuit_failures" -c "ALTER SYSTEM RESET sales_api.circuit_open_time" -c "ALTER SYSTEM RESET sales_api.lease_time" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true' EXIT
 q -c "ALTER SYSTEM SET sales_api.worker_mapping_timeout = '1s'" >/dev/null
 reload_conf
 worker_cycles 2   # the worker runs with the 1 s limit before the slow sale comes
@@ -46,13 +49,24 @@ q -c "UPDATE slow.stuck SET on_ = false" >/dev/null
 wait_for "$(drained)" 60 "the slot once the function is fixed"
 expect_eq "$(mockctl mapal-sales --unit 1001 | wc -l | tr -d ' ')" 1 "Mapal holds the slot"
 
-echo "--- a mapping that catches the cancel and goes on"
+echo "--- a mapping that catches the cancel and goes on (circuit breaker off, leases of 2 s)"
+q -c "ALTER SYSTEM SET sales_api.circuit_failures = 0" -c "ALTER SYSTEM SET sales_api.circuit_open_time = '30s'" \
+  -c "ALTER SYSTEM SET sales_api.lease_time = '2s'" >/dev/null
+reload_conf
 q <<'SQL' >/dev/null
 DROP SCHEMA IF EXISTS stubborn CASCADE;
 CREATE SCHEMA stubborn;
 CREATE TABLE stubborn.sales (id bigserial PRIMARY KEY, store int NOT NULL, sold_at timestamptz NOT NULL, net numeric NOT NULL);
 CREATE FUNCTION stubborn.net(n numeric) RETURNS numeric LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('stubborn.inner', true) = 'on' THEN
+        RETURN n;
+    END IF;
+    -- another mapping evaluated inside this one (its own, through a reader)
+    PERFORM set_config('stubborn.inner', 'on', true);
+    PERFORM count(*) FROM sales_api._mapal_slot_totals(
+        (SELECT max(id) FROM sales_api.capture WHERE relid = 'stubborn.sales'::regclass), 1001, date '2026-11-20');
+    PERFORM set_config('stubborn.inner', 'off', true);
     LOOP
         BEGIN
             PERFORM pg_sleep(3600);
@@ -77,5 +91,12 @@ q -c "INSERT INTO pos_sales (store, sold_at, net, tax) VALUES (2, '2026-11-20 11
 wait_for "SELECT count(*) = 2 FROM sales_api.outbox WHERE kind = 'ct_post' AND state = 'sent'" 30 \
     "a Connecteam sale made after the stop"
 pass "the other lanes go on"
+# the stubborn slot's lease runs out; the restarted worker does not claim it
+# while the lane waits, though the circuit breaker is off
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'mapal_slot' AND state = 'in_flight')" 30 \
+    "the stopped worker's Mapal slot back from flight"
+worker_cycles 5
+expect_eq "$(grep -c "ran past sales_api.worker_mapping_timeout" "$SA_PGLOG")" 1 \
+    "the worker is not stopped again while the lane waits"
 q -c "SELECT sales_api.detach('stubborn.sales', 'mapal')" >/dev/null
 echo "mapping timeout scenario passed"
