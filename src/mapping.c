@@ -45,6 +45,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "postmaster/bgworker.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -683,7 +684,16 @@ mapping_execute(const CaptureDef *def, MappingStmt stmt, int nargs, Oid *types,
 	int			ret;
 
 	mapping_enter_owner(mapping_table_owner(def->relid), &scope);
-	if (IsBackgroundWorker && sales_api_mapping_timeout_ms > 0)
+
+	/*
+	 * sales_api's own workers only (the worker, the scheduled
+	 * reconciliation's): another extension's background worker that calls
+	 * a reader (a job scheduler's, say) has its own limits, and must not be
+	 * stopped, nor a lane held back, for it
+	 */
+	if (IsBackgroundWorker && MyBgworkerEntry != NULL &&
+		strcmp(MyBgworkerEntry->bgw_library_name, "sales_api") == 0 &&
+		sales_api_mapping_timeout_ms > 0)
 		ret = execute_with_timeout(def, sql, nargs, types, values, nulls);
 	else
 		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
