@@ -739,22 +739,31 @@ def v13_default_check():
     judge(label, WDB, "13", before, probs, sites=("default", "check"))
 
 
+RECONCILE_FAST = (("reconcile_interval", "1s"), ("reconcile_grace", "0"), ("reconcile_days", "3"))
+
+
+def reconcile_fast(on):
+    """The scheduled reconciliation every second (on), or back to the settings' defaults."""
+    for k, v in RECONCILE_FAST:
+        if on:
+            must(f"ALTER SYSTEM SET sales_api.{k} = '{v}'", "postgres")
+        else:
+            run(f"ALTER SYSTEM RESET sales_api.{k}", "postgres")
+    (must if on else run)("SELECT pg_reload_conf()", "postgres")
+
+
 def v10_scheduled_reconciliation():
     label = "10  worker: the scheduled reconciliation reads the local sales through the mappings as the owner"
     before = begin(WDB, "10")
     probs = []
     t0 = must("SELECT now()", WDB)
     try:
-        for k, v in (("reconcile_interval", "1s"), ("reconcile_grace", "0"), ("reconcile_days", "3")):
-            must(f"ALTER SYSTEM SET sales_api.{k} = '{v}'", "postgres")
-        must("SELECT pg_reload_conf()", "postgres")
+        reconcile_fast(True)
         if not wait_until(lambda: worker_ran("10") and is_true(
                 f"SELECT EXISTS (SELECT 1 FROM sales_api.reconciliation WHERE run_at >= '{t0}')", WDB), 120):
             probs.append("timed out (120 s) waiting for a scheduled reconciliation and the worker's evidence")
     finally:
-        for k in ("reconcile_interval", "reconcile_grace", "reconcile_days"):
-            run(f"ALTER SYSTEM RESET sales_api.{k}", "postgres")
-        run("SELECT pg_reload_conf()", "postgres")
+        reconcile_fast(False)
     judge(label, WDB, "10", before, probs, need_worker=True)
 
 
@@ -767,9 +776,7 @@ def v10b_search_path_hijack():
     # what a database owner can do (and a role that may CREATE in a schema of the path)
     must(f"ALTER DATABASE {WDB} SET search_path = pos, public", "postgres")
     try:
-        for k, v in (("reconcile_interval", "1s"), ("reconcile_grace", "0"), ("reconcile_days", "3")):
-            must(f"ALTER SYSTEM SET sales_api.{k} = '{v}'", "postgres")
-        must("SELECT pg_reload_conf()", "postgres")
+        reconcile_fast(True)
         # two runs after the setting: a reconciliation's worker starts with the database's settings
         if not wait_until(lambda: int(must("SELECT count(DISTINCT run_at) FROM sales_api.reconciliation "
                                            f"WHERE run_at >= '{t0}'::timestamptz + interval '1.5 s'", WDB)) >= 2,
@@ -777,9 +784,7 @@ def v10b_search_path_hijack():
             probs.append("timed out (120 s) waiting for two scheduled reconciliations")
     finally:
         run(f"ALTER DATABASE {WDB} RESET search_path", "postgres")
-        for k in ("reconcile_interval", "reconcile_grace", "reconcile_days"):
-            run(f"ALTER SYSTEM RESET sales_api.{k}", "postgres")
-        run("SELECT pg_reload_conf()", "postgres")
+        reconcile_fast(False)
     rows = evidence(WDB, "10b", "hijack")
     if rows:
         probs.append("the hijacking operator ran %d time(s), as %s" % (

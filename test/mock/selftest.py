@@ -216,6 +216,19 @@ def bearer(tok):
     return {"Authorization": "Bearer " + tok}
 
 
+IDLE = {"inflight": 0, "held": 0, "hanging": 0}
+
+
+def inflight_settled(c, limit_s=10.0):
+    """The mock's in-flight counts once they are all 0 (or the last read after limit_s)."""
+    t_end = time.time() + limit_s
+    while True:
+        now = c.ctl("GET", "/_mock/inflight")[2]
+        if now == IDLE or time.time() >= t_end:
+            return now
+        time.sleep(0.05)
+
+
 def log_since(c, seq=0):
     return c.ctl("GET", "/_mock/log?since=%d" % seq)[2]["requests"]
 
@@ -996,12 +1009,7 @@ def t_faults(c, env, tmp):
     th.join(30)
     # the answer reaches the client before the mock's handler counts the
     # request done: wait for the count, do not read it once
-    after = None
-    for _ in range(200):
-        after = c.ctl("GET", "/_mock/inflight")[2]
-        if after == {"inflight": 0, "held": 0, "hanging": 0}:
-            break
-        time.sleep(0.05)
+    after = inflight_settled(c)
     check("fault hold: released, then answered normally", d == {"released": 1} and res.get("r", [0])[0] == 200
           and after == {"inflight": 0, "held": 0, "hanging": 0},
           (d, res.get("r", [None])[0], after))
@@ -1026,12 +1034,7 @@ def t_faults(c, env, tmp):
     conn.close()
     check("fault hang: no answer until the client's timeout", timed_out is True and waited >= 0.9
           and hanging.get("hanging") == 1, (timed_out, waited, hanging))
-    gone = None
-    for _ in range(100):
-        gone = c.ctl("GET", "/_mock/inflight")[2]
-        if gone == {"inflight": 0, "held": 0, "hanging": 0}:
-            break
-        time.sleep(0.05)
+    gone = inflight_settled(c)
     e = [x for x in log_since(c, seq0) if x["fault"] == "hang"]
     check("fault hang: let go once the client closed, logged as dropped",
           gone == {"inflight": 0, "held": 0, "hanging": 0} and len(e) == 1 and e[0]["dropped"]
