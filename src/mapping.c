@@ -46,6 +46,8 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -53,8 +55,6 @@
 #include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
-#include "storage/ipc.h"
-#include "storage/latch.h"
 
 #include "lanes.h"
 #include "mapping.h"
@@ -212,15 +212,20 @@ mapping_check_fields(SalesApiVendor vendor, Jsonb *mapping)
  * Whose rights
  * ------------------------------------------------------------------------
  */
-static OverrideSearchPath *
-catalog_only_path(void)
+/*
+ * Push a search path of pg_catalog alone (no temporary schema), as every
+ * statement the extension runs for itself or for a mapping sees, whatever
+ * the session's or database's search_path: no function or operator a role
+ * created in a schema of the path stands in for a built-in one.  Popped
+ * with PopOverrideSearchPath(), or by an ERROR's abort.
+ * (PushOverrideSearchPath() copies what it is given.)
+ */
+void
+mapping_push_catalog_path(void)
 {
-	OverrideSearchPath *path = palloc0(sizeof(OverrideSearchPath));
+	OverrideSearchPath path = {.schemas = NIL, .addCatalog = true, .addTemp = false};
 
-	path->schemas = NIL;
-	path->addCatalog = true;
-	path->addTemp = false;
-	return path;
+	PushOverrideSearchPath(&path);
 }
 
 /*
@@ -236,7 +241,7 @@ mapping_enter_owner(Oid owner, OwnerScope *scope)
 	SetUserIdAndSecContext(owner, scope->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	scope->save_nestlevel = NewGUCNestLevel();
-	PushOverrideSearchPath(catalog_only_path());
+	mapping_push_catalog_path();
 }
 
 void

@@ -106,6 +106,7 @@ extern void mapping_check_fields(SalesApiVendor vendor, Jsonb *mapping);
 extern CaptureDef *mapping_load(int capture_id, bool missing_ok);
 extern char *mapping_sql(const CaptureDef *def, MappingStmt stmt, const char *source);
 extern Oid	mapping_table_owner(Oid relid);
+extern void mapping_push_catalog_path(void);
 extern void mapping_enter_owner(Oid owner, OwnerScope *scope);
 extern void mapping_leave_owner(OwnerScope *scope);
 extern void mapping_enter_extension(OwnerScope *scope);

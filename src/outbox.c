@@ -239,11 +239,10 @@ static OutboxStmt lane_due_stmt = {
 int
 outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_only, long count)
 {
-	OverrideSearchPath path = {.schemas = NIL, .addCatalog = true, .addTemp = false};
 	int			ret;
 
 	jobs_progress();
-	PushOverrideSearchPath(&path);
+	mapping_push_catalog_path();
 	if (stmt->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->types,

@@ -28,7 +28,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
-#include "datatype/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
@@ -289,16 +288,13 @@ reconcile_scheduled(void)
 	DateADT		start;
 	DateADT		end;
 	bool		isnull;
-	OverrideSearchPath path = {.schemas = NIL, .addCatalog = true, .addTemp = false};
 
 	/*
 	 * The worker runs this as the bootstrap superuser: its statements see
 	 * pg_catalog alone, as every other statement of the worker does
-	 * (outbox_execute()), so that no operator or function a role created in
-	 * a schema of the database's search_path is taken for a built-in one.
-	 * An ERROR pops it with the transaction.
+	 * (mapping_push_catalog_path()).  An ERROR pops it with the transaction.
 	 */
-	PushOverrideSearchPath(&path);
+	mapping_push_catalog_path();
 	if (SPI_execute("SELECT DISTINCT server_id, server_name::text, run_as::oid FROM sales_api.capture"
 					" WHERE vendor = 'connecteam' AND detached_at IS NULL"
 					" AND to_regprocedure('sales_api._record_reconciliation(name,date,date,text,interval,bigint[],date[],numeric[],numeric[])') IS NOT NULL",

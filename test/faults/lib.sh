@@ -156,3 +156,21 @@ fs_worker_memory() {
              /Grand total/ {print p, n, g}' | tail -1)
     echo "$pid $rss $total $dump"
 }
+
+# fs_ct_draining ANSWER_MS COUNT: Connecteam alone (Mapal detached), the mock
+# answering after ANSWER_MS with no rate limit; one sale sent first (the
+# account's budget learnt), then a COUNT-sale backlog in one statement, until
+# its first jobs (40 posts since the mark) are at the vendor: the lane chains.
+fs_ct_draining() {
+    q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
+    mockctl config answer_ms="$1" connecteam_minute_limit=1000000000 connecteam_day_limit=1000000000 >/dev/null
+    q -c "INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests)
+          VALUES (1, '2026-11-19 09:00+00', 'SALE', 'TAKE', 12.50, 1.00, 2)"
+    wait_for "$(drained)" 60 "the first sale"
+    # staged, and taken straight into flight (a paused server's would be made
+    # pending items, which a delete made later follows in id order)
+    mockctl mark >/dev/null
+    fs_insert 0 "$2" "$2"
+    wait_until '[ "$(mockctl count --since-mark --path "^/connecteam/sales/v1/transactions$" --method POST)" -ge 40 ]' 120 \
+        "the backlog's first jobs"
+}

@@ -182,9 +182,11 @@ def main():
     check("the table's owner reads the figures of both stores", st is None and out == "2", err or out)
     # attach() and detach() check ownership before they lock the table: a caller that does not own
     # it must not queue a lock request that every later writer of the table waits behind
+    # (the writer keeps its lock until it is terminated below, however long the checks take)
     holder = subprocess.Popen(["psql", "-X", "-q", "-At", "-d", DB, "-c",
                                "BEGIN; INSERT INTO sec_sales (store, sold_at, net) VALUES (3, now(), 1); "
-                               "SELECT pg_sleep(8); ROLLBACK;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "SELECT pg_sleep(600); ROLLBACK;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, PGAPPNAME="sec_holder"))
     try:
         for _ in range(100):
             if run("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
@@ -196,8 +198,8 @@ def main():
             expect_error(f"{fn}() of a table the caller does not own is refused before it waits for a lock",
                          f"SET lock_timeout = '2s'; SELECT {call}", "42501", user="sec_b")
     finally:
-        holder.kill()
-        holder.wait()
+        run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sec_holder'")
+        holder.wait(60)
     st, out, err, _ = run("SELECT has_schema_privilege('public', 'sales_api', 'USAGE')")
     check("PUBLIC has no USAGE on schema sales_api", out == "f", out)
     st, out, err, _ = run("SELECT count(*) FROM pg_foreign_server s WHERE s.srvname IN ('mapal', 'connecteam')"

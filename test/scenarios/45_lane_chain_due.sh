@@ -12,18 +12,8 @@
 . "$(dirname "$0")/../faults/lib.sh"
 fs_setup
 trap 'mockctl config answer_ms=0 >/dev/null 2>&1 || true' EXIT
-q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
-mockctl config answer_ms=10 connecteam_minute_limit=1000000000 connecteam_day_limit=1000000000 >/dev/null
-q -c "INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests)
-      VALUES (1, '2026-11-19 09:00+00', 'SALE', 'TAKE', 12.50, 1.00, 2)"
-wait_for "$(drained)" 60 "the first sale"
-# staged, and taken straight into flight (a paused server's would be made
-# pending items, which a delete made later follows in id order)
-mockctl mark >/dev/null
-fs_insert 0 80000 80000
 # two jobs sent: the chain runs
-wait_until '[ "$(mockctl count --since-mark --path "^/connecteam/sales/v1/transactions$" --method POST)" -ge 40 ]' 120 \
-    "the backlog's first jobs"
+fs_ct_draining 10 80000
 q -c "DELETE FROM pos_sales WHERE sold_at = '2026-11-19 09:00+00'"
 wait_for "$(drained)" 180 "the backlog and the delete"
 order=$(mockctl log --since-mark --fields seq,method,path | awk -F'\t' '

@@ -18,16 +18,8 @@ restore() {
     q -d postgres -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
 }
 trap restore EXIT
-q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
-mockctl config answer_ms=40 connecteam_minute_limit=1000000000 connecteam_day_limit=1000000000 >/dev/null
 fs_set lease_time 2s ambiguous_settle_time 1s
-q -c "INSERT INTO pos_sales (store, sold_at, kind, channel, net, tax, guests)
-      VALUES (1, '2026-11-19 09:00+00', 'SALE', 'TAKE', 12.50, 1.00, 2)"
-wait_for "$(drained)" 60 "the first sale"
-mockctl mark >/dev/null
-fs_insert 0 80000 80000
-wait_until '[ "$(mockctl count --since-mark --path "^/connecteam/sales/v1/transactions$" --method POST)" -ge 40 ]' 120 \
-    "the backlog's first jobs"
+fs_ct_draining 40 80000
 
 echo "--- an orphan lease while the lane chains: a staged sale leased a minute ago by no job"
 q <<'SQL' >/dev/null
