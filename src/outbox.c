@@ -98,8 +98,13 @@ static OutboxStmt installed_stmt = {
 	.nargs = 0
 };
 
+/* the captures, and whether the server OID each keeps still names its server */
 static OutboxStmt captures_stmt = {
-	.sql = "SELECT c.id, c.server_id, c.run_as, c.vendor FROM sales_api.capture c",
+	.sql = "SELECT c.id, c.server_id, c.run_as, c.vendor,"
+	" EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server f WHERE f.oid = c.server_id AND f.srvname = c.server_name),"
+	" (SELECT string_agg(DISTINCT o.relid::text, ', ') FROM sales_api.capture o"
+	"   WHERE o.server_id = c.server_id AND o.relid <> c.relid)"
+	" FROM sales_api.capture c",
 	.nargs = 0
 };
 
@@ -496,11 +501,131 @@ capture_resolve(OutboxCapture *cap, MemoryContext cxt)
 	PG_END_TRY();
 }
 
+/*
+ * A capture keeps its server's OID and name.  pg_dump restores a database
+ * with new OIDs for its servers (so does pg_upgrade) while the capture
+ * rows keep the old ones: such a capture would find no server, or another
+ * one.  Its server is then the one of its name, and the pause of the old
+ * OID moves to the new one.  A server renamed in place keeps its OID: the
+ * capture takes the new name.  Returns whether a capture changed.
+ */
+static bool
+rebind_servers(void)
+{
+	int			ret;
+	uint64		n;
+	Datum	   *olds,
+			   *news;
+	int			nmoved = 0;
+	Oid			argtypes[2] = {OIDARRAYOID, OIDARRAYOID};
+	Datum		args[2];
+
+	mapping_push_catalog_path();
+	ret = SPI_execute("WITH srv AS (SELECT f.oid, f.srvname FROM pg_catalog.pg_foreign_server f"
+					  "   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = f.srvfdw AND w.fdwname = 'sales_api'),"
+					  " cur AS (SELECT c.id, c.server_id AS old_oid,"
+					  "   (SELECT srv.oid FROM srv WHERE srv.srvname = c.server_name) AS by_name,"
+					  "   (SELECT srv.srvname FROM srv WHERE srv.oid = c.server_id) AS oid_name"
+					  "   FROM sales_api.capture c"
+					  "  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server f"
+					  "                     WHERE f.oid = c.server_id AND f.srvname = c.server_name))"
+					  " UPDATE sales_api.capture c SET server_id = coalesce(cur.by_name, c.server_id),"
+					  "   server_name = CASE WHEN cur.by_name IS NULL THEN cur.oid_name ELSE c.server_name END"
+					  "  FROM cur WHERE c.id = cur.id AND (cur.by_name IS NOT NULL OR cur.oid_name IS NOT NULL)"
+					  " RETURNING c.id, cur.old_oid, c.server_id, c.server_name", false, 0);
+	PopOverrideSearchPath();
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "sales_api: could not bind the captures to their servers: %s", SPI_result_code_string(ret));
+	n = SPI_processed;
+	if (n == 0)
+		return false;
+	olds = palloc(sizeof(Datum) * n);
+	news = palloc(sizeof(Datum) * n);
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			id = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		Oid			old = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
+		Oid			new = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
+		char	   *name = SPI_getvalue(tup, td, 4);
+
+		if (old != new)
+		{
+			ereport(LOG,
+					(errmsg("sales_api: capture %d now uses server \"%s\" by its OID %u, not %u", id, name, new, old),
+					 errdetail("The server the capture names has a new OID, as after a restore from pg_dump or pg_upgrade.")));
+			olds[nmoved] = ObjectIdGetDatum(old);
+			news[nmoved] = ObjectIdGetDatum(new);
+			nmoved++;
+		}
+		else
+			ereport(LOG,
+					(errmsg("sales_api: capture %d's server %u is now named \"%s\"", id, new, name)));
+	}
+	if (nmoved > 0)
+	{
+		/* the old OIDs' pause, read and deleted before any is written, so that one OID may be old and new */
+		args[0] = PointerGetDatum(construct_array(olds, nmoved, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_array(news, nmoved, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+		mapping_push_catalog_path();
+		ret = SPI_execute_with_args("WITH m AS (SELECT DISTINCT o, n FROM unnest($1, $2) AS m(o, n)),"
+									" moved AS (DELETE FROM sales_api.server_state s USING m WHERE s.server_id = m.o"
+									"   RETURNING m.n, s.paused, s.paused_at)"
+									" SELECT n, bool_or(paused), max(paused_at) FROM moved GROUP BY n",
+									2, argtypes, args, NULL, false, 0);
+		if (ret == SPI_OK_SELECT && SPI_processed > 0)
+		{
+			uint64		k = SPI_processed;
+			SPITupleTable *tt = SPI_tuptable;
+
+			for (uint64 i = 0; i < k; i++)
+			{
+				Oid			t3[3] = {OIDOID, BOOLOID, TIMESTAMPTZOID};
+				Datum		v3[3];
+				char		n3[3] = {' ', ' ', ' '};
+				bool		isnull;
+
+				for (int j = 0; j < 3; j++)
+				{
+					v3[j] = SPI_getbinval(tt->vals[i], tt->tupdesc, j + 1, &isnull);
+					if (isnull)
+						n3[j] = 'n';
+				}
+				ret = SPI_execute_with_args("INSERT INTO sales_api.server_state (server_id, paused, paused_at)"
+											" VALUES ($1, $2, $3) ON CONFLICT (server_id)"
+											" DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at",
+											3, t3, v3, n3, false, 0);
+				if (ret != SPI_OK_INSERT)
+					break;
+			}
+		}
+		PopOverrideSearchPath();
+		if (ret < 0)
+			elog(ERROR, "sales_api: could not move the servers' pause to their new OIDs: %s",
+				 SPI_result_code_string(ret));
+	}
+	return true;
+}
+
 static void
 load_captures(OutboxCycle *c)
 {
 	if (outbox_execute(&captures_stmt, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read sales_api.capture");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull)))
+		{
+			if (rebind_servers() &&
+				outbox_execute(&captures_stmt, NULL, NULL, true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not read sales_api.capture");
+			break;
+		}
+	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -512,6 +637,9 @@ load_captures(OutboxCycle *c)
 		cap->server_id = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
 		cap->run_as = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
 		cap->vendor = strcmp(SPI_getvalue(tup, td, 4), "mapal") == 0 ? VENDOR_MAPAL : VENDOR_CONNECTEAM;
+		cap->shares_server = SPI_getvalue(tup, td, 6);
+		if (cap->shares_server)
+			cap->shares_server = MemoryContextStrdup(c->cxt, cap->shares_server);
 		c->mapal |= cap->vendor == VENDOR_MAPAL;
 		c->captures = outbox_append(c->cxt, c->captures, cap);
 	}

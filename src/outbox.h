@@ -58,6 +58,9 @@ typedef struct OutboxCapture
 	bool		locked;			/* this worker holds its lane's lock */
 	bool		probe;			/* its circuit admitted a probe: a few items */
 	bool		extra;			/* claimed for a second job: plain posts only */
+	char	   *shares_server;	/* the other tables captured for its server,
+								 * whose sales a window replacement would
+								 * delete at the vendor; NULL: none */
 	int			ct_claimed;		/* items the last Connecteam claim statement took */
 } OutboxCapture;
 

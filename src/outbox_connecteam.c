@@ -688,6 +688,31 @@ outbox_ct_plan_windows(OutboxCycle *c)
 			it->out.result = OUTBOX_MAYBE_STORED;
 			continue;
 		}
+
+		/*
+		 * A window replacement deletes everything Connecteam holds for the
+		 * location and time range, and posts again the sales of this
+		 * capture's table only: another table captured for the same server
+		 * (the same account) would lose its sales there.  Such a post is
+		 * parked, and a repair refused.
+		 */
+		if (it->cap->shares_server != NULL)
+		{
+			char	   *why = psprintf("its server also receives the sales of %s, which replacing a time window would delete at Connecteam",
+									   it->cap->shares_server);
+
+			if (it->kind == KIND_CT_POST)
+			{
+				it->out.result = OUTBOX_MAYBE_STORED;
+				it->out.park = MemoryContextStrdup(c->cxt, why);
+			}
+			else
+			{
+				it->out.result = OUTBOX_PERMANENT;
+				it->out.error = MemoryContextStrdup(c->cxt, psprintf("window not replaced: %s", why));
+			}
+			continue;
+		}
 		if (it->kind == KIND_CT_WINDOW)
 			w = window_for(c, it->cap, it->txn.location_id, it->window_start, it->window_end);
 		else
@@ -943,6 +968,15 @@ posts_done(OutboxJob *job, OutboxPhase *ph)
 			{
 				o->vendor_ref = res[from + k].transaction_id;
 				o->error = res[from + k].error;
+
+				/*
+				 * Stored, but the answer does not say under which id: an
+				 * update or delete of the sale could never reach it.  The
+				 * ambiguous policy replaces the location's window (which
+				 * reads the ids back) or parks the sale for an operator.
+				 */
+				if (o->vendor_ref == NULL)
+					outbox_outcome_maybe_stored(o);
 			}
 		}
 	}

@@ -140,6 +140,14 @@ outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o)
 				next.delay_ms = backoff_ms(attempts, o->retry_after_s);
 			break;
 		case OUTBOX_MAYBE_STORED:
+			if (o->park != NULL)
+			{
+				next.state = OS_UNKNOWN;
+				next.ambiguous = true;
+				next.error = psprintf("outcome unknown: the vendor may or may not hold this sale; parked for an operator: %s",
+									  o->park);
+				break;
+			}
 			if (!outbox_replaces_windows())
 			{
 				/*
@@ -178,6 +186,19 @@ outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o)
 	return next;
 }
 
+/* The vendor may hold what the request carried: the ambiguous policy decides. */
+void
+outbox_outcome_maybe_stored(OutboxOutcome *o)
+{
+	o->result = OUTBOX_MAYBE_STORED;
+	if (worker_shared)
+	{
+		SpinLockAcquire(&worker_shared->mutex);
+		worker_shared->ambiguous++;
+		SpinLockRelease(&worker_shared->mutex);
+	}
+}
+
 /*
  * What a request's answer means for the items it carried.  non_idempotent:
  * a post, which a vendor may have acted on although the answer never came.
@@ -195,20 +216,26 @@ outbox_outcome_from_request(OutboxOutcome *o, const HttpRequest *req, bool non_i
 	{
 		o->error = psprintf("%s", http_transport_error(req));
 		if (non_idempotent && req->maybe_processed)
-		{
-			o->result = OUTBOX_MAYBE_STORED;
-			if (worker_shared)
-			{
-				SpinLockAcquire(&worker_shared->mutex);
-				worker_shared->ambiguous++;
-				SpinLockRelease(&worker_shared->mutex);
-			}
-		}
+			outbox_outcome_maybe_stored(o);
 		else
 			o->result = OUTBOX_TRANSIENT;
 		return;
 	}
 	o->error = psprintf("HTTP %ld: %s", req->status, vendor_error_message(req));
+
+	/*
+	 * A post answered 500, 502, 503 or 504 may have been stored before the
+	 * error (a gateway's timeout, a failure after the write): sent again, the
+	 * sales could be stored twice.  Its outcome is unknown, as it is for
+	 * sales_api.connecteam_push_transactions() (connecteam.c) and for the
+	 * rate-limit engine's resends (ratelimit.c); the ambiguous policy
+	 * decides.
+	 */
+	if (non_idempotent && req->status >= 500 && http_status_retryable(req->status))
+	{
+		outbox_outcome_maybe_stored(o);
+		return;
+	}
 	if (req->status >= 300 && req->status < 400)
 		o->result = OUTBOX_PERMANENT;
 	else if (http_status_retryable(req->status) || req->status == 401 || req->status == 403 ||

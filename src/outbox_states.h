@@ -104,6 +104,8 @@ typedef struct OutboxOutcome
 	TimestampTz held_until;		/* OUTBOX_HELD: when the budget allows again */
 	char	   *vendor_ref;		/* Connecteam transactionId */
 	char	   *error;
+	const char *park;			/* OUTBOX_MAYBE_STORED: why it is parked
+								 * whatever ambiguous_policy says */
 } OutboxOutcome;
 
 /* The next state of an item, as outbox_decide() says */
@@ -123,6 +125,7 @@ extern const OutboxName outbox_kind_names[KIND_N];
 extern OutboxKind outbox_kind_from_name(const char *name);
 extern OutboxNext outbox_decide(OutboxKind kind, int attempts, const OutboxOutcome *o);
 extern bool outbox_replaces_windows(void);
+extern void outbox_outcome_maybe_stored(OutboxOutcome *o);
 extern void outbox_outcome_from_request(OutboxOutcome *o, const HttpRequest *req,
 										bool non_idempotent);
 

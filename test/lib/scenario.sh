@@ -193,6 +193,23 @@ SELECT sales_api.attach('pos_sales', 'connecteam', '{
 SQL
 }
 
+# ct_database NAME: a database of its own with sales_api, a Connecteam server
+# on the mock and a POS table pos_sales (store, sold_at, net) captured for it;
+# the setup's stderr (attach()'s warnings) in $SA_WORK/db-NAME.err
+ct_database() {
+    q -d postgres -c "CREATE DATABASE $1" >/dev/null
+    q -d "$1" -v mock_url="$MOCK_URL" <<'SQL' >/dev/null 2>"$SA_WORK/db-$1.err"
+CREATE EXTENSION sales_api;
+\set ct_url :mock_url/connecteam
+CREATE SERVER connecteam FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam', base_url :'ct_url');
+CREATE USER MAPPING FOR CURRENT_USER SERVER connecteam OPTIONS (api_key 'ct-key-123');
+CREATE TABLE pos_sales (id bigserial PRIMARY KEY, store integer NOT NULL, sold_at timestamptz NOT NULL,
+                        net numeric(12,2) NOT NULL);
+SELECT sales_api.attach('pos_sales', 'connecteam', '{"location_id": "store", "sale_type": "''SALE''",
+  "created_at": "sold_at", "final_sale_amount": "net"}');
+SQL
+}
+
 attach_mapal() {
     q <<'SQL' >/dev/null
 SELECT sales_api.attach('pos_sales', 'mapal', '{

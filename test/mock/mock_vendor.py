@@ -461,8 +461,8 @@ class Req:
 # Application state
 # --------------------------------------------------------------------------
 
-FAULT_ACTIONS = ("status", "delay", "hold", "hang", "drop_before", "drop_after", "malformed", "wrong_shape",
-                 "html", "empty", "oversized", "redirect", "never_end")
+FAULT_ACTIONS = ("status", "status_after", "delay", "hold", "hang", "drop_before", "drop_after", "malformed",
+                 "wrong_shape", "html", "empty", "oversized", "redirect", "never_end")
 
 # A held request waits for /_mock/release (or a reset) before it is processed;
 # this long at most (a test that forgets to release it does not hang the mock).
@@ -2049,7 +2049,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status = rule.get("status") or 200
                 self._never_end(rule, status)
                 return
-            if fault and fault not in ("delay", "hold", "drop_after"):
+            if fault and fault not in ("delay", "hold", "drop_after", "status_after"):
                 resp = fault_response(app, rule, req, self.server.server_address[1])
             else:
                 try:
@@ -2057,6 +2057,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 except Exception:
                     traceback.print_exc()
                     resp = jresp(500, {"error": "internal error in mock"})
+                if fault == "status_after":
+                    # processed (a post stored), then answered with an error status
+                    # (a gateway's 502/504, a 500 after the write): the client cannot
+                    # tell it from a failure before the work
+                    resp = fault_response(app, dict(rule, action="status"), req, self.server.server_address[1])
             status = resp.status
             # answer_ms: the vendor answers this long after the request came,
             # its own work included (latency_ms waits before that work, so the

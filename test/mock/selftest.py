@@ -1110,6 +1110,11 @@ def t_faults(c, env, tmp):
     lg = log_since(c, seq0)
     check("fault drops logged", [(e["dropped"], e["status"], e["fault"]) for e in lg] ==
           [(True, None, "drop_before"), (True, 200, "drop_after")], lg)
+    # status_after: processed, then answered with an error status
+    add(path="transactions$", action="status_after", status=502)
+    st, _, d = ct(c, "POST", "/transactions", txs(tx()))
+    check("fault status_after: answered 502", st == 502, (st, d))
+    check("fault status_after: request was processed", len(state(c)["connecteam_transactions"]) == 2)
     # malformed / wrong_shape / html / empty / redirect
     add(path="cashSheet", action="malformed")
     st, h, b = c.raw("GET", q, headers=H)

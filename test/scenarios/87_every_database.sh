@@ -16,26 +16,11 @@ restore
 mockctl reset >/dev/null
 make_locations 4
 
-# a database of its own: the extension, servers pointing at the mock, a POS
-# table captured for Connecteam at locations $2 and $3
-new_db() {
-    q -d postgres -c "CREATE DATABASE $1" >/dev/null
-    q -d "$1" -v mock_url="$MOCK_URL" <<'SQL' >/dev/null 2>"$SA_WORK/every-$1.err"
-CREATE EXTENSION sales_api;
-\set ct_url :mock_url/connecteam
-CREATE SERVER connecteam FOREIGN DATA WRAPPER sales_api OPTIONS (vendor 'connecteam', base_url :'ct_url');
-CREATE USER MAPPING FOR CURRENT_USER SERVER connecteam OPTIONS (api_key 'ct-key-123');
-CREATE TABLE pos_sales (id bigserial PRIMARY KEY, store integer NOT NULL, sold_at timestamptz NOT NULL,
-                        net numeric(12,2) NOT NULL);
-SELECT sales_api.attach('pos_sales', 'connecteam', '{"location_id": "store", "sale_type": "''SALE''",
-  "created_at": "sold_at", "final_sale_amount": "net"}');
-SQL
-}
 
 echo "--- sales_api.database selects one database: another one is not served, and says so"
-new_db sa_every_a
-grep -q "no sales_api worker serves database \"sa_every_a\"" "$SA_WORK/every-sa_every_a.err" \
-    || fail "attach() in a database no worker serves gave no warning: $(cat "$SA_WORK/every-sa_every_a.err")"
+ct_database sa_every_a
+grep -q "no sales_api worker serves database \"sa_every_a\"" "$SA_WORK/db-sa_every_a.err" \
+    || fail "attach() in a database no worker serves gave no warning: $(cat "$SA_WORK/db-sa_every_a.err")"
 pass "attach() warns that no worker serves the database"
 expect_eq "$(q -d sa_every_a -c "SELECT running::text || ' / ' || note FROM sales_api.worker_stats()")" \
     "false / not served: sales_api.database is 'sa_worker'" "worker_stats() says why the database is not served"
@@ -61,7 +46,7 @@ q -d sa_every_a -c "TRUNCATE pos_sales; TRUNCATE sales_api.outbox_stage, sales_a
 
 echo "--- sales_api.database = '*': both databases served, no restart"
 q -d postgres -c "ALTER SYSTEM SET sales_api.database = '*'" -c "SELECT pg_reload_conf()" >/dev/null
-new_db sa_every_b
+ct_database sa_every_b
 SA_DB=sa_every_a wait_for "SELECT running FROM sales_api.worker_stats()" 30 "a worker for sa_every_a"
 SA_DB=sa_every_b wait_for "SELECT running FROM sales_api.worker_stats()" 30 "a worker for sa_every_b"
 expect_eq "$(q -d postgres -c "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity
