@@ -26,6 +26,7 @@
 #include "utils/datum.h"
 #include "utils/memutils.h"
 
+#include "dates.h"
 #include "outbox_mapal.h"
 #include "vendor.h"
 #include "worker.h"
@@ -76,6 +77,17 @@ static OutboxStmt claim_rest = {
 	.nargs = 5, .types = {INT4OID, INT4OID, INT4OID, INT8OID, DATEOID}
 };
 
+/* the date of a local slot start (a finite timestamp) */
+static DateADT
+slot_date(Timestamp slot)
+{
+	int64		days = slot / USECS_PER_DAY;
+
+	if (slot < 0 && slot % USECS_PER_DAY != 0)
+		days--;
+	return (DateADT) days;
+}
+
 /* The slots of an UPDATE ... RETURNING MAPAL_CLAIMED, into the cycle. */
 static void
 take_slots(OutboxCycle *c, uint64 n)
@@ -116,6 +128,21 @@ take_slots(OutboxCycle *c, uint64 n)
 		{
 			it->out.result = OUTBOX_PERMANENT;
 			it->out.error = "unit_id must be a positive integer";
+		}
+		else if (slot_date(it->slot.slot) != it->slot.day)
+		{
+			/*
+			 * A business_day mapped apart from the slot (a night's sales
+			 * kept on the day before): Mapal answers 400 for a slot outside
+			 * its businessDay, and would refuse every slot of the request
+			 * with it.  This one stays here with its error; the others go.
+			 */
+			MemoryContext old = MemoryContextSwitchTo(c->cxt);
+
+			it->out.result = OUTBOX_PERMANENT;
+			it->out.error = psprintf("slot %s is outside business day %s, which Mapal refuses; map business_day to the slot's local date, or leave it out of the mapping",
+									 dates_timestamp_str(it->slot.slot), dates_date_str(it->slot.day));
+			MemoryContextSwitchTo(old);
 		}
 		else
 			it->slot_valid = true;
