@@ -151,7 +151,13 @@ SELECT sales_api.detach('pos', 'o_ct');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'pos'::regclass ORDER BY 1;
 SELECT count(*) > 0 AS queued_work_kept FROM sales_api.outbox o JOIN sales_api.capture c ON c.id = o.capture_id
  WHERE c.server_name = 'o_ct';
--- attached again after a detach
+-- attached again after a detach: refused while the detached capture has work queued
+SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "sale_type": "kind", "created_at": "at", "final_sale_amount": "total"}') > 0 AS reattached;
+-- an operator gives that work up (no worker serves this database); the new capture then begins
+DELETE FROM sales_api.outbox o USING sales_api.capture c
+ WHERE c.id = o.capture_id AND c.relid = 'pos'::regclass AND c.server_name = 'o_ct' AND o.state NOT IN ('sent', 'superseded');
+DELETE FROM sales_api.outbox_stage s USING sales_api.capture c
+ WHERE c.id = s.capture_id AND c.relid = 'pos'::regclass AND c.server_name = 'o_ct';
 SELECT sales_api.attach('pos', 'o_ct', '{"location_id": "shop", "sale_type": "kind", "created_at": "at", "final_sale_amount": "total"}') > 0 AS reattached;
 SELECT sales_api.detach('pos', 'o_ct');
 SELECT sales_api.detach('pos', 'o_mapal');

@@ -279,6 +279,71 @@ check_statements(const CaptureDef *def)
 	mapping_leave_owner(&scope);
 }
 
+/*
+ * A table attached again to a server it was detached from (to change its
+ * mapping, say) must reach what its earlier captures sent: an UPDATE or
+ * DELETE of a sale they posted queues the delete of that transactionId,
+ * which connecteam_sent keeps per capture.  So the new capture inherits
+ * their sent ids (inherit_sent()), and it may begin only once they have
+ * nothing left in the outbox: their queued posts would be remembered under
+ * their own id after that, their markers recomputed with the old mapping,
+ * and the two captures' versions of a sale sent in no set order.  Earlier
+ * captures with another run_as role sent with other credentials, maybe to
+ * another account: they are left as they are.
+ */
+static void
+check_predecessors(Oid relid, ForeignServer *fs, Oid run_as)
+{
+	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
+	Datum		values[3] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(fs->serverid), ObjectIdGetDatum(run_as)};
+	bool		isnull;
+
+	ext_exec("SELECT c.id,"
+			 " (SELECT count(*) FROM sales_api.outbox o WHERE o.capture_id = c.id"
+			 "   AND o.state NOT IN ('sent', 'superseded'))"
+			 " + (SELECT count(*) FROM sales_api.outbox_stage s WHERE s.capture_id = c.id)"
+			 " + (SELECT count(*) FROM sales_api.mapal_stage m WHERE m.capture_id = c.id)"
+			 " FROM sales_api.capture c"
+			 " WHERE c.relid = $1 AND c.server_id = $2 AND c.run_as = $3 AND c.detached_at IS NOT NULL"
+			 " ORDER BY 2 DESC, 1 LIMIT 1", 3, types, values, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		int			prev = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		int64		queued = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (queued > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s was captured for server \"%s\" before, and that capture still has work queued",
+							qualified_name(relid), fs->servername),
+					 errdetail("Detached capture %d has " INT64_FORMAT " items or staged rows that are not sent yet (pending, failed, in flight, unknown or dead).",
+							   prev, queued),
+					 errhint("A new capture must reach what the old one sent, so it starts after the old one's queue is empty: "
+							 "let the worker send it (sales_api.outbox_status), retry_dead() its dead or unknown items, "
+							 "or delete those from sales_api.outbox and resend their days with repair_connecteam() or repair_mapal() after the attach.")));
+	}
+}
+
+/* the sent ids of the earlier captures of the table, server and role, now the new one's */
+static void
+inherit_sent(int id, Oid relid, Oid serverid, Oid run_as)
+{
+	Oid			types[4] = {INT4OID, OIDOID, OIDOID, OIDOID};
+	Datum		values[4] = {Int32GetDatum(id), ObjectIdGetDatum(relid), ObjectIdGetDatum(serverid),
+	ObjectIdGetDatum(run_as)};
+
+	ext_exec("WITH prev AS (SELECT c.id FROM sales_api.capture c"
+			 "   WHERE c.relid = $2 AND c.server_id = $3 AND c.run_as = $4 AND c.detached_at IS NOT NULL),"
+			 " moved AS (DELETE FROM sales_api.connecteam_sent s USING prev WHERE s.capture_id = prev.id"
+			 "   RETURNING s.*)"
+			 " INSERT INTO sales_api.connecteam_sent (capture_id, sale_key, transaction_id, location_id,"
+			 "                                        created_at, final_sale_amount, sent_at)"
+			 " SELECT DISTINCT ON (sale_key) $1, sale_key, transaction_id, location_id, created_at,"
+			 "        final_sale_amount, sent_at"
+			 "   FROM moved ORDER BY sale_key, sent_at DESC",
+			 4, types, values, SPI_OK_INSERT);
+}
+
 static void
 create_triggers(int id, Oid relid)
 {
@@ -406,6 +471,7 @@ sales_api_attach(PG_FUNCTION_ARGS)
 					 errmsg("%s is already attached to server \"%s\"", qualified_name(relid), server),
 					 errhint("Call sales_api.detach() first to change the mapping.")));
 	}
+	check_predecessors(relid, fs, run_as);
 	{
 		Oid			types[9] = {OIDOID, OIDOID, NAMEOID, TEXTOID, OIDOID, JSONBOID, TEXTOID,
 		INT4OID, TEXTOID};
@@ -440,6 +506,7 @@ sales_api_attach(PG_FUNCTION_ARGS)
 
 	def = mapping_load(id, false);
 	check_statements(def);
+	inherit_sent(id, relid, fs->serverid, run_as);
 	create_triggers(id, relid);
 	SPI_finish();
 	warn_if_not_served();
