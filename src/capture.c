@@ -727,6 +727,8 @@ typedef struct ArraysReceiver
 	uint64		rows;
 	MemoryContext cxt;
 	seen_hash  *seen;			/* distinct rows only: those kept so far */
+	int			key_of;			/* Connecteam sales: their capture; the key
+								 * (column 1) must not be NULL */
 	SlotClock  *clock;			/* Mapal rows: their time made a slot */
 	StringInfoData key;			/* the row at hand as a RowKey */
 	/*
@@ -921,6 +923,12 @@ arrays_receive(TupleTableSlot *slot, DestReceiver *self)
 	bool		mn[MAPAL_NCOLS];
 
 	slot_getallattrs(slot);
+	if (r->key_of > 0 && slot->tts_isnull[0])
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("a sale captured by sales_api capture %d has a NULL sale_key", r->key_of),
+				 errdetail("Connecteam sales are changed and deleted at the vendor by their key: a sale without one could be posted, but never updated or removed there."),
+				 errhint("Give the row a key, or attach the table with a sale_key expression that is never NULL (its primary key, by default).")));
 	if (r->part_rel != NULL)
 	{
 		parts_add(r, slot);
@@ -1112,6 +1120,7 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 	Relation	rel = NULL;
 
 	arrays_init(&r, 7, ct_elem_types, false);
+	r.key_of = e->id;
 	if (nrows >= sales_api_stage_min_rows && (rel = stage_open(BK_CT_STAGE_ARRAYS)) != NULL)
 	{
 		/* rows of arrays, a part at a time */
