@@ -111,12 +111,51 @@ describe_detail_list(StringInfo buf, json_object *detail)
 		appendStringInfo(buf, "; and %zu more", n - 10);
 }
 
+static char *vendor_error_text(const HttpRequest *req);
+
 /*
  * The vendor's error, in one line, from whichever of the documented error
- * bodies it sent; a non-JSON body is described, not dumped.
+ * bodies it sent; a non-JSON body is described, not dumped.  A vendor or a
+ * gateway in front of it may quote the credential it refused ("invalid key
+ * ..."): the request's API key or token is cut out of the text, which goes
+ * to error messages, the server log and the outbox's last_error.
  */
 char *
 vendor_error_message(const HttpRequest *req)
+{
+	char	   *msg = vendor_error_text(req);
+	const char *secret;
+	const char *hit;
+	StringInfoData out;
+
+	if (req->auth_header == NULL || (secret = strchr(req->auth_header, ':')) == NULL)
+		return msg;
+	secret++;
+	while (*secret == ' ')
+		secret++;
+	if (pg_strncasecmp(secret, "Bearer ", 7) == 0 || pg_strncasecmp(secret, "Basic ", 6) == 0)
+		secret = strchr(secret, ' ') + 1;
+	/* a credential this short would also match ordinary words: there is none such */
+	if (strlen(secret) < 6 || strstr(msg, secret) == NULL)
+		return msg;
+	initStringInfo(&out);
+	for (const char *p = msg; (hit = strstr(p, secret)) != NULL; p = hit + strlen(secret))
+	{
+		appendBinaryStringInfo(&out, p, hit - p);
+		appendStringInfoString(&out, "[credential removed]");
+		if (strstr(hit + strlen(secret), secret) == NULL)
+		{
+			appendStringInfoString(&out, hit + strlen(secret));
+			break;
+		}
+	}
+	explicit_bzero(msg, strlen(msg));
+	pfree(msg);
+	return out.data;
+}
+
+static char *
+vendor_error_text(const HttpRequest *req)
 {
 	StringInfoData buf;
 	json_object *root = NULL;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A vendor (or a gateway in front of it) that quotes the credential it
+# refused: "invalid API key ct-key-123".  The key must reach neither the SQL
+# error, nor the server log, nor the outbox's last_error (which outbox_status
+# shows and pg_dump keeps).  99_no_secrets scans the log afterwards too.
+. "$(dirname "$0")/../lib/scenario.sh"
+. "$(dirname "$0")/../faults/lib.sh"
+fs_setup
+q -c "SELECT sales_api.detach('pos_sales', 'mapal')" >/dev/null
+
+# the SQL path: a 401 whose body quotes the key
+mockctl fault status --path '/connecteam/sales/v1/locations' --method GET --status 401 \
+    --body '{"error":"unauthorized","details":{"error_message":"invalid API key ct-key-123","error_code":401}}' --count 1
+out=$(q -c "SELECT count(*) FROM sales_api.connecteam_locations('connecteam')" 2>&1) && fail "the 401 raised no error"
+echo "$out"
+echo "$out" | grep -q "ct-key-123" && fail "the SQL error quotes the API key"
+echo "$out" | grep -q "invalid API key \[credential removed\]" || fail "the vendor's message is not shown: $out"
+pass "the SQL error shows the vendor's message without the key"
+
+# the worker: a 403 for a post, whose body quotes the key
+mockctl fault status --path '/connecteam/sales/v1/transactions$' --method POST --status 403 \
+    --body '{"detail":"the key ct-key-123 may not write transactions"}' --count 1
+q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (1, '2026-11-25 10:00+00', 'SALE', 5.00, 0.50)"
+wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE http_status = 403)" 60 "the post answered 403"
+err=$(q -c "SELECT last_error FROM sales_api.outbox WHERE http_status = 403")
+echo "last_error: $err"
+echo "$err" | grep -q "ct-key-123" && fail "last_error quotes the API key"
+echo "$err" | grep -q "\[credential removed\]" || fail "last_error does not show the vendor's message: $err"
+wait_for "$(drained)" 60 "the sale, sent on the next attempt"
+grep -F "ct-key-123" "$SA_PGLOG" | grep -v -E "(CREATE|ALTER) USER MAPPING" && fail "the server log quotes the API key"
+pass "last_error and the server log show the vendor's message without the key"
