@@ -781,12 +781,33 @@ COMMENT ON FUNCTION sales_api.worker_served() IS
 'whether a worker serves this database (worker_stats().note says why not)';
 REVOKE ALL ON FUNCTION sales_api.worker_served() FROM PUBLIC;
 
+CREATE FUNCTION sales_api._server_oid(server name)
+RETURNS oid LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    srv oid;
+BEGIN
+    SELECT f.oid INTO srv FROM pg_foreign_server f JOIN pg_foreign_data_wrapper w ON w.oid = f.srvfdw
+     WHERE f.srvname = server AND w.fdwname = 'sales_api';
+    IF srv IS NULL THEN
+        RAISE EXCEPTION 'server "%" is not a sales_api server', server
+              USING ERRCODE = CASE WHEN EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = server)
+                                   THEN 'wrong_object_type' ELSE 'undefined_object' END,
+                    HINT = 'The sales_api servers: SELECT srvname FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw WHERE w.fdwname = ''sales_api''.';
+    END IF;
+    RETURN srv;
+END;
+$$;
+COMMENT ON FUNCTION sales_api._server_oid(name) IS 'the OID of a sales_api server, or an error naming what the name is';
+REVOKE ALL ON FUNCTION sales_api._server_oid(name) FROM PUBLIC;
+
 CREATE FUNCTION sales_api.pause(server name)
 RETURNS void LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     INSERT INTO sales_api.server_state (server_id, paused, paused_at)
-    SELECT oid, true, now() FROM pg_foreign_server WHERE srvname = server
+    VALUES (sales_api._server_oid(server), true, now())
     ON CONFLICT (server_id) DO UPDATE SET paused = true, paused_at = now();
 END;
 COMMENT ON FUNCTION sales_api.pause(name) IS 'stops the worker sending to a server; items wait in the outbox';
@@ -796,9 +817,10 @@ CREATE FUNCTION sales_api.resume(server name)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    srv oid := sales_api._server_oid(server);
 BEGIN
-    UPDATE sales_api.server_state SET paused = false, paused_at = NULL
-     WHERE server_id = (SELECT oid FROM pg_foreign_server WHERE srvname = server);
+    UPDATE sales_api.server_state SET paused = false, paused_at = NULL WHERE server_id = srv;
     PERFORM sales_api.wake_worker_on_commit();
 END;
 $$;
