@@ -278,6 +278,11 @@ SELECT c.server_name,
   LEFT JOIN sales_api.server_state s ON s.server_id = c.server_id
  GROUP BY c.server_name;
 
+-- a pause row keeps its server's name: a restore gives servers new OIDs, and
+-- the worker moves the row to the server of that name
+ALTER TABLE sales_api.server_state ADD COLUMN server_name name;
+UPDATE sales_api.server_state s SET server_name = f.srvname FROM pg_catalog.pg_foreign_server f WHERE f.oid = s.server_id;
+
 -- pause() and resume() of a name that is no sales_api server raise an error
 -- (until 0.8.0 they did nothing, and a typo looked like a paused server)
 CREATE FUNCTION sales_api._server_oid(server name)
@@ -299,15 +304,16 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION sales_api._server_oid(name) IS 'the OID of a sales_api server, or an error naming what the name is';
-REVOKE ALL ON FUNCTION sales_api._server_oid(name) FROM PUBLIC;
+-- EXECUTE stays with PUBLIC: pause() and resume() call it with their caller's
+-- rights, and it reads only pg_foreign_server, which every role may read
 
 CREATE OR REPLACE FUNCTION sales_api.pause(server name)
 RETURNS void LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    INSERT INTO sales_api.server_state (server_id, paused, paused_at)
-    VALUES (sales_api._server_oid(server), true, now())
-    ON CONFLICT (server_id) DO UPDATE SET paused = true, paused_at = now();
+    INSERT INTO sales_api.server_state (server_id, paused, paused_at, server_name)
+    VALUES (sales_api._server_oid(server), true, now(), server)
+    ON CONFLICT (server_id) DO UPDATE SET paused = true, paused_at = now(), server_name = server;
 END;
 
 CREATE OR REPLACE FUNCTION sales_api.resume(server name)

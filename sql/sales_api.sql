@@ -707,7 +707,10 @@ SELECT pg_catalog.pg_extension_config_dump('sales_api.connecteam_sent', '');
 CREATE TABLE sales_api.server_state (
     server_id oid PRIMARY KEY,
     paused    boolean NOT NULL DEFAULT false,
-    paused_at timestamptz
+    paused_at timestamptz,
+    -- the server's name when the row was written: a restore gives servers
+    -- new OIDs, and the worker moves the row to the server of this name
+    server_name name
 );
 REVOKE ALL ON sales_api.server_state FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('sales_api.server_state', '');
@@ -800,15 +803,16 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION sales_api._server_oid(name) IS 'the OID of a sales_api server, or an error naming what the name is';
-REVOKE ALL ON FUNCTION sales_api._server_oid(name) FROM PUBLIC;
+-- EXECUTE stays with PUBLIC: pause() and resume() call it with their caller's
+-- rights, and it reads only pg_foreign_server, which every role may read
 
 CREATE FUNCTION sales_api.pause(server name)
 RETURNS void LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    INSERT INTO sales_api.server_state (server_id, paused, paused_at)
-    VALUES (sales_api._server_oid(server), true, now())
-    ON CONFLICT (server_id) DO UPDATE SET paused = true, paused_at = now();
+    INSERT INTO sales_api.server_state (server_id, paused, paused_at, server_name)
+    VALUES (sales_api._server_oid(server), true, now(), server)
+    ON CONFLICT (server_id) DO UPDATE SET paused = true, paused_at = now(), server_name = server;
 END;
 COMMENT ON FUNCTION sales_api.pause(name) IS 'stops the worker sending to a server; items wait in the outbox';
 REVOKE ALL ON FUNCTION sales_api.pause(name) FROM PUBLIC;

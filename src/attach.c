@@ -285,11 +285,14 @@ check_statements(const CaptureDef *def)
  * DELETE of a sale they posted queues the delete of that transactionId,
  * which connecteam_sent keeps per capture.  So the new capture inherits
  * their sent ids (inherit_sent()), and it may begin only once they have
- * nothing left in the outbox: their queued posts would be remembered under
- * their own id after that, their markers recomputed with the old mapping,
- * and the two captures' versions of a sale sent in no set order.  Earlier
- * captures with another run_as role sent with other credentials, maybe to
- * another account: they are left as they are.
+ * no work left that would go out by itself (pending, failed or in flight,
+ * or staged): their posts would be remembered under their own id after
+ * that, and the two captures' versions of a sale sent in no set order.
+ * Dead and parked items wait for an operator, who should retry_dead() them
+ * before the attach.  Earlier captures with another run_as role sent with
+ * other credentials, maybe to another account: they are left as they are.
+ * Mapal captures inherit nothing: a slot's totals are recomputed from the
+ * table whoever marked it.
  */
 static void
 check_predecessors(Oid relid, ForeignServer *fs, Oid run_as)
@@ -300,9 +303,8 @@ check_predecessors(Oid relid, ForeignServer *fs, Oid run_as)
 
 	ext_exec("SELECT c.id,"
 			 " (SELECT count(*) FROM sales_api.outbox o WHERE o.capture_id = c.id"
-			 "   AND o.state NOT IN ('sent', 'superseded'))"
+			 "   AND o.state IN ('pending', 'failed', 'in_flight'))"
 			 " + (SELECT count(*) FROM sales_api.outbox_stage s WHERE s.capture_id = c.id)"
-			 " + (SELECT count(*) FROM sales_api.mapal_stage m WHERE m.capture_id = c.id)"
 			 " FROM sales_api.capture c"
 			 " WHERE c.relid = $1 AND c.server_id = $2 AND c.run_as = $3 AND c.detached_at IS NOT NULL"
 			 " ORDER BY 2 DESC, 1 LIMIT 1", 3, types, values, SPI_OK_SELECT);
@@ -316,11 +318,11 @@ check_predecessors(Oid relid, ForeignServer *fs, Oid run_as)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("%s was captured for server \"%s\" before, and that capture still has work queued",
 							qualified_name(relid), fs->servername),
-					 errdetail("Detached capture %d has " INT64_FORMAT " items or staged rows that are not sent yet (pending, failed, in flight, unknown or dead).",
+					 errdetail("Detached capture %d has " INT64_FORMAT " items or staged rows pending, failed or in flight.",
 							   prev, queued),
 					 errhint("A new capture must reach what the old one sent, so it starts after the old one's queue is empty: "
-							 "let the worker send it (sales_api.outbox_status), retry_dead() its dead or unknown items, "
-							 "or delete those from sales_api.outbox and resend their days with repair_connecteam() or repair_mapal() after the attach.")));
+							 "let the worker send it (sales_api.outbox_status), or delete those items from sales_api.outbox "
+							 "and resend their days with repair_connecteam() after the attach.")));
 	}
 }
 
@@ -471,7 +473,8 @@ sales_api_attach(PG_FUNCTION_ARGS)
 					 errmsg("%s is already attached to server \"%s\"", qualified_name(relid), server),
 					 errhint("Call sales_api.detach() first to change the mapping.")));
 	}
-	check_predecessors(relid, fs, run_as);
+	if (vendor == VENDOR_CONNECTEAM)
+		check_predecessors(relid, fs, run_as);
 	{
 		Oid			types[9] = {OIDOID, OIDOID, NAMEOID, TEXTOID, OIDOID, JSONBOID, TEXTOID,
 		INT4OID, TEXTOID};
@@ -500,8 +503,16 @@ sales_api_attach(PG_FUNCTION_ARGS)
 		if (ret != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "sales_api: could not record the capture");
 		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		ext_exec("INSERT INTO sales_api.server_state (server_id) VALUES ($2) ON CONFLICT DO NOTHING",
-				 2, types, values, SPI_OK_INSERT);
+		/* the server's name with it (0.8.0), for the worker after a restore */
+		ext_exec("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'sales_api.server_state'::pg_catalog.regclass"
+				 " AND attname = 'server_name' AND NOT attisdropped", 0, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ext_exec("INSERT INTO sales_api.server_state (server_id, server_name) VALUES ($2, $3)"
+					 " ON CONFLICT (server_id) DO UPDATE SET server_name = excluded.server_name",
+					 3, types, values, SPI_OK_INSERT);
+		else
+			ext_exec("INSERT INTO sales_api.server_state (server_id) VALUES ($2) ON CONFLICT DO NOTHING",
+					 2, types, values, SPI_OK_INSERT);
 	}
 
 	def = mapping_load(id, false);

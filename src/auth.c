@@ -424,6 +424,10 @@ auth_fetch_step(AuthFetch *f)
 		return fetch_follow(f);
 	if (!req->completed)
 		return false;
+	/* read before the request's credentials are wiped: it cuts them out of the answer */
+	if (req->done && (req->status < 200 || req->status >= 300))
+		f->r.message = psprintf("token endpoint answered HTTP %ld: %s", req->status,
+								vendor_token_error_message(req));
 	token_request_free(req);
 	f->r.http_status = req->status;
 	f->r.latency_ms += req->elapsed_ms;
@@ -437,8 +441,6 @@ auth_fetch_step(AuthFetch *f)
 	/* any 2xx carries the token (some endpoints answer 201) */
 	if (req->status < 200 || req->status >= 300)
 	{
-		f->r.message = psprintf("token endpoint answered HTTP %ld: %s", req->status,
-								vendor_token_error_message(req));
 		token_response_wipe(req);
 		/* a refresh token refused: forget it, use the password grant */
 		retry_password = f->refreshing && (req->status == 400 || req->status == 401);

@@ -98,12 +98,41 @@ static OutboxStmt installed_stmt = {
 	.nargs = 0
 };
 
-/* the captures, and whether the server OID each keeps still names its server */
+/*
+ * The sales_api servers, for the captures' binding below: a capture keeps
+ * its server's OID and name, and the two agree unless the server was
+ * renamed, or the database restored (new OIDs).
+ */
+#define SA_SERVERS \
+	"(SELECT f.oid, f.srvname FROM pg_catalog.pg_foreign_server f" \
+	"   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = f.srvfdw AND w.fdwname = 'sales_api')"
+
+/*
+ * The captures; how each is bound to its server (ok; renamed: its OID's
+ * server has another name, none has its own; moved: its OID names no server,
+ * one has its name; ambiguous: its OID names one server, its name another,
+ * or moving it would make two live captures of a table and server; gone);
+ * the other tables captured for its server; and whether a pause row names a
+ * server that its OID does not (bind_pauses()).
+ */
 static OutboxStmt captures_stmt = {
 	.sql = "SELECT c.id, c.server_id, c.run_as, c.vendor,"
-	" EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server f WHERE f.oid = c.server_id AND f.srvname = c.server_name),"
+	" CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id AND f.srvname = c.server_name) THEN 'ok'"
+	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id)"
+	"      THEN CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name) THEN 'ambiguous'"
+	"                ELSE 'renamed' END"
+	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name)"
+	"      THEN CASE WHEN c.detached_at IS NULL AND EXISTS (SELECT 1 FROM sales_api.capture o, " SA_SERVERS " f"
+	"                 WHERE f.srvname = c.server_name AND o.server_id = f.oid AND o.relid = c.relid"
+	"                   AND o.detached_at IS NULL AND o.id <> c.id) THEN 'ambiguous' ELSE 'moved' END"
+	"      ELSE 'gone' END,"
 	" (SELECT string_agg(DISTINCT o.relid::text, ', ') FROM sales_api.capture o"
-	"   WHERE o.server_id = c.server_id AND o.relid <> c.relid)"
+	"   WHERE o.server_id = c.server_id AND o.relid <> c.relid),"
+	" (SELECT f.srvname FROM " SA_SERVERS " f WHERE f.oid = c.server_id), c.server_name,"
+	" EXISTS (SELECT 1 FROM sales_api.server_state s WHERE s.server_name IS NOT NULL"
+	"   AND (EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = s.server_name AND f.oid <> s.server_id)"
+	"        OR (EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = s.server_id AND f.srvname <> s.server_name)"
+	"            AND NOT EXISTS (SELECT 1 FROM " SA_SERVERS " g WHERE g.srvname = s.server_name))))"
 	" FROM sales_api.capture c",
 	.nargs = 0
 };
@@ -476,6 +505,12 @@ capture_resolve(OutboxCapture *cap, MemoryContext cxt)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
+	if (cap->bind_error != NULL)
+	{
+		cap->srv = NULL;
+		cap->srv_error = cap->bind_error;
+		return;
+	}
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
@@ -503,45 +538,40 @@ capture_resolve(OutboxCapture *cap, MemoryContext cxt)
 
 /*
  * A capture keeps its server's OID and name.  pg_dump restores a database
- * with new OIDs for its servers (so does pg_upgrade) while the capture
- * rows keep the old ones: such a capture would find no server, or another
- * one.  Its server is then the one of its name, and the pause of the old
- * OID moves to the new one.  A server renamed in place keeps its OID: the
- * capture takes the new name.  Returns whether a capture changed.
+ * with new OIDs for its servers (so does pg_upgrade) while the capture rows
+ * keep the old ones: such a capture ("moved") now names its server by its
+ * name.  A server renamed in place keeps its OID: the capture takes the new
+ * name ("renamed").  When the OID names one server and the name another,
+ * nothing is guessed: the capture is not served until an operator sets its
+ * server_id and server_name (outbox_claim: bind_error).
  */
-static bool
-rebind_servers(void)
+static void
+bind_captures(void)
 {
 	int			ret;
-	uint64		n;
-	Datum	   *olds,
-			   *news;
-	int			nmoved = 0;
-	Oid			argtypes[2] = {OIDARRAYOID, OIDARRAYOID};
-	Datum		args[2];
 
 	mapping_push_catalog_path();
-	ret = SPI_execute("WITH srv AS (SELECT f.oid, f.srvname FROM pg_catalog.pg_foreign_server f"
-					  "   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = f.srvfdw AND w.fdwname = 'sales_api'),"
-					  " cur AS (SELECT c.id, c.server_id AS old_oid,"
-					  "   (SELECT srv.oid FROM srv WHERE srv.srvname = c.server_name) AS by_name,"
-					  "   (SELECT srv.srvname FROM srv WHERE srv.oid = c.server_id) AS oid_name"
-					  "   FROM sales_api.capture c"
-					  "  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server f"
-					  "                     WHERE f.oid = c.server_id AND f.srvname = c.server_name))"
-					  " UPDATE sales_api.capture c SET server_id = coalesce(cur.by_name, c.server_id),"
-					  "   server_name = CASE WHEN cur.by_name IS NULL THEN cur.oid_name ELSE c.server_name END"
-					  "  FROM cur WHERE c.id = cur.id AND (cur.by_name IS NOT NULL OR cur.oid_name IS NOT NULL)"
-					  " RETURNING c.id, cur.old_oid, c.server_id, c.server_name", false, 0);
+	ret = SPI_execute("WITH cur AS (SELECT c.id, c.server_id AS old_oid, c.server_name AS old_name,"
+					  "   (SELECT f.oid FROM " SA_SERVERS " f WHERE f.srvname = c.server_name) AS by_name,"
+					  "   (SELECT f.srvname FROM " SA_SERVERS " f WHERE f.oid = c.server_id) AS oid_name"
+					  "   FROM sales_api.capture c)"
+					  " UPDATE sales_api.capture c"
+					  "    SET server_id = CASE WHEN cur.oid_name IS NULL THEN cur.by_name ELSE c.server_id END,"
+					  "        server_name = coalesce(cur.oid_name, c.server_name)"
+					  "   FROM cur"
+					  "  WHERE c.id = cur.id"
+					  /* moved: its OID names no server, one has its name, and no live twin */
+					  "    AND ((cur.oid_name IS NULL AND cur.by_name IS NOT NULL"
+					  "          AND NOT (c.detached_at IS NULL AND EXISTS (SELECT 1 FROM sales_api.capture o"
+					  "                    WHERE o.server_id = cur.by_name AND o.relid = c.relid"
+					  "                      AND o.detached_at IS NULL AND o.id <> c.id)))"
+					  /* renamed: its OID's server has another name, and none has its own */
+					  "      OR (cur.oid_name IS NOT NULL AND cur.oid_name <> c.server_name AND cur.by_name IS NULL))"
+					  " RETURNING c.id, cur.old_oid, c.server_id, cur.old_name, c.server_name", false, 0);
 	PopOverrideSearchPath();
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "sales_api: could not bind the captures to their servers: %s", SPI_result_code_string(ret));
-	n = SPI_processed;
-	if (n == 0)
-		return false;
-	olds = palloc(sizeof(Datum) * n);
-	news = palloc(sizeof(Datum) * n);
-	for (uint64 i = 0; i < n; i++)
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	td = SPI_tuptable->tupdesc;
@@ -549,82 +579,98 @@ rebind_servers(void)
 		int			id = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
 		Oid			old = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
 		Oid			new = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
-		char	   *name = SPI_getvalue(tup, td, 4);
 
 		if (old != new)
-		{
 			ereport(LOG,
-					(errmsg("sales_api: capture %d now uses server \"%s\" by its OID %u, not %u", id, name, new, old),
-					 errdetail("The server the capture names has a new OID, as after a restore from pg_dump or pg_upgrade.")));
-			olds[nmoved] = ObjectIdGetDatum(old);
-			news[nmoved] = ObjectIdGetDatum(new);
-			nmoved++;
-		}
+					(errmsg("sales_api: capture %d now uses server \"%s\" by its OID %u, not %u",
+							id, SPI_getvalue(tup, td, 5), new, old),
+					 errdetail("The server's OID changed, as after a restore from pg_dump or pg_upgrade.")));
 		else
 			ereport(LOG,
-					(errmsg("sales_api: capture %d's server %u is now named \"%s\"", id, new, name)));
+					(errmsg("sales_api: capture %d's server \"%s\" is now named \"%s\"",
+							id, SPI_getvalue(tup, td, 4), SPI_getvalue(tup, td, 5))));
 	}
-	if (nmoved > 0)
+}
+
+/*
+ * A pause row keeps its server's name too: after a restore it moves to the
+ * server of its name (a pause in either row wins), after a rename it takes
+ * the new name.  Rows whose server is gone are left.  The rows are read and
+ * deleted before any is written, so that one OID may be old and new.
+ */
+static void
+bind_pauses(void)
+{
+	int			ret;
+	uint64		n;
+	SPITupleTable *tt;
+
+	mapping_push_catalog_path();
+	ret = SPI_execute("WITH moved AS (DELETE FROM sales_api.server_state s USING " SA_SERVERS " f"
+					  "   WHERE f.srvname = s.server_name AND f.oid <> s.server_id"
+					  "   RETURNING f.oid, s.paused, s.paused_at, s.server_name)"
+					  " SELECT oid, bool_or(paused), max(paused_at), min(server_name) FROM moved GROUP BY oid",
+					  false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "sales_api: could not move the pauses of servers with new OIDs: %s", SPI_result_code_string(ret));
+	n = SPI_processed;
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
 	{
-		/* the old OIDs' pause, read and deleted before any is written, so that one OID may be old and new */
-		args[0] = PointerGetDatum(construct_array(olds, nmoved, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-		args[1] = PointerGetDatum(construct_array(news, nmoved, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-		mapping_push_catalog_path();
-		ret = SPI_execute_with_args("WITH m AS (SELECT DISTINCT o, n FROM unnest($1, $2) AS m(o, n)),"
-									" moved AS (DELETE FROM sales_api.server_state s USING m WHERE s.server_id = m.o"
-									"   RETURNING m.n, s.paused, s.paused_at)"
-									" SELECT n, bool_or(paused), max(paused_at) FROM moved GROUP BY n",
-									2, argtypes, args, NULL, false, 0);
-		if (ret == SPI_OK_SELECT && SPI_processed > 0)
+		Oid			types[4] = {OIDOID, BOOLOID, TIMESTAMPTZOID, NAMEOID};
+		Datum		values[4];
+		char		nulls[4] = {' ', ' ', ' ', ' '};
+		bool		isnull;
+
+		for (int j = 0; j < 4; j++)
 		{
-			uint64		k = SPI_processed;
-			SPITupleTable *tt = SPI_tuptable;
-
-			for (uint64 i = 0; i < k; i++)
-			{
-				Oid			t3[3] = {OIDOID, BOOLOID, TIMESTAMPTZOID};
-				Datum		v3[3];
-				char		n3[3] = {' ', ' ', ' '};
-				bool		isnull;
-
-				for (int j = 0; j < 3; j++)
-				{
-					v3[j] = SPI_getbinval(tt->vals[i], tt->tupdesc, j + 1, &isnull);
-					if (isnull)
-						n3[j] = 'n';
-				}
-				ret = SPI_execute_with_args("INSERT INTO sales_api.server_state (server_id, paused, paused_at)"
-											" VALUES ($1, $2, $3) ON CONFLICT (server_id)"
-											" DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at",
-											3, t3, v3, n3, false, 0);
-				if (ret != SPI_OK_INSERT)
-					break;
-			}
+			values[j] = SPI_getbinval(tt->vals[i], tt->tupdesc, j + 1, &isnull);
+			if (isnull)
+				nulls[j] = 'n';
 		}
-		PopOverrideSearchPath();
-		if (ret < 0)
-			elog(ERROR, "sales_api: could not move the servers' pause to their new OIDs: %s",
-				 SPI_result_code_string(ret));
+		ret = SPI_execute_with_args("INSERT INTO sales_api.server_state AS s (server_id, paused, paused_at, server_name)"
+									" VALUES ($1, $2, $3, $4) ON CONFLICT (server_id) DO UPDATE"
+									" SET paused = s.paused OR excluded.paused,"
+									"     paused_at = CASE WHEN s.paused THEN s.paused_at ELSE excluded.paused_at END,"
+									"     server_name = excluded.server_name",
+									4, types, values, nulls, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "sales_api: could not move a server's pause: %s", SPI_result_code_string(ret));
 	}
-	return true;
+	ret = SPI_execute("UPDATE sales_api.server_state s SET server_name = f.srvname FROM " SA_SERVERS " f"
+					  " WHERE f.oid = s.server_id AND s.server_name IS NOT NULL AND f.srvname <> s.server_name"
+					  "   AND NOT EXISTS (SELECT 1 FROM " SA_SERVERS " g WHERE g.srvname = s.server_name)",
+					  false, 0);
+	PopOverrideSearchPath();
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "sales_api: could not rename a server's pause: %s", SPI_result_code_string(ret));
 }
 
 static void
 load_captures(OutboxCycle *c)
 {
+	bool		rebind = false;
+	bool		pauses = false;
+
 	if (outbox_execute(&captures_stmt, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read sales_api.capture");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
+		char	   *state = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5);
 		bool		isnull;
 
-		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull)))
-		{
-			if (rebind_servers() &&
-				outbox_execute(&captures_stmt, NULL, NULL, true, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not read sales_api.capture");
-			break;
-		}
+		rebind |= strcmp(state, "renamed") == 0 || strcmp(state, "moved") == 0;
+		pauses |= DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &isnull));
+	}
+	if (rebind || pauses)
+	{
+		if (rebind)
+			bind_captures();
+		if (pauses)
+			bind_pauses();
+		/* read again, not read-only: a new snapshot, which sees what was just written */
+		if (outbox_execute(&captures_stmt, NULL, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read sales_api.capture");
 	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -640,6 +686,13 @@ load_captures(OutboxCycle *c)
 		cap->shares_server = SPI_getvalue(tup, td, 6);
 		if (cap->shares_server)
 			cap->shares_server = MemoryContextStrdup(c->cxt, cap->shares_server);
+		if (strcmp(SPI_getvalue(tup, td, 5), "ambiguous") == 0)
+			cap->bind_error = MemoryContextStrdup(c->cxt,
+												  psprintf("capture %d names server \"%s\", but its server_id %u names server \"%s\" (or another live capture of its table uses \"%s\"): "
+														   "it is not served until sales_api.capture's server_id and server_name name the same server",
+														   cap->id, SPI_getvalue(tup, td, 8), cap->server_id,
+														   SPI_getvalue(tup, td, 7) ? SPI_getvalue(tup, td, 7) : "(none)",
+														   SPI_getvalue(tup, td, 8)));
 		c->mapal |= cap->vendor == VENDOR_MAPAL;
 		c->captures = outbox_append(c->cxt, c->captures, cap);
 	}

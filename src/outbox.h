@@ -58,6 +58,8 @@ typedef struct OutboxCapture
 	bool		locked;			/* this worker holds its lane's lock */
 	bool		probe;			/* its circuit admitted a probe: a few items */
 	bool		extra;			/* claimed for a second job: plain posts only */
+	char	   *bind_error;		/* its OID and name name two servers: not
+								 * served (load_captures()) */
 	char	   *shares_server;	/* the other tables captured for its server,
 								 * whose sales a window replacement would
 								 * delete at the vendor; NULL: none */

@@ -224,14 +224,15 @@ outbox_outcome_from_request(OutboxOutcome *o, const HttpRequest *req, bool non_i
 	o->error = psprintf("HTTP %ld: %s", req->status, vendor_error_message(req));
 
 	/*
-	 * A post answered 500, 502, 503 or 504 may have been stored before the
-	 * error (a gateway's timeout, a failure after the write): sent again, the
-	 * sales could be stored twice.  Its outcome is unknown, as it is for
-	 * sales_api.connecteam_push_transactions() (connecteam.c) and for the
-	 * rate-limit engine's resends (ratelimit.c); the ambiguous policy
-	 * decides.
+	 * A post answered 500, 502 or 504 may have been stored before the error
+	 * (a failure after the write, a gateway that gave up waiting for the
+	 * vendor): sent again, the sales could be stored twice.  Its outcome is
+	 * unknown, as for sales_api.connecteam_push_transactions() (connecteam.c);
+	 * the ambiguous policy decides.  A 503 says the vendor could not take the
+	 * request (overload, maintenance; RFC 9110 15.6.4): it is sent again
+	 * after the backoff or its Retry-After, as a 429 is.
 	 */
-	if (non_idempotent && req->status >= 500 && http_status_retryable(req->status))
+	if (non_idempotent && (req->status == 500 || req->status == 502 || req->status == 504))
 	{
 		outbox_outcome_maybe_stored(o);
 		return;

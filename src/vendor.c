@@ -12,6 +12,7 @@
 
 #include "sa_json.h"
 
+#include "common/base64.h"
 #include "mb/pg_wchar.h"
 
 #include "json_util.h"
@@ -113,45 +114,225 @@ describe_detail_list(StringInfo buf, json_object *detail)
 
 static char *vendor_error_text(const HttpRequest *req);
 
+/* ------------------------------------------------------------------------
+ * Credentials out of vendor text
+ * ------------------------------------------------------------------------
+ */
+#define CREDENTIAL_REMOVED "[credential removed]"
+
+/* a credential this short would also match ordinary words: there is none such */
+#define CREDENTIAL_MIN_LEN 6
+
+static List *
+add_secret(List *secrets, const char *value, size_t len)
+{
+	char	   *v;
+	StringInfoData esc;
+
+	if (len < CREDENTIAL_MIN_LEN)
+		return secrets;
+	v = pnstrdup(value, len);
+	secrets = lappend(secrets, v);
+	/* as a JSON text may write it: json-c writes '/' as "\/" */
+	if (strchr(v, '/') != NULL)
+	{
+		initStringInfo(&esc);
+		for (const char *p = v; *p; p++)
+		{
+			if (*p == '/')
+				appendStringInfoChar(&esc, '\\');
+			appendStringInfoChar(&esc, *p);
+		}
+		secrets = lappend(secrets, esc.data);
+	}
+	return secrets;
+}
+
+/* %XX and '+' of a form value */
+static char *
+form_decode(const char *s, size_t len)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	for (size_t i = 0; i < len; i++)
+	{
+		if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char) s[i + 1]) &&
+			isxdigit((unsigned char) s[i + 2]))
+		{
+			char		hex[3] = {s[i + 1], s[i + 2], '\0'};
+
+			appendStringInfoChar(&out, (char) strtol(hex, NULL, 16));
+			i += 2;
+		}
+		else
+			appendStringInfoChar(&out, s[i] == '+' ? ' ' : s[i]);
+	}
+	return out.data;
+}
+
+static bool
+sent_form(const HttpRequest *req)
+{
+	ListCell   *lc;
+
+	foreach(lc, req->headers)
+	{
+		if (pg_strcasecmp((char *) lfirst(lc), "Content-Type: application/x-www-form-urlencoded") == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The credentials a request carried: the API key or bearer token of its
+ * header, the secret of HTTP Basic (client_id:client_secret), and the
+ * password, client secret and refresh token of a token request's form.
+ */
+static List *
+request_secrets(const HttpRequest *req)
+{
+	List	   *secrets = NIL;
+	const char *v;
+
+	if (req->auth_header != NULL && (v = strchr(req->auth_header, ':')) != NULL)
+	{
+		v++;
+		while (*v == ' ')
+			v++;
+		if (pg_strncasecmp(v, "Bearer ", 7) == 0)
+			v += 7;
+		else if (pg_strncasecmp(v, "Basic ", 6) == 0)
+		{
+			int			n = strlen(v + 6);
+			char	   *dec = palloc(pg_b64_dec_len(n) + 1);
+			int			dlen = pg_b64_decode(v + 6, n, dec, pg_b64_dec_len(n));
+			char	   *colon;
+
+			if (dlen > 0)
+			{
+				dec[dlen] = '\0';
+				if ((colon = strchr(dec, ':')) != NULL)
+					secrets = add_secret(secrets, colon + 1, strlen(colon + 1));
+			}
+			v += 6;
+		}
+		secrets = add_secret(secrets, v, strlen(v));
+	}
+	if (req->body != NULL && sent_form(req))
+	{
+		const char *p = req->body;
+
+		while (*p)
+		{
+			const char *amp = strchr(p, '&');
+			const char *eq = strchr(p, '=');
+			size_t		len = amp ? (size_t) (amp - p) : strlen(p);
+
+			if (eq != NULL && eq < p + len &&
+				((eq - p == 8 && strncmp(p, "password", 8) == 0) ||
+				 (eq - p == 13 && strncmp(p, "client_secret", 13) == 0) ||
+				 (eq - p == 13 && strncmp(p, "refresh_token", 13) == 0)))
+			{
+				char	   *val = form_decode(eq + 1, p + len - (eq + 1));
+
+				secrets = add_secret(secrets, val, strlen(val));
+			}
+			p += len;
+			if (*p == '&')
+				p++;
+		}
+	}
+	return secrets;
+}
+
+/* text with every secret replaced; NULL when it holds none */
+static char *
+scrub(const char *text, size_t len, List *secrets)
+{
+	StringInfoData out;
+	bool		hit = false;
+	size_t		i = 0;
+
+	initStringInfo(&out);
+	while (i < len)
+	{
+		ListCell   *lc;
+		bool		matched = false;
+
+		foreach(lc, secrets)
+		{
+			const char *sec = lfirst(lc);
+			size_t		sl = strlen(sec);
+
+			if (sl <= len - i && memcmp(text + i, sec, sl) == 0)
+			{
+				appendStringInfoString(&out, CREDENTIAL_REMOVED);
+				i += sl;
+				matched = hit = true;
+				break;
+			}
+		}
+		if (!matched)
+			appendStringInfoChar(&out, text[i++]);
+	}
+	if (hit)
+		return out.data;
+	pfree(out.data);
+	return NULL;
+}
+
+static void
+secrets_free(List *secrets)
+{
+	ListCell   *lc;
+
+	foreach(lc, secrets)
+	{
+		char	   *sec = lfirst(lc);
+
+		explicit_bzero(sec, strlen(sec));
+	}
+	list_free_deep(secrets);
+}
+
 /*
  * The vendor's error, in one line, from whichever of the documented error
  * bodies it sent; a non-JSON body is described, not dumped.  A vendor or a
  * gateway in front of it may quote the credential it refused ("invalid key
- * ..."): the request's API key or token is cut out of the text, which goes
- * to error messages, the server log and the outbox's last_error.
+ * ..."): the request's credentials are cut out of the body before it is
+ * read (so that no cut at a length leaves a part of one) and out of the
+ * text, which goes to error messages, the server log and the outbox's
+ * last_error.
  */
 char *
 vendor_error_message(const HttpRequest *req)
 {
-	char	   *msg = vendor_error_text(req);
-	const char *secret;
-	const char *hit;
-	StringInfoData out;
+	List	   *secrets = request_secrets(req);
+	HttpRequest scrubbed;
+	char	   *body = NULL;
+	char	   *msg;
+	char	   *clean;
 
-	if (req->auth_header == NULL || (secret = strchr(req->auth_header, ':')) == NULL)
-		return msg;
-	secret++;
-	while (*secret == ' ')
-		secret++;
-	if (pg_strncasecmp(secret, "Bearer ", 7) == 0 || pg_strncasecmp(secret, "Basic ", 6) == 0)
-		secret = strchr(secret, ' ') + 1;
-	/* a credential this short would also match ordinary words: there is none such */
-	if (strlen(secret) < 6 || strstr(msg, secret) == NULL)
-		return msg;
-	initStringInfo(&out);
-	for (const char *p = msg; (hit = strstr(p, secret)) != NULL; p = hit + strlen(secret))
+	if (secrets == NIL)
+		return vendor_error_text(req);
+	scrubbed = *req;
+	if (req->resp != NULL && (body = scrub(req->resp, req->resp_len, secrets)) != NULL)
 	{
-		appendBinaryStringInfo(&out, p, hit - p);
-		appendStringInfoString(&out, "[credential removed]");
-		if (strstr(hit + strlen(secret), secret) == NULL)
-		{
-			appendStringInfoString(&out, hit + strlen(secret));
-			break;
-		}
+		scrubbed.resp = body;
+		scrubbed.resp_len = strlen(body);
 	}
-	explicit_bzero(msg, strlen(msg));
-	pfree(msg);
-	return out.data;
+	msg = vendor_error_text(&scrubbed);
+	if ((clean = scrub(msg, strlen(msg), secrets)) != NULL)
+	{
+		explicit_bzero(msg, strlen(msg));
+		pfree(msg);
+		msg = clean;
+	}
+	if (body != NULL)
+		pfree(body);
+	secrets_free(secrets);
+	return msg;
 }
 
 static char *
@@ -310,6 +491,19 @@ vendor_token_error_message(const HttpRequest *req)
 		appendStringInfo(&buf, "(HTML page of %zu bytes, not JSON)", req->resp_len);
 	else
 		appendStringInfo(&buf, "(no OAuth error in the body of %zu bytes)", req->resp_len);
+	{
+		/* an error_description that quotes the secret it refused */
+		List	   *secrets = request_secrets(req);
+		char	   *clean = secrets ? scrub(buf.data, buf.len, secrets) : NULL;
+
+		secrets_free(secrets);
+		if (clean != NULL)
+		{
+			explicit_bzero(buf.data, buf.len);
+			pfree(buf.data);
+			return clean;
+		}
+	}
 	return buf.data;
 }
 

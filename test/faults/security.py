@@ -161,6 +161,8 @@ def main():
                "sales_api._local_connecteam_totals(name,date,date,bigint[],text)",
                "sales_api._local_mapal_sales(name,timestamp without time zone,timestamp without time zone)",
                "sales_api._mapal_slot_totals(integer,bigint,date)",
+               # a server's OID from pg_foreign_server, which every role may read
+               "sales_api._server_oid(name)",
                # reads sales_api's tables with the caller's own rights
                "sales_api._reconcile_connecteam(name,date,date,bigint[],text,bigint[],date[],numeric[],numeric[])"}
     check("PUBLIC may execute only the pure helpers and the table readers that check SELECT",

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Posts whose outcome the answer does not settle.  (1) Connecteam stores a
-# post, then answers 500, 502 or 504 (a gateway's timeout, a failure after
-# the write): the transactions API has no idempotency key, and a plain resend
-# would store those sales twice.  (2) A 200 whose body lists no transaction
+# post, then answers 500, 502 or 504 (a failure after the write, a gateway's
+# timeout): the transactions API has no idempotency key, and a plain resend
+# would store those sales twice.  (A 503 says the vendor could not take the
+# request: it is sent again, as a 429 is.)  (2) A 200 whose body lists no transaction
 # ids: the sales may be stored, under ids nobody knows (an update or delete
 # could never reach them), or, as here, not at all.  The worker treats both
 # as an unknown outcome, as connecteam_push_transactions() does: the default
@@ -44,17 +45,16 @@ expect_eq "$(mockctl log --fields fault | grep -c wrong_shape)" 1 "one post was 
 expect_eq "$(mockctl ct-transactions | grep -c '99.50')" 1 "Connecteam holds the updated sale"
 python3 "$(dirname "$0")/../lib/compare.py" 200-without-ids --no-mapal
 
-# 3. park: the post answered 503 after it was stored waits for an operator,
+# 3. park: the post answered 502 after it was stored waits for an operator,
 # marked unknown, and is not posted again
 q -c "ALTER SYSTEM SET sales_api.ambiguous_policy = 'park'" >/dev/null
 fs_set ambiguous_settle_time 1s
-mockctl fault status_after --path '/connecteam/sales/v1/transactions$' --method POST --status 503 --count 1 \
-    --header 'Retry-After: 1'
+mockctl fault status_after --path '/connecteam/sales/v1/transactions$' --method POST --status 502 --count 1
 q -c "INSERT INTO pos_sales (store, sold_at, kind, net, tax) VALUES (2, '2026-11-21 12:00:00+00', 'SALE', 77.77, 7.00)"
 wait_for "SELECT EXISTS (SELECT 1 FROM sales_api.outbox WHERE kind = 'ct_post' AND state = 'unknown' AND ambiguous)" 60 \
-    "the post answered 503 after it was stored to be parked"
+    "the post answered 502 after it was stored to be parked"
 worker_cycles 3
 qs -c "SELECT kind, state, ambiguous, http_status, left(last_error, 90) AS last_error FROM sales_api.outbox
         WHERE state <> 'sent' ORDER BY id"
 expect_eq "$(mockctl ct-transactions | grep -c '77.77')" 1 "Connecteam holds the parked sale once"
-expect_eq "$(q -c "SELECT http_status FROM sales_api.outbox WHERE state = 'unknown'")" 503 "the parked item keeps the 503"
+expect_eq "$(q -c "SELECT http_status FROM sales_api.outbox WHERE state = 'unknown'")" 502 "the parked item keeps the 502"

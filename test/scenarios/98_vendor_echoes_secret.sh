@@ -17,6 +17,25 @@ echo "$out" | grep -q "ct-key-123" && fail "the SQL error quotes the API key"
 echo "$out" | grep -q "invalid API key \[credential removed\]" || fail "the vendor's message is not shown: $out"
 pass "the SQL error shows the vendor's message without the key"
 
+# a body that is not JSON, cut at a length: the key is taken out before the cut,
+# so no part of it is left at the end
+pad=$(printf 'x%.0s' $(seq 1 195))
+mockctl fault status --path '/connecteam/sales/v1/locations' --method GET --status 403 \
+    --content-type text/plain --body "${pad}ct-key-123 is not allowed" --count 1
+out=$(q -c "SELECT count(*) FROM sales_api.connecteam_locations('connecteam')" 2>&1) && fail "the 403 raised no error"
+echo "$out" | grep -q "ct-key" && fail "a cut message keeps a part of the API key: $out"
+pass "a cut message keeps no part of the key"
+
+# a token endpoint whose error_description quotes the password and the client secret
+mockctl fault status --path '/connect/token' --status 400 \
+    --body '{"error":"invalid_grant","error_description":"user pos-user: pos-pass is wrong for client mapal-secret"}' --count 1
+msg=$(q -c "SELECT message FROM sales_api.check_server('mapal')")
+echo "check_server: $msg"
+echo "$msg" | grep -q -e "pos-pass" -e "mapal-secret" && fail "the token error quotes a secret"
+echo "$msg" | grep -q "\[credential removed\] is wrong for client \[credential removed\]" \
+    || fail "the token endpoint's message is not shown: $msg"
+pass "the token endpoint's message is shown without the secrets"
+
 # the worker: a 403 for a post, whose body quotes the key
 mockctl fault status --path '/connecteam/sales/v1/transactions$' --method POST --status 403 \
     --body '{"detail":"the key ct-key-123 may not write transactions"}' --count 1
