@@ -93,10 +93,15 @@ static bool jobs_failed = false;
 
 /* the outbox as this library knows it (0.8.0: outbox_lease_items exists) */
 static OutboxStmt installed_stmt = {
-	.sql = "SELECT 1 FROM pg_extension WHERE extname = 'sales_api'"
+	.sql = "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('sales_api.server_state')"
+	"                AND attname = 'server_name' AND NOT attisdropped)"
+	" FROM pg_extension WHERE extname = 'sales_api'"
 	" AND to_regclass('sales_api.outbox_lease_items') IS NOT NULL",
 	.nargs = 0
 };
+
+/* server_state keeps its servers' names (installed_stmt) */
+static bool state_names = true;
 
 /*
  * The sales_api servers, for the captures' binding below: a capture keeps
@@ -133,6 +138,30 @@ static OutboxStmt captures_stmt = {
 	"   AND (EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = s.server_name AND f.oid <> s.server_id)"
 	"        OR (EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = s.server_id AND f.srvname <> s.server_name)"
 	"            AND NOT EXISTS (SELECT 1 FROM " SA_SERVERS " g WHERE g.srvname = s.server_name))))"
+	" FROM sales_api.capture c",
+	.nargs = 0
+};
+
+/*
+ * The same for a schema of an earlier build of 0.8.0, whose server_state
+ * has no server_name (an extension keeps its version across builds of it):
+ * its pauses are not moved after a restore
+ */
+static OutboxStmt captures_nonames_stmt = {
+	.sql = "SELECT c.id, c.server_id, c.run_as, c.vendor,"
+	" CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id AND f.srvname = c.server_name) THEN 'ok'"
+	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id)"
+	"      THEN CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name) THEN 'ambiguous'"
+	"                ELSE 'renamed' END"
+	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name)"
+	"      THEN CASE WHEN c.detached_at IS NULL AND EXISTS (SELECT 1 FROM sales_api.capture o, " SA_SERVERS " f"
+	"                 WHERE f.srvname = c.server_name AND o.server_id = f.oid AND o.relid = c.relid"
+	"                   AND o.detached_at IS NULL AND o.id <> c.id) THEN 'ambiguous' ELSE 'moved' END"
+	"      ELSE 'gone' END,"
+	" (SELECT string_agg(DISTINCT o.relid::text, ', ') FROM sales_api.capture o"
+	"   WHERE o.server_id = c.server_id AND o.relid <> c.relid),"
+	" (SELECT f.srvname FROM " SA_SERVERS " f WHERE f.oid = c.server_id), c.server_name,"
+	" false"
 	" FROM sales_api.capture c",
 	.nargs = 0
 };
@@ -651,8 +680,9 @@ load_captures(OutboxCycle *c)
 {
 	bool		rebind = false;
 	bool		pauses = false;
+	OutboxStmt *stmt = state_names ? &captures_stmt : &captures_nonames_stmt;
 
-	if (outbox_execute(&captures_stmt, NULL, NULL, true, 0) != SPI_OK_SELECT)
+	if (outbox_execute(stmt, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read sales_api.capture");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -669,7 +699,7 @@ load_captures(OutboxCycle *c)
 		if (pauses)
 			bind_pauses();
 		/* read again, not read-only: a new snapshot, which sees what was just written */
-		if (outbox_execute(&captures_stmt, NULL, NULL, false, 0) != SPI_OK_SELECT)
+		if (outbox_execute(stmt, NULL, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read sales_api.capture");
 	}
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -2121,6 +2151,12 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
 		begin_txn(cycle_cxt, "sales_api worker: claiming");
 		installed = (outbox_execute(&installed_stmt, NULL, NULL, true, 1) == SPI_OK_SELECT &&
 					 SPI_processed == 1);
+		if (installed)
+		{
+			bool		isnull;
+
+			state_names = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
 		if (!installed)
 		{
 			if (!warned_missing)

@@ -12,7 +12,6 @@
 
 #include "sa_json.h"
 
-#include "common/base64.h"
 #include "mb/pg_wchar.h"
 
 #include "json_util.h"
@@ -123,16 +122,24 @@ static char *vendor_error_text(const HttpRequest *req);
 /* a credential this short would also match ordinary words: there is none such */
 #define CREDENTIAL_MIN_LEN 6
 
-static List *
-add_secret(List *secrets, const char *value, size_t len)
+/* the credentials of one request, each also as JSON may write it */
+#define MAX_SECRETS 12
+typedef struct Secrets
+{
+	int			n;
+	char	   *s[MAX_SECRETS];
+} Secrets;
+
+static void
+add_secret(Secrets *secrets, const char *value, size_t len)
 {
 	char	   *v;
 	StringInfoData esc;
 
-	if (len < CREDENTIAL_MIN_LEN)
-		return secrets;
+	if (len < CREDENTIAL_MIN_LEN || secrets->n >= MAX_SECRETS - 1)
+		return;
 	v = pnstrdup(value, len);
-	secrets = lappend(secrets, v);
+	secrets->s[secrets->n++] = v;
 	/* as a JSON text may write it: json-c writes '/' as "\/" */
 	if (strchr(v, '/') != NULL)
 	{
@@ -143,9 +150,8 @@ add_secret(List *secrets, const char *value, size_t len)
 				appendStringInfoChar(&esc, '\\');
 			appendStringInfoChar(&esc, *p);
 		}
-		secrets = lappend(secrets, esc.data);
+		secrets->s[secrets->n++] = esc.data;
 	}
-	return secrets;
 }
 
 /* %XX and '+' of a form value */
@@ -171,6 +177,36 @@ form_decode(const char *s, size_t len)
 	return out.data;
 }
 
+/* the text of an HTTP Basic credential (RFC 4648 base64); NULL if it is none */
+static char *
+basic_decode(const char *s)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	StringInfoData out;
+	uint32		acc = 0;
+	int			bits = 0;
+
+	initStringInfo(&out);
+	for (; *s && *s != '='; s++)
+	{
+		const char *p = strchr(alphabet, *s);
+
+		if (p == NULL || *s == '\0')
+		{
+			pfree(out.data);
+			return NULL;
+		}
+		acc = (acc << 6) | (uint32) (p - alphabet);
+		bits += 6;
+		if (bits >= 8)
+		{
+			bits -= 8;
+			appendStringInfoChar(&out, (char) ((acc >> bits) & 0xFF));
+		}
+	}
+	return out.data;
+}
+
 static bool
 sent_form(const HttpRequest *req)
 {
@@ -189,12 +225,12 @@ sent_form(const HttpRequest *req)
  * header, the secret of HTTP Basic (client_id:client_secret), and the
  * password, client secret and refresh token of a token request's form.
  */
-static List *
-request_secrets(const HttpRequest *req)
+static void
+request_secrets(const HttpRequest *req, Secrets *secrets)
 {
-	List	   *secrets = NIL;
 	const char *v;
 
+	secrets->n = 0;
 	if (req->auth_header != NULL && (v = strchr(req->auth_header, ':')) != NULL)
 	{
 		v++;
@@ -204,20 +240,19 @@ request_secrets(const HttpRequest *req)
 			v += 7;
 		else if (pg_strncasecmp(v, "Basic ", 6) == 0)
 		{
-			int			n = strlen(v + 6);
-			char	   *dec = palloc(pg_b64_dec_len(n) + 1);
-			int			dlen = pg_b64_decode(v + 6, n, dec, pg_b64_dec_len(n));
-			char	   *colon;
+			char	   *dec = basic_decode(v + 6);
+			char	   *colon = dec ? strchr(dec, ':') : NULL;
 
-			if (dlen > 0)
+			if (colon != NULL)
+				add_secret(secrets, colon + 1, strlen(colon + 1));
+			if (dec != NULL)
 			{
-				dec[dlen] = '\0';
-				if ((colon = strchr(dec, ':')) != NULL)
-					secrets = add_secret(secrets, colon + 1, strlen(colon + 1));
+				explicit_bzero(dec, strlen(dec));
+				pfree(dec);
 			}
 			v += 6;
 		}
-		secrets = add_secret(secrets, v, strlen(v));
+		add_secret(secrets, v, strlen(v));
 	}
 	if (req->body != NULL && sent_form(req))
 	{
@@ -236,19 +271,20 @@ request_secrets(const HttpRequest *req)
 			{
 				char	   *val = form_decode(eq + 1, p + len - (eq + 1));
 
-				secrets = add_secret(secrets, val, strlen(val));
+				add_secret(secrets, val, strlen(val));
+				explicit_bzero(val, strlen(val));
+				pfree(val);
 			}
 			p += len;
 			if (*p == '&')
 				p++;
 		}
 	}
-	return secrets;
 }
 
 /* text with every secret replaced; NULL when it holds none */
 static char *
-scrub(const char *text, size_t len, List *secrets)
+scrub(const char *text, size_t len, const Secrets *secrets)
 {
 	StringInfoData out;
 	bool		hit = false;
@@ -257,15 +293,13 @@ scrub(const char *text, size_t len, List *secrets)
 	initStringInfo(&out);
 	while (i < len)
 	{
-		ListCell   *lc;
 		bool		matched = false;
 
-		foreach(lc, secrets)
+		for (int k = 0; k < secrets->n; k++)
 		{
-			const char *sec = lfirst(lc);
-			size_t		sl = strlen(sec);
+			size_t		sl = strlen(secrets->s[k]);
 
-			if (sl <= len - i && memcmp(text + i, sec, sl) == 0)
+			if (sl <= len - i && memcmp(text + i, secrets->s[k], sl) == 0)
 			{
 				appendStringInfoString(&out, CREDENTIAL_REMOVED);
 				i += sl;
@@ -283,17 +317,14 @@ scrub(const char *text, size_t len, List *secrets)
 }
 
 static void
-secrets_free(List *secrets)
+secrets_free(Secrets *secrets)
 {
-	ListCell   *lc;
-
-	foreach(lc, secrets)
+	for (int k = 0; k < secrets->n; k++)
 	{
-		char	   *sec = lfirst(lc);
-
-		explicit_bzero(sec, strlen(sec));
+		explicit_bzero(secrets->s[k], strlen(secrets->s[k]));
+		pfree(secrets->s[k]);
 	}
-	list_free_deep(secrets);
+	secrets->n = 0;
 }
 
 /*
@@ -308,22 +339,23 @@ secrets_free(List *secrets)
 char *
 vendor_error_message(const HttpRequest *req)
 {
-	List	   *secrets = request_secrets(req);
+	Secrets		secrets;
 	HttpRequest scrubbed;
 	char	   *body = NULL;
 	char	   *msg;
 	char	   *clean;
 
-	if (secrets == NIL)
+	request_secrets(req, &secrets);
+	if (secrets.n == 0)
 		return vendor_error_text(req);
 	scrubbed = *req;
-	if (req->resp != NULL && (body = scrub(req->resp, req->resp_len, secrets)) != NULL)
+	if (req->resp != NULL && (body = scrub(req->resp, req->resp_len, &secrets)) != NULL)
 	{
 		scrubbed.resp = body;
 		scrubbed.resp_len = strlen(body);
 	}
 	msg = vendor_error_text(&scrubbed);
-	if ((clean = scrub(msg, strlen(msg), secrets)) != NULL)
+	if ((clean = scrub(msg, strlen(msg), &secrets)) != NULL)
 	{
 		explicit_bzero(msg, strlen(msg));
 		pfree(msg);
@@ -331,7 +363,7 @@ vendor_error_message(const HttpRequest *req)
 	}
 	if (body != NULL)
 		pfree(body);
-	secrets_free(secrets);
+	secrets_free(&secrets);
 	return msg;
 }
 
@@ -493,10 +525,12 @@ vendor_token_error_message(const HttpRequest *req)
 		appendStringInfo(&buf, "(no OAuth error in the body of %zu bytes)", req->resp_len);
 	{
 		/* an error_description that quotes the secret it refused */
-		List	   *secrets = request_secrets(req);
-		char	   *clean = secrets ? scrub(buf.data, buf.len, secrets) : NULL;
+		Secrets		secrets;
+		char	   *clean;
 
-		secrets_free(secrets);
+		request_secrets(req, &secrets);
+		clean = secrets.n > 0 ? scrub(buf.data, buf.len, &secrets) : NULL;
+		secrets_free(&secrets);
 		if (clean != NULL)
 		{
 			explicit_bzero(buf.data, buf.len);

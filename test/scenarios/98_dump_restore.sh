@@ -76,4 +76,5 @@ q -d $DST -c "SELECT sales_api.retry_dead()" >/dev/null
 q -d $DST -c "UPDATE sales_api.outbox SET next_attempt_at = now() WHERE state = 'failed'"
 SA_DB=$DST wait_for "$(SA_DB=$DST drained)" 90 "the sale once the operator bound the capture"
 expect_eq "$(mockctl ct-transactions | grep -c '40.00')" 1 "the sale is at Connecteam once"
+
 echo "dump-restore scenario passed"
