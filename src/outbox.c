@@ -120,20 +120,23 @@ static bool state_names = true;
  * the other tables captured for its server; and whether a pause row names a
  * server that its OID does not (bind_pauses()).
  */
-static OutboxStmt captures_stmt = {
-	.sql = "SELECT c.id, c.server_id, c.run_as, c.vendor,"
-	" CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id AND f.srvname = c.server_name) THEN 'ok'"
-	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id)"
-	"      THEN CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name) THEN 'ambiguous'"
-	"                ELSE 'renamed' END"
-	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name)"
-	"      THEN CASE WHEN c.detached_at IS NULL AND EXISTS (SELECT 1 FROM sales_api.capture o, " SA_SERVERS " f"
-	"                 WHERE f.srvname = c.server_name AND o.server_id = f.oid AND o.relid = c.relid"
-	"                   AND o.detached_at IS NULL AND o.id <> c.id) THEN 'ambiguous' ELSE 'moved' END"
-	"      ELSE 'gone' END,"
-	" (SELECT string_agg(DISTINCT o.relid::text, ', ') FROM sales_api.capture o"
-	"   WHERE o.server_id = c.server_id AND o.relid <> c.relid),"
+#define CAPTURES_SELECT \
+	"SELECT c.id, c.server_id, c.run_as, c.vendor," \
+	" CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id AND f.srvname = c.server_name) THEN 'ok'" \
+	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id)" \
+	"      THEN CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name) THEN 'ambiguous'" \
+	"                ELSE 'renamed' END" \
+	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name)" \
+	"      THEN CASE WHEN c.detached_at IS NULL AND EXISTS (SELECT 1 FROM sales_api.capture o, " SA_SERVERS " f" \
+	"                 WHERE f.srvname = c.server_name AND o.server_id = f.oid AND o.relid = c.relid" \
+	"                   AND o.detached_at IS NULL AND o.id <> c.id) THEN 'ambiguous' ELSE 'moved' END" \
+	"      ELSE 'gone' END," \
+	" (SELECT string_agg(DISTINCT o.relid::text, ', ') FROM sales_api.capture o" \
+	"   WHERE o.server_id = c.server_id AND o.relid <> c.relid)," \
 	" (SELECT f.srvname FROM " SA_SERVERS " f WHERE f.oid = c.server_id), c.server_name,"
+
+static OutboxStmt captures_stmt = {
+	.sql = CAPTURES_SELECT
 	" EXISTS (SELECT 1 FROM sales_api.server_state s WHERE s.server_name IS NOT NULL"
 	"   AND (EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = s.server_name AND f.oid <> s.server_id)"
 	"        OR (EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = s.server_id AND f.srvname <> s.server_name)"
@@ -148,21 +151,7 @@ static OutboxStmt captures_stmt = {
  * its pauses are not moved after a restore
  */
 static OutboxStmt captures_nonames_stmt = {
-	.sql = "SELECT c.id, c.server_id, c.run_as, c.vendor,"
-	" CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id AND f.srvname = c.server_name) THEN 'ok'"
-	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.oid = c.server_id)"
-	"      THEN CASE WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name) THEN 'ambiguous'"
-	"                ELSE 'renamed' END"
-	"      WHEN EXISTS (SELECT 1 FROM " SA_SERVERS " f WHERE f.srvname = c.server_name)"
-	"      THEN CASE WHEN c.detached_at IS NULL AND EXISTS (SELECT 1 FROM sales_api.capture o, " SA_SERVERS " f"
-	"                 WHERE f.srvname = c.server_name AND o.server_id = f.oid AND o.relid = c.relid"
-	"                   AND o.detached_at IS NULL AND o.id <> c.id) THEN 'ambiguous' ELSE 'moved' END"
-	"      ELSE 'gone' END,"
-	" (SELECT string_agg(DISTINCT o.relid::text, ', ') FROM sales_api.capture o"
-	"   WHERE o.server_id = c.server_id AND o.relid <> c.relid),"
-	" (SELECT f.srvname FROM " SA_SERVERS " f WHERE f.oid = c.server_id), c.server_name,"
-	" false"
-	" FROM sales_api.capture c",
+	.sql = CAPTURES_SELECT " false FROM sales_api.capture c",
 	.nargs = 0
 };
 
