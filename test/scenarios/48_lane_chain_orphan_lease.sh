@@ -7,7 +7,8 @@
 # stream to stop (up to 0.8.0's fix the chain only broke for items due,
 # which a lease is not).  Here an orphan lease appears while an
 # 80,000-sale backlog drains, lease_time 2 s: a staged sale leased a minute
-# ago by no job, as a worker killed mid-request leaves it.  It must be taken
+# ago by no job, as a worker killed mid-request leaves it (the vendor answers
+# after 80 ms: the drain lasts about 15 s, several lease_times).  It must be taken
 # back while the backlog still drains, and reach the vendor once.
 . "$(dirname "$0")/../lib/scenario.sh"
 . "$(dirname "$0")/../faults/lib.sh"
@@ -19,7 +20,7 @@ restore() {
 }
 trap restore EXIT
 fs_set lease_time 2s ambiguous_settle_time 1s
-fs_ct_draining 40 80000
+fs_ct_draining 80 80000
 
 echo "--- an orphan lease while the lane chains: a staged sale leased a minute ago by no job"
 q <<'SQL' >/dev/null
