@@ -77,17 +77,6 @@ static OutboxStmt claim_rest = {
 	.nargs = 5, .types = {INT4OID, INT4OID, INT4OID, INT8OID, DATEOID}
 };
 
-/* the date of a local slot start (a finite timestamp) */
-static DateADT
-slot_date(Timestamp slot)
-{
-	int64		days = slot / USECS_PER_DAY;
-
-	if (slot < 0 && slot % USECS_PER_DAY != 0)
-		days--;
-	return (DateADT) days;
-}
-
 /* The slots of an UPDATE ... RETURNING MAPAL_CLAIMED, into the cycle. */
 static void
 take_slots(OutboxCycle *c, uint64 n)
@@ -129,7 +118,7 @@ take_slots(OutboxCycle *c, uint64 n)
 			it->out.result = OUTBOX_PERMANENT;
 			it->out.error = "unit_id must be a positive integer";
 		}
-		else if (slot_date(it->slot.slot) != it->slot.day)
+		else if (DatumGetDateADT(DirectFunctionCall1(timestamp_date, TimestampGetDatum(it->slot.slot))) != it->slot.day)
 		{
 			/*
 			 * A business_day mapped apart from the slot (a night's sales
