@@ -1370,3 +1370,15 @@ outbox_ct_record(OutboxCycle *c)
 		remember_flush(&r, w->ok);
 	}
 }
+
+/* the statements of a drain, prepared when the worker starts (outbox_warm()) */
+void
+outbox_ct_warm(void)
+{
+	static OutboxStmt *const stmts[] = {
+		&claim_stmt, &stage_take_stmt, &stage_claim_stmt, &stage_in_flight_stmt,
+		&stage_lease_stmt, &remember_stmt, &staged_keys_stmt
+	};
+
+	outbox_warm(stmts, lengthof(stmts));
+}

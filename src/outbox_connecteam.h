@@ -11,6 +11,7 @@
 
 #include "outbox.h"
 
+extern void outbox_ct_warm(void);
 extern void outbox_ct_claim(OutboxCycle *c);
 extern void outbox_ct_plan_windows(OutboxCycle *c);
 extern void outbox_ct_plan(OutboxJob *job);

@@ -561,3 +561,12 @@ outbox_mapal_plan(OutboxJob *job)
 
 	outbox_job_add_phase(job, false, reqs, ngroups, RL_UNPACED, slots_sent, groups);
 }
+
+/* the statements of a drain, prepared when the worker starts (outbox_warm()) */
+void
+outbox_mapal_warm(void)
+{
+	static OutboxStmt *const stmts[] = {&claim_slots, &claim_rest};
+
+	outbox_warm(stmts, lengthof(stmts));
+}

@@ -11,6 +11,7 @@
 
 #include "outbox.h"
 
+extern void outbox_mapal_warm(void);
 extern void outbox_mapal_claim(OutboxCycle *c, int limit);
 extern void outbox_mapal_plan(OutboxJob *job);
 

@@ -359,3 +359,18 @@ sales_api_stage_expand(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_INT64(outbox_stage_expand(!PG_ARGISNULL(1) && PG_GETARG_BOOL(1), args, nulls));
 }
+
+/*
+ * The statements of a drain, prepared when the worker starts
+ * (outbox_warm()); not those of 0.7's schema
+ */
+void
+outbox_stage_warm(void)
+{
+	static OutboxStmt *const stmts[] = {
+		&stage_lock_wait, &stage_lock_skip, &stage_move, &lease_expired_stmt,
+		&lease_items_expired_stmt, &mapal_lock, &mapal_move
+	};
+
+	outbox_warm(stmts, lengthof(stmts));
+}
