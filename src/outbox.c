@@ -105,8 +105,14 @@ static OutboxStmt installed_stmt = {
 /* server_state keeps its servers' names (installed_stmt) */
 static bool state_names = true;
 
-/* the statements of a drain are prepared (warm_statements()) */
+/*
+ * The statements the worker runs while it sends are prepared
+ * (warm_statements()); the last pass found the extension in its current
+ * schema, and a Mapal capture
+ */
 static bool warmed = false;
+static bool found_current = false;
+static bool found_mapal = false;
 
 /*
  * The sales_api servers, for the captures' binding below: a capture keeps
@@ -318,24 +324,36 @@ outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_onl
 }
 
 /*
- * Prepare fixed statements now, each in a subtransaction of its own, and
- * make their generic plans.  The worker does this for the statements of a
- * drain when it first finds the extension (warm_statements()).  Made
- * lazily, these plans were the megabyte the worker's memory grew by during
- * its first drain after a start (test/bench: memory); now its memory after
- * start is what it keeps while it works.  The plan cache still decides, at
- * each run of a statement not marked generic, between the generic plan and
- * one for the run's parameters, with the generic plan's cost in hand from
- * the start rather than from the sixth run, and makes the generic plan again
- * after an invalidation (an ANALYZE of the outbox, DDL) when it next
- * chooses it.  A statement that cannot be prepared (a schema not yet
- * updated) is left to its first run, which reports the error.
+ * Prepare fixed statements now, each in a subtransaction of its own, and,
+ * with plans, make their generic plans.  The worker does this once, in a
+ * transaction of its own, for the statements it runs while it sends
+ * (warm_statements()).  Made lazily, at a statement's first or sixth run,
+ * they were a megabyte of the plan cache that the worker's memory grew by
+ * during its first drain (test/bench: memory, issue 8's target); now it is
+ * there from the start.
+ *
+ * A statement that always runs on its generic plan (OutboxStmt.generic) has
+ * that plan made now, as its first run would.  For the others the plan
+ * cache goes on choosing, from the sixth run, between the generic plan and
+ * one for the run's parameters, by their costs; the generic plan's is then
+ * the one made now, until an invalidation (an ANALYZE of one of its tables,
+ * DDL) makes the generic plan and its cost again.  A statement whose
+ * generic plan cannot use its parameters' values (optional filters, "$1 IS
+ * NULL OR ...") is only prepared (plans false): a generic plan costed on an
+ * empty table would win that choice without being made again.
+ *
+ * A statement that cannot be prepared for a reason of the schema (SQLSTATE
+ * class 42: an object or column missing, a schema not yet updated) is left
+ * to its first run, which reports it; any other error (a cancel, a lock
+ * timeout, a deadlock) is raised.  The requests in flight are read between
+ * two statements, as outbox_execute() does.
  */
 void
-outbox_warm(OutboxStmt *const *stmts, int n)
+outbox_warm(OutboxStmt *const *stmts, int n, bool plans)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext scratch = AllocSetContextCreate(cxt, "sales_api warm", ALLOCSET_DEFAULT_SIZES);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -343,8 +361,9 @@ outbox_warm(OutboxStmt *const *stmts, int n)
 
 		if (stmt->plan != NULL)
 			continue;
+		jobs_progress();
 		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(scratch);
 		PG_TRY();
 		{
 			SPIPlanPtr	plan;
@@ -356,9 +375,14 @@ outbox_warm(OutboxStmt *const *stmts, int n)
 			if (plan != NULL && SPI_keepplan(plan) == 0)
 			{
 				stmt->plan = plan;
-				cplan = SPI_plan_get_cached_plan(plan);
-				if (cplan != NULL)
-					ReleaseCachedPlan(cplan, CurrentResourceOwner);
+				if (plans || stmt->generic)
+				{
+					/* the planner's scratch memory is in scratch */
+					MemoryContextSwitchTo(scratch);
+					cplan = SPI_plan_get_cached_plan(plan);
+					if (cplan != NULL)
+						ReleaseCachedPlan(cplan, CurrentResourceOwner);
+				}
 			}
 			PopOverrideSearchPath();
 			ReleaseCurrentSubTransaction();
@@ -371,13 +395,19 @@ outbox_warm(OutboxStmt *const *stmts, int n)
 			edata = CopyErrorData();
 			FlushErrorState();
 			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+				ReThrowError(edata);
 			elog(DEBUG1, "sales_api worker: a statement is left to its first run: %s", edata->message);
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		MemoryContextReset(scratch);
 	}
+	MemoryContextDelete(scratch);
 }
 
 /*
@@ -2187,21 +2217,31 @@ pass_failed_release(void)
 }
 
 /*
- * Prepare the statements a drain runs, once, when the worker first finds
- * the extension in its current schema (outbox_warm())
+ * Prepare the statements the worker runs while it sends, and make their
+ * plans (outbox_warm()): once, in a transaction of its own before the
+ * second claim pass, so that the locks planning takes are held for that
+ * short transaction only; the Mapal statements once a Mapal capture
+ * exists, the purge's when sent items are purged.  An error leaves the
+ * rest to their first runs and is raised; the next pass tries again.
  */
 static void
-warm_statements(void)
+warm_statements(MemoryContext cycle_cxt)
 {
 	static OutboxStmt *const stmts[] = {
-		&captures_stmt, &expire_stmt, &purge_stmt, &record_stmt, &lease_lock_stmt,
+		&captures_stmt, &expire_stmt, &record_stmt, &lease_lock_stmt,
 		&lease_record_stmt, &lease_items_stmt, &next_due_stmt, &lane_due_stmt
 	};
+	static OutboxStmt *const purge[] = {&purge_stmt};
 
-	outbox_warm(stmts, lengthof(stmts));
+	begin_txn(cycle_cxt, "sales_api worker: preparing its statements");
+	outbox_warm(stmts, lengthof(stmts), true);
+	if (sales_api_sent_retention_ms > 0)
+		outbox_warm(purge, lengthof(purge), true);
 	outbox_ct_warm();
-	outbox_mapal_warm();
-	outbox_stage_warm();
+	outbox_stage_warm(found_mapal);
+	if (found_mapal)
+		outbox_mapal_warm();
+	end_txn();
 	warmed = true;
 }
 
@@ -2216,6 +2256,9 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
 	OutboxClaim *cl;
 	OutboxCycle *c;
 	bool		installed;
+
+	if (found_current && !warmed)
+		warm_statements(cycle_cxt);
 
 	cl = MemoryContextAllocZero(TopMemoryContext, sizeof(OutboxClaim));
 	cl->cxt = AllocSetContextCreate(TopMemoryContext, "sales_api claim", ALLOCSET_DEFAULT_SIZES);
@@ -2233,8 +2276,7 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
 
 			state_names = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		}
-		if (installed && state_names && !warmed)
-			warm_statements();
+		found_current = installed && state_names;
 		if (!installed)
 		{
 			if (!warned_missing)
@@ -2268,6 +2310,7 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
 	if (c->expanded > 0 && sales_api_workers_per_database > 1)
 		worker_wake_others();
 	*mapal = c->mapal;
+	found_mapal = found_mapal || c->mapal;
 	MemoryContextSwitchTo(cl->cxt);
 	jobs_from_claim(c, cl);
 	MemoryContextSwitchTo(cycle_cxt);

@@ -1371,14 +1371,17 @@ outbox_ct_record(OutboxCycle *c)
 	}
 }
 
-/* the statements of a drain, prepared when the worker starts (outbox_warm()) */
+/*
+ * The statements of posts and deletes, prepared when the worker starts
+ * (outbox_warm()); not the window's, which an unknown outcome needs
+ */
 void
 outbox_ct_warm(void)
 {
 	static OutboxStmt *const stmts[] = {
 		&claim_stmt, &stage_take_stmt, &stage_claim_stmt, &stage_in_flight_stmt,
-		&stage_lease_stmt, &remember_stmt, &staged_keys_stmt
+		&stage_lease_stmt, &remember_stmt, &forget_stmt
 	};
 
-	outbox_warm(stmts, lengthof(stmts));
+	outbox_warm(stmts, lengthof(stmts), true);
 }

@@ -361,16 +361,20 @@ sales_api_stage_expand(PG_FUNCTION_ARGS)
 }
 
 /*
- * The statements of a drain, prepared when the worker starts
- * (outbox_warm()); not those of 0.7's schema
+ * The worker's statements here, prepared when it starts (outbox_warm()):
+ * the lock of staged rows only prepared (its filters are optional
+ * parameters), the Mapal ones with a Mapal capture; not stage_lock_wait
+ * (the capture trigger's), nor those of 0.7's schema
  */
 void
-outbox_stage_warm(void)
+outbox_stage_warm(bool mapal)
 {
-	static OutboxStmt *const stmts[] = {
-		&stage_lock_wait, &stage_lock_skip, &stage_move, &lease_expired_stmt,
-		&lease_items_expired_stmt, &mapal_lock, &mapal_move
-	};
+	static OutboxStmt *const lock[] = {&stage_lock_skip};
+	static OutboxStmt *const stmts[] = {&stage_move, &lease_expired_stmt, &lease_items_expired_stmt};
+	static OutboxStmt *const mapal_stmts[] = {&mapal_lock, &mapal_move};
 
-	outbox_warm(stmts, lengthof(stmts));
+	outbox_warm(lock, lengthof(lock), false);
+	outbox_warm(stmts, lengthof(stmts), true);
+	if (mapal)
+		outbox_warm(mapal_stmts, lengthof(mapal_stmts), true);
 }
