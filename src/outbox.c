@@ -111,6 +111,7 @@ static bool state_names = true;
  * schema, and a Mapal capture
  */
 static bool warmed = false;
+static bool warmed_mapal = false;
 static bool found_current = false;
 static bool found_mapal = false;
 
@@ -324,32 +325,33 @@ outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_onl
 }
 
 /*
- * Prepare fixed statements now, each in a subtransaction of its own, and,
- * with plans, make their generic plans.  The worker does this once, in a
- * transaction of its own, for the statements it runs while it sends
- * (warm_statements()).  Made lazily, at a statement's first or sixth run,
- * they were a megabyte of the plan cache that the worker's memory grew by
- * during its first drain (test/bench: memory, issue 8's target); now it is
- * there from the start.
+ * Prepare fixed statements now, each in a subtransaction of its own, and
+ * make their generic plans.  The worker does this once, in a transaction of
+ * its own, for the statements it runs while it sends (warm_statements());
+ * one it has already run is skipped.  Made lazily, at a statement's first or
+ * sixth run, they were a megabyte of the plan cache that the worker's
+ * memory grew by during its first drain (test/bench: memory, issue 8's
+ * target); now that memory is taken at the start.
  *
- * A statement that always runs on its generic plan (OutboxStmt.generic) has
- * that plan made now, as its first run would.  For the others the plan
- * cache goes on choosing, from the sixth run, between the generic plan and
- * one for the run's parameters, by their costs; the generic plan's is then
- * the one made now, until an invalidation (an ANALYZE of one of its tables,
- * DDL) makes the generic plan and its cost again.  A statement whose
- * generic plan cannot use its parameters' values (optional filters, "$1 IS
- * NULL OR ...") is only prepared (plans false): a generic plan costed on an
- * empty table would win that choice without being made again.
+ * A statement that always runs on its generic plan (OutboxStmt.generic) gets
+ * the plan its first run would make.  For the others the plan cache
+ * chooses, from the sixth run on, between the generic plan and one made for
+ * the run's parameters, by their costs.  A generic plan made now would be
+ * costed on the tables as they are at the start, often empty, and kept
+ * while it stays valid: so it is marked invalid at once, as an invalidation
+ * of its tables would (plancache.c), and the plan cache makes it again, on
+ * the tables as they are then, the first time it chooses it; until then its
+ * memory is held for it.
  *
  * A statement that cannot be prepared for a reason of the schema (SQLSTATE
  * class 42: an object or column missing, a schema not yet updated) is left
  * to its first run, which reports it; any other error (a cancel, a lock
- * timeout, a deadlock) is raised.  The requests in flight are read between
- * two statements, as outbox_execute() does.
+ * timeout, a deadlock) is raised (warm_statements() then gives up).  The
+ * requests in flight are read between two statements, as outbox_execute()
+ * does.
  */
 void
-outbox_warm(OutboxStmt *const *stmts, int n, bool plans)
+outbox_warm(OutboxStmt *const *stmts, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -375,13 +377,14 @@ outbox_warm(OutboxStmt *const *stmts, int n, bool plans)
 			if (plan != NULL && SPI_keepplan(plan) == 0)
 			{
 				stmt->plan = plan;
-				if (plans || stmt->generic)
+				/* the planner's scratch memory is in scratch */
+				MemoryContextSwitchTo(scratch);
+				cplan = SPI_plan_get_cached_plan(plan);
+				if (cplan != NULL)
 				{
-					/* the planner's scratch memory is in scratch */
-					MemoryContextSwitchTo(scratch);
-					cplan = SPI_plan_get_cached_plan(plan);
-					if (cplan != NULL)
-						ReleaseCachedPlan(cplan, CurrentResourceOwner);
+					if (!stmt->generic)
+						cplan->is_valid = false;
+					ReleaseCachedPlan(cplan, CurrentResourceOwner);
 				}
 			}
 			PopOverrideSearchPath();
@@ -398,7 +401,10 @@ outbox_warm(OutboxStmt *const *stmts, int n, bool plans)
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner;
 			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+			{
+				MemoryContextDelete(scratch);
 				ReThrowError(edata);
+			}
 			elog(DEBUG1, "sales_api worker: a statement is left to its first run: %s", edata->message);
 			FreeErrorData(edata);
 		}
@@ -2218,11 +2224,15 @@ pass_failed_release(void)
 
 /*
  * Prepare the statements the worker runs while it sends, and make their
- * plans (outbox_warm()): once, in a transaction of its own before the
- * second claim pass, so that the locks planning takes are held for that
- * short transaction only; the Mapal statements once a Mapal capture
- * exists, the purge's when sent items are purged.  An error leaves the
- * rest to their first runs and is raised; the next pass tries again.
+ * plans (outbox_warm()): once the last pass found the extension in its
+ * current schema, in a transaction of their own before the next claim, so
+ * that the locks planning takes are held for that short transaction only;
+ * the Mapal statements once a pass found a Mapal capture; the purge's when
+ * sent items are purged.  It is only a head start: on an error (a lock
+ * timeout, a cancel) the worker aborts that transaction, says so, and
+ * leaves the statements to their first runs; the claims go on as before.
+ * An error of a request in flight read meanwhile (jobs_progress()) goes to
+ * the worker's handler, as any.
  */
 static void
 warm_statements(MemoryContext cycle_cxt)
@@ -2232,17 +2242,50 @@ warm_statements(MemoryContext cycle_cxt)
 		&lease_record_stmt, &lease_items_stmt, &next_due_stmt, &lane_due_stmt
 	};
 	static OutboxStmt *const purge[] = {&purge_stmt};
+	MemoryContext oldcxt = CurrentMemoryContext;
+	bool		mapal = found_mapal;
 
-	begin_txn(cycle_cxt, "sales_api worker: preparing its statements");
-	outbox_warm(stmts, lengthof(stmts), true);
-	if (sales_api_sent_retention_ms > 0)
-		outbox_warm(purge, lengthof(purge), true);
-	outbox_ct_warm();
-	outbox_stage_warm(found_mapal);
-	if (found_mapal)
-		outbox_mapal_warm();
-	end_txn();
+	if (!found_current || (warmed && (warmed_mapal || !mapal)))
+		return;
+	jobs_failed = false;
+	PG_TRY();
+	{
+		begin_txn(cycle_cxt, "sales_api worker: preparing its statements");
+		if (!warmed)
+		{
+			outbox_warm(stmts, lengthof(stmts));
+			if (sales_api_sent_retention_ms > 0)
+				outbox_warm(purge, lengthof(purge));
+			outbox_ct_warm();
+			outbox_stage_warm();
+		}
+		if (mapal)
+		{
+			outbox_stage_warm_mapal();
+			outbox_mapal_warm();
+		}
+		end_txn();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		if (jobs_failed || !IsTransactionState())
+			PG_RE_THROW();
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		ereport(LOG,
+				(errmsg("sales_api worker: could not prepare its statements at start: %s", edata->message),
+				 errdetail("They are prepared at their first runs instead.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
 	warmed = true;
+	warmed_mapal = warmed_mapal || mapal;
 }
 
 /*
@@ -2256,9 +2299,6 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
 	OutboxClaim *cl;
 	OutboxCycle *c;
 	bool		installed;
-
-	if (found_current && !warmed)
-		warm_statements(cycle_cxt);
 
 	cl = MemoryContextAllocZero(TopMemoryContext, sizeof(OutboxClaim));
 	cl->cxt = AllocSetContextCreate(TopMemoryContext, "sales_api claim", ALLOCSET_DEFAULT_SIZES);
@@ -2277,6 +2317,8 @@ claim_pass(MemoryContext cycle_cxt, ClaimPass pass, bool *mapal)
 			state_names = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		}
 		found_current = installed && state_names;
+		if (!installed)
+			warmed = warmed_mapal = found_mapal = false;
 		if (!installed)
 		{
 			if (!warned_missing)
@@ -2357,6 +2399,7 @@ claim_jobs(MemoryContext cycle_cxt)
 	bool		mapal = false;
 	MemoryContext oldcxt = CurrentMemoryContext;
 
+	warm_statements(cycle_cxt);
 	if (!claim_pass(cycle_cxt, CLAIM_CONNECTEAM, &mapal) || !mapal)
 		return;
 	if (GetCurrentTimestamp() < mapal_not_before)

@@ -167,7 +167,7 @@ struct OutboxJob
 	struct OutboxClaim *claim;	/* whose memory the job lives in */
 };
 
-extern void outbox_warm(OutboxStmt *const *stmts, int n, bool plans);
+extern void outbox_warm(OutboxStmt *const *stmts, int n);
 extern int	outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls,
 						   bool read_only, long count);
 extern OutboxItem *outbox_add_items(OutboxCycle *c, uint64 n);

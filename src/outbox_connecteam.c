@@ -1383,5 +1383,5 @@ outbox_ct_warm(void)
 		&stage_lease_stmt, &remember_stmt, &forget_stmt
 	};
 
-	outbox_warm(stmts, lengthof(stmts), true);
+	outbox_warm(stmts, lengthof(stmts));
 }

@@ -568,5 +568,5 @@ outbox_mapal_warm(void)
 {
 	static OutboxStmt *const stmts[] = {&claim_slots, &claim_rest};
 
-	outbox_warm(stmts, lengthof(stmts), true);
+	outbox_warm(stmts, lengthof(stmts));
 }

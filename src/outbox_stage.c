@@ -361,20 +361,24 @@ sales_api_stage_expand(PG_FUNCTION_ARGS)
 }
 
 /*
- * The worker's statements here, prepared when it starts (outbox_warm()):
- * the lock of staged rows only prepared (its filters are optional
- * parameters), the Mapal ones with a Mapal capture; not stage_lock_wait
- * (the capture trigger's), nor those of 0.7's schema
+ * The worker's statements here, prepared when it starts (outbox_warm());
+ * not stage_lock_wait (the capture trigger's), nor those of 0.7's schema
  */
 void
-outbox_stage_warm(bool mapal)
+outbox_stage_warm(void)
 {
-	static OutboxStmt *const lock[] = {&stage_lock_skip};
-	static OutboxStmt *const stmts[] = {&stage_move, &lease_expired_stmt, &lease_items_expired_stmt};
-	static OutboxStmt *const mapal_stmts[] = {&mapal_lock, &mapal_move};
+	static OutboxStmt *const stmts[] = {
+		&stage_lock_skip, &stage_move, &lease_expired_stmt, &lease_items_expired_stmt
+	};
 
-	outbox_warm(lock, lengthof(lock), false);
-	outbox_warm(stmts, lengthof(stmts), true);
-	if (mapal)
-		outbox_warm(mapal_stmts, lengthof(mapal_stmts), true);
+	outbox_warm(stmts, lengthof(stmts));
+}
+
+/* the same for the Mapal stage, once a Mapal capture exists */
+void
+outbox_stage_warm_mapal(void)
+{
+	static OutboxStmt *const stmts[] = {&mapal_lock, &mapal_move};
+
+	outbox_warm(stmts, lengthof(stmts));
 }

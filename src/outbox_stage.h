@@ -28,7 +28,8 @@
  * args: capture id (int4), sale keys (text[]), most rows (int4), the
  * captures of a worker's claim (int4[]); 'n' in nulls: any
  */
-extern void outbox_stage_warm(bool mapal);
+extern void outbox_stage_warm(void);
+extern void outbox_stage_warm_mapal(void);
 extern int64 outbox_stage_expand(bool wait, Datum *args, const char *nulls);
 extern int64 outbox_stage_expand_mapal(int max_rows, int max_slots, bool *more);
 extern int64 outbox_stage_expire_leases(Datum busy);
