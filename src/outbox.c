@@ -59,8 +59,10 @@
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/resowner.h"
@@ -333,15 +335,17 @@ outbox_execute(OutboxStmt *stmt, Datum *values, const char *nulls, bool read_onl
  * memory grew by during its first drain (test/bench: memory, issue 8's
  * target); now that memory is taken at the start.
  *
- * A statement that always runs on its generic plan (OutboxStmt.generic) gets
- * the plan its first run would make.  For the others the plan cache
- * chooses, from the sixth run on, between the generic plan and one made for
- * the run's parameters, by their costs.  A generic plan made now would be
- * costed on the tables as they are at the start, often empty, and kept
- * while it stays valid: so it is marked invalid at once, as an invalidation
- * of its tables would (plancache.c), and the plan cache makes it again, on
- * the tables as they are then, the first time it chooses it; until then its
- * memory is held for it.
+ A statement that always runs on its generic plan (OutboxStmt.generic), or
+ * has no parameters, gets the plan its first run would make (on the tables
+ * as they are now; an ANALYZE of them makes it again).  For the others the
+ * plan cache chooses, from the sixth run on, between the generic plan and
+ * one made for the run's parameters, by their costs.  A generic plan made
+ * now would be costed on the tables as they are at the start, often empty,
+ * and kept while it stays valid: so it is marked invalid at once, as an
+ * invalidation of its tables would (plancache.c), and its cost unknown, as
+ * before its first making: at the sixth run the plan cache makes it again,
+ * on the tables as they are then, and chooses as it did before the
+ * warm-up.  Until then its memory is held for it.
  *
  * A statement that cannot be prepared for a reason of the schema (SQLSTATE
  * class 42: an object or column missing, a schema not yet updated) is left
@@ -382,8 +386,13 @@ outbox_warm(OutboxStmt *const *stmts, int n)
 				cplan = SPI_plan_get_cached_plan(plan);
 				if (cplan != NULL)
 				{
-					if (!stmt->generic)
+					if (!stmt->generic && stmt->nargs > 0)
+					{
+						CachedPlanSource *ps = linitial(SPI_plan_get_plan_sources(plan));
+
 						cplan->is_valid = false;
+						ps->generic_cost = -1;
+					}
 					ReleaseCachedPlan(cplan, CurrentResourceOwner);
 				}
 			}
@@ -2231,9 +2240,14 @@ pass_failed_release(void)
  * sent items are purged.  It is only a head start: on an error (a lock
  * timeout, a cancel) the worker aborts that transaction, says so, and
  * leaves the statements to their first runs; the claims go on as before.
+ * Its locks are waited for WARM_LOCK_TIMEOUT_MS at most (or the server's
+ * lock_timeout, if shorter): a session holding a table of the outbox
+ * (LOCK, DDL) must not hold every lane back while the worker prepares.
  * An error of a request in flight read meanwhile (jobs_progress()) goes to
  * the worker's handler, as any.
  */
+#define WARM_LOCK_TIMEOUT_MS 100
+
 static void
 warm_statements(MemoryContext cycle_cxt)
 {
@@ -2250,7 +2264,14 @@ warm_statements(MemoryContext cycle_cxt)
 	jobs_failed = false;
 	PG_TRY();
 	{
+		char		lt[32];
+
 		begin_txn(cycle_cxt, "sales_api worker: preparing its statements");
+		/* a lock held by another session makes this wait WARM_LOCK_TIMEOUT_MS at most */
+		snprintf(lt, sizeof(lt), "%dms",
+				 LockTimeout > 0 && LockTimeout < WARM_LOCK_TIMEOUT_MS ? LockTimeout : WARM_LOCK_TIMEOUT_MS);
+		(void) set_config_option("lock_timeout", lt, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 		if (!warmed)
 		{
 			outbox_warm(stmts, lengthof(stmts));
@@ -2275,10 +2296,11 @@ warm_statements(MemoryContext cycle_cxt)
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortCurrentTransaction();
+		AbortOutOfAnyTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		ereport(LOG,
-				(errmsg("sales_api worker: could not prepare its statements at start: %s", edata->message),
+				(errmsg("sales_api worker: could not prepare its statements ahead of their first runs: %s",
+						edata->message),
 				 errdetail("They are prepared at their first runs instead.")));
 		FreeErrorData(edata);
 	}
