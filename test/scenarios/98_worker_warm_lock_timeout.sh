@@ -13,6 +13,7 @@
 . "$(dirname "$0")/../faults/lib.sh"
 fs_setup
 q <<'SQL' >/dev/null
+DROP TABLE IF EXISTS pos_mapal;
 CREATE TABLE pos_mapal (LIKE pos_sales INCLUDING ALL);
 SELECT sales_api.attach('pos_mapal', 'mapal', '{
   "unit_id": "1000 + store", "sold_at": "sold_at", "currency_id": "''EUR''",
