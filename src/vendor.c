@@ -12,6 +12,7 @@
 
 #include "sa_json.h"
 
+#include "common/base64.h"
 #include "mb/pg_wchar.h"
 
 #include "json_util.h"
@@ -177,36 +178,6 @@ form_decode(const char *s, size_t len)
 	return out.data;
 }
 
-/* the text of an HTTP Basic credential (RFC 4648 base64); NULL if it is none */
-static char *
-basic_decode(const char *s)
-{
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	StringInfoData out;
-	uint32		acc = 0;
-	int			bits = 0;
-
-	initStringInfo(&out);
-	for (; *s && *s != '='; s++)
-	{
-		const char *p = strchr(alphabet, *s);
-
-		if (p == NULL || *s == '\0')
-		{
-			pfree(out.data);
-			return NULL;
-		}
-		acc = (acc << 6) | (uint32) (p - alphabet);
-		bits += 6;
-		if (bits >= 8)
-		{
-			bits -= 8;
-			appendStringInfoChar(&out, (char) ((acc >> bits) & 0xFF));
-		}
-	}
-	return out.data;
-}
-
 static bool
 sent_form(const HttpRequest *req)
 {
@@ -240,16 +211,21 @@ request_secrets(const HttpRequest *req, Secrets *secrets)
 			v += 7;
 		else if (pg_strncasecmp(v, "Basic ", 6) == 0)
 		{
-			char	   *dec = basic_decode(v + 6);
-			char	   *colon = dec ? strchr(dec, ':') : NULL;
+			int			n = strlen(v + 6);
+			int			maxlen = pg_b64_dec_len(n);
+			char	   *dec = palloc(maxlen + 1);
+			int			dlen = pg_b64_decode(v + 6, n, dec, maxlen);
+			char	   *colon = NULL;
 
+			if (dlen > 0)
+			{
+				dec[dlen] = '\0';
+				colon = strchr(dec, ':');
+			}
 			if (colon != NULL)
 				add_secret(secrets, colon + 1, strlen(colon + 1));
-			if (dec != NULL)
-			{
-				explicit_bzero(dec, strlen(dec));
-				pfree(dec);
-			}
+			explicit_bzero(dec, maxlen + 1);
+			pfree(dec);
 			v += 6;
 		}
 		add_secret(secrets, v, strlen(v));

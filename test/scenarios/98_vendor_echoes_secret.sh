@@ -48,3 +48,14 @@ echo "$err" | grep -q "\[credential removed\]" || fail "last_error does not show
 wait_for "$(drained)" 60 "the sale, sent on the next attempt"
 grep -F "ct-key-123" "$SA_PGLOG" | grep -v -E "(CREATE|ALTER) USER MAPPING" && fail "the server log quotes the API key"
 pass "last_error and the server log show the vendor's message without the key"
+
+# Connecteam's OAuth token endpoint (HTTP Basic client_id:client_secret) quoting the client secret
+fs_use_oauth
+mockctl fault status --path '/connecteam/oauth/v1/token' --status 401 \
+    --body '{"error":"invalid_client","error_description":"client ct-client: ct-secret is not valid"}' --count 1
+msg=$(q -c "SELECT message FROM sales_api.check_server('connecteam')")
+echo "check_server: $msg"
+echo "$msg" | grep -q "ct-secret" && fail "the token error quotes the client secret sent by HTTP Basic"
+echo "$msg" | grep -q "ct-client: \[credential removed\] is not valid" \
+    || fail "the token endpoint's message is not shown: $msg"
+pass "the Basic credential's secret is removed from the token endpoint's message"
