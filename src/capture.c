@@ -15,7 +15,9 @@
  *      pg_catalog only on the search path), the statement built from the
  *      capture's mapping reads the transition table: a sale's fields, the
  *      keys of old versions, or the Mapal slots touched.  Its rows go
- *      straight into arrays, one per column (ArraysReceiver);
+ *      straight into arrays, one per column (ArraysReceiver).  For a POS
+ *      statement of few rows, the statement's planned expressions are
+ *      evaluated on each row without an executor (owner_project());
  *   2. what step 1 returned is written to sales_api.outbox_stage
  *      (Connecteam sales) or sales_api.mapal_stage (the Mapal slots
  *      touched) by heap_insert() (stage_put()), or by a fixed statement
@@ -52,16 +54,21 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "mapal_wire.h"
@@ -501,7 +508,11 @@ capture_load(CaptureEntry *e)
 								  OLD_STMT(k) ? OLD_TABLE : NEW_TABLE);
 				if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
 					continue;
+				if (e->sql[k] != NULL)
+					pfree(e->sql[k]);
 				e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
+				if (e->plan[k] != NULL)
+					SPI_freeplan(e->plan[k]);
 				e->plan[k] = NULL;
 			}
 		}
@@ -629,8 +640,153 @@ capture_identify(TriggerData *td, const char *suffix, bool wants_new, bool wants
  */
 #define CAPTURE_REPLAN_ROWS 1000
 
+/*
+ * Step 1 of a statement of few rows, without the executor.
+ *
+ * Planned, a capture's statement over a transition table is a bare
+ * projection: a NamedTuplestoreScan whose target list is the mapping's
+ * expressions over the scanned row.  For a POS statement of one sale,
+ * starting an executor for it (CreateExecutorState, InitPlan, the query
+ * descriptor, the portal's snapshot bookkeeping) was the largest part of
+ * the trigger.  Here the same target list of the same kept plan is
+ * compiled into a projection (ExecBuildProjectionInfo, as the executor's
+ * scan node would) and evaluated on each row of the transition table, as
+ * PostgreSQL evaluates an index expression (FormIndexDatum) or PL/pgSQL a
+ * simple expression, and each row goes to the same receiver.
+ *
+ * Nothing is evaluated with other rights than the executor would use:
+ * the caller has entered the owner's (mapping_enter_owner()), the
+ * projection is compiled there, so EXECUTE on each function is checked
+ * for the owner (ExecInitFunc), and the plan is the one the plan cache
+ * revalidates and, after DDL, replans as the owner.  The snapshot and
+ * command counter are handled as SPI_execute_plan_extended() handles a
+ * statement that is not read-only, so a function of the mapping that
+ * reads a table sees what it saw through SPI.
+ *
+ * Any other plan shape (a subquery, an aggregate, a set-returning
+ * function, a parameter, a whole-row or system column reference) returns
+ * false before evaluating anything, and the caller runs the statement
+ * through SPI.
+ */
+static bool
+direct_expr_refused(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *) node)->varattno <= 0)
+		return true;
+	if (IsA(node, Param) || IsA(node, SubPlan) || IsA(node, AlternativeSubPlan) ||
+		IsA(node, Aggref) || IsA(node, WindowFunc) || IsA(node, GroupingFunc))
+		return true;
+	return expression_tree_walker(node, direct_expr_refused, context);
+}
+
+static bool
+direct_plan_ok(CachedPlan *cplan)
+{
+	PlannedStmt *ps;
+	Plan	   *p;
+	ListCell   *lc;
+
+	if (list_length(cplan->stmt_list) != 1)
+		return false;
+	ps = linitial_node(PlannedStmt, cplan->stmt_list);
+	if (ps->commandType != CMD_SELECT || ps->utilityStmt != NULL || ps->hasModifyingCTE ||
+		ps->subplans != NIL || ps->rowMarks != NIL || ps->paramExecTypes != NIL ||
+		list_length(ps->rtable) != 1 || rt_fetch(1, ps->rtable)->rtekind != RTE_NAMEDTUPLESTORE)
+		return false;
+	p = ps->planTree;
+	if (p == NULL || !IsA(p, NamedTuplestoreScan) || p->qual != NIL || p->initPlan != NIL ||
+		p->lefttree != NULL || p->righttree != NULL)
+		return false;
+	foreach(lc, p->targetlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (tle->resjunk || direct_expr_refused((Node *) tle->expr, NULL))
+			return false;
+	}
+	return true;
+}
+
 static void
-owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *dest)
+direct_error_context(void *arg)
+{
+	errcontext("SQL statement \"%s\"", (const char *) arg);
+}
+
+static bool
+owner_project(CaptureEntry *e, MappingStmt k, SPIPlanPtr plan, Tuplestorestate *ts,
+			  TupleDesc indesc, DestReceiver *dest)
+{
+	CachedPlan *cplan;
+	List	   *tlist;
+	ExprContext *econtext;
+	TupleDesc	outdesc;
+	TupleTableSlot *inslot,
+			   *outslot;
+	ProjectionInfo *proj;
+	int			readptr;
+	ErrorContextCallback errcb;
+
+	cplan = SPI_plan_get_cached_plan(plan);
+	if (cplan == NULL)
+		return false;
+	if (!direct_plan_ok(cplan))
+	{
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		return false;
+	}
+	tlist = linitial_node(PlannedStmt, cplan->stmt_list)->planTree->targetlist;
+
+	errcb.callback = direct_error_context;
+	errcb.arg = e->sql[k];
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	/* as SPI runs a statement that is not read-only */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CommandCounterIncrement();
+	UpdateActiveSnapshotCommandId();
+
+	econtext = CreateStandaloneExprContext();
+	outdesc = ExecTypeFromTL(tlist);
+	inslot = MakeSingleTupleTableSlot(indesc, &TTSOpsMinimalTuple);
+	outslot = MakeSingleTupleTableSlot(outdesc, &TTSOpsVirtual);
+	econtext->ecxt_scantuple = inslot;
+	proj = ExecBuildProjectionInfo(tlist, econtext, outslot, NULL, indesc);
+
+	/* a read pointer of its own, as ExecInitNamedTuplestoreScan() takes */
+	readptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, readptr);
+	tuplestore_rescan(ts);
+
+	dest->rStartup(dest, CMD_SELECT, outdesc);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		tuplestore_select_read_pointer(ts, readptr);
+		if (!tuplestore_gettupleslot(ts, true, false, inslot))
+			break;
+		ResetExprContext(econtext);
+		dest->receiveSlot(ExecProject(proj), dest);
+	}
+	dest->rShutdown(dest);
+
+	ExecDropSingleTupleTableSlot(inslot);
+	ExecDropSingleTupleTableSlot(outslot);
+	FreeExprContext(econtext, true);
+
+	CommandCounterIncrement();
+	PopActiveSnapshot();
+	error_context_stack = errcb.previous;
+	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	return true;
+}
+
+static void
+owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *dest,
+		  Tuplestorestate *ts, TupleDesc indesc)
 {
 	SPIExecuteOptions opts;
 	OwnerScope	scope;
@@ -638,7 +794,7 @@ owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *
 	int			ret;
 
 	mapping_enter_owner(owner, &scope);
-	if (plan == NULL || nrows >= CAPTURE_REPLAN_ROWS)
+	if (plan == NULL)
 	{
 		plan = SPI_prepare(e->sql[k], 0, NULL);
 		if (plan == NULL)
@@ -650,6 +806,20 @@ owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *
 				elog(ERROR, "sales_api capture: could not keep a plan");
 			e->plan[k] = plan;
 		}
+	}
+	if (plan == e->plan[k] && nrows < CAPTURE_REPLAN_ROWS && dest != NULL && ts != NULL &&
+		owner_project(e, k, plan, ts, indesc, dest))
+	{
+		mapping_leave_owner(&scope);
+		return;
+	}
+	if (plan == e->plan[k] && nrows >= CAPTURE_REPLAN_ROWS)
+	{
+		/* a plan of its own, for its size */
+		plan = SPI_prepare(e->sql[k], 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "sales_api capture: could not prepare the statement of capture %d: %s",
+				 e->id, SPI_result_code_string(SPI_result));
 	}
 	memset(&opts, 0, sizeof(opts));
 	opts.dest = dest;
@@ -1084,7 +1254,7 @@ ct_old_versions(CaptureEntry *e, Oid owner, int64 nrows)
 	char		nulls[2] = {' ', ' '};
 	bool		isnull;
 
-	owner_run(e, MS_CT_OLD_KEYS, owner, nrows, NULL);
+	owner_run(e, MS_CT_OLD_KEYS, owner, nrows, NULL, NULL, NULL);
 	vals[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return;
@@ -1112,7 +1282,7 @@ ct_old_versions(CaptureEntry *e, Oid owner, int64 nrows)
 #define STAGE_PART_SALES 500
 
 static void
-ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
+ct_new_versions(CaptureEntry *e, TriggerData *td, Oid owner, int64 nrows)
 {
 	ArraysReceiver r;
 	Datum		vals[9];
@@ -1125,13 +1295,15 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 	{
 		/* rows of arrays, a part at a time */
 		arrays_parts(&r, rel, e->id, STAGE_PART_SALES);
-		owner_run(e, MS_CT_ROWS, owner, nrows, &r.pub);
+		owner_run(e, MS_CT_ROWS, owner, nrows, &r.pub, td->tg_newtable,
+				  RelationGetDescr(td->tg_relation));
 		arrays_stage_part(&r);
 		MemoryContextDelete(r.cxt);
 		stage_close(rel);
 		return;
 	}
-	owner_run(e, MS_CT_ROWS, owner, nrows, &r.pub);
+	owner_run(e, MS_CT_ROWS, owner, nrows, &r.pub, td->tg_newtable,
+			  RelationGetDescr(td->tg_relation));
 	if (r.rows == 0)
 		return;
 	memset(nulls, ' ', sizeof(nulls));
@@ -1189,7 +1361,7 @@ ct_new_versions(CaptureEntry *e, Oid owner, int64 nrows)
 #define MAPAL_STAGE_PART_SLOTS 1000
 
 static void
-mapal_slots(CaptureEntry *e, Oid owner, bool old, int64 nrows)
+mapal_slots(CaptureEntry *e, TriggerData *td, Oid owner, bool old, int64 nrows)
 {
 	MappingStmt k = nrows > 1 ?
 		(old ? MS_MAPAL_OLD_SLOTS : MS_MAPAL_NEW_SLOTS) :
@@ -1202,7 +1374,8 @@ mapal_slots(CaptureEntry *e, Oid owner, bool old, int64 nrows)
 	arrays_init(&r, MAPAL_NCOLS, mapal_elem_types, nrows > 1);
 	r.clock = &e->clock;
 	r.in_types = mapal_stmt_types;
-	owner_run(e, k, owner, nrows, &r.pub);
+	owner_run(e, k, owner, nrows, &r.pub, old ? td->tg_oldtable : td->tg_newtable,
+			  RelationGetDescr(td->tg_relation));
 	if (r.rows == 0)
 		return;
 	memset(nulls, ' ', sizeof(nulls));
@@ -1272,14 +1445,14 @@ sales_api_capture_trigger(PG_FUNCTION_ARGS)
 		if (upd || del)
 			ct_old_versions(e, owner, tuplestore_tuple_count(td->tg_oldtable));
 		if ((ins || upd) && tuplestore_tuple_count(td->tg_newtable) > 0)
-			ct_new_versions(e, owner, tuplestore_tuple_count(td->tg_newtable));
+			ct_new_versions(e, td, owner, tuplestore_tuple_count(td->tg_newtable));
 	}
 	else
 	{
 		if (upd || del)
-			mapal_slots(e, owner, true, tuplestore_tuple_count(td->tg_oldtable));
+			mapal_slots(e, td, owner, true, tuplestore_tuple_count(td->tg_oldtable));
 		if (ins || upd)
-			mapal_slots(e, owner, false, tuplestore_tuple_count(td->tg_newtable));
+			mapal_slots(e, td, owner, false, tuplestore_tuple_count(td->tg_newtable));
 	}
 	SPI_finish();
 
