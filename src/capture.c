@@ -508,11 +508,7 @@ capture_load(CaptureEntry *e)
 								  OLD_STMT(k) ? OLD_TABLE : NEW_TABLE);
 				if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
 					continue;
-				if (e->sql[k] != NULL)
-					pfree(e->sql[k]);
 				e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
-				if (e->plan[k] != NULL)
-					SPI_freeplan(e->plan[k]);
 				e->plan[k] = NULL;
 			}
 		}
@@ -663,26 +659,65 @@ capture_identify(TriggerData *td, const char *suffix, bool wants_new, bool wants
  * statement that is not read-only, so a function of the mapping that
  * reads a table sees what it saw through SPI.
  *
- * Any other plan shape (a subquery, an aggregate, a set-returning
- * function, a parameter, a whole-row or system column reference) returns
- * false before evaluating anything, and the caller runs the statement
- * through SPI.
+ * Only plans of that shape, over the transition table the caller reads,
+ * and only expressions made of the node types listed in
+ * direct_expr_refused(), are evaluated so; any other (a subquery, a
+ * set-returning function, a parameter, a whole-row or system column
+ * reference, a node type a later PostgreSQL adds) returns false before
+ * evaluating anything, and the caller runs the statement through SPI.
+ * What the projection allocates is in a context of its own, deleted before
+ * the owner's rights are left, as the executor's query context is.
  */
 static bool
 direct_expr_refused(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, Var) && ((Var *) node)->varattno <= 0)
-		return true;
-	if (IsA(node, Param) || IsA(node, SubPlan) || IsA(node, AlternativeSubPlan) ||
-		IsA(node, Aggref) || IsA(node, WindowFunc) || IsA(node, GroupingFunc))
-		return true;
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			if (((Var *) node)->varattno <= 0 || ((Var *) node)->varlevelsup != 0)
+				return true;
+			break;
+		case T_List:
+		case T_Const:
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+		case T_ScalarArrayOpExpr:
+		case T_BoolExpr:
+		case T_RelabelType:
+		case T_CoerceViaIO:
+		case T_ArrayCoerceExpr:
+		case T_ConvertRowtypeExpr:
+		case T_CollateExpr:
+		case T_CaseExpr:
+		case T_CaseWhen:
+		case T_CaseTestExpr:
+		case T_ArrayExpr:
+		case T_RowExpr:
+		case T_RowCompareExpr:
+		case T_CoalesceExpr:
+		case T_MinMaxExpr:
+		case T_SQLValueFunction:
+		case T_NullTest:
+		case T_BooleanTest:
+		case T_CoerceToDomain:
+		case T_CoerceToDomainValue:
+		case T_FieldSelect:
+		case T_FieldStore:
+		case T_SubscriptingRef:
+			break;
+		default:
+			/* anything else (a subquery, a parameter, ...): through SPI */
+			return true;
+	}
 	return expression_tree_walker(node, direct_expr_refused, context);
 }
 
 static bool
-direct_plan_ok(CachedPlan *cplan)
+direct_plan_ok(CachedPlan *cplan, const char *enrname)
 {
 	PlannedStmt *ps;
 	Plan	   *p;
@@ -697,13 +732,15 @@ direct_plan_ok(CachedPlan *cplan)
 		return false;
 	p = ps->planTree;
 	if (p == NULL || !IsA(p, NamedTuplestoreScan) || p->qual != NIL || p->initPlan != NIL ||
-		p->lefttree != NULL || p->righttree != NULL)
+		p->lefttree != NULL || p->righttree != NULL ||
+		strcmp(((NamedTuplestoreScan *) p)->enrname, enrname) != 0)
 		return false;
 	foreach(lc, p->targetlist)
 	{
 		TargetEntry *tle = lfirst_node(TargetEntry, lc);
 
-		if (tle->resjunk || direct_expr_refused((Node *) tle->expr, NULL))
+		if (tle->resjunk || expression_returns_set((Node *) tle->expr) ||
+			direct_expr_refused((Node *) tle->expr, NULL))
 			return false;
 	}
 	return true;
@@ -726,13 +763,15 @@ owner_project(CaptureEntry *e, MappingStmt k, SPIPlanPtr plan, Tuplestorestate *
 	TupleTableSlot *inslot,
 			   *outslot;
 	ProjectionInfo *proj;
+	MemoryContext cxt,
+				old;
 	int			readptr;
 	ErrorContextCallback errcb;
 
 	cplan = SPI_plan_get_cached_plan(plan);
 	if (cplan == NULL)
 		return false;
-	if (!direct_plan_ok(cplan))
+	if (!direct_plan_ok(cplan, OLD_STMT(k) ? OLD_TABLE : NEW_TABLE))
 	{
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
 		return false;
@@ -749,6 +788,9 @@ owner_project(CaptureEntry *e, MappingStmt k, SPIPlanPtr plan, Tuplestorestate *
 	CommandCounterIncrement();
 	UpdateActiveSnapshotCommandId();
 
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "sales_api capture projection",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
 	econtext = CreateStandaloneExprContext();
 	outdesc = ExecTypeFromTL(tlist);
 	inslot = MakeSingleTupleTableSlot(indesc, &TTSOpsMinimalTuple);
@@ -776,6 +818,8 @@ owner_project(CaptureEntry *e, MappingStmt k, SPIPlanPtr plan, Tuplestorestate *
 	ExecDropSingleTupleTableSlot(inslot);
 	ExecDropSingleTupleTableSlot(outslot);
 	FreeExprContext(econtext, true);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
 
 	CommandCounterIncrement();
 	PopActiveSnapshot();

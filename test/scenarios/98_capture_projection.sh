@@ -8,11 +8,14 @@
 #      for a mapping with a subquery and for one with a whole-row reference;
 #   2. the mapping's functions run as the table owner, never the POS role,
 #      and a lookup the POS role cannot read works through the subquery;
-#   3. one session (its plans kept): a function replaced by the owner is
-#      used at the next statement; EXECUTE revoked from the owner fails the
-#      next statement (42501) and stages nothing; granted again, it works;
+#   3. one session (its plans kept): a function replaced by the owner (a
+#      PL/pgSQL one, and a SQL one the planner inlines) is used at the next
+#      statement; EXECUTE revoked from the owner fails the next statement
+#      (42501) and stages nothing; granted again, it works; so after a
+#      column's type changed;
 #   4. an error in the mapping (22012) names the statement (CONTEXT) and
-#      stages nothing;
+#      stages nothing; statements of ten rows (INSERT, UPDATE, DELETE) stage
+#      the values and slots SQL computes;
 #   5. 1,000 sales as single-row statements and the same 1,000 in one
 #      statement stage the same values, Connecteam's and Mapal's.
 # In a database no worker serves, so the staged rows stay to be read.
@@ -46,7 +49,9 @@ GRANT USAGE ON SCHEMA pj TO regress_pj_pos;
 SET ROLE regress_pj_owner;
 CREATE FUNCTION pj.who() RETURNS text LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN current_user::text; END $$;
 CREATE FUNCTION pj.amount(x numeric) RETURNS numeric LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN x * 2; END $$;
-REVOKE EXECUTE ON FUNCTION pj.who(), pj.amount(numeric) FROM PUBLIC;
+-- a SQL function the planner inlines (when the owner may execute it)
+CREATE FUNCTION pj.tax(x numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT x / 10';
+REVOKE EXECUTE ON FUNCTION pj.who(), pj.amount(numeric), pj.tax(numeric) FROM PUBLIC;
 CREATE TABLE pj.stores (store integer PRIMARY KEY, location bigint NOT NULL);
 INSERT INTO pj.stores VALUES (1, 9001), (2, 9002), (3, 9003);
 CREATE TABLE pj.sales (id bigint PRIMARY KEY, store integer NOT NULL, sold_at timestamptz NOT NULL,
@@ -55,9 +60,11 @@ CREATE TABLE pj.sales (id bigint PRIMARY KEY, store integer NOT NULL, sold_at ti
 CREATE TABLE pj.sales_sub (LIKE pj.sales INCLUDING ALL);
 CREATE TABLE pj.sales_row (LIKE pj.sales INCLUDING ALL);
 GRANT INSERT ON pj.sales, pj.sales_sub, pj.sales_row TO regress_pj_pos;
+GRANT SELECT, UPDATE, DELETE ON pj.sales TO regress_pj_pos;
 RESET ROLE;
 SELECT sales_api.attach('pj.sales', 'connecteam', '{"location_id": "store", "sale_type": "pj.who()",
-  "created_at": "sold_at", "final_sale_amount": "pj.amount(net) / qty", "currency": "''EUR''"}');
+  "created_at": "sold_at", "final_sale_amount": "pj.amount(net) / qty", "tax_amount": "pj.tax(net)",
+  "currency": "''EUR''"}');
 SELECT sales_api.attach('pj.sales', 'mapal', '{"unit_id": "1000 + store", "sold_at": "sold_at",
   "currency_id": "''EUR''", "sales_type_id": "pj.who()", "net_sales": "net", "gross_sales": "net"}');
 SELECT sales_api.attach('pj.sales_sub', 'connecteam', '{"location_id":
@@ -74,6 +81,8 @@ CT=$(cap pj.sales connecteam); MP=$(cap pj.sales mapal); SUB=$(cap pj.sales_sub 
 # auto_explain at NOTICE: each statement the executor runs inside the trigger prints its plan
 EXPLAIN="LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
          SET auto_explain.log_level = notice;"
+# the statements over a transition table that auto_explain printed (the executor ran them)
+ran() { echo "$out" | grep "^Query Text:" | grep "FROM sales_api_$1 AS s" || true; }
 sale() { echo "INSERT INTO pj.$1 (id, store, sold_at, net, qty) VALUES ($2, 1 + $2 % 3, '2026-11-30 08:00+00'::timestamptz + $2 * interval '7 minutes', $2 % 50 + 0.25, ${3:-1});"; }
 
 # --- 1. which path ran
@@ -84,7 +93,8 @@ $(sale sales 1)
 $(sale sales 2)
 SQL
 ) || fail "single-row inserts failed: $out"
-echo "$out" | grep -q "sales_api_new" && fail "a single-row statement of a plain mapping went through the executor: $out"
+echo "$out" | grep -q "Insert on sales" || fail "auto_explain printed no plan: $out"
+[ -n "$(ran new)" ] && fail "a single-row statement of a plain mapping went through the executor: $out"
 pass "single rows of a plain mapping: no statement through the executor"
 out=$(qd 2>&1 <<SQL
 $EXPLAIN
@@ -93,8 +103,10 @@ $(sale sales_sub 1)
 $(sale sales_row 1)
 SQL
 ) || fail "single-row inserts failed: $out"
-[ "$(echo "$out" | grep -c "FROM sales_api_new AS s")" -ge 2 ] \
-    || fail "a mapping with a subquery or a whole-row reference did not go through SPI: $out"
+ran new | grep -q "FROM pj.stores t" \
+    || fail "the mapping with a subquery did not go through SPI: $out"
+ran new | grep -q "length(s::text)" \
+    || fail "the mapping with a whole-row reference did not go through SPI: $out"
 echo "$out" | grep -q "SubPlan" || fail "no subquery in the plan of the subquery mapping: $out"
 pass "a subquery or a whole-row reference: the statement through SPI"
 
@@ -112,11 +124,13 @@ expect_eq "$(qd -c "SELECT string_agg(final_sale_amount::numeric(12,2)::text, ',
 
 # --- 3. one session: a replaced function, then EXECUTE revoked and granted again
 out=$(qd -v ON_ERROR_STOP=0 2>&1 <<SQL
+$EXPLAIN
 SET ROLE regress_pj_pos;
 $(sale sales 3)
 RESET ROLE;
 SET ROLE regress_pj_owner;
 CREATE OR REPLACE FUNCTION pj.amount(x numeric) RETURNS numeric LANGUAGE plpgsql STABLE AS \$\$ BEGIN RETURN x * 3; END \$\$;
+CREATE OR REPLACE FUNCTION pj.tax(x numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT x / 5';
 RESET ROLE;
 SET ROLE regress_pj_pos;
 $(sale sales 4)
@@ -134,11 +148,24 @@ RESET ROLE;
 ALTER TABLE pj.sales ALTER COLUMN store TYPE bigint, ALTER COLUMN net TYPE numeric(14,3);
 SET ROLE regress_pj_pos;
 $(sale sales 8)
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION pj.tax(numeric) FROM regress_pj_owner;
+SET ROLE regress_pj_pos;
+$(sale sales 9)
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION pj.tax(numeric) TO regress_pj_owner;
 SQL
 )
 echo "$out" | grep -E "(ERROR|CONTEXT):" || true
 echo "$out" | grep -q "42501.*permission denied for function amount" \
     || fail "the sale after EXECUTE was revoked from the owner was not refused: $out"
+echo "$out" | grep -q "permission denied for function tax" \
+    || fail "the sale after EXECUTE on the inlined SQL function was revoked from the owner was not refused: $out"
+[ "$(echo "$out" | grep -c "Insert on sales")" -ge 4 ] || fail "auto_explain printed fewer plans than expected: $out"
+[ -n "$(ran new)" ] && fail "a single-row statement went through the executor in this session: $out"
+expect_eq "$(qd -c "SELECT string_agg(sale_key || '=' || tax_amount::numeric(12,2), ',' ORDER BY sale_key) FROM sales_api.outbox_stage
+                    WHERE capture_id = $CT AND sale_key IN ('3', '4', '8', '9')")" "3=0.33,4=0.85,8=1.65" \
+    "the inlined SQL function: its first body, its replacement, nothing while revoked"
 expect_eq "$(qd -c "SELECT string_agg(sale_key || '=' || final_sale_amount::numeric(12,2), ',' ORDER BY sale_key) FROM sales_api.outbox_stage
                     WHERE capture_id = $CT AND sale_key IN ('3', '4', '5', '6', '8')")" "3=6.50,4=12.75,6=18.75,8=24.75" \
     "one session: the old function, the replaced one, nothing while revoked, the function again once granted, then columns of other types"
@@ -148,17 +175,52 @@ expect_eq "$(qd -c "SELECT count(*) FROM pj.sales WHERE id = 5")" 0 "the refused
 
 # --- 4. an error in the mapping
 out=$(qd -v ON_ERROR_STOP=0 2>&1 <<SQL
+$EXPLAIN
 SET ROLE regress_pj_pos;
 \set VERBOSITY verbose
 $(sale sales 7 0)
 SQL
 )
+[ -n "$(ran new)" ] && fail "the failing sale went through the executor: $out"
 echo "$out" | grep -E "(ERROR|CONTEXT):" || true
 echo "$out" | grep -q "22012" || fail "not a division by zero: $out"
 echo "$out" | grep -q 'CONTEXT:  SQL statement "SELECT .*pj.amount(net) / qty' \
     || fail "the error does not name the mapping's statement: $out"
 expect_eq "$(qd -c "SELECT count(*) FROM sales_api.outbox_stage WHERE sale_key = '7'")" 0 "nothing staged for the failed sale"
 pass "an error in the mapping names its statement"
+
+# --- 4b. statements of ten rows: INSERT, UPDATE, DELETE (the old rows through the projection too)
+t0=$(qd -c "SELECT clock_timestamp()")
+OLD_ROWS="SELECT 1 + i % 3 AS store, '2026-11-30 12:00+00'::timestamptz + i * interval '4 minutes' AS t FROM generate_series(20, 29) i"
+out=$(qd 2>&1 <<SQL
+$EXPLAIN
+SET ROLE regress_pj_pos;
+INSERT INTO pj.sales (id, store, sold_at, net, qty)
+SELECT i, 1 + i % 3, '2026-11-30 12:00+00'::timestamptz + i * interval '4 minutes', i + 0.5, 1 FROM generate_series(20, 29) i;
+UPDATE pj.sales SET sold_at = sold_at + interval '1 hour', net = net + 1 WHERE id BETWEEN 20 AND 29;
+SQL
+) || fail "the ten-row statements failed: $out"
+[ "$(echo "$out" | grep -c "Insert on sales\|Update on sales")" -ge 2 ] || fail "auto_explain printed no plan: $out"
+[ -n "$(ran new)" ] && fail "a ten-row statement's new rows went through the executor: $out"
+ran old | grep -vq "array_agg" && fail "a ten-row statement's old rows went through the executor: $out"
+expect_eq "$(qd -c "SELECT count(*) FROM sales_api.outbox_stage a JOIN pj.sales s ON a.sale_key = s.id::text
+                    WHERE a.capture_id = $CT AND s.id BETWEEN 20 AND 29 AND a.created_at = s.sold_at
+                      AND a.final_sale_amount = s.net * 3 AND a.tax_amount = s.net / 5 AND a.location_id = s.store")" 10 \
+    "the UPDATE staged the ten new versions"
+out=$(qd 2>&1 <<SQL
+$EXPLAIN
+SET ROLE regress_pj_pos;
+DELETE FROM pj.sales WHERE id BETWEEN 20 AND 29;
+SQL
+) || fail "the ten-row DELETE failed: $out"
+ran old | grep -vq "array_agg" && fail "the DELETE's old rows went through the executor: $out"
+expect_eq "$(qd -c "SELECT string_agg(DISTINCT (u - 1000) || '@' || sl, ',') FROM sales_api.mapal_stage m,
+                        unnest(m.unit_ids, m.slot_starts) x(u, sl) WHERE m.capture_id = $MP AND m.staged_at >= '$t0'")" \
+          "$(qd -c "SELECT string_agg(DISTINCT store || '@' || date_bin('15 minutes', t AT TIME ZONE 'UTC', '2000-01-01'), ',')
+                      FROM ($OLD_ROWS UNION ALL SELECT store, t + interval '1 hour' FROM ($OLD_ROWS) o) x")" \
+    "Mapal: the slots the INSERT, UPDATE and DELETE touched, old and new"
+expect_eq "$(qd -c "SELECT count(*) FROM sales_api.mapal_stage WHERE capture_id = $MP AND staged_at >= '$t0'")" 4 \
+    "Mapal: a stage row for the INSERT, two for the UPDATE (old and new), one for the DELETE"
 
 # --- 5. the same 1,000 sales one at a time and in one statement
 qd -c "TRUNCATE pj.sales, sales_api.outbox_stage, sales_api.mapal_stage" >/dev/null
@@ -177,7 +239,7 @@ SET ROLE regress_pj_pos;
 INSERT INTO pj.sales (id, store, sold_at, net, qty) SELECT 100000 + i, $ROW_OF FROM generate_series(1, 1000) i;
 SQL
 ) || fail "the 1,000-row statement failed: $out"
-echo "$out" | grep -q "FROM sales_api_new AS s" || fail "the 1,000-row statement did not go through SPI: $out"
+[ -n "$(ran new)" ] || fail "the 1,000-row statement did not go through SPI: $out"
 expect_eq "$(qd -c "SELECT count(*) FROM sales_api.outbox_stage WHERE capture_id = $CT AND sale_key IS NOT NULL")" 2000 \
     "2,000 sales staged a row each"
 expect_eq "$(qd <<SQL
