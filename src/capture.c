@@ -838,7 +838,7 @@ owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *
 	int			ret;
 
 	mapping_enter_owner(owner, &scope);
-	if (plan == NULL)
+	if (plan == NULL || nrows >= CAPTURE_REPLAN_ROWS)
 	{
 		plan = SPI_prepare(e->sql[k], 0, NULL);
 		if (plan == NULL)
@@ -851,19 +851,12 @@ owner_run(CaptureEntry *e, MappingStmt k, Oid owner, int64 nrows, DestReceiver *
 			e->plan[k] = plan;
 		}
 	}
-	if (plan == e->plan[k] && nrows < CAPTURE_REPLAN_ROWS && dest != NULL && ts != NULL &&
+	/* few rows: plan is the kept one, its target list evaluated directly */
+	if (nrows < CAPTURE_REPLAN_ROWS && dest != NULL && ts != NULL &&
 		owner_project(e, k, plan, ts, indesc, dest))
 	{
 		mapping_leave_owner(&scope);
 		return;
-	}
-	if (plan == e->plan[k] && nrows >= CAPTURE_REPLAN_ROWS)
-	{
-		/* a plan of its own, for its size */
-		plan = SPI_prepare(e->sql[k], 0, NULL);
-		if (plan == NULL)
-			elog(ERROR, "sales_api capture: could not prepare the statement of capture %d: %s",
-				 e->id, SPI_result_code_string(SPI_result));
 	}
 	memset(&opts, 0, sizeof(opts));
 	opts.dest = dest;
