@@ -69,6 +69,7 @@
 #include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "mapal_wire.h"
@@ -418,11 +419,73 @@ typedef struct CaptureEntry
 	SalesApiVendor vendor;
 	char	   *sql[CAPTURE_NSTMTS];
 	SPIPlanPtr	plan[CAPTURE_NSTMTS];	/* kept, for statements of few rows */
+	bool		replan;			/* a role's memberships changed: plan again */
 	SlotClock	clock;			/* Mapal: the units' slots */
 } CaptureEntry;
 
 static HTAB *capture_cache = NULL;
 static MemoryContext capture_cxt = NULL;
+
+/*
+ * Kept plans and statement texts replaced while a call of the same capture
+ * may still be running them (a mapping function writing to the captured
+ * table): freed at the end of the top-level transaction, when none is.
+ */
+static List *retired_plans = NIL;
+static List *retired_sql = NIL;
+
+static void
+capture_retire(CaptureEntry *e, int k, bool sql_too)
+{
+	MemoryContext old = MemoryContextSwitchTo(capture_cxt);
+
+	if (e->plan[k] != NULL)
+		retired_plans = lappend(retired_plans, e->plan[k]);
+	if (sql_too && e->sql[k] != NULL)
+		retired_sql = lappend(retired_sql, e->sql[k]);
+	MemoryContextSwitchTo(old);
+	e->plan[k] = NULL;
+}
+
+static void
+capture_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PREPARE)
+		return;
+	foreach(lc, retired_plans)
+		SPI_freeplan((SPIPlanPtr) lfirst(lc));
+	foreach(lc, retired_sql)
+		pfree(lfirst(lc));
+	list_free(retired_plans);
+	list_free(retired_sql);
+	retired_plans = NIL;
+	retired_sql = NIL;
+}
+
+/*
+ * A kept plan inlined the SQL functions its owner could execute when it was
+ * made; the plan cache does not replan when a role's memberships change
+ * (REVOKE role FROM owner, ALTER ROLE ... NOINHERIT), so every kept plan is
+ * made again, as the owner, at its next statement.
+ */
+static void
+capture_role_callback(Datum arg pg_attribute_unused(), int cacheid pg_attribute_unused(),
+					  uint32 hashvalue pg_attribute_unused())
+{
+	HASH_SEQ_STATUS status;
+	CaptureEntry *e;
+
+	if (capture_cache == NULL)
+		return;
+	hash_seq_init(&status, capture_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		e->valid = false;
+		e->replan = true;
+	}
+}
 
 static void
 capture_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
@@ -454,13 +517,17 @@ capture_cache_init(void)
 	capture_cache = hash_create("sales_api captures", 16, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, capture_role_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, capture_role_callback, (Datum) 0);
+	RegisterXactCallback(capture_xact_callback, NULL);
 }
 
 /*
  * Load a capture's row and build its statements.  A statement whose text
- * is unchanged keeps its plan; one that changed (the row was edited by
- * hand) gets a new plan, and the old one is left to the end of the backend
- * rather than freed under a caller that may still be running it.
+ * is unchanged keeps its plan (unless a role's memberships changed); one
+ * that changed (the row was edited by hand) gets a new plan, and the old
+ * one is freed at the end of the top-level transaction rather than under a
+ * caller that may still be running it (capture_retire()).
  */
 static void
 capture_load(CaptureEntry *e)
@@ -469,9 +536,11 @@ capture_load(CaptureEntry *e)
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(tmp);
 	CaptureDef *def;
+	bool		replan = e->replan;
 
 	/* an invalidation while loading leaves it invalid for the next call */
 	e->valid = true;
+	e->replan = false;
 	PG_TRY();
 	{
 		def = mapping_load(e->id, true);
@@ -507,9 +576,13 @@ capture_load(CaptureEntry *e)
 				sql = mapping_sql(def, (MappingStmt) k,
 								  OLD_STMT(k) ? OLD_TABLE : NEW_TABLE);
 				if (e->sql[k] != NULL && strcmp(e->sql[k], sql) == 0)
+				{
+					if (replan)
+						capture_retire(e, k, false);
 					continue;
+				}
+				capture_retire(e, k, true);
 				e->sql[k] = MemoryContextStrdup(capture_cxt, sql);
-				e->plan[k] = NULL;
 			}
 		}
 	}
@@ -517,6 +590,7 @@ capture_load(CaptureEntry *e)
 	{
 		/* loaded again at the next call */
 		e->valid = false;
+		e->replan |= replan;
 		MemoryContextSwitchTo(old);
 		PG_RE_THROW();
 	}
@@ -768,12 +842,22 @@ owner_project(CaptureEntry *e, MappingStmt k, SPIPlanPtr plan, Tuplestorestate *
 	int			readptr;
 	ErrorContextCallback errcb;
 
+	/*
+	 * As SPI runs a statement that is not read-only: its own snapshot first,
+	 * so that a replan (constant folding of the mapping's functions) sees
+	 * what it would see through SPI, not the POS statement's snapshot.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	cplan = SPI_plan_get_cached_plan(plan);
 	if (cplan == NULL)
+	{
+		PopActiveSnapshot();
 		return false;
+	}
 	if (!direct_plan_ok(cplan, OLD_STMT(k) ? OLD_TABLE : NEW_TABLE))
 	{
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		PopActiveSnapshot();
 		return false;
 	}
 	tlist = linitial_node(PlannedStmt, cplan->stmt_list)->planTree->targetlist;
@@ -783,8 +867,6 @@ owner_project(CaptureEntry *e, MappingStmt k, SPIPlanPtr plan, Tuplestorestate *
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	/* as SPI runs a statement that is not read-only */
-	PushActiveSnapshot(GetTransactionSnapshot());
 	CommandCounterIncrement();
 	UpdateActiveSnapshotCommandId();
 

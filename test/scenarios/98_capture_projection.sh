@@ -12,7 +12,9 @@
 #      PL/pgSQL one, and a SQL one the planner inlines) is used at the next
 #      statement; EXECUTE revoked from the owner fails the next statement
 #      (42501) and stages nothing; granted again, it works; so after a
-#      column's type changed;
+#      column's type changed, and when the owner loses the role through
+#      which it could execute the inlined function (REVOKE role FROM owner,
+#      which PostgreSQL's plan cache does not replan for);
 #   4. an error in the mapping (22012) names the statement (CONTEXT) and
 #      stages nothing; statements of ten rows (INSERT, UPDATE, DELETE) stage
 #      the values and slots SQL computes;
@@ -28,12 +30,14 @@ SET client_min_messages = warning;
 DROP DATABASE IF EXISTS $DB;
 DROP ROLE IF EXISTS regress_pj_owner;
 DROP ROLE IF EXISTS regress_pj_pos;
+DROP ROLE IF EXISTS regress_pj_grp;
 CREATE ROLE regress_pj_owner;
 CREATE ROLE regress_pj_pos;
+CREATE ROLE regress_pj_grp;
 CREATE DATABASE $DB;
 SQL
 trap 'q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "DROP ROLE IF EXISTS regress_pj_owner" \
-        -c "DROP ROLE IF EXISTS regress_pj_pos" >/dev/null 2>&1 || true' EXIT
+        -c "DROP ROLE IF EXISTS regress_pj_pos" -c "DROP ROLE IF EXISTS regress_pj_grp" >/dev/null 2>&1 || true' EXIT
 
 qd -v mock_url="$MOCK_URL" >/dev/null <<'SQL'
 SET client_min_messages = error;
@@ -153,6 +157,15 @@ REVOKE EXECUTE ON FUNCTION pj.tax(numeric) FROM regress_pj_owner;
 SET ROLE regress_pj_pos;
 $(sale sales 9)
 RESET ROLE;
+GRANT EXECUTE ON FUNCTION pj.tax(numeric) TO regress_pj_grp;
+GRANT regress_pj_grp TO regress_pj_owner;
+SET ROLE regress_pj_pos;
+$(sale sales 10)
+RESET ROLE;
+REVOKE regress_pj_grp FROM regress_pj_owner;
+SET ROLE regress_pj_pos;
+$(sale sales 11)
+RESET ROLE;
 GRANT EXECUTE ON FUNCTION pj.tax(numeric) TO regress_pj_owner;
 SQL
 )
@@ -161,6 +174,13 @@ echo "$out" | grep -q "42501.*permission denied for function amount" \
     || fail "the sale after EXECUTE was revoked from the owner was not refused: $out"
 echo "$out" | grep -q "permission denied for function tax" \
     || fail "the sale after EXECUTE on the inlined SQL function was revoked from the owner was not refused: $out"
+[ "$(echo "$out" | grep -c "permission denied for function tax")" -ge 2 ] \
+    || fail "the sale after the owner lost the role through which it could execute the inlined function was not refused: $out"
+expect_eq "$(qd -c "SELECT string_agg(s.id::text, ',' ORDER BY s.id) FROM pj.sales s WHERE s.id IN (10, 11)")" 10 \
+    "the sale while the owner had the role is in the table, the one after it lost it is not"
+expect_eq "$(qd -c "SELECT string_agg(sale_key || '=' || tax_amount::numeric(12,2), ',' ORDER BY sale_key) FROM sales_api.outbox_stage
+                    WHERE capture_id = $CT AND sale_key IN ('10', '11')")" "10=2.05" \
+    "the inlined function through the role, then nothing once the role was revoked"
 [ "$(echo "$out" | grep -c "Insert on sales")" -ge 4 ] || fail "auto_explain printed fewer plans than expected: $out"
 [ -n "$(ran new)" ] && fail "a single-row statement went through the executor in this session: $out"
 expect_eq "$(qd -c "SELECT string_agg(sale_key || '=' || tax_amount::numeric(12,2), ',' ORDER BY sale_key) FROM sales_api.outbox_stage
