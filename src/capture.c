@@ -72,6 +72,7 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
+#include "dates.h"
 #include "mapal_wire.h"
 #include "mapping.h"
 #include "outbox_stage.h"
@@ -1235,24 +1236,8 @@ arrays_receive(TupleTableSlot *slot, DestReceiver *self)
 																   DatumGetTimestampTz(mv[MAPAL_COL_SLOT])));
 		if (mn[MAPAL_COL_DAY] && !mn[MAPAL_COL_SLOT])
 		{
-			/*
-			 * No business day mapped: the slot's date.  A timestamp and a
-			 * date count from the same day (2000-01-01), so a finite one's
-			 * date is its microseconds divided by a day's, rounded down;
-			 * timestamp_date() for the rest (infinity).
-			 */
-			Timestamp	s = DatumGetTimestamp(mv[MAPAL_COL_SLOT]);
-
-			if (TIMESTAMP_NOT_FINITE(s))
-				mv[MAPAL_COL_DAY] = DirectFunctionCall1(timestamp_date, mv[MAPAL_COL_SLOT]);
-			else
-			{
-				int64		days = s / USECS_PER_DAY;
-
-				if (s % USECS_PER_DAY < 0)
-					days--;
-				mv[MAPAL_COL_DAY] = DateADTGetDatum((DateADT) days);
-			}
+			/* no business day mapped: the slot's date */
+			mv[MAPAL_COL_DAY] = DateADTGetDatum(dates_timestamp_date(DatumGetTimestamp(mv[MAPAL_COL_SLOT])));
 			mn[MAPAL_COL_DAY] = false;
 		}
 		values = mv;

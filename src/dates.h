@@ -23,6 +23,24 @@ extern char *dates_date_str(DateADT d);
 extern void dates_append_timestamp(StringInfo buf, Timestamp ts);
 extern char *dates_timestamp_str(Timestamp ts);
 
+/*
+ * A timestamp's date.  Both count from 2000-01-01, so a finite one's date is
+ * its microseconds divided by a day's, rounded down, with none of
+ * timestamp_date()'s calendar work; infinity goes through timestamp_date().
+ */
+static inline DateADT
+dates_timestamp_date(Timestamp ts)
+{
+	int64		days;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return TIMESTAMP_IS_NOBEGIN(ts) ? DATEVAL_NOBEGIN : DATEVAL_NOEND;
+	days = ts / USECS_PER_DAY;
+	if (ts % USECS_PER_DAY < 0)
+		days--;
+	return (DateADT) days;
+}
+
 /* finite and within the years 1 to 9999, so writable in those formats */
 extern bool dates_date_in_range(DateADT d);
 extern bool dates_timestamp_in_range(Timestamp ts);

@@ -118,7 +118,7 @@ take_slots(OutboxCycle *c, uint64 n)
 			it->out.result = OUTBOX_PERMANENT;
 			it->out.error = "unit_id must be a positive integer";
 		}
-		else if (DatumGetDateADT(DirectFunctionCall1(timestamp_date, TimestampGetDatum(it->slot.slot))) != it->slot.day)
+		else if (dates_timestamp_date(it->slot.slot) != it->slot.day)
 		{
 			/*
 			 * A business_day mapped apart from the slot (a night's sales
