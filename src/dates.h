@@ -26,7 +26,8 @@ extern char *dates_timestamp_str(Timestamp ts);
 /*
  * A timestamp's date.  Both count from 2000-01-01, so a finite one's date is
  * its microseconds divided by a day's, rounded down, with none of
- * timestamp_date()'s calendar work; infinity goes through timestamp_date().
+ * timestamp_date()'s calendar work; the infinities map to the date
+ * infinities, as timestamp_date() maps them.
  */
 static inline DateADT
 dates_timestamp_date(Timestamp ts)
