@@ -31,19 +31,26 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "mapal_wire.h"
@@ -222,6 +229,92 @@ sale_key_expr(Oid relid, text *sale_key)
 				 errmsg("%s has no single-column primary key", qualified_name(relid)),
 				 errhint("Pass sale_key => an expression that identifies a sale.")));
 	return pstrdup(quote_identifier(col));
+}
+
+/*
+ * Whether a valid, non-partial unique index of the table has exactly the
+ * key as its one key column: a column (indkey) or an expression equal()
+ * to the key's parse tree, as CREATE INDEX stores it (transformExpr,
+ * assign_expr_collations; nothing folded, so nothing of the user's runs).
+ * The expression was checked by check_statements() before.
+ */
+static bool
+key_has_unique_index(Oid relid, const char *key)
+{
+	Oid			owner = mapping_table_owner(relid);
+	OwnerScope	scope;
+	Relation	rel;
+	ParseState *pstate;
+	ParseNamespaceItem *nsitem;
+	RawStmt    *raw;
+	ResTarget  *rt;
+	Node	   *expr;
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+
+	/* parsed as the trigger's statements are: the owner, search_path = pg_catalog */
+	mapping_enter_owner(owner, &scope);
+	rel = table_open(relid, AccessShareLock);
+	pstate = make_parsestate(NULL);
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL, false, true);
+	addNSItemToQuery(pstate, nsitem, false, true, true);
+	raw = linitial_node(RawStmt, raw_parser(psprintf("SELECT %s", key), RAW_PARSE_DEFAULT));
+	rt = linitial_node(ResTarget, castNode(SelectStmt, raw->stmt)->targetList);
+	expr = transformExpr(pstate, rt->val, EXPR_KIND_SELECT_TARGET);
+	assign_expr_collations(pstate, expr);
+	free_parsestate(pstate);
+	mapping_leave_owner(&scope);
+
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index ix;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		ix = (Form_pg_index) GETSTRUCT(tup);
+		if (ix->indisunique && ix->indisvalid && ix->indnkeyatts == 1 &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL))
+		{
+			if (ix->indkey.values[0] != 0)
+				found = IsA(expr, Var) && ((Var *) expr)->varno == 1 &&
+					((Var *) expr)->varlevelsup == 0 &&
+					((Var *) expr)->varattno == ix->indkey.values[0];
+			else
+			{
+				bool		isnull;
+				Datum		d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indexprs, &isnull);
+
+				found = !isnull &&
+					equal(linitial((List *) stringToNode(TextDatumGetCString(d))), expr);
+			}
+		}
+		ReleaseSysCache(tup);
+		if (found)
+			break;
+	}
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * A Connecteam sale is replaced and deleted at the vendor by its key: two
+ * rows with one key would overwrite each other there.  A key no unique
+ * index backs may still be unique (built from columns a wider index
+ * covers), so this warns and does not refuse.
+ */
+static void
+warn_if_key_not_unique(Oid relid, const char *key)
+{
+	if (key_has_unique_index(relid, key))
+		return;
+	ereport(WARNING,
+			(errmsg("no unique index of %s has the sale_key %s as its key", qualified_name(relid), key),
+			 errdetail("Connecteam replaces and deletes a sale by its key: two rows with the same key would overwrite each other there."),
+			 errhint("Make the key unique: CREATE UNIQUE INDEX ON %s (%s);", qualified_name(relid), key)));
 }
 
 /*
@@ -517,6 +610,8 @@ sales_api_attach(PG_FUNCTION_ARGS)
 
 	def = mapping_load(id, false);
 	check_statements(def);
+	if (vendor == VENDOR_CONNECTEAM && !PG_ARGISNULL(3))
+		warn_if_key_not_unique(relid, key);
 	inherit_sent(id, relid, fs->serverid, run_as);
 	create_triggers(id, relid);
 	SPI_finish();
