@@ -40,6 +40,7 @@
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "parser/parse_collate.h"
 #include "parser/parse_expr.h"
 #include "parser/parse_relation.h"
@@ -257,7 +258,8 @@ key_has_unique_index(Oid relid, const char *key)
 	mapping_enter_owner(owner, &scope);
 	rel = table_open(relid, AccessShareLock);
 	pstate = make_parsestate(NULL);
-	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL, false, true);
+	/* the table as the capture's statements name it, "s" */
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, makeAlias("s", NIL), false, true);
 	addNSItemToQuery(pstate, nsitem, false, true, true);
 	raw = linitial_node(RawStmt, raw_parser(psprintf("SELECT %s", key), RAW_PARSE_DEFAULT));
 	rt = linitial_node(ResTarget, castNode(SelectStmt, raw->stmt)->targetList);

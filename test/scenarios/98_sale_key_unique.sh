@@ -53,6 +53,7 @@ check "an expression with its unique index"        "CREATE UNIQUE INDEX ON TBL (
 check "an expression, the index on the column"     "CREATE UNIQUE INDEX ON TBL (ref)"               "lower(ref)"             yes
 check "a composite key with its unique index"      "CREATE UNIQUE INDEX ON TBL ((store || '-' || ref))" "store || '-' || ref" no
 check "a composite key, a wider index only"        "CREATE UNIQUE INDEX ON TBL (store, ref)"        "store || '-' || ref"    yes
+check "a key qualified as the statements name the table (s)" "CREATE UNIQUE INDEX ON TBL (ref)"     "s.ref"                  no
 check "a subquery key"                             ""                                               "(SELECT ref)"           yes
 check "a Mapal capture takes no key"               ""                                               "ref"                    no  mapal
 # an index that is not valid (a failed CREATE INDEX CONCURRENTLY) does not count
