@@ -41,6 +41,7 @@
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parse_collate.h"
 #include "parser/parse_expr.h"
 #include "parser/parse_relation.h"
@@ -232,6 +233,17 @@ sale_key_expr(Oid relid, text *sale_key)
 	return pstrdup(quote_identifier(col));
 }
 
+/* a subquery in a raw parse tree */
+static bool
+has_sublink(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink))
+		return true;
+	return raw_expression_tree_walker(node, has_sublink, context);
+}
+
 /*
  * Whether a valid, non-partial unique index of the table has exactly the
  * key as its one key column: a column (indkey) or an expression equal()
@@ -254,6 +266,11 @@ key_has_unique_index(Oid relid, const char *key)
 	ListCell   *lc;
 	bool		found = false;
 
+	raw = linitial_node(RawStmt, raw_parser(psprintf("SELECT %s", key), RAW_PARSE_DEFAULT));
+	rt = linitial_node(ResTarget, castNode(SelectStmt, raw->stmt)->targetList);
+	/* no index expression has a subquery, whose FROM might name what only a statement has */
+	if (has_sublink(rt->val, NULL))
+		return false;
 	/* parsed as the trigger's statements are: the owner, search_path = pg_catalog */
 	mapping_enter_owner(owner, &scope);
 	rel = table_open(relid, AccessShareLock);
@@ -261,8 +278,6 @@ key_has_unique_index(Oid relid, const char *key)
 	/* the table as the capture's statements name it, "s" */
 	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, makeAlias("s", NIL), false, true);
 	addNSItemToQuery(pstate, nsitem, false, true, true);
-	raw = linitial_node(RawStmt, raw_parser(psprintf("SELECT %s", key), RAW_PARSE_DEFAULT));
-	rt = linitial_node(ResTarget, castNode(SelectStmt, raw->stmt)->targetList);
 	expr = transformExpr(pstate, rt->val, EXPR_KIND_SELECT_TARGET);
 	assign_expr_collations(pstate, expr);
 	free_parsestate(pstate);
