@@ -53,6 +53,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
 #include "mapal_wire.h"
@@ -244,15 +245,28 @@ has_sublink(Node *node, void *context)
 	return raw_expression_tree_walker(node, has_sublink, context);
 }
 
+/* what key_check() found */
+typedef enum KeyCheck
+{
+	KEY_INDEXED,				/* a unique index has the key as its key */
+	KEY_NOT_INDEXED,
+	KEY_SUBQUERY,				/* no index expression holds one */
+	KEY_INHERITED,				/* an index covers none of the child tables' rows */
+} KeyCheck;
+
 /*
  * Whether a valid, non-partial unique index of the table has exactly the
  * key as its one key column: a column (indkey) or an expression equal()
  * to the key's parse tree, as CREATE INDEX stores it (transformExpr,
  * assign_expr_collations; nothing folded, so nothing of the user's runs).
+ * A COLLATE or binary-compatible cast at the top is taken off the key
+ * first, as CREATE INDEX takes a COLLATE into the index's collation: two
+ * values unique under any collation are distinct texts.  *expr_sql is
+ * the key as CREATE INDEX would take it (the table's columns unqualified).
  * The expression was checked by check_statements() before.
  */
-static bool
-key_has_unique_index(Oid relid, const char *key)
+static KeyCheck
+key_check(Oid relid, const char *key, char **expr_sql)
 {
 	Oid			owner = mapping_table_owner(relid);
 	OwnerScope	scope;
@@ -264,13 +278,14 @@ key_has_unique_index(Oid relid, const char *key)
 	Node	   *expr;
 	List	   *indexes;
 	ListCell   *lc;
-	bool		found = false;
+	KeyCheck	found = KEY_NOT_INDEXED;
 
+	*expr_sql = NULL;
 	raw = linitial_node(RawStmt, raw_parser(psprintf("SELECT %s", key), RAW_PARSE_DEFAULT));
 	rt = linitial_node(ResTarget, castNode(SelectStmt, raw->stmt)->targetList);
 	/* no index expression has a subquery, whose FROM might name what only a statement has */
 	if (has_sublink(rt->val, NULL))
-		return false;
+		return KEY_SUBQUERY;
 	/* parsed as the trigger's statements are: the owner, search_path = pg_catalog */
 	mapping_enter_owner(owner, &scope);
 	rel = table_open(relid, AccessShareLock);
@@ -282,12 +297,30 @@ key_has_unique_index(Oid relid, const char *key)
 	assign_expr_collations(pstate, expr);
 	free_parsestate(pstate);
 	mapping_leave_owner(&scope);
+	for (;;)
+	{
+		if (IsA(expr, CollateExpr))
+			expr = (Node *) ((CollateExpr *) expr)->arg;
+		else if (IsA(expr, RelabelType))
+			expr = (Node *) ((RelabelType *) expr)->arg;
+		else
+			break;
+	}
+	/* in the caller's search_path, where the hint's statement would run */
+	*expr_sql = deparse_expression(expr, deparse_context_for(RelationGetRelationName(rel), relid),
+								   false, false);
 
+	if (rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass)
+	{
+		table_close(rel, AccessShareLock);
+		return KEY_INHERITED;
+	}
 	indexes = RelationGetIndexList(rel);
 	foreach(lc, indexes)
 	{
 		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
 		Form_pg_index ix;
+		bool		same = false;
 
 		if (!HeapTupleIsValid(tup))
 			continue;
@@ -296,7 +329,7 @@ key_has_unique_index(Oid relid, const char *key)
 			heap_attisnull(tup, Anum_pg_index_indpred, NULL))
 		{
 			if (ix->indkey.values[0] != 0)
-				found = IsA(expr, Var) && ((Var *) expr)->varno == 1 &&
+				same = IsA(expr, Var) && ((Var *) expr)->varno == 1 &&
 					((Var *) expr)->varlevelsup == 0 &&
 					((Var *) expr)->varattno == ix->indkey.values[0];
 			else
@@ -304,13 +337,16 @@ key_has_unique_index(Oid relid, const char *key)
 				bool		isnull;
 				Datum		d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indexprs, &isnull);
 
-				found = !isnull &&
+				same = !isnull &&
 					equal(linitial((List *) stringToNode(TextDatumGetCString(d))), expr);
 			}
 		}
 		ReleaseSysCache(tup);
-		if (found)
+		if (same)
+		{
+			found = KEY_INDEXED;
 			break;
+		}
 	}
 	list_free(indexes);
 	table_close(rel, AccessShareLock);
@@ -326,12 +362,28 @@ key_has_unique_index(Oid relid, const char *key)
 static void
 warn_if_key_not_unique(Oid relid, const char *key)
 {
-	if (key_has_unique_index(relid, key))
+	char	   *expr_sql;
+	KeyCheck	k = key_check(relid, key, &expr_sql);
+	const char *why = "Connecteam replaces and deletes a sale by its key: two rows with the same key would overwrite each other there.";
+
+	if (k == KEY_INDEXED)
 		return;
-	ereport(WARNING,
-			(errmsg("no unique index of %s has the sale_key %s as its key", qualified_name(relid), key),
-			 errdetail("Connecteam replaces and deletes a sale by its key: two rows with the same key would overwrite each other there."),
-			 errhint("Make the key unique: CREATE UNIQUE INDEX ON %s (%s);", qualified_name(relid), key)));
+	if (k == KEY_SUBQUERY)
+		ereport(WARNING,
+				(errmsg("no unique index of %s can have the sale_key %s as its key", qualified_name(relid), key),
+				 errdetail("%s", why),
+				 errhint("An index expression holds no subquery: make the key an expression of the row's own columns, with a unique index on it.")));
+	else if (k == KEY_INHERITED)
+		ereport(WARNING,
+				(errmsg("%s has child tables: no unique index makes the sale_key %s unique across them",
+						qualified_name(relid), key),
+				 errdetail("%s The capture reads the child tables' rows with the table's; an index covers one table only.", why),
+				 errhint("Keep the key unique across the table and its children, for example from one sequence they share.")));
+	else
+		ereport(WARNING,
+				(errmsg("no unique index of %s has the sale_key %s as its key", qualified_name(relid), key),
+				 errdetail("%s", why),
+				 errhint("Make the key unique: CREATE UNIQUE INDEX ON %s ((%s));", qualified_name(relid), expr_sql)));
 }
 
 /*
