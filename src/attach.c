@@ -34,6 +34,7 @@
 #include "access/table.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -310,7 +311,9 @@ key_check(Oid relid, const char *key, char **expr_sql)
 	*expr_sql = deparse_expression(expr, deparse_context_for(RelationGetRelationName(rel), relid),
 								   false, false);
 
-	if (rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass)
+	/* relhassubclass stays set after the last child is dropped, until a VACUUM: ask pg_inherits */
+	if (rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass &&
+		find_inheritance_children(relid, NoLock) != NIL)
 	{
 		table_close(rel, AccessShareLock);
 		return KEY_INHERITED;
